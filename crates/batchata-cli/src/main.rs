@@ -1,0 +1,2 @@
+//! The `batchata` command-line tool.
+fn main() {}
