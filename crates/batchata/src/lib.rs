@@ -1,1 +1,29 @@
-//! batchata
+//! # batchata
+//!
+//! Run large numbers of LLM requests through the providers' asynchronous
+//! batch APIs (Anthropic Message Batches, OpenAI Batch) at half the price of
+//! the live APIs, with a cost limit that is never overspent, one result file
+//! per job, and crash-safe state so a rerun resumes without paying twice.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod catalog;
+pub mod citations;
+pub mod cost;
+pub mod error;
+pub mod files;
+pub mod fixtures;
+mod fsutil;
+pub mod job;
+pub mod providers;
+pub mod result;
+pub mod structured;
+pub mod tokens;
+
+pub use batch::{Batch, BatchParams, DefaultParams, Verbosity};
+pub use catalog::{Catalog, ModelInfo, ProviderKind, Usage};
+pub use error::{Error, Result};
+pub use job::{Job, Message, ResponseSchema, Role};
+pub use providers::{ProviderConfig, ProviderSettings};
+pub use result::{Citation, JobOutcome, JobResult};

@@ -1,0 +1,519 @@
+//! `Batch`: the fluent builder users start from, and `BatchParams`, the
+//! validated configuration it produces.
+//!
+//! Every setter with a bound checks it at once and returns a clear error, and
+//! `add_job` merges the defaults into the job and validates it against the
+//! model's capabilities, so a mistake surfaces before anything is submitted.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, ModelInfo, ProviderKind};
+use crate::error::{Error, Result};
+use crate::files::{self, FileKind};
+use crate::job::{Job, ResponseSchema};
+use crate::providers::ProviderSettings;
+
+/// `max_tokens` used when neither the job nor the defaults set one.
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+/// Default jobs per provider batch.
+pub const DEFAULT_ITEMS_PER_BATCH: usize = 10;
+/// Default provider batches in flight at once.
+pub const DEFAULT_MAX_PARALLEL_BATCHES: usize = 10;
+/// Shortest time limit accepted.
+pub const MIN_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// Longest time limit accepted (the providers' own batch window).
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// PDFs with fewer characters of text per page than this get a warning when cited.
+const LOW_TEXT_CHARS_PER_PAGE: usize = 100;
+
+/// How much the run logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    /// Everything, including each HTTP call.
+    Debug,
+    /// Batch-level events.
+    Info,
+    /// Only what needs attention (the default).
+    #[default]
+    Warn,
+    /// Only errors.
+    Error,
+}
+
+impl Verbosity {
+    /// The matching `tracing` level name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verbosity::Debug => "debug",
+            Verbosity::Info => "info",
+            Verbosity::Warn => "warn",
+            Verbosity::Error => "error",
+        }
+    }
+}
+
+impl std::str::FromStr for Verbosity {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" => Ok(Verbosity::Debug),
+            "info" => Ok(Verbosity::Info),
+            "warn" | "warning" => Ok(Verbosity::Warn),
+            "error" => Ok(Verbosity::Error),
+            other => Err(Error::Validation(format!(
+                "verbosity '{other}' is not one of debug, info, warn, error"
+            ))),
+        }
+    }
+}
+
+/// Parameters every job gets unless it sets its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DefaultParams {
+    /// Default model.
+    pub model: Option<String>,
+    /// Default temperature (dropped for models that take only their default).
+    pub temperature: Option<f64>,
+    /// Default output-token limit.
+    pub max_tokens: Option<u32>,
+    /// Default response schema.
+    pub response_schema: Option<ResponseSchema>,
+    /// Default citations setting.
+    pub enable_citations: Option<bool>,
+}
+
+impl DefaultParams {
+    /// Empty defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the default model.
+    pub fn model(mut self, m: impl Into<String>) -> Self {
+        self.model = Some(m.into());
+        self
+    }
+    /// Sets the default temperature.
+    pub fn temperature(mut self, t: f64) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+    /// Sets the default output-token limit.
+    pub fn max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = Some(n);
+        self
+    }
+    /// Sets the default response schema.
+    pub fn response_schema(mut self, s: ResponseSchema) -> Self {
+        self.response_schema = Some(s);
+        self
+    }
+    /// Sets the default citations setting.
+    pub fn citations(mut self, on: bool) -> Self {
+        self.enable_citations = Some(on);
+        self
+    }
+}
+
+/// The validated configuration of a batch run.
+#[derive(Debug, Clone)]
+pub struct BatchParams {
+    /// Where `{job_id}.json` files go.
+    pub results_dir: PathBuf,
+    /// The crash-safe state file; a temporary one when `None`.
+    pub state_file: Option<PathBuf>,
+    /// Resume from the state file when it exists (default true).
+    pub reuse_state: bool,
+    /// Resubmit jobs that failed in an earlier run of this state.
+    pub retry_failed: bool,
+    /// Provider batches in flight at once.
+    pub max_parallel_batches: usize,
+    /// Jobs per provider batch (also capped by each provider's limits).
+    pub items_per_batch: usize,
+    /// Spending cap in USD.
+    pub cost_limit_usd: Option<f64>,
+    /// Wall-clock cap for the run.
+    pub time_limit: Option<Duration>,
+    /// Defaults merged into each job.
+    pub default_params: DefaultParams,
+    /// Write raw request/response files under `results_dir/raw_files`.
+    pub raw_files: bool,
+    /// How much to log.
+    pub verbosity: Verbosity,
+    /// Expected output as a fraction of `max_tokens`, for the dry run's expected cost.
+    pub expected_output_fraction: f64,
+    /// How often the progress callback fires.
+    pub progress_interval: Duration,
+    /// API keys, base URLs, retries and poll intervals per provider.
+    pub providers: ProviderSettings,
+}
+
+/// The fluent builder of a batch run.
+///
+/// ```no_run
+/// use batchata::{Batch, DefaultParams, Job};
+/// # fn main() -> batchata::Result<()> {
+/// let mut batch = Batch::new("results")
+///     .default_params(DefaultParams::new().model("claude-haiku-4-5").max_tokens(300))
+///     .cost_limit_usd(5.0)?
+///     .items_per_batch(100)?;
+/// batch.add_job(Job::prompt("Name three rivers in Spain."))?;
+/// let run = batch.run_blocking()?;
+/// println!("{} completed", run.results()?.completed.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub(crate) params: BatchParams,
+    pub(crate) jobs: Vec<Job>,
+    ids: HashSet<String>,
+    next_id: u64,
+    pub(crate) catalog: Arc<Catalog>,
+    models_file_error: Option<String>,
+}
+
+impl Batch {
+    /// A batch writing its results into `results_dir`.
+    pub fn new(results_dir: impl AsRef<Path>) -> Self {
+        let (catalog, err) = match Catalog::load_default() {
+            Ok(c) => (c, None),
+            Err(e) => (Catalog::builtin().clone(), Some(e.to_string())),
+        };
+        Batch {
+            params: BatchParams {
+                results_dir: results_dir.as_ref().to_path_buf(),
+                state_file: None,
+                reuse_state: true,
+                retry_failed: false,
+                max_parallel_batches: DEFAULT_MAX_PARALLEL_BATCHES,
+                items_per_batch: DEFAULT_ITEMS_PER_BATCH,
+                cost_limit_usd: None,
+                time_limit: None,
+                default_params: DefaultParams::default(),
+                raw_files: true,
+                verbosity: Verbosity::default(),
+                expected_output_fraction: 0.25,
+                progress_interval: Duration::from_secs(1),
+                providers: ProviderSettings::from_env(),
+            },
+            jobs: Vec::new(),
+            ids: HashSet::new(),
+            next_id: 0,
+            catalog: Arc::new(catalog),
+            models_file_error: err,
+        }
+    }
+
+    /// Keeps crash-safe state in `path`; with `reuse` a rerun resumes from it.
+    pub fn state_file(mut self, path: impl AsRef<Path>, reuse: bool) -> Self {
+        self.params.state_file = Some(path.as_ref().to_path_buf());
+        self.params.reuse_state = reuse;
+        self
+    }
+
+    /// On resume, resubmit the jobs that failed before (only those).
+    pub fn retry_failed(mut self, on: bool) -> Self {
+        self.params.retry_failed = on;
+        self
+    }
+
+    /// Parameters for jobs that do not set their own.
+    pub fn default_params(mut self, defaults: DefaultParams) -> Self {
+        self.params.default_params = defaults;
+        self
+    }
+
+    /// Stops submitting once estimated spend would pass `usd` (> 0).
+    pub fn cost_limit_usd(mut self, usd: f64) -> Result<Self> {
+        if !(usd.is_finite() && usd > 0.0) {
+            return Err(Error::Validation(format!(
+                "cost_limit_usd must be a positive number of dollars, got {usd}"
+            )));
+        }
+        self.params.cost_limit_usd = Some(usd);
+        Ok(self)
+    }
+
+    /// Stops the run after `limit` (10 s to 24 h), cancelling what is still running.
+    pub fn time_limit(mut self, limit: Duration) -> Result<Self> {
+        if limit < MIN_TIME_LIMIT || limit > MAX_TIME_LIMIT {
+            return Err(Error::Validation(format!(
+                "time_limit must be between 10 seconds and 24 hours, got {}",
+                humantime::format_duration(limit)
+            )));
+        }
+        self.params.time_limit = Some(limit);
+        Ok(self)
+    }
+
+    /// The time limit from hours, minutes and seconds combined.
+    pub fn time_limit_hms(self, hours: u64, minutes: u64, seconds: u64) -> Result<Self> {
+        let total = hours
+            .saturating_mul(3600)
+            .saturating_add(minutes.saturating_mul(60))
+            .saturating_add(seconds);
+        self.time_limit(Duration::from_secs(total))
+    }
+
+    /// How much to log.
+    pub fn verbosity(mut self, v: Verbosity) -> Self {
+        self.params.verbosity = v;
+        self
+    }
+
+    /// Jobs per provider batch (> 0; default 10).
+    pub fn items_per_batch(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Validation(
+                "items_per_batch must be at least 1".into(),
+            ));
+        }
+        self.params.items_per_batch = n;
+        Ok(self)
+    }
+
+    /// Provider batches in flight at once (> 0; default 10).
+    pub fn max_parallel_batches(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Validation(
+                "max_parallel_batches must be at least 1".into(),
+            ));
+        }
+        self.params.max_parallel_batches = n;
+        Ok(self)
+    }
+
+    /// Writes raw request and response files under `results_dir/raw_files` (default on).
+    pub fn raw_files(mut self, on: bool) -> Self {
+        self.params.raw_files = on;
+        self
+    }
+
+    /// Output assumed for the expected cost, as a fraction of `max_tokens` (0 to 1; default 0.25).
+    pub fn expected_output_fraction(mut self, f: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&f) {
+            return Err(Error::Validation(format!(
+                "expected_output_fraction must be between 0 and 1, got {f}"
+            )));
+        }
+        self.params.expected_output_fraction = f;
+        Ok(self)
+    }
+
+    /// How often the progress callback fires (default 1 s).
+    pub fn progress_interval(mut self, d: Duration) -> Self {
+        self.params.progress_interval = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Replaces the provider settings (keys, base URLs, retries, poll intervals).
+    pub fn providers(mut self, settings: ProviderSettings) -> Self {
+        self.params.providers = settings;
+        self
+    }
+
+    /// Adds or overrides models from a JSON file shaped like the built-in catalog.
+    pub fn models_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        let mut catalog = (*self.catalog).clone();
+        catalog.merge_file(path.as_ref())?;
+        self.catalog = Arc::new(catalog);
+        self.models_file_error = None;
+        Ok(self)
+    }
+
+    /// The validated parameters.
+    pub fn params(&self) -> &BatchParams {
+        &self.params
+    }
+
+    /// The jobs added so far, defaults merged.
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// The catalog this batch resolves models with.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Merges the defaults into `job`, validates it and adds it; returns its id.
+    pub fn add_job(&mut self, job: Job) -> Result<String> {
+        if let Some(e) = &self.models_file_error {
+            return Err(Error::Validation(format!(
+                "the models file from {} could not be loaded: {e}",
+                crate::catalog::MODELS_FILE_ENV
+            )));
+        }
+        let job = self.prepare(job)?;
+        let id = job.id_str().to_string();
+        self.ids.insert(id.clone());
+        self.jobs.push(job);
+        Ok(id)
+    }
+
+    /// Merges defaults, assigns an id and validates, without adding.
+    pub(crate) fn prepare(&mut self, mut job: Job) -> Result<Job> {
+        job.check_shape()?;
+        match &job.id {
+            Some(id) if self.ids.contains(id) => {
+                return Err(Error::Validation(format!(
+                    "job id '{id}' is used twice in this batch; ids must be unique"
+                )))
+            }
+            Some(_) => {}
+            None => job.id = Some(self.generate_id()),
+        }
+        let d = &self.params.default_params;
+        let temperature_from_job = job.temperature.is_some();
+        if job.model.is_none() {
+            job.model = d.model.clone();
+        }
+        if job.temperature.is_none() {
+            job.temperature = d.temperature;
+        }
+        if job.max_tokens.is_none() {
+            job.max_tokens = Some(d.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
+        }
+        if job.response_schema.is_none() {
+            job.response_schema = d.response_schema.clone();
+        }
+        if !job.enable_citations && job.file.is_some() {
+            job.enable_citations = d.enable_citations.unwrap_or(false);
+        }
+        let id = job.id_str().to_string();
+        let model_name = job.model.clone().ok_or_else(|| {
+            Error::job_field(
+                &id,
+                "model",
+                "no model given; set it on the job or in default_params",
+            )
+        })?;
+        let model = self
+            .catalog
+            .lookup(&model_name)
+            .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
+        crate::providers::check_provider_available(model.provider)
+            .map_err(|e| Error::ProviderNotFound(format!("job '{id}': {e}")))?;
+        if !model.capabilities.temperature && job.temperature.is_some() {
+            if temperature_from_job {
+                return Err(Error::job_field(
+                    &id,
+                    "temperature",
+                    format!(
+                        "model '{}' takes only its default temperature; remove temperature from this job",
+                        model.name
+                    ),
+                ));
+            }
+            job.temperature = None;
+        }
+        validate_against_model(&job, &model)?;
+        Ok(job)
+    }
+
+    fn generate_id(&mut self) -> String {
+        // Sequential ids are unique by construction; the loop only skips ids a
+        // user happened to take.
+        loop {
+            let id = format!("job-{:06}", self.next_id);
+            self.next_id += 1;
+            if !self.ids.contains(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Checks a merged job against what its model can do.
+pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
+    let id = job.id_str();
+    if let Some(t) = job.temperature {
+        if t > model.capabilities.temperature_max {
+            return Err(Error::job_field(
+                id,
+                "temperature",
+                format!(
+                    "{t} is above {}'s maximum of {}; use 0 to {}",
+                    model.name,
+                    model.capabilities.temperature_max,
+                    model.capabilities.temperature_max
+                ),
+            ));
+        }
+    }
+    let max = job.max_tokens_or_default();
+    if max > model.max_output_tokens {
+        return Err(Error::job_field(
+            id,
+            "max_tokens",
+            format!(
+                "{max} is above {}'s limit of {}; lower it",
+                model.name, model.max_output_tokens
+            ),
+        ));
+    }
+    if job.enable_citations && !model.capabilities.citations {
+        return Err(Error::ModelNotSupported(format!(
+            "job '{id}': field 'enable_citations': model '{}' ({}) does not support citations; use an Anthropic Claude model or turn citations off",
+            model.name, model.provider
+        )));
+    }
+    if let Some(path) = &job.file {
+        let kind = files::file_kind(path).map_err(|e| Error::job_field(id, "file", e))?;
+        let ext = files::extension(path);
+        if !path.is_file() {
+            return Err(Error::job_field(
+                id,
+                "file",
+                format!("'{}' does not exist or is not a file", path.display()),
+            ));
+        }
+        if !model.accepts_file_type(&ext) {
+            return Err(Error::ModelNotSupported(format!(
+                "job '{id}': field 'file': model '{}' does not accept .{ext} files (it takes: {})",
+                model.name,
+                model.capabilities.file_types.join(", ")
+            )));
+        }
+        if job.enable_citations {
+            match kind {
+                FileKind::Image(_) => return Err(Error::job_field(
+                    id,
+                    "enable_citations",
+                    "images cannot be cited; send a PDF or text document, or turn citations off",
+                )),
+                FileKind::Pdf => {
+                    let info = files::pdf_info(&files::read(path)?)
+                        .map_err(|e| Error::job_field(id, "file", e))?;
+                    let chars = info.text_chars();
+                    if chars == 0 {
+                        return Err(Error::job_field(
+                            id,
+                            "enable_citations",
+                            format!(
+                                "'{}' has no extractable text (a scan?), so nothing can be cited; OCR it first or turn citations off",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    if chars < LOW_TEXT_CHARS_PER_PAGE * info.pages.max(1) {
+                        tracing::warn!(job = id, file = %path.display(), chars, pages = info.pages,
+                            "PDF has little extractable text; citations may be sparse");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if model.provider == ProviderKind::Anthropic {
+        if let Some(msgs) = &job.messages {
+            crate::providers::anthropic::request::check_alternation(id, msgs)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `CostTracker`: thread-safe reservation of estimated cost against the
+//! run's limit, adjusted to actual cost when results arrive.
+//!
+//! A batch reserves its worst-case cost before it is submitted; if that would
+//! pass the limit the batch is not submitted at all. When its results come
+//! in, the reservation is swapped for what the provider actually billed, so
+//! later batches can use the difference.
+
+use std::sync::Mutex;
+
+/// Spend accounting for one run.
+#[derive(Debug)]
+pub struct CostTracker {
+    limit: Option<f64>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    used: f64,
+    reserved: f64,
+}
+
+impl CostTracker {
+    /// A tracker with an optional limit in USD, starting from `already_used`
+    /// (spend recorded by earlier runs of the same state).
+    pub fn new(limit: Option<f64>, already_used: f64) -> Self {
+        CostTracker {
+            limit,
+            inner: Mutex::new(Inner {
+                used: already_used,
+                reserved: 0.0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves `amount`; false (and nothing reserved) when it would pass the limit.
+    pub fn reserve(&self, amount: f64) -> bool {
+        let mut g = self.lock();
+        if let Some(limit) = self.limit {
+            if g.used + g.reserved + amount > limit + 1e-12 {
+                return false;
+            }
+        }
+        g.reserved += amount;
+        true
+    }
+
+    /// Replaces a reservation by the actual cost.
+    pub fn settle(&self, reserved: f64, actual: f64) {
+        let mut g = self.lock();
+        g.reserved = (g.reserved - reserved).max(0.0);
+        g.used += actual;
+    }
+
+    /// Adds actual cost that had no reservation.
+    pub fn add_actual(&self, actual: f64) {
+        self.lock().used += actual;
+    }
+
+    /// Releases a reservation without cost (a batch never submitted).
+    pub fn release(&self, reserved: f64) {
+        let mut g = self.lock();
+        g.reserved = (g.reserved - reserved).max(0.0);
+    }
+
+    /// Actual spend so far.
+    pub fn used(&self) -> f64 {
+        self.lock().used
+    }
+
+    /// Reserved but not yet settled.
+    pub fn reserved(&self) -> f64 {
+        self.lock().reserved
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+
+    /// What can still be reserved.
+    pub fn remaining(&self) -> Option<f64> {
+        let g = self.lock();
+        self.limit.map(|l| (l - g.used - g.reserved).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_settle_release() {
+        let t = CostTracker::new(Some(1.0), 0.0);
+        assert!(t.reserve(0.6));
+        assert!(!t.reserve(0.5), "0.6 + 0.5 passes the limit");
+        t.settle(0.6, 0.1);
+        assert!((t.used() - 0.1).abs() < 1e-12);
+        assert!(t.reserve(0.5));
+        t.release(0.5);
+        assert_eq!(t.reserved(), 0.0);
+        assert!((t.remaining().unwrap() - 0.9).abs() < 1e-12);
+        let unlimited = CostTracker::new(None, 2.0);
+        assert!(unlimited.reserve(1e9));
+        assert_eq!(unlimited.remaining(), None);
+    }
+}

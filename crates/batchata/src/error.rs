@@ -1,0 +1,85 @@
+//! The one error type of the library.
+//!
+//! Every variant carries a message written for the person who has to fix the
+//! problem: it names the job or field at fault and says what to do. The kinds
+//! follow the Python library's exceptions so users moving over find the same
+//! vocabulary, plus HTTP and I/O errors that carry their context.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in batchata.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A job, a parameter or an input file is not acceptable.
+    #[error("{0}")]
+    Validation(String),
+    /// No provider serves the requested model.
+    #[error("{0}")]
+    ProviderNotFound(String),
+    /// The model exists but cannot do what the job asks (files, citations, limits).
+    #[error("{0}")]
+    ModelNotSupported(String),
+    /// A provider refused to create a batch.
+    #[error("{0}")]
+    BatchSubmission(String),
+    /// Submitting would spend more than the cost limit allows.
+    #[error("{0}")]
+    CostLimitExceeded(String),
+    /// The run's state file could not be read or written.
+    #[error("{0}")]
+    State(String),
+    /// A provider reply or a user file could not be parsed.
+    #[error("{0}")]
+    Parse(String),
+    /// The time limit passed.
+    #[error("{0}")]
+    Timeout(String),
+    /// An HTTP call failed; the message never contains an API key.
+    #[error("{message}")]
+    Http {
+        /// HTTP status, when the server answered.
+        status: Option<u16>,
+        /// What happened and what to do, with any secret redacted.
+        message: String,
+        /// Whether trying again later may succeed.
+        retryable: bool,
+    },
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it concerns.
+    pub fn io(action: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: format!("could not {action} {}", path.into().display()),
+            source,
+        }
+    }
+
+    /// Builds a validation error for one job's field.
+    pub fn job_field(job_id: &str, field: &str, problem: impl std::fmt::Display) -> Self {
+        Error::Validation(format!("job '{job_id}': field '{field}': {problem}"))
+    }
+
+    /// True for errors that may go away on their own (rate limits, outages).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Http {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}

@@ -1,0 +1,435 @@
+//! The `Provider` trait, the settings each provider is built from, the
+//! normalized batch status, and the registry that turns a model's provider
+//! kind into a client.
+//!
+//! A provider knows its wire format and nothing else: cost limits, state,
+//! scheduling and progress belong to the run engine. Jobs are sent with
+//! `custom_id` = job id (ids are already restricted to what every provider
+//! accepts), and results are matched back by that id, never by position.
+
+pub mod anthropic;
+pub mod http;
+pub mod openai;
+pub mod raw;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, ModelInfo, ProviderKind, Usage};
+use crate::citations;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::result::{Citation, JobResult};
+use crate::structured;
+
+pub use http::{HttpClient, Secret};
+
+/// Connection settings of one provider.
+#[derive(Clone, Default)]
+pub struct ProviderConfig {
+    /// API key; from the provider's usual environment variable when not set.
+    pub api_key: Option<Secret>,
+    /// Base URL, as the official SDK's `*_BASE_URL` variable has it.
+    pub base_url: Option<String>,
+    /// Retries per HTTP call after the first attempt (default 2, as the SDKs).
+    pub max_retries: Option<u32>,
+    /// How often to poll a batch (Anthropic 1 s, OpenAI 5 s by default).
+    pub poll_interval: Option<Duration>,
+    /// Timeout of one HTTP call (default 600 s).
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("max_retries", &self.max_retries)
+            .field("poll_interval", &self.poll_interval)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// Sets the API key.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(Secret::new(key));
+        self
+    }
+    /// Sets the base URL.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+    /// Sets the retries per call.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+    /// Sets the poll interval.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = Some(d);
+        self
+    }
+    /// Sets the per-call timeout.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+}
+
+/// Settings for every provider.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    /// Anthropic.
+    pub anthropic: ProviderConfig,
+    /// OpenAI.
+    pub openai: ProviderConfig,
+    /// Gemini.
+    pub gemini: ProviderConfig,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl ProviderSettings {
+    /// Keys and base URLs from the official SDKs' environment variables:
+    /// `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`, `OPENAI_API_KEY` /
+    /// `OPENAI_BASE_URL`, `GOOGLE_API_KEY` (wins) or `GEMINI_API_KEY` /
+    /// `GOOGLE_GEMINI_BASE_URL`.
+    pub fn from_env() -> Self {
+        ProviderSettings {
+            anthropic: ProviderConfig {
+                api_key: env_nonempty("ANTHROPIC_API_KEY").map(Secret::new),
+                base_url: env_nonempty("ANTHROPIC_BASE_URL"),
+                ..Default::default()
+            },
+            openai: ProviderConfig {
+                api_key: env_nonempty("OPENAI_API_KEY").map(Secret::new),
+                base_url: env_nonempty("OPENAI_BASE_URL"),
+                ..Default::default()
+            },
+            gemini: ProviderConfig {
+                api_key: env_nonempty("GOOGLE_API_KEY")
+                    .or_else(|| env_nonempty("GEMINI_API_KEY"))
+                    .map(Secret::new),
+                base_url: env_nonempty("GOOGLE_GEMINI_BASE_URL"),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The settings of one provider.
+    pub fn get(&self, kind: ProviderKind) -> &ProviderConfig {
+        match kind {
+            ProviderKind::Anthropic => &self.anthropic,
+            ProviderKind::OpenAi => &self.openai,
+            ProviderKind::Gemini => &self.gemini,
+        }
+    }
+
+    /// The settings of one provider, to change.
+    pub fn get_mut(&mut self, kind: ProviderKind) -> &mut ProviderConfig {
+        match kind {
+            ProviderKind::Anthropic => &mut self.anthropic,
+            ProviderKind::OpenAi => &mut self.openai,
+            ProviderKind::Gemini => &mut self.gemini,
+        }
+    }
+}
+
+/// A provider's hard limits on one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most requests in one batch.
+    pub max_requests: usize,
+    /// Most bytes of request data in one batch.
+    pub max_bytes: u64,
+    /// Whether every request of a batch must use the same model.
+    pub one_model_per_batch: bool,
+}
+
+/// A provider batch's state, the same words for every provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchState {
+    /// Accepted, not yet running (OpenAI `validating`).
+    Pending,
+    /// Running, or finalizing, or cancelling.
+    Running,
+    /// Ended; results can be collected.
+    Complete,
+    /// Ended without running, or expired; any finished lines can still be collected.
+    Failed,
+    /// Ended after a cancel; any finished lines can still be collected.
+    Cancelled,
+}
+
+impl BatchState {
+    /// True once the provider will not change the batch any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            BatchState::Complete | BatchState::Failed | BatchState::Cancelled
+        )
+    }
+}
+
+/// Request counts as the provider reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// Requests in the batch.
+    pub total: u64,
+    /// Still running.
+    pub processing: u64,
+    /// Finished with an answer.
+    pub succeeded: u64,
+    /// Finished with an error.
+    pub errored: u64,
+    /// Cancelled before running.
+    pub cancelled: u64,
+    /// Not run before the batch expired.
+    pub expired: u64,
+}
+
+/// A batch's status: the normalized state plus the provider's own words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchStatus {
+    /// Normalized state.
+    pub state: BatchState,
+    /// The provider's status string (`in_progress`, `finalizing`, ...).
+    pub provider_status: String,
+    /// Request counts.
+    pub counts: RequestCounts,
+    /// Why the batch failed, when it did.
+    pub error: Option<String>,
+}
+
+/// What `create_batch` needs.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRequest<'a> {
+    /// The jobs, defaults merged and validated.
+    pub jobs: &'a [Job],
+    /// The run's id, stored in the batch's metadata where the provider has it.
+    pub run_id: &'a str,
+    /// The batch's index in the run.
+    pub batch_index: usize,
+    /// `results_dir/raw_files` when raw files are on.
+    pub raw_dir: Option<&'a Path>,
+}
+
+/// What `create_batch` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedBatch {
+    /// The provider's batch id.
+    pub batch_id: String,
+    /// `(custom_id, job_id)` for every request; identical today, kept explicit
+    /// so the engine never relies on position.
+    pub job_mapping: Vec<(String, String)>,
+}
+
+/// What `get_batch_results` needs to turn provider lines into `JobResult`s.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultsContext<'a> {
+    /// The batch's jobs (for schemas, citations, models, and the ones with no line).
+    pub jobs: &'a [Job],
+    /// `results_dir/raw_files` when raw files are on.
+    pub raw_dir: Option<&'a Path>,
+}
+
+/// How the run looks for a batch whose create call may have reached the
+/// provider before the process died.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProbe<'a> {
+    /// The run's id (OpenAI metadata).
+    pub run_id: &'a str,
+    /// The batch's index (OpenAI metadata).
+    pub batch_index: usize,
+    /// How many requests it had (Anthropic match).
+    pub request_count: usize,
+    /// When the create call was about to be made (Anthropic match: created at or after).
+    pub intent_at: chrono::DateTime<chrono::Utc>,
+    /// Provider batch ids already known to the run, never adopted twice.
+    pub known_ids: &'a [String],
+}
+
+/// Receives results one at a time, so no batch's results sit in memory together.
+pub type ResultSink<'a> = dyn FnMut(JobResult) -> Result<()> + Send + 'a;
+
+/// One provider's batch API.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+
+    /// Provider-specific checks of a merged job, beyond the catalog's.
+    fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()>;
+
+    /// The provider's per-batch limits.
+    fn limits(&self) -> BatchLimits;
+
+    /// How often to poll a batch.
+    fn polling_interval(&self) -> Duration;
+
+    /// Estimated (input tokens, worst-case cost in USD) of jobs at batch prices:
+    /// input estimate plus full `max_tokens` of output.
+    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate>;
+
+    /// Builds the wire requests and creates the batch.
+    async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch>;
+
+    /// The batch's current status.
+    async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus>;
+
+    /// Streams the batch's results into `sink`, one `JobResult` per job of
+    /// `ctx.jobs`: jobs with no line in the provider's output come back failed
+    /// with the reason.
+    async fn get_batch_results(
+        &self,
+        batch_id: &str,
+        ctx: ResultsContext<'_>,
+        sink: &mut ResultSink<'_>,
+    ) -> Result<()>;
+
+    /// Asks the provider to cancel the batch.
+    async fn cancel_batch(&self, batch_id: &str) -> Result<()>;
+
+    /// Finds a batch created for `probe` whose id was never recorded.
+    async fn find_batch(&self, probe: BatchProbe<'_>) -> Result<Option<String>>;
+}
+
+/// Estimated cost of some jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    /// Estimated input tokens.
+    pub input_tokens: u64,
+    /// Output tokens at full `max_tokens`.
+    pub max_output_tokens: u64,
+    /// Worst case in USD: input plus full `max_tokens` of output.
+    pub worst_case_usd: f64,
+    /// Input plus output at full `max_tokens` priced separately, for the expected cost.
+    pub output_usd_at_max: f64,
+}
+
+impl CostEstimate {
+    /// Adds another estimate.
+    pub fn add(&mut self, other: &CostEstimate) {
+        self.input_tokens += other.input_tokens;
+        self.max_output_tokens += other.max_output_tokens;
+        self.worst_case_usd += other.worst_case_usd;
+        self.output_usd_at_max += other.output_usd_at_max;
+    }
+
+    /// Expected cost with output at `fraction` of `max_tokens`.
+    pub fn expected_usd(&self, fraction: f64) -> f64 {
+        (self.worst_case_usd - self.output_usd_at_max) + self.output_usd_at_max * fraction
+    }
+}
+
+/// Worst-case cost of jobs from the catalog and the token estimator; shared
+/// by every provider's `estimate_cost`.
+pub fn estimate_jobs_cost(catalog: &Catalog, jobs: &[Job]) -> Result<CostEstimate> {
+    let mut total = CostEstimate::default();
+    for job in jobs {
+        let model = catalog.lookup(job.model_name())?;
+        let input = crate::tokens::estimate_job_input(&model, job)
+            .map_err(|e| Error::Validation(format!("job '{}': {e}", job.id_str())))?;
+        let output = job.max_tokens_or_default() as u64;
+        let output_usd = model.batch_cost(&Usage {
+            output_tokens: output,
+            ..Default::default()
+        });
+        let input_usd = model.batch_cost(&Usage {
+            input_tokens: input,
+            ..Default::default()
+        });
+        total.add(&CostEstimate {
+            input_tokens: input,
+            max_output_tokens: output,
+            worst_case_usd: input_usd + output_usd,
+            output_usd_at_max: output_usd,
+        });
+    }
+    Ok(total)
+}
+
+/// The parts of a successful answer, provider-neutral.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// All text blocks joined.
+    pub text: String,
+    /// A structured answer delivered as data (a forced tool's input), if any.
+    pub structured: Option<serde_json::Value>,
+    /// Citations from the answer.
+    pub citations: Vec<Citation>,
+    /// Tokens billed.
+    pub usage: Usage,
+}
+
+/// Turns an answer into a `JobResult`: cost at batch prices, the structured
+/// answer parsed and validated, citations mapped to fields.
+pub fn build_result(job: &Job, model: &ModelInfo, batch_id: &str, answer: Answer) -> JobResult {
+    let mut result = JobResult {
+        job_id: job.id_str().to_string(),
+        raw_response: Some(answer.text.clone()),
+        input_tokens: answer.usage.total_input(),
+        output_tokens: answer.usage.output_tokens,
+        cost_usd: model.batch_cost(&answer.usage),
+        batch_id: Some(batch_id.to_string()),
+        ..Default::default()
+    };
+    if !answer.citations.is_empty() {
+        result.citations = Some(answer.citations.clone());
+    }
+    if let Some(schema) = &job.response_schema {
+        let parsed = match answer.structured {
+            Some(v) => structured::validate(v, schema),
+            None => structured::parse(&answer.text, schema),
+        };
+        match parsed {
+            Ok(p) => {
+                if !answer.citations.is_empty() {
+                    let mapping = citations::map_fields(&p.value, &answer.citations);
+                    result.warnings.extend(mapping.warnings);
+                    result.citation_mappings = Some(mapping.fields);
+                }
+                result.parsed_response = Some(p.value);
+                result.validation_errors = p.validation_errors;
+            }
+            Err(e) => result.error = Some(e.to_string()),
+        }
+    }
+    result
+}
+
+/// Refuses models whose provider has no client yet.
+pub fn check_provider_available(kind: ProviderKind) -> Result<()> {
+    match kind {
+        ProviderKind::Anthropic | ProviderKind::OpenAi => Ok(()),
+        ProviderKind::Gemini => Err(Error::ProviderNotFound(
+            "Gemini batch support is not available yet; use an Anthropic or OpenAI model".into(),
+        )),
+    }
+}
+
+/// Builds the client of one provider.
+pub fn create_provider(
+    kind: ProviderKind,
+    config: &ProviderConfig,
+    catalog: Arc<Catalog>,
+) -> Result<Arc<dyn Provider>> {
+    match kind {
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(
+            config, catalog,
+        )?)),
+        ProviderKind::OpenAi => Ok(Arc::new(openai::OpenAiProvider::new(config, catalog)?)),
+        ProviderKind::Gemini => check_provider_available(kind)
+            .and_then(|_| Err(Error::ProviderNotFound("no Gemini provider".into()))),
+    }
+}

@@ -1,0 +1,1 @@
+//! Building OpenAI Batch request lines from jobs.

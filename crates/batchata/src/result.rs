@@ -1,0 +1,167 @@
+//! `JobResult` and `Citation`: what a finished job leaves behind.
+//!
+//! One `JobResult` is written per job as `{results_dir}/{job_id}.json`, with
+//! the same field names as the Python library's result files so existing
+//! tooling can read them. Two optional fields are ours: `validation_errors`
+//! (a structured answer that parsed but broke its schema) and `warnings`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A passage of the source document that backs part of the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The cited text, as it stands in the document.
+    pub text: String,
+    /// The document it comes from (its title, usually the file name).
+    pub source: String,
+    /// The first page, for PDFs (1-based).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Provider details: citation type, index ranges, end page, answer text.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// In field mappings: "high", "medium" or "low".
+    #[serde(default)]
+    pub confidence: Option<String>,
+    /// In field mappings: why this citation was matched to the field.
+    #[serde(default)]
+    pub match_reason: Option<String>,
+}
+
+/// The outcome of one job.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The job's id.
+    pub job_id: String,
+    /// The model's answer text (all text blocks joined).
+    #[serde(default)]
+    pub raw_response: Option<String>,
+    /// The structured answer, when the job had a response schema.
+    #[serde(default)]
+    pub parsed_response: Option<serde_json::Value>,
+    /// Every citation the provider returned.
+    #[serde(default)]
+    pub citations: Option<Vec<Citation>>,
+    /// For structured answers with citations: field path → citations backing it.
+    #[serde(default)]
+    pub citation_mappings: Option<BTreeMap<String, Vec<Citation>>>,
+    /// Input tokens billed (including cache reads and writes).
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Output tokens billed.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Cost in USD at batch prices.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Why the job failed; `None` on success.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The provider batch that ran the job.
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    /// Schema violations of a structured answer that parsed as JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<String>,
+    /// Things the user should know that did not fail the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Error text of jobs cancelled by the user.
+pub const CANCELLED_BY_USER: &str = "Cancelled by user";
+/// Error text of jobs not run because of the cost limit.
+pub const COST_LIMIT_EXCEEDED: &str = "Cost limit exceeded";
+/// Error text of jobs stopped by the time limit.
+pub const TIME_LIMIT_EXCEEDED: &str = "Time limit exceeded";
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobOutcome {
+    /// An answer arrived.
+    Completed,
+    /// The job failed (provider error, parse error, limits).
+    Failed,
+    /// The user stopped the run before the job finished.
+    Cancelled,
+}
+
+impl JobResult {
+    /// A failed result with a reason.
+    pub fn failed(job_id: impl Into<String>, error: impl Into<String>) -> Self {
+        JobResult {
+            job_id: job_id.into(),
+            error: Some(error.into()),
+            ..Default::default()
+        }
+    }
+
+    /// True when the job produced an answer.
+    pub fn is_success(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Input plus output tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+
+    /// How the job ended, read from the result itself.
+    pub fn outcome(&self) -> JobOutcome {
+        match &self.error {
+            None => JobOutcome::Completed,
+            Some(e) if e.starts_with(CANCELLED_BY_USER) => JobOutcome::Cancelled,
+            Some(_) => JobOutcome::Failed,
+        }
+    }
+
+    /// The structured answer as a typed value.
+    pub fn parsed<T: DeserializeOwned>(&self) -> Result<T> {
+        let value = self.parsed_response.as_ref().ok_or_else(|| {
+            Error::Parse(format!(
+                "job '{}' has no parsed response (did the job set a response schema, and did it succeed?)",
+                self.job_id
+            ))
+        })?;
+        T::deserialize(value).map_err(|e| {
+            Error::Parse(format!(
+                "job '{}': parsed response does not fit the requested type: {e}",
+                self.job_id
+            ))
+        })
+    }
+
+    /// Serialises to pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| {
+            Error::Parse(format!(
+                "job '{}': cannot serialise result: {e}",
+                self.job_id
+            ))
+        })
+    }
+
+    /// Reads a result from JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::Parse(format!("not a job result: {e}")))
+    }
+
+    /// Writes the result to `path` atomically (temp file in the same folder, then rename).
+    pub fn save_to_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let json = self.to_json()?;
+        crate::fsutil::write_atomic(path.as_ref(), json.as_bytes())
+    }
+
+    /// Reads a result file.
+    pub fn load_from_json(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        Self::from_json(&text).map_err(|e| Error::Parse(format!("{}: {e}", path.display())))
+    }
+}

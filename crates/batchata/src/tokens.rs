@@ -1,0 +1,73 @@
+//! Input token estimates, for cost reservations and the dry run.
+//!
+//! OpenAI models use the `o200k_base` tokenizer, bundled with `tiktoken-rs`,
+//! so their counts are exact for text. Anthropic and Gemini publish no
+//! offline tokenizer: we estimate conservatively (about 3 bytes a token,
+//! which overstates typical English by ~20%) so the cost limit errs on the
+//! safe side. PDFs count per page (text plus the page image the providers
+//! render), images at the providers' upper bound.
+
+use std::path::Path;
+
+use crate::catalog::ModelInfo;
+use crate::error::Result;
+use crate::files::{self, FileKind};
+use crate::job::Job;
+
+/// Tokens assumed for each PDF page on top of its text (page image).
+pub const PDF_PAGE_TOKENS: u64 = 1_500;
+/// Tokens assumed for one image (the providers' upper bound after resizing).
+pub const IMAGE_TOKENS: u64 = 1_600;
+/// Overhead per chat message (role markers).
+const MESSAGE_OVERHEAD: u64 = 4;
+
+/// Counts or estimates the tokens of a text for a model.
+pub fn count_text(model: &ModelInfo, text: &str) -> u64 {
+    match model.capabilities.tokenizer.as_str() {
+        "o200k_base" => tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(text)
+            .len() as u64,
+        "cl100k_base" => tiktoken_rs::cl100k_base_singleton()
+            .encode_ordinary(text)
+            .len() as u64,
+        _ => estimate_text(text),
+    }
+}
+
+/// The conservative estimate used where no tokenizer is bundled.
+pub fn estimate_text(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(3)
+}
+
+/// Tokens of a file sent to a model.
+pub fn count_file(model: &ModelInfo, path: &Path) -> Result<u64> {
+    Ok(match files::file_kind(path)? {
+        FileKind::Pdf => {
+            let info = files::pdf_info(&files::read(path)?)?;
+            let text: u64 = info.page_text.iter().map(|t| count_text(model, t)).sum();
+            text + info.pages as u64 * PDF_PAGE_TOKENS
+        }
+        FileKind::Image(_) => IMAGE_TOKENS,
+        kind => count_text(model, &files::document_text(path, kind)?),
+    })
+}
+
+/// Estimated input tokens of a job, file included.
+pub fn estimate_job_input(model: &ModelInfo, job: &Job) -> Result<u64> {
+    let mut n = 0;
+    if let Some(msgs) = &job.messages {
+        for m in msgs {
+            n += count_text(model, &m.content) + MESSAGE_OVERHEAD;
+        }
+    }
+    if let Some(p) = &job.prompt {
+        n += count_text(model, p) + MESSAGE_OVERHEAD;
+    }
+    if let Some(f) = &job.file {
+        n += count_file(model, f)?;
+    }
+    if let Some(s) = &job.response_schema {
+        n += count_text(model, &s.as_value().to_string());
+    }
+    Ok(n)
+}
