@@ -167,7 +167,7 @@ pub struct BatchParams {
 /// println!("{} completed", run.results()?.completed.len());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Batch {
     pub(crate) params: BatchParams,
     pub(crate) jobs: Vec<Job>,
@@ -175,6 +175,17 @@ pub struct Batch {
     next_id: u64,
     pub(crate) catalog: Arc<Catalog>,
     models_file_error: Option<String>,
+    pub(crate) progress: Option<crate::run::ProgressCallback>,
+    pub(crate) handle_ctrl_c: bool,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("params", &self.params)
+            .field("jobs", &self.jobs.len())
+            .finish()
+    }
 }
 
 impl Batch {
@@ -206,6 +217,8 @@ impl Batch {
             next_id: 0,
             catalog: Arc::new(catalog),
             models_file_error: err,
+            progress: None,
+            handle_ctrl_c: true,
         }
     }
 

@@ -18,6 +18,8 @@ mod fsutil;
 pub mod job;
 pub mod providers;
 pub mod result;
+pub mod run;
+pub mod state;
 pub mod structured;
 pub mod tokens;
 
@@ -27,3 +29,4 @@ pub use error::{Error, Result};
 pub use job::{Job, Message, ResponseSchema, Role};
 pub use providers::{ProviderConfig, ProviderSettings};
 pub use result::{Citation, JobOutcome, JobResult};
+pub use run::{BatchProgress, BatchRun, DryRunReport, RunResults, RunStatus, StopReason};

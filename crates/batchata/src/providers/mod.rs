@@ -433,3 +433,26 @@ pub fn create_provider(
             .and_then(|_| Err(Error::ProviderNotFound("no Gemini provider".into()))),
     }
 }
+
+/// Each provider's per-batch limits, known without a client (for planning
+/// and the dry run): Anthropic 100,000 requests or 256 MB; OpenAI 50,000
+/// requests or 200 MB, one model per batch.
+pub fn default_limits(kind: ProviderKind) -> BatchLimits {
+    match kind {
+        ProviderKind::Anthropic => BatchLimits {
+            max_requests: 100_000,
+            max_bytes: 256_000_000,
+            one_model_per_batch: false,
+        },
+        ProviderKind::OpenAi => BatchLimits {
+            max_requests: 50_000,
+            max_bytes: 200_000_000,
+            one_model_per_batch: true,
+        },
+        ProviderKind::Gemini => BatchLimits {
+            max_requests: 100_000,
+            max_bytes: 2_000_000_000,
+            one_model_per_batch: true,
+        },
+    }
+}

@@ -1,0 +1,293 @@
+//! `BatchRun`: a running (or finished) execution of a [`Batch`], and the
+//! ways to start one.
+//!
+//! [`Batch::run`] runs to the end; [`Batch::start`] returns a handle at once
+//! whose [`BatchRun::status`], [`BatchRun::wait`] and [`BatchRun::shutdown`]
+//! work while the run goes on; [`Batch::dry_run`] plans and prices without
+//! submitting anything. The engine itself lives in `engine.rs`, planning in
+//! `plan.rs`, the dry run in `dry_run.rs`.
+
+mod dry_run;
+mod engine;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::batch::Batch;
+use crate::catalog::ProviderKind;
+use crate::error::{Error, Result};
+use crate::result::{JobOutcome, JobResult};
+use crate::state::{JobStatus, StateStore};
+
+pub use dry_run::{DryRunBatch, DryRunReport};
+pub use engine::{cancel_from_state, StateReport};
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Ctrl+C or `shutdown(false)`: cancel active batches.
+    Interrupted,
+    /// `shutdown(true)`: submit nothing new, let active batches finish.
+    Drain,
+    /// The time limit passed.
+    TimeLimit,
+}
+
+/// One provider batch as the progress display sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    /// Index in the run.
+    pub index: usize,
+    /// Provider.
+    pub provider: ProviderKind,
+    /// Provider batch id once created.
+    pub batch_id: Option<String>,
+    /// `queued`, `submitting`, the provider's status, `collecting`, `done`, ...
+    pub status: String,
+    /// Jobs in the batch.
+    pub total: usize,
+    /// Jobs finished.
+    pub done: usize,
+    /// Cost billed so far.
+    pub cost_usd: f64,
+    /// True once the batch needs nothing more.
+    pub finished: bool,
+}
+
+/// A snapshot of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// All jobs.
+    pub total: usize,
+    /// Not finished yet.
+    pub pending: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+    /// Cost billed so far (USD).
+    pub cost_used_usd: f64,
+    /// Cost reserved for batches in flight (USD).
+    pub cost_reserved_usd: f64,
+    /// The limit, if any.
+    pub cost_limit_usd: Option<f64>,
+    /// Provider batches planned or in flight this run.
+    pub batches_total: usize,
+    /// Batches finished.
+    pub batches_completed: usize,
+    /// Batches not finished.
+    pub batches_pending: usize,
+    /// True when the run has ended.
+    pub is_complete: bool,
+    /// Why it stopped early, if it did.
+    pub stop_reason: Option<StopReason>,
+    /// Per-batch detail.
+    pub batches: Vec<BatchProgress>,
+}
+
+/// The results of a run, split by outcome.
+#[derive(Debug, Clone, Default)]
+pub struct RunResults {
+    /// Jobs with an answer.
+    pub completed: Vec<JobResult>,
+    /// Jobs that failed.
+    pub failed: Vec<JobResult>,
+    /// Jobs cancelled by the user.
+    pub cancelled: Vec<JobResult>,
+}
+
+/// A progress callback: the run's status and the time since it started.
+pub type ProgressCallback = Arc<dyn Fn(&RunStatus, Duration) + Send + Sync>;
+
+/// Handle to a run. Cheap to clone; all clones see the same run.
+#[derive(Clone)]
+pub struct BatchRun {
+    inner: Arc<RunInner>,
+}
+
+pub(crate) struct RunInner {
+    pub(crate) status: Mutex<RunStatus>,
+    pub(crate) stop: watch::Sender<Option<StopReason>>,
+    pub(crate) done: watch::Sender<Option<std::result::Result<(), String>>>,
+    pub(crate) results_dir: PathBuf,
+    pub(crate) state_file: Mutex<Option<PathBuf>>,
+    pub(crate) run_id: Mutex<String>,
+    pub(crate) started: std::time::Instant,
+}
+
+impl std::fmt::Debug for BatchRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchRun")
+            .field("results_dir", &self.inner.results_dir)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl BatchRun {
+    /// A snapshot of the run's progress.
+    pub fn status(&self) -> RunStatus {
+        lock(&self.inner.status).clone()
+    }
+
+    /// The run's id (recorded in the state and in provider batch metadata).
+    pub fn run_id(&self) -> String {
+        lock(&self.inner.run_id).clone()
+    }
+
+    /// Where result files are written.
+    pub fn results_dir(&self) -> &Path {
+        &self.inner.results_dir
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Waits until the run ends.
+    pub async fn wait(&self) -> Result<RunStatus> {
+        let mut rx = self.inner.done.subscribe();
+        loop {
+            if let Some(outcome) = rx.borrow_and_update().clone() {
+                return outcome.map(|_| self.status()).map_err(Error::State);
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::State("the run ended without reporting".into()));
+            }
+        }
+    }
+
+    /// Waits at most `d`; `None` when the run is still going.
+    pub async fn wait_timeout(&self, d: Duration) -> Result<Option<RunStatus>> {
+        match tokio::time::timeout(d, self.wait()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Stops the run: nothing new is submitted. With `wait_for_active` the
+    /// batches already at the provider are left to finish and collected;
+    /// without, they are cancelled and whatever they finished is collected.
+    pub fn shutdown(&self, wait_for_active: bool) {
+        let reason = if wait_for_active {
+            StopReason::Drain
+        } else {
+            StopReason::Interrupted
+        };
+        self.inner.stop.send_if_modified(|cur| {
+            // An interrupt may upgrade a drain, never the other way round.
+            match cur {
+                None => {
+                    *cur = Some(reason);
+                    true
+                }
+                Some(StopReason::Drain) if reason == StopReason::Interrupted => {
+                    *cur = Some(reason);
+                    true
+                }
+                _ => false,
+            }
+        });
+    }
+
+    /// Every finished job's result, read from the result files.
+    pub fn results(&self) -> Result<RunResults> {
+        let state = lock(&self.inner.state_file).clone();
+        read_results(&self.inner.results_dir, state.as_deref())
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads the result files of a run: the jobs of its state file when there is
+/// one, else every `*.json` result in the folder.
+pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<RunResults> {
+    let mut out = RunResults::default();
+    let mut push = |r: JobResult| match r.outcome() {
+        JobOutcome::Completed => out.completed.push(r),
+        JobOutcome::Failed => out.failed.push(r),
+        JobOutcome::Cancelled => out.cancelled.push(r),
+    };
+    match state_file.filter(|p| p.exists()) {
+        Some(path) => {
+            let state = StateStore::open(path)?;
+            for id in &state.order {
+                let done = matches!(
+                    state.jobs.get(id).map(|j| j.status),
+                    Some(JobStatus::Done(_))
+                );
+                let file = results_dir.join(format!("{id}.json"));
+                if done && file.exists() {
+                    push(JobResult::load_from_json(&file)?);
+                }
+            }
+        }
+        None => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(results_dir)
+                .map_err(|e| Error::io("list", results_dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            files.sort();
+            for f in files {
+                if let Ok(r) = JobResult::load_from_json(&f) {
+                    push(r);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Batch {
+    /// Calls `f` with the run's status every `progress_interval` (default 1 s).
+    pub fn on_progress(mut self, f: impl Fn(&RunStatus, Duration) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Whether the run listens for Ctrl+C itself (default on): the first
+    /// interrupt stops submitting, cancels active batches and saves state;
+    /// a second exits at once (state is already safe on disk).
+    pub fn handle_interrupts(mut self, on: bool) -> Self {
+        self.handle_ctrl_c = on;
+        self
+    }
+
+    /// Starts the run in the background and returns its handle.
+    pub async fn start(self) -> Result<BatchRun> {
+        engine::start(self).await
+    }
+
+    /// Runs to the end and returns the finished run.
+    pub async fn run(self) -> Result<BatchRun> {
+        let run = self.start().await?;
+        run.wait().await?;
+        Ok(run)
+    }
+
+    /// [`Batch::run`] for callers without an async runtime.
+    pub fn run_blocking(self) -> Result<BatchRun> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::State(format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(self.run())
+    }
+
+    /// Plans and prices the run without submitting anything.
+    pub fn dry_run(&self) -> Result<DryRunReport> {
+        dry_run::dry_run(self)
+    }
+}

@@ -1,0 +1,109 @@
+//! Planning: which pending jobs go together into which provider batch.
+//!
+//! Jobs are grouped by provider (and by model where the provider wants one
+//! model per batch), keeping their order, then cut into batches of at most
+//! `items_per_batch` jobs that also respect each provider's request-count and
+//! byte limits. Planning works on the run's small per-job records, never on
+//! the prompts themselves.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Catalog, ProviderKind};
+use crate::error::{Error, Result};
+use crate::providers::default_limits;
+use crate::state::{JobStatus, StateStore};
+
+/// Share of a provider's byte limit a planned batch may fill; the rest is
+/// headroom for our size estimate being low.
+const BYTE_HEADROOM: f64 = 0.9;
+
+/// One batch to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedBatch {
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The model when the batch has one model (always for OpenAI), else the first job's.
+    pub model: String,
+    /// Job ids, in order.
+    pub jobs: Vec<String>,
+    /// Approximate request bytes.
+    pub approx_bytes: u64,
+}
+
+/// Cuts the pending jobs of `state` into batches.
+pub fn plan(
+    state: &StateStore,
+    catalog: &Catalog,
+    items_per_batch: usize,
+) -> Result<Vec<PlannedBatch>> {
+    // Group key: provider, then model for one-model providers ("" otherwise).
+    let mut groups: BTreeMap<(ProviderKind, String), Vec<(&str, u64)>> = BTreeMap::new();
+    let mut first_model: BTreeMap<(ProviderKind, String), String> = BTreeMap::new();
+    for id in &state.order {
+        let Some(entry) = state.jobs.get(id) else {
+            continue;
+        };
+        if entry.status != JobStatus::Pending {
+            continue;
+        }
+        let model = catalog
+            .lookup(&entry.model)
+            .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
+        let limits = default_limits(model.provider);
+        let key_model = if limits.one_model_per_batch {
+            model.name.clone()
+        } else {
+            String::new()
+        };
+        let key = (model.provider, key_model);
+        first_model
+            .entry(key.clone())
+            .or_insert_with(|| model.name.clone());
+        groups
+            .entry(key)
+            .or_default()
+            .push((id.as_str(), entry.approx_bytes));
+    }
+    let mut out = Vec::new();
+    for (key, jobs) in groups {
+        let limits = default_limits(key.0);
+        let max_items = items_per_batch.min(limits.max_requests).max(1);
+        let max_bytes = (limits.max_bytes as f64 * BYTE_HEADROOM) as u64;
+        let model = first_model.get(&key).cloned().unwrap_or_default();
+        let mut current = PlannedBatch {
+            provider: key.0,
+            model: model.clone(),
+            jobs: Vec::new(),
+            approx_bytes: 0,
+        };
+        for (id, bytes) in jobs {
+            if bytes > max_bytes {
+                return Err(Error::Validation(format!(
+                    "job '{id}': about {} MB, more than a {} batch can hold ({} MB); use a smaller file",
+                    bytes / 1_000_000,
+                    key.0,
+                    max_bytes / 1_000_000
+                )));
+            }
+            if !current.jobs.is_empty()
+                && (current.jobs.len() >= max_items || current.approx_bytes + bytes > max_bytes)
+            {
+                out.push(std::mem::replace(
+                    &mut current,
+                    PlannedBatch {
+                        provider: key.0,
+                        model: model.clone(),
+                        jobs: Vec::new(),
+                        approx_bytes: 0,
+                    },
+                ));
+            }
+            current.jobs.push(id.to_string());
+            current.approx_bytes += bytes;
+        }
+        if !current.jobs.is_empty() {
+            out.push(current);
+        }
+    }
+    Ok(out)
+}

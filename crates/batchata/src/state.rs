@@ -1,0 +1,693 @@
+//! Crash-safe run state: an append-only journal of everything that matters.
+//!
+//! Every event is one JSON line appended to the state file; the ones that
+//! must survive a crash before we act on them (a batch about to be created,
+//! a provider batch id just learned, a batch's outcomes) are fsynced. An
+//! update costs O(1) whatever the run's size — the Python library rewrote
+//! the whole state, prompts included, after every batch. Reloading replays
+//! the lines; a torn last line (the process died mid-write) is ignored.
+//!
+//! We chose a journal over SQLite: the events are append-only by nature,
+//! replay is a single sequential read, there is no C library to build, and
+//! fsync of one file gives exactly the durability points we need.
+//!
+//! Jobs are written once, when the run starts; the engine keeps only each
+//! job's byte offset and reads a batch's jobs back when it submits them, so
+//! prompts never sit in memory for the whole run.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ProviderKind;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::result::JobOutcome;
+
+/// Version of the journal format.
+pub const STATE_VERSION: u32 = 1;
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Event {
+    /// First line: the run's identity.
+    Run {
+        /// Format version.
+        version: u32,
+        /// The run's id (also in provider batch metadata).
+        run_id: String,
+        /// When the run was first started.
+        created_at: DateTime<Utc>,
+        /// Where results go.
+        results_dir: PathBuf,
+    },
+    /// A job of the run (written once).
+    Job {
+        /// The job, defaults merged.
+        job: Job,
+    },
+    /// A batch is about to be created with these jobs.
+    Intent {
+        /// Batch index in the run.
+        batch: usize,
+        /// Provider.
+        provider: ProviderKind,
+        /// Job ids.
+        jobs: Vec<String>,
+        /// When.
+        at: DateTime<Utc>,
+        /// Cost reserved for it.
+        reserved_usd: f64,
+    },
+    /// The provider accepted the batch.
+    Submitted {
+        /// Batch index.
+        batch: usize,
+        /// Provider batch id.
+        batch_id: String,
+    },
+    /// A job ended.
+    Done {
+        /// Job id.
+        job: String,
+        /// How.
+        outcome: JobOutcome,
+        /// Cost billed.
+        cost_usd: f64,
+        /// True when the job never ran (cancelled, time or cost limit): a resume runs it again.
+        #[serde(default)]
+        rerun: bool,
+    },
+    /// A batch needs nothing more from the provider.
+    BatchEnded {
+        /// Batch index.
+        batch: usize,
+        /// Final provider status.
+        status: String,
+    },
+    /// A failed job is queued again (`retry_failed`).
+    Reset {
+        /// Job id.
+        job: String,
+    },
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Not yet in a live batch.
+    Pending,
+    /// In batch `n`, not finished.
+    InBatch(usize),
+    /// Finished.
+    Done(JobOutcome),
+}
+
+/// What the run keeps per job: small, whatever the prompt's size.
+#[derive(Debug, Clone)]
+pub struct JobEntry {
+    /// Byte offset of the job's line in the journal.
+    pub offset: u64,
+    /// The job's model (shared string, one per distinct model).
+    pub model: Arc<str>,
+    /// Approximate bytes the job adds to a provider request (prompt, file).
+    pub approx_bytes: u64,
+    /// Status.
+    pub status: JobStatus,
+    /// A `Done` that may run again on resume.
+    pub rerun: bool,
+    /// Cost billed.
+    pub cost_usd: f64,
+}
+
+/// A batch as the journal knows it.
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    /// Index in the run.
+    pub index: usize,
+    /// Provider.
+    pub provider: ProviderKind,
+    /// Job ids.
+    pub jobs: Vec<String>,
+    /// When the create call was about to be made.
+    pub intent_at: DateTime<Utc>,
+    /// Cost reserved.
+    pub reserved_usd: f64,
+    /// Provider batch id once known.
+    pub batch_id: Option<String>,
+    /// Final status once ended.
+    pub ended: Option<String>,
+}
+
+/// The state of a run, rebuilt from its journal, with the journal open for appends.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    reader: File,
+    offset: u64,
+    /// Run id.
+    pub run_id: String,
+    /// When first started.
+    pub created_at: DateTime<Utc>,
+    /// Results folder recorded at start.
+    pub results_dir: PathBuf,
+    /// Jobs in journal order.
+    pub order: Vec<String>,
+    /// Per-job records.
+    pub jobs: HashMap<String, JobEntry>,
+    /// Batches by index.
+    pub batches: Vec<BatchRecord>,
+    models: HashMap<String, Arc<str>>,
+}
+
+fn new_entry(models: &mut HashMap<String, Arc<str>>, job: &Job, offset: u64) -> JobEntry {
+    let name = job.model_name();
+    let model = match models.get(name) {
+        Some(m) => m.clone(),
+        None => {
+            let m: Arc<str> = Arc::from(name);
+            models.insert(name.to_string(), m.clone());
+            m
+        }
+    };
+    JobEntry {
+        offset,
+        model,
+        approx_bytes: approx_request_bytes(job),
+        status: JobStatus::Pending,
+        rerun: false,
+        cost_usd: 0.0,
+    }
+}
+
+/// Approximate bytes a job adds to a provider request: its text, its file
+/// (base64 grows it by a third) and some envelope.
+pub fn approx_request_bytes(job: &Job) -> u64 {
+    let mut n = 512u64;
+    if let Some(p) = &job.prompt {
+        n += p.len() as u64;
+    }
+    if let Some(m) = &job.messages {
+        n += m.iter().map(|m| m.content.len() as u64 + 32).sum::<u64>();
+    }
+    if let Some(f) = &job.file {
+        n += std::fs::metadata(f)
+            .map(|m| m.len() * 4 / 3 + 4)
+            .unwrap_or(0);
+    }
+    if let Some(s) = &job.response_schema {
+        n += s.as_value().to_string().len() as u64;
+    }
+    n
+}
+
+fn state_err(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::State(format!("state file {}: {what}", path.display()))
+}
+
+impl StateStore {
+    /// Creates a new journal at `path` (replacing any file there).
+    pub fn create(path: &Path, run_id: &str, results_dir: &Path) -> Result<StateStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
+        }
+        let file = File::create(path).map_err(|e| Error::io("create the state file", path, e))?;
+        let reader = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
+        let created_at = Utc::now();
+        let mut store = StateStore {
+            path: path.to_path_buf(),
+            writer: BufWriter::with_capacity(1 << 16, file),
+            reader,
+            offset: 0,
+            run_id: run_id.to_string(),
+            created_at,
+            results_dir: results_dir.to_path_buf(),
+            order: Vec::new(),
+            jobs: HashMap::new(),
+            batches: Vec::new(),
+            models: HashMap::new(),
+        };
+        store.append(&Event::Run {
+            version: STATE_VERSION,
+            run_id: run_id.to_string(),
+            created_at,
+            results_dir: results_dir.to_path_buf(),
+        })?;
+        store.sync()?;
+        Ok(store)
+    }
+
+    /// Opens an existing journal and replays it, ready for appends.
+    pub fn open(path: &Path) -> Result<StateStore> {
+        Self::open_with(path, true)
+    }
+
+    /// Replays a journal without writing to it — safe while another process
+    /// is running the state (used by `status` and `cancel`).
+    pub fn inspect(path: &Path) -> Result<StateStore> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, writable: bool) -> Result<StateStore> {
+        let file = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let mut line = Vec::new();
+        let mut offset: u64 = 0;
+        let mut good_end: u64 = 0;
+        let mut header: Option<(String, DateTime<Utc>, PathBuf)> = None;
+        let mut order = Vec::new();
+        let mut jobs: HashMap<String, JobEntry> = HashMap::new();
+        let mut batches: Vec<BatchRecord> = Vec::new();
+        let mut lineno = 0usize;
+        let mut models: HashMap<String, Arc<str>> = HashMap::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io("read the state file", path, e))?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            let start = offset;
+            offset += n as u64;
+            if line.last() != Some(&b'\n') {
+                // A torn final write: the process died mid-line. Ignore it.
+                tracing::warn!(state = %path.display(), "ignoring an incomplete last line in the state file");
+                break;
+            }
+            let event: Event = match serde_json::from_slice(&line) {
+                Ok(e) => e,
+                Err(e) => {
+                    return Err(state_err(
+                        path,
+                        format!("line {lineno} is not a state event ({e}); the file was changed by hand or is not a batchata state file — start fresh with reuse off (CLI: --fresh)"),
+                    ))
+                }
+            };
+            good_end = offset;
+            match event {
+                Event::Run {
+                    version,
+                    run_id,
+                    created_at,
+                    results_dir,
+                } => {
+                    if version > STATE_VERSION {
+                        return Err(state_err(
+                            path,
+                            format!(
+                                "written by a newer batchata (format {version}); upgrade batchata"
+                            ),
+                        ));
+                    }
+                    header = Some((run_id, created_at, results_dir));
+                }
+                Event::Job { job } => {
+                    let id = job.id_str().to_string();
+                    if !jobs.contains_key(&id) {
+                        order.push(id.clone());
+                    }
+                    let entry = new_entry(&mut models, &job, start);
+                    jobs.insert(id, entry);
+                }
+                Event::Intent {
+                    batch,
+                    provider,
+                    jobs: ids,
+                    at,
+                    reserved_usd,
+                } => {
+                    for id in &ids {
+                        if let Some(j) = jobs.get_mut(id) {
+                            j.status = JobStatus::InBatch(batch);
+                        }
+                    }
+                    let rec = BatchRecord {
+                        index: batch,
+                        provider,
+                        jobs: ids,
+                        intent_at: at,
+                        reserved_usd,
+                        batch_id: None,
+                        ended: None,
+                    };
+                    if batch < batches.len() {
+                        batches[batch] = rec;
+                    } else {
+                        while batches.len() < batch {
+                            // Indexes are written in order; a gap means a lost intent, kept as an ended placeholder.
+                            let i = batches.len();
+                            batches.push(BatchRecord {
+                                index: i,
+                                provider,
+                                jobs: Vec::new(),
+                                intent_at: at,
+                                reserved_usd: 0.0,
+                                batch_id: None,
+                                ended: Some("missing".into()),
+                            });
+                        }
+                        batches.push(rec);
+                    }
+                }
+                Event::Submitted { batch, batch_id } => {
+                    if let Some(b) = batches.get_mut(batch) {
+                        b.batch_id = Some(batch_id);
+                    }
+                }
+                Event::Done {
+                    job,
+                    outcome,
+                    cost_usd,
+                    rerun,
+                } => {
+                    if let Some(j) = jobs.get_mut(&job) {
+                        j.status = JobStatus::Done(outcome);
+                        j.rerun = rerun;
+                        j.cost_usd = cost_usd;
+                    }
+                }
+                Event::BatchEnded { batch, status } => {
+                    if let Some(b) = batches.get_mut(batch) {
+                        b.ended = Some(status);
+                    }
+                }
+                Event::Reset { job } => {
+                    if let Some(j) = jobs.get_mut(&job) {
+                        j.status = JobStatus::Pending;
+                        j.rerun = false;
+                    }
+                }
+            }
+        }
+        let (run_id, created_at, results_dir) = header.ok_or_else(|| {
+            state_err(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
+        })?;
+        let file = if writable {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io("open the state file for writing", path, e))?;
+            // Drop a torn tail so new lines start clean.
+            file.set_len(good_end)
+                .map_err(|e| Error::io("trim the state file", path, e))?;
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| Error::io("seek in the state file", path, e))?;
+            file
+        } else {
+            File::open(path).map_err(|e| Error::io("open the state file", path, e))?
+        };
+        let reader = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
+        Ok(StateStore {
+            path: path.to_path_buf(),
+            writer: BufWriter::with_capacity(1 << 16, file),
+            reader,
+            offset: good_end,
+            run_id,
+            created_at,
+            results_dir,
+            order,
+            jobs,
+            batches,
+            models,
+        })
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event (buffered; call [`StateStore::sync`] to make it durable).
+    pub fn append(&mut self, event: &Event) -> Result<u64> {
+        let start = self.offset;
+        let mut line = serde_json::to_vec(event)
+            .map_err(|e| state_err(&self.path, format!("cannot encode event: {e}")))?;
+        line.push(b'\n');
+        self.writer
+            .write_all(&line)
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        self.offset += line.len() as u64;
+        Ok(start)
+    }
+
+    /// Flushes and fsyncs: everything appended so far survives a crash.
+    pub fn sync(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(|e| Error::io("sync the state file", &self.path, e))
+    }
+
+    /// Records a job (once, at the start of a run).
+    pub fn add_job(&mut self, job: &Job) -> Result<()> {
+        let id = job.id_str().to_string();
+        let offset = self.append(&Event::Job { job: job.clone() })?;
+        if !self.jobs.contains_key(&id) {
+            self.order.push(id.clone());
+        }
+        let entry = new_entry(&mut self.models, job, offset);
+        self.jobs.insert(id, entry);
+        Ok(())
+    }
+
+    /// Reads jobs back from the journal by id.
+    pub fn load_jobs(&mut self, ids: &[String]) -> Result<Vec<Job>> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut buf = Vec::new();
+        for id in ids {
+            let entry = self
+                .jobs
+                .get(id)
+                .ok_or_else(|| state_err(&self.path, format!("job '{id}' is not in the state")))?;
+            self.reader
+                .seek(SeekFrom::Start(entry.offset))
+                .map_err(|e| Error::io("seek in the state file", &self.path, e))?;
+            buf.clear();
+            let mut r = BufReader::new((&mut self.reader).take(64 << 20));
+            r.read_until(b'\n', &mut buf)
+                .map_err(|e| Error::io("read the state file", &self.path, e))?;
+            match serde_json::from_slice::<Event>(&buf) {
+                Ok(Event::Job { job }) => out.push(job),
+                _ => {
+                    return Err(state_err(
+                        &self.path,
+                        format!("job '{id}' could not be read back"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a batch about to be created; durable on return.
+    pub fn record_intent(
+        &mut self,
+        index: usize,
+        provider: ProviderKind,
+        job_ids: Vec<String>,
+        reserved_usd: f64,
+    ) -> Result<()> {
+        let at = Utc::now();
+        self.append(&Event::Intent {
+            batch: index,
+            provider,
+            jobs: job_ids.clone(),
+            at,
+            reserved_usd,
+        })?;
+        self.sync()?;
+        for id in &job_ids {
+            if let Some(j) = self.jobs.get_mut(id) {
+                j.status = JobStatus::InBatch(index);
+            }
+        }
+        let rec = BatchRecord {
+            index,
+            provider,
+            jobs: job_ids,
+            intent_at: at,
+            reserved_usd,
+            batch_id: None,
+            ended: None,
+        };
+        if index < self.batches.len() {
+            self.batches[index] = rec;
+        } else {
+            self.batches.push(rec);
+        }
+        Ok(())
+    }
+
+    /// Records the provider batch id; durable on return.
+    pub fn record_submitted(&mut self, index: usize, batch_id: &str) -> Result<()> {
+        self.append(&Event::Submitted {
+            batch: index,
+            batch_id: batch_id.to_string(),
+        })?;
+        self.sync()?;
+        if let Some(b) = self.batches.get_mut(index) {
+            b.batch_id = Some(batch_id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Records a job's end (buffered; sync after a batch's results).
+    pub fn record_done(
+        &mut self,
+        job_id: &str,
+        outcome: JobOutcome,
+        cost_usd: f64,
+        rerun: bool,
+    ) -> Result<()> {
+        self.append(&Event::Done {
+            job: job_id.to_string(),
+            outcome,
+            cost_usd,
+            rerun,
+        })?;
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            j.status = JobStatus::Done(outcome);
+            j.rerun = rerun;
+            j.cost_usd = cost_usd;
+        }
+        Ok(())
+    }
+
+    /// Records that a batch needs nothing more; durable on return.
+    pub fn record_batch_ended(&mut self, index: usize, status: &str) -> Result<()> {
+        self.append(&Event::BatchEnded {
+            batch: index,
+            status: status.to_string(),
+        })?;
+        self.sync()?;
+        if let Some(b) = self.batches.get_mut(index) {
+            b.ended = Some(status.to_string());
+        }
+        Ok(())
+    }
+
+    /// Queues a finished job again.
+    pub fn reset_job(&mut self, job_id: &str) -> Result<()> {
+        self.append(&Event::Reset {
+            job: job_id.to_string(),
+        })?;
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            j.status = JobStatus::Pending;
+            j.rerun = false;
+        }
+        Ok(())
+    }
+
+    /// Total cost billed so far.
+    pub fn cost_used(&self) -> f64 {
+        self.jobs.values().map(|j| j.cost_usd).sum()
+    }
+
+    /// Counts of (pending, in batch, completed, failed, cancelled).
+    pub fn counts(&self) -> StateCounts {
+        let mut c = StateCounts {
+            total: self.jobs.len(),
+            ..Default::default()
+        };
+        for j in self.jobs.values() {
+            match j.status {
+                JobStatus::Pending => c.pending += 1,
+                JobStatus::InBatch(_) => c.running += 1,
+                JobStatus::Done(JobOutcome::Completed) => c.completed += 1,
+                JobStatus::Done(JobOutcome::Failed) => c.failed += 1,
+                JobStatus::Done(JobOutcome::Cancelled) => c.cancelled += 1,
+            }
+        }
+        c
+    }
+}
+
+/// Job counts of a state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// All jobs.
+    pub total: usize,
+    /// Not yet in a batch.
+    pub pending: usize,
+    /// In a batch not yet finished.
+    pub running: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_replays_and_survives_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        {
+            let mut s = StateStore::create(&path, "run-1", dir.path()).unwrap();
+            for i in 0..3 {
+                s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
+                    .unwrap();
+            }
+            s.record_intent(
+                0,
+                ProviderKind::Anthropic,
+                vec!["j0".into(), "j1".into()],
+                0.5,
+            )
+            .unwrap();
+            s.record_submitted(0, "msgbatch_1").unwrap();
+            s.record_done("j0", JobOutcome::Completed, 0.01, false)
+                .unwrap();
+            s.sync().unwrap();
+        }
+        // A half-written line at the end, as after a crash mid-write.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"t":"done","job":"j1","outc"#).unwrap();
+        drop(f);
+        let mut s = StateStore::open(&path).unwrap();
+        assert_eq!(s.run_id, "run-1");
+        assert_eq!(s.order, vec!["j0", "j1", "j2"]);
+        assert_eq!(s.jobs["j0"].status, JobStatus::Done(JobOutcome::Completed));
+        assert_eq!(s.jobs["j1"].status, JobStatus::InBatch(0));
+        assert_eq!(s.jobs["j2"].status, JobStatus::Pending);
+        assert_eq!(s.batches[0].batch_id.as_deref(), Some("msgbatch_1"));
+        let jobs = s.load_jobs(&["j2".into(), "j0".into()]).unwrap();
+        assert_eq!(jobs[0].prompt.as_deref(), Some("p2"));
+        assert_eq!(jobs[1].prompt.as_deref(), Some("p0"));
+        // New events append cleanly after the trimmed tail.
+        s.record_done("j1", JobOutcome::Failed, 0.0, false).unwrap();
+        s.sync().unwrap();
+        let s = StateStore::open(&path).unwrap();
+        assert_eq!(s.jobs["j1"].status, JobStatus::Done(JobOutcome::Failed));
+        assert!((s.cost_used() - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn garbage_state_file_gives_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{\"not\":\"ours\"}\n").unwrap();
+        let e = StateStore::open(&path).unwrap_err().to_string();
+        assert!(e.contains("--fresh") && e.contains("line 1"), "{e}");
+    }
+}
