@@ -528,7 +528,14 @@ async fn run_work(sh: &Arc<Shared>, work: Work) -> Result<()> {
                 b.provider = provider.kind();
                 b.status = "re-attached".into();
             });
-            // Its reservation died with the previous process; actual cost is added when it ends.
+            // In flight already: it takes a slot like any other batch. Its
+            // reservation died with the previous process; its actual cost is
+            // added when it ends.
+            let _permit = sh
+                .semaphore
+                .acquire()
+                .await
+                .map_err(|_| Error::State("scheduler closed".into()))?;
             poll_and_collect(sh, &provider, index, &batch_id, &jobs, 0.0).await
         }
         Work::New { index, jobs } => submit(sh, index, jobs).await,
