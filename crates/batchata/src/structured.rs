@@ -119,6 +119,96 @@ fn balanced_end(s: &[u8]) -> Option<usize> {
     None
 }
 
+// minimal; structured-output work replaces this
+// (placed before the test module so clippy's items_after_test_module stays quiet)
+/// A copy of `schema` that OpenAI's strict structured-output mode accepts:
+/// every object gets `additionalProperties: false` and lists all its
+/// properties as required, optional ones made nullable, through
+/// `properties`, `items`, `$defs` / `definitions` and `anyOf` / `oneOf` / `allOf`.
+pub fn to_openai_strict(schema: &Value) -> Value {
+    let mut out = schema.clone();
+    if let Some(map) = out.as_object_mut() {
+        map.remove("$schema");
+    }
+    strictify(&mut out);
+    out
+}
+
+fn strictify(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    for key in ["$defs", "definitions", "properties"] {
+        if let Some(Value::Object(children)) = map.get_mut(key) {
+            for child in children.values_mut() {
+                strictify(child);
+            }
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+        if let Some(Value::Array(children)) = map.get_mut(key) {
+            for child in children {
+                strictify(child);
+            }
+        }
+    }
+    if let Some(items) = map.get_mut("items") {
+        strictify(items);
+    }
+    let is_object = map.get("type").is_some_and(|t| {
+        t == "object" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "object"))
+    }) || map.contains_key("properties");
+    if !is_object {
+        return;
+    }
+    map.insert("additionalProperties".into(), Value::Bool(false));
+    let required: Vec<String> = map
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let mut all = Vec::new();
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for (name, prop) in props.iter_mut() {
+            if !required.contains(name) {
+                make_nullable(prop);
+            }
+            all.push(Value::String(name.clone()));
+        }
+    }
+    map.insert("required".into(), Value::Array(all));
+}
+
+fn make_nullable(schema: &mut Value) {
+    let null = Value::String("null".into());
+    if let Some(map) = schema.as_object_mut() {
+        match map.get_mut("type") {
+            Some(Value::String(t)) => {
+                let t = Value::String(t.clone());
+                map.insert("type".into(), Value::Array(vec![t, null.clone()]));
+            }
+            Some(Value::Array(types)) => {
+                if !types.contains(&null) {
+                    types.push(null.clone());
+                }
+            }
+            _ => {
+                let inner = Value::Object(std::mem::take(map));
+                map.insert(
+                    "anyOf".into(),
+                    Value::Array(vec![inner, serde_json::json!({"type": "null"})]),
+                );
+                return;
+            }
+        }
+        if let Some(Value::Array(values)) = map.get_mut("enum") {
+            if !values.contains(&Value::Null) {
+                values.push(Value::Null);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

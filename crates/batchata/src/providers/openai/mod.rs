@@ -1,26 +1,539 @@
-//! SKELETON — being written; see request.rs / response.rs.
+//! The OpenAI provider: jobs go out as a JSONL file through the Files API
+//! and run as one Batch API batch; results come back as an output file and
+//! an error file, both read.
+//!
+//! The input file is never materialised. Its lines are built from the jobs
+//! twice: once to count its bytes (and check the 200 MB limit before any
+//! upload), once while the multipart upload streams them, a chunk at a time,
+//! through a small bounded channel. A retried upload builds the stream again.
+//! Results are streamed too, split into lines as bytes arrive, and matched to
+//! jobs by `custom_id`. Every job ends with exactly one result: a line of
+//! either file, or a failure that says why there was none (expired,
+//! cancelled, failed validation).
+//!
+//! Layout: [`request`] builds lines, [`response`] parses what comes back,
+//! this module holds the client.
 
 pub mod request;
+pub mod response;
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use reqwest::multipart::{Form, Part};
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
+use crate::files::{self, FileKind};
 use crate::job::Job;
+use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
+use crate::providers::raw::RawFiles;
 use crate::providers::*;
+use crate::result::{JobResult, CANCELLED_BY_USER};
 
-/// The OpenAi provider.
+use request::{CreateBatch, LineBuilder, CHAT_COMPLETIONS_URL};
+use response::{BatchList, BatchObject, FileObject, OutputLine, EXPIRED_MESSAGE};
+
+/// The API's address when neither the settings nor `OPENAI_BASE_URL` give one.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// How often a batch is polled by default: faster polling was seen to run
+/// into rate limits.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Metadata key holding the run id.
+pub const RUN_ID_KEY: &str = "batchata_run_id";
+/// Metadata key holding the batch's index in the run.
+pub const BATCH_INDEX_KEY: &str = "batchata_batch_index";
+
+/// Size of the chunks the upload is streamed in.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Batches created this long before the intent are not looked at by `find_batch`
+/// (clock skew between us and the provider).
+const FIND_SKEW_SECS: i64 = 600;
+
+/// The OpenAI Files + Batch API client.
+#[derive(Debug)]
 pub struct OpenAiProvider {
+    http: HttpClient,
     catalog: Arc<Catalog>,
+    poll_interval: Duration,
+    limits: BatchLimits,
 }
 
 impl OpenAiProvider {
-    /// Builds the client from its settings.
-    pub fn new(_config: &ProviderConfig, catalog: Arc<Catalog>) -> Result<Self> {
-        Ok(OpenAiProvider { catalog })
+    /// Builds the client: key from `config.api_key` (set from
+    /// `OPENAI_API_KEY` by [`ProviderSettings::from_env`]), base URL from
+    /// `config.base_url` (which, like `OPENAI_BASE_URL`, includes `/v1`) or
+    /// [`DEFAULT_BASE_URL`], Bearer auth, and the SDKs' retries and timeout
+    /// unless the settings say otherwise.
+    pub fn new(config: &ProviderConfig, catalog: Arc<Catalog>) -> Result<Self> {
+        let key = config
+            .api_key
+            .clone()
+            .filter(|k| !k.expose().trim().is_empty())
+            .ok_or_else(|| {
+                Error::Validation(
+                    "no OpenAI API key: set OPENAI_API_KEY (or ProviderConfig::api_key)".into(),
+                )
+            })?;
+        let base_url = config
+            .base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(Error::Validation(format!(
+                "OpenAI base URL '{base_url}' must start with http:// or https:// (e.g. {DEFAULT_BASE_URL}); check OPENAI_BASE_URL"
+            )));
+        }
+        let http = HttpClient::new(HttpClientConfig {
+            kind: ProviderKind::OpenAi,
+            base_url,
+            key,
+            auth: AuthStyle::Bearer,
+            max_retries: config.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            timeout: config.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            headers: Vec::new(),
+            key_env: "OPENAI_API_KEY",
+        })?;
+        Ok(OpenAiProvider {
+            http,
+            catalog,
+            poll_interval: config.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            limits: default_limits(ProviderKind::OpenAi),
+        })
+    }
+
+    /// Replaces the per-batch limits (an organisation with a lower quota, or
+    /// tests of the limit checks with small sizes).
+    pub fn with_limits(mut self, limits: BatchLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The one model of a batch's jobs; mixed models are refused.
+    fn batch_model(&self, jobs: &[Job], index: usize) -> Result<Arc<ModelInfo>> {
+        let first = jobs.first().ok_or_else(|| {
+            Error::Validation(format!("batch {index} has no jobs; nothing to submit"))
+        })?;
+        let name = first.model_name();
+        if let Some(other) = jobs.iter().find(|j| j.model_name() != name) {
+            return Err(Error::Validation(format!(
+                "batch {index}: an OpenAI batch runs one model, but job '{}' uses '{}' and job '{}' uses '{}'; put jobs of different models in different batches",
+                first.id_str(),
+                name,
+                other.id_str(),
+                other.model_name()
+            )));
+        }
+        let model = self
+            .catalog
+            .lookup(name)
+            .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", first.id_str())))?;
+        Ok(model)
+    }
+
+    /// Builds every line once, counting bytes (and writing them to the raw
+    /// request file when asked), and refuses a batch over the byte limit.
+    fn measure(
+        &self,
+        jobs: &[Job],
+        model: &Arc<ModelInfo>,
+        mut raw: Option<&mut dyn Write>,
+    ) -> Result<u64> {
+        let mut builder = LineBuilder::new(model.clone());
+        let mut buf = Vec::new();
+        let mut total: u64 = 0;
+        for (i, job) in jobs.iter().enumerate() {
+            self.validate_job(job, model)?;
+            buf.clear();
+            builder.write_line(job, &mut buf)?;
+            total += buf.len() as u64;
+            if total > self.limits.max_bytes {
+                return Err(Error::Validation(format!(
+                    "the batch's input file would be larger than OpenAI's limit of {} bytes ({} MB): it passed the limit at job '{}' ({} of {} jobs); lower items_per_batch, or send smaller files",
+                    self.limits.max_bytes,
+                    self.limits.max_bytes / 1_000_000,
+                    job.id_str(),
+                    i + 1,
+                    jobs.len()
+                )));
+            }
+            if let Some(w) = raw.as_mut() {
+                w.write_all(&buf)
+                    .map_err(|e| Error::io("write the raw request file for", job.id_str(), e))?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Uploads the jobs as a JSONL file of `len` bytes, streamed, and returns its id.
+    async fn upload(&self, jobs: &[Job], model: &Arc<ModelInfo>, len: u64) -> Result<String> {
+        const WHAT: &str = "upload the batch input file";
+        let url = self.http.url("/files");
+        // Each attempt of `send` makes a fresh body channel and hands its
+        // sender to the producer below, which builds the lines into it.
+        let (senders_tx, mut senders_rx) = mpsc::unbounded::<BodySender>();
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let send = self.http.send(WHAT, |c| {
+            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(1);
+            // The receiver lives as long as this function; a send cannot fail.
+            let _ = senders_tx.unbounded_send(tx);
+            let part = Part::stream_with_length(reqwest::Body::wrap_stream(rx), len)
+                .file_name("batchata_input.jsonl");
+            let form = Form::new().text("purpose", "batch").part("file", part);
+            c.post(&url).multipart(form)
+        });
+        let produce = async {
+            while let Some(tx) = senders_rx.next().await {
+                produce_body(jobs, model, len, tx, &failure).await;
+            }
+        };
+        tokio::pin!(send);
+        let outcome = tokio::select! {
+            r = &mut send => r,
+            () = produce => send.await,
+        };
+        let built_failure = failure.lock().ok().and_then(|mut f| f.take());
+        match outcome {
+            Ok(resp) => {
+                let file: FileObject = self.http.decode(WHAT, resp).await?;
+                if let Some(n) = file.bytes.filter(|&n| n != len) {
+                    tracing::warn!(file = %file.id, sent = len, stored = n, "OpenAI stored a different size than was uploaded");
+                }
+                Ok(file.id)
+            }
+            Err(e) => Err(built_failure.unwrap_or(e)),
+        }
+    }
+
+    async fn retrieve(&self, batch_id: &str) -> Result<BatchObject> {
+        check_wire_id("batch", batch_id)?;
+        self.http
+            .get_json("get batch", &format!("/batches/{batch_id}"))
+            .await
+    }
+
+    /// Streams a file's content, handing each line to `collector`.
+    async fn stream_file(
+        &self,
+        file_id: &str,
+        source: Source,
+        collector: &mut Collector<'_, '_>,
+    ) -> Result<()> {
+        check_wire_id("file", file_id)?;
+        let url = self.http.url(&format!("/files/{file_id}/content"));
+        let resp = self
+            .http
+            .send("download batch results", |c| {
+                c.get(&url).header("accept", "application/binary")
+            })
+            .await?;
+        let mut stream = resp.bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Http {
+                status: None,
+                message: self.http.redact(&format!(
+                    "openai download of results file {file_id} broke off: {e}; it is tried again"
+                )),
+                retryable: true,
+            })?;
+            let mut rest: &[u8] = &chunk;
+            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+                if pending.is_empty() {
+                    collector.line(&rest[..pos], source)?;
+                } else {
+                    pending.extend_from_slice(&rest[..pos]);
+                    collector.line(&pending, source)?;
+                    pending.clear();
+                }
+                rest = &rest[pos + 1..];
+            }
+            pending.extend_from_slice(rest);
+        }
+        if !pending.is_empty() {
+            collector.line(&pending, source)?;
+        }
+        Ok(())
+    }
+}
+
+type BodySender = mpsc::Sender<std::io::Result<Bytes>>;
+
+/// Builds the lines into one upload attempt's body. A line that cannot be
+/// built, or a body whose size differs from the first pass (a file changed
+/// in between), aborts the attempt and leaves the reason in `failure`.
+async fn produce_body(
+    jobs: &[Job],
+    model: &Arc<ModelInfo>,
+    expected: u64,
+    mut tx: BodySender,
+    failure: &Mutex<Option<Error>>,
+) {
+    let mut builder = LineBuilder::new(model.clone());
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
+    let mut sent: u64 = 0;
+    let last = jobs.len().saturating_sub(1);
+    for (i, job) in jobs.iter().enumerate() {
+        if let Err(e) = builder.write_line(job, &mut chunk) {
+            abort(&mut tx, failure, e).await;
+            return;
+        }
+        if chunk.len() < CHUNK_BYTES && i != last {
+            continue;
+        }
+        sent += chunk.len() as u64;
+        if sent > expected || (i == last && sent != expected) {
+            let e = Error::Validation(format!(
+                "job '{}': the request changed while the batch was being uploaded (was its file modified?); submit the batch again",
+                job.id_str()
+            ));
+            abort(&mut tx, failure, e).await;
+            return;
+        }
+        let bytes = Bytes::from(std::mem::replace(
+            &mut chunk,
+            Vec::with_capacity(CHUNK_BYTES * 2),
+        ));
+        if tx.send(Ok(bytes)).await.is_err() {
+            // The attempt ended (an error reply, a dropped connection).
+            return;
+        }
+    }
+}
+
+async fn abort(tx: &mut BodySender, failure: &Mutex<Option<Error>>, e: Error) {
+    let msg = e.to_string();
+    if let Ok(mut f) = failure.lock() {
+        *f = Some(e);
+    }
+    let _ = tx.send(Err(std::io::Error::other(msg))).await;
+}
+
+/// Provider ids go into URL paths: only the characters they are made of.
+fn check_wire_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::Validation(format!(
+            "'{id}' is not an OpenAI {what} id (expected letters, digits, '_' and '-')"
+        )));
+    }
+    Ok(())
+}
+
+/// Which results file a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Output,
+    Errors,
+}
+
+/// Raw copies of the results files, written as they stream by. A write
+/// failure is logged once and turns raw files off for the rest of the batch:
+/// they are a debugging aid, never a reason to lose results.
+struct RawResults {
+    files: RawFiles,
+    batch_id: String,
+    output: Option<std::io::BufWriter<std::fs::File>>,
+    errors: Option<std::io::BufWriter<std::fs::File>>,
+    broken: bool,
+}
+
+impl RawResults {
+    fn try_write(&mut self, source: Source, line: &[u8]) -> Result<()> {
+        let slot = match source {
+            Source::Output => &mut self.output,
+            Source::Errors => &mut self.errors,
+        };
+        if slot.is_none() {
+            let path = match source {
+                Source::Output => self.files.response_path("openai", &self.batch_id, "jsonl"),
+                Source::Errors => self.files.error_path("openai", &self.batch_id),
+            };
+            *slot = Some(self.files.create(&path)?);
+        }
+        if let Some(w) = slot.as_mut() {
+            w.write_all(line)
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(|e| Error::io("write a raw results file of", &self.batch_id, e))?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, source: Source, line: &[u8]) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.try_write(source, line) {
+            tracing::warn!(error = %e, "raw results files turned off for this batch");
+            self.broken = true;
+        }
+    }
+
+    fn write_job(&mut self, job_id: &str, line: &[u8]) {
+        if self.broken {
+            return;
+        }
+        let written = serde_json::from_slice::<serde_json::Value>(line)
+            .map_err(|e| Error::Parse(format!("job '{job_id}': raw line: {e}")))
+            .and_then(|v| self.files.write_job(job_id, &v));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "raw results files turned off for this batch");
+            self.broken = true;
+        }
+    }
+
+    fn finish(&mut self) {
+        for w in [self.output.as_mut(), self.errors.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = w.flush() {
+                tracing::warn!(error = %e, batch = %self.batch_id, "could not finish a raw results file");
+            }
+        }
+    }
+}
+
+/// Turns result lines into `JobResult`s for the sink, one per job.
+struct Collector<'a, 's> {
+    jobs: &'a [Job],
+    index: HashMap<&'a str, usize>,
+    seen: Vec<bool>,
+    models: HashMap<String, Arc<ModelInfo>>,
+    catalog: &'a Catalog,
+    batch_id: &'a str,
+    raw: Option<RawResults>,
+    sink: &'a mut ResultSink<'s>,
+}
+
+impl Collector<'_, '_> {
+    fn model(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
+        let name = job.model_name();
+        if let Some(m) = self.models.get(name) {
+            return Ok(m.clone());
+        }
+        let m = self.catalog.lookup(name).map_err(|e| {
+            Error::ModelNotSupported(format!(
+                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
+                job.id_str(),
+                self.batch_id
+            ))
+        })?;
+        self.models.insert(name.to_string(), m.clone());
+        Ok(m)
+    }
+
+    fn line(&mut self, line: &[u8], source: Source) -> Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(());
+        }
+        if let Some(raw) = self.raw.as_mut() {
+            raw.write(source, line);
+        }
+        let parsed: std::result::Result<OutputLine, _> = serde_json::from_slice(line);
+        let (custom_id, parsed) = match parsed {
+            Ok(p) => (p.custom_id.clone(), Ok(p)),
+            Err(e) => {
+                // Find out whose line it is, if anything can be read.
+                let id = serde_json::from_slice::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("custom_id")?.as_str().map(String::from));
+                match id {
+                    Some(id) => (id, Err(e)),
+                    None => {
+                        let start = String::from_utf8_lossy(&line[..line.len().min(120)]);
+                        tracing::warn!(batch = %self.batch_id, error = %e, line = %start, "unreadable results line skipped");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let Some(&i) = self.index.get(custom_id.as_str()) else {
+            tracing::warn!(batch = %self.batch_id, custom_id = %custom_id, "results line for a request this batch did not send; skipped");
+            return Ok(());
+        };
+        if self.seen[i] {
+            tracing::warn!(batch = %self.batch_id, custom_id = %custom_id, "second results line for one request; the first is kept");
+            return Ok(());
+        }
+        self.seen[i] = true;
+        let job = &self.jobs[i];
+        if let Some(raw) = self.raw.as_mut() {
+            raw.write_job(job.id_str(), line);
+        }
+        let result = match parsed {
+            Ok(p) => {
+                let model = self.model(job)?;
+                response::line_result(p, job, &model, self.batch_id)
+            }
+            Err(e) => {
+                let mut r = JobResult::failed(
+                    job.id_str(),
+                    format!("OpenAI sent a results line that could not be read: {e}"),
+                );
+                r.batch_id = Some(self.batch_id.to_string());
+                r
+            }
+        };
+        (self.sink)(result)
+    }
+
+    /// Fails every job that had no line, saying why.
+    fn finish(&mut self, batch: &BatchObject) -> Result<()> {
+        if let Some(raw) = self.raw.as_mut() {
+            raw.finish();
+        }
+        let mut by_line: HashMap<usize, Vec<String>> = HashMap::new();
+        if let Some(errors) = &batch.errors {
+            for e in &errors.data {
+                if let Some(n) = e.line.and_then(|n| usize::try_from(n).ok()) {
+                    by_line.entry(n).or_default().push(e.describe());
+                }
+            }
+        }
+        let batch_errors = batch.errors_text();
+        for (i, job) in self.jobs.iter().enumerate() {
+            if self.seen[i] {
+                continue;
+            }
+            let error = match batch.status.as_str() {
+                "cancelled" | "cancelling" => {
+                    format!("{CANCELLED_BY_USER}: the batch was cancelled before this request ran")
+                }
+                "expired" => EXPIRED_MESSAGE.to_string(),
+                "failed" => match by_line.get(&(i + 1)) {
+                    Some(msgs) => format!(
+                        "OpenAI refused the batch's input for this request: {}",
+                        msgs.join("; ")
+                    ),
+                    None => format!(
+                        "OpenAI refused the batch's input: {}",
+                        batch_errors
+                            .as_deref()
+                            .unwrap_or("the batch failed without details")
+                    ),
+                },
+                other => format!(
+                    "OpenAI returned no result for this request (batch {} is {other})",
+                    self.batch_id
+                ),
+            };
+            let mut r = JobResult::failed(job.id_str(), error);
+            r.batch_id = Some(self.batch_id.to_string());
+            (self.sink)(r)?;
+        }
+        Ok(())
     }
 }
 
@@ -29,40 +542,222 @@ impl Provider for OpenAiProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::OpenAi
     }
-    fn validate_job(&self, _job: &Job, _model: &ModelInfo) -> Result<()> {
+
+    fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()> {
+        let id = job.id_str();
+        if model.provider != ProviderKind::OpenAi {
+            return Err(Error::ProviderNotFound(format!(
+                "job '{id}': model '{}' is served by {}, not OpenAI",
+                model.name, model.provider
+            )));
+        }
+        if job.enable_citations {
+            return Err(Error::ModelNotSupported(format!(
+                "job '{id}': field 'enable_citations': OpenAI models do not return citations; turn citations off for this job or use an Anthropic Claude model"
+            )));
+        }
+        if let Some(path) = &job.file {
+            let kind = files::file_kind(path).map_err(|e| Error::job_field(id, "file", e))?;
+            let ok = match kind {
+                FileKind::Image(_) => model.capabilities.images,
+                FileKind::Pdf | FileKind::Text | FileKind::Docx => model.capabilities.files,
+            };
+            if !ok {
+                return Err(Error::ModelNotSupported(format!(
+                    "job '{id}': field 'file': model '{}' does not take {} files; choose a model that does, or send text",
+                    model.name,
+                    files::extension(path)
+                )));
+            }
+        }
         Ok(())
     }
+
     fn limits(&self) -> BatchLimits {
-        BatchLimits {
-            max_requests: 50_000,
-            max_bytes: 200_000_000,
-            one_model_per_batch: true,
-        }
+        self.limits
     }
+
     fn polling_interval(&self) -> Duration {
-        Duration::from_secs(1)
+        self.poll_interval
     }
+
     fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate> {
         estimate_jobs_cost(&self.catalog, jobs)
     }
-    async fn create_batch(&self, _request: BatchRequest<'_>) -> Result<CreatedBatch> {
-        Err(Error::BatchSubmission("not written yet".into()))
+
+    async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch> {
+        let jobs = request.jobs;
+        let index = request.batch_index;
+        if jobs.len() > self.limits.max_requests {
+            return Err(Error::Validation(format!(
+                "batch {index} has {} jobs, more than OpenAI's {} requests per batch; set items_per_batch to {} or less",
+                jobs.len(),
+                self.limits.max_requests,
+                self.limits.max_requests
+            )));
+        }
+        let model = self.batch_model(jobs, index)?;
+        if let Some(job) = jobs.iter().find(|j| j.id.is_none()) {
+            return Err(Error::Validation(format!(
+                "batch {index}: a job has no id (prompt starting {:?}); jobs must be added through Batch::add_job",
+                job.prompt.as_deref().unwrap_or("").chars().take(40).collect::<String>()
+            )));
+        }
+
+        // First pass: size (and the raw request file, named once the id is known).
+        let mut raw_tmp = match request.raw_dir {
+            Some(dir) => {
+                let folder = dir.join("requests");
+                std::fs::create_dir_all(&folder)
+                    .map_err(|e| Error::io("create folder", &folder, e))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(".openai_batch_pending_")
+                    .suffix(".jsonl")
+                    .tempfile_in(&folder)
+                    .map_err(|e| Error::io("create a temp file in", &folder, e))?;
+                Some(tmp)
+            }
+            None => None,
+        };
+        let len = match raw_tmp.as_mut() {
+            Some(tmp) => {
+                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                let len = self.measure(jobs, &model, Some(&mut w))?;
+                w.flush()
+                    .map_err(|e| Error::io("write the raw request file", "requests/", e))?;
+                len
+            }
+            None => self.measure(jobs, &model, None)?,
+        };
+
+        let file_id = self.upload(jobs, &model, len).await?;
+        tracing::debug!(file = %file_id, bytes = len, jobs = jobs.len(), "batch input uploaded");
+
+        let mut metadata = BTreeMap::new();
+        metadata.insert(RUN_ID_KEY, request.run_id.to_string());
+        metadata.insert(BATCH_INDEX_KEY, index.to_string());
+        let body = CreateBatch {
+            input_file_id: &file_id,
+            endpoint: CHAT_COMPLETIONS_URL,
+            completion_window: "24h",
+            metadata,
+        };
+        let batch: BatchObject = self
+            .http
+            .post_json("create batch", "/batches", &body)
+            .await?;
+
+        if let (Some(tmp), Some(dir)) = (raw_tmp, request.raw_dir) {
+            let path = RawFiles::new(dir).request_path("openai", &batch.id, "jsonl");
+            if let Err(e) = tmp.persist(&path) {
+                tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
+            }
+        }
+        Ok(CreatedBatch {
+            batch_id: batch.id,
+            job_mapping: jobs
+                .iter()
+                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
+                .collect(),
+        })
     }
-    async fn get_batch_status(&self, _batch_id: &str) -> Result<BatchStatus> {
-        Err(Error::BatchSubmission("not written yet".into()))
+
+    async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {
+        Ok(self.retrieve(batch_id).await?.status())
     }
+
     async fn get_batch_results(
         &self,
-        _batch_id: &str,
-        _ctx: ResultsContext<'_>,
-        _sink: &mut ResultSink<'_>,
+        batch_id: &str,
+        ctx: ResultsContext<'_>,
+        sink: &mut ResultSink<'_>,
     ) -> Result<()> {
-        Err(Error::BatchSubmission("not written yet".into()))
+        let batch = self.retrieve(batch_id).await?;
+        let status = batch.status();
+        if !status.state.is_terminal() {
+            return Err(Error::Validation(format!(
+                "batch {batch_id} is still {}; its results can be collected once it ends",
+                batch.status
+            )));
+        }
+        let index: HashMap<&str, usize> = ctx
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.id_str(), i))
+            .collect();
+        let mut collector = Collector {
+            jobs: ctx.jobs,
+            index,
+            seen: vec![false; ctx.jobs.len()],
+            models: HashMap::new(),
+            catalog: &self.catalog,
+            batch_id,
+            raw: ctx.raw_dir.map(|dir| RawResults {
+                files: RawFiles::new(dir),
+                batch_id: batch_id.to_string(),
+                output: None,
+                errors: None,
+                broken: false,
+            }),
+            sink,
+        };
+        if let Some(id) = &batch.output_file_id {
+            self.stream_file(id, Source::Output, &mut collector).await?;
+        }
+        if let Some(id) = &batch.error_file_id {
+            self.stream_file(id, Source::Errors, &mut collector).await?;
+        }
+        collector.finish(&batch)
     }
-    async fn cancel_batch(&self, _batch_id: &str) -> Result<()> {
-        Err(Error::BatchSubmission("not written yet".into()))
+
+    async fn cancel_batch(&self, batch_id: &str) -> Result<()> {
+        check_wire_id("batch", batch_id)?;
+        let url = self.http.url(&format!("/batches/{batch_id}/cancel"));
+        self.http.send("cancel batch", |c| c.post(&url)).await?;
+        Ok(())
     }
-    async fn find_batch(&self, _probe: BatchProbe<'_>) -> Result<Option<String>> {
-        Ok(None)
+
+    async fn find_batch(&self, probe: BatchProbe<'_>) -> Result<Option<String>> {
+        let url = self.http.url("/batches");
+        let index = probe.batch_index.to_string();
+        let cutoff = probe.intent_at.timestamp() - FIND_SKEW_SECS;
+        let mut after: Option<String> = None;
+        loop {
+            let resp = self
+                .http
+                .send("list batches", |c| {
+                    let rb = c.get(&url).query(&[("limit", "100")]);
+                    match &after {
+                        Some(a) => rb.query(&[("after", a.as_str())]),
+                        None => rb,
+                    }
+                })
+                .await?;
+            let page: BatchList = self.http.decode("list batches", resp).await?;
+            for b in &page.data {
+                if b.metadata_str(RUN_ID_KEY) == Some(probe.run_id)
+                    && b.metadata_str(BATCH_INDEX_KEY) == Some(index.as_str())
+                    && !probe.known_ids.contains(&b.id)
+                {
+                    return Ok(Some(b.id.clone()));
+                }
+            }
+            // Newest first: once a page reaches batches older than the
+            // intent, no later page can hold ours.
+            let older = page
+                .data
+                .last()
+                .and_then(|b| b.created_at)
+                .is_some_and(|t| t < cutoff);
+            let next = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|b| b.id.clone()));
+            if !page.has_more || older || page.data.is_empty() || next == after {
+                return Ok(None);
+            }
+            after = next;
+        }
     }
 }
