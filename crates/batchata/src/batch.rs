@@ -171,7 +171,11 @@ pub struct BatchParams {
 pub struct Batch {
     pub(crate) params: BatchParams,
     pub(crate) jobs: Vec<Job>,
-    ids: HashSet<String>,
+    /// Ids the user gave. Generated ids are not stored: they are
+    /// `job-{n:06}` for every `n` below `next_id`, so a million jobs cost no
+    /// second copy of their ids.
+    user_ids: HashSet<String>,
+    /// The next number the id generator tries.
     next_id: u64,
     pub(crate) catalog: Arc<Catalog>,
     models_file_error: Option<String>,
@@ -206,14 +210,14 @@ impl Batch {
                 cost_limit_usd: None,
                 time_limit: None,
                 default_params: DefaultParams::default(),
-                raw_files: true,
+                raw_files: !results_dir.as_ref().as_os_str().is_empty(),
                 verbosity: Verbosity::default(),
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
                 providers: ProviderSettings::from_env(),
             },
             jobs: Vec::new(),
-            ids: HashSet::new(),
+            user_ids: HashSet::new(),
             next_id: 0,
             catalog: Arc::new(catalog),
             models_file_error: err,
@@ -301,7 +305,8 @@ impl Batch {
         Ok(self)
     }
 
-    /// Writes raw request and response files under `results_dir/raw_files` (default on).
+    /// Writes raw request and response files under `results_dir/raw_files`
+    /// (default on whenever a results dir is given).
     pub fn raw_files(mut self, on: bool) -> Self {
         self.params.raw_files = on;
         self
@@ -362,25 +367,36 @@ impl Batch {
                 crate::catalog::MODELS_FILE_ENV
             )));
         }
-        let job = self.prepare(job)?;
+        let (job, generated) = self.prepare(job)?;
         let id = job.id_str().to_string();
-        self.ids.insert(id.clone());
+        match generated {
+            // Only a job that was added uses up its generated number.
+            Some(n) => self.next_id = n + 1,
+            None => {
+                self.user_ids.insert(id.clone());
+            }
+        }
         self.jobs.push(job);
         Ok(id)
     }
 
-    /// Merges defaults, assigns an id and validates, without adding.
-    pub(crate) fn prepare(&mut self, mut job: Job) -> Result<Job> {
+    /// Merges defaults, assigns an id and validates, without adding. Returns
+    /// the job and, when its id was generated, the generator's number for it.
+    pub(crate) fn prepare(&mut self, mut job: Job) -> Result<(Job, Option<u64>)> {
         job.check_shape()?;
-        match &job.id {
-            Some(id) if self.ids.contains(id) => {
+        let generated = match &job.id {
+            Some(id) if self.id_taken(id) => {
                 return Err(Error::Validation(format!(
-                    "job id '{id}' is used twice in this batch; ids must be unique"
+                    "job id '{id}' is used twice in this batch; give each job its own id, or leave the id out to have one generated"
                 )))
             }
-            Some(_) => {}
-            None => job.id = Some(self.generate_id()),
-        }
+            Some(_) => None,
+            None => {
+                let (id, n) = self.next_generated_id();
+                job.id = Some(id);
+                Some(n)
+            }
+        };
         let d = &self.params.default_params;
         let temperature_from_job = job.temperature.is_some();
         if job.model.is_none() {
@@ -426,20 +442,40 @@ impl Batch {
             job.temperature = None;
         }
         validate_against_model(&job, &model)?;
-        Ok(job)
+        Ok((job, generated))
     }
 
-    fn generate_id(&mut self) -> String {
+    /// Whether a job of this batch already has `id`.
+    fn id_taken(&self, id: &str) -> bool {
+        self.user_ids.contains(id) || generated_number(id).is_some_and(|n| n < self.next_id)
+    }
+
+    /// The next generated id and its number, without using it up.
+    fn next_generated_id(&self) -> (String, u64) {
         // Sequential ids are unique by construction; the loop only skips ids a
         // user happened to take.
+        let mut n = self.next_id;
         loop {
-            let id = format!("job-{:06}", self.next_id);
-            self.next_id += 1;
-            if !self.ids.contains(&id) {
-                return id;
+            let id = format!("job-{n:06}");
+            if !self.user_ids.contains(&id) {
+                return (id, n);
             }
+            n += 1;
         }
     }
+}
+
+/// The number of an id exactly as the generator writes it (`job-{n:06}`).
+fn generated_number(id: &str) -> Option<u64> {
+    let digits = id.strip_prefix("job-")?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // `{:06}` pads to six digits and never writes a leading zero beyond that.
+    if digits.len() > 6 && digits.starts_with('0') {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Checks a merged job against what its model can do.

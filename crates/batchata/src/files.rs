@@ -26,6 +26,14 @@ pub enum FileKind {
 /// Text-like extensions sent as plain text.
 pub const TEXT_EXTENSIONS: &[&str] = &["txt", "md", "csv", "json", "html", "xml", "yaml", "yml"];
 
+/// Image extensions, sent as image content.
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "webp"];
+
+/// Whether a lowercase extension (no dot) is an image type.
+pub fn is_image_extension(ext: &str) -> bool {
+    IMAGE_EXTENSIONS.contains(&ext)
+}
+
 /// The lowercase extension of a path, without the dot.
 pub fn extension(path: &Path) -> String {
     path.extension()

@@ -166,9 +166,16 @@ impl ModelInfo {
             + usage.cache_write_tokens as f64 * write)
     }
 
-    /// Whether the model takes files with this extension (lowercase, no dot).
+    /// Whether the model takes files with this extension (lowercase, no dot):
+    /// the extension must be listed, and the model must take images (for
+    /// image types) or documents (for everything else).
     pub fn accepts_file_type(&self, ext: &str) -> bool {
-        self.capabilities.files && self.capabilities.file_types.iter().any(|t| t == ext)
+        let kind_ok = if crate::files::is_image_extension(ext) {
+            self.capabilities.images
+        } else {
+            self.capabilities.files
+        };
+        kind_ok && self.capabilities.file_types.iter().any(|t| t == ext)
     }
 }
 
