@@ -46,6 +46,11 @@ struct Shared {
     raw_dir: Option<PathBuf>,
     providers: HashMap<ProviderKind, Arc<dyn Provider>>,
     semaphore: Semaphore,
+    /// Held from a batch's intent until its provider id is recorded, so at
+    /// most one create call is ever unaccounted for after a crash: finding
+    /// it again by time and size (Anthropic has no batch metadata) is then
+    /// unambiguous.
+    create_lock: tokio::sync::Mutex<()>,
     batch_pos: Mutex<HashMap<usize, usize>>,
 }
 
@@ -175,6 +180,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     let cost = CostTracker::new(params.cost_limit_usd, store.cost_used());
     let shared = Arc::new(Shared {
         semaphore: Semaphore::new(params.max_parallel_batches),
+        create_lock: tokio::sync::Mutex::new(()),
         params,
         catalog,
         state: Mutex::new(store),
@@ -608,6 +614,7 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
         set_batch(sh, index, |b| b.status = "cost limit".into());
         return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true);
     }
+    let create_guard = sh.create_lock.lock().await;
     lock(&sh.state).record_intent(index, provider.kind(), ids.clone(), reserved)?;
     if let Some(r) = stop_reason(sh) {
         sh.cost.release(reserved);
@@ -671,6 +678,7 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
         }
     };
     lock(&sh.state).record_submitted(index, &batch_id)?;
+    drop(create_guard);
     set_batch(sh, index, |b| {
         b.batch_id = Some(batch_id.clone());
         b.status = "submitted".into();
