@@ -2,15 +2,16 @@
 //!
 //! OpenAI models use the `o200k_base` tokenizer, bundled with `tiktoken-rs`,
 //! so their counts are exact for text. Anthropic and Gemini publish no
-//! offline tokenizer: we estimate conservatively (about 3 bytes a token,
-//! which overstates typical English by ~20%) so the cost limit errs on the
-//! safe side. PDFs count per page (text plus the page image the providers
+//! offline tokenizer: we estimate conservatively — one token per 3 bytes
+//! (which overstates typical English by ~20%), but never fewer than a third
+//! more than `o200k_base` counts, because bytes alone undercount digits and
+//! punctuation — so the cost limit errs on the safe side. PDFs count per page (text plus the page image the providers
 //! render), images at the providers' upper bound.
 
 use std::path::Path;
 
 use crate::catalog::ModelInfo;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
 
@@ -34,16 +35,27 @@ pub fn count_text(model: &ModelInfo, text: &str) -> u64 {
     }
 }
 
-/// The conservative estimate used where no tokenizer is bundled.
+/// The conservative estimate used where no tokenizer is bundled: the larger
+/// of one token per 3 bytes and `o200k_base`'s count plus a third.
+///
+/// The byte rule alone undercounts text full of numbers and punctuation
+/// (`o200k_base` splits digits into groups of three and most punctuation
+/// into tokens of its own): "1234567890 3.14159" is 18 bytes, 6 by bytes,
+/// but 9 `o200k_base` tokens.
 pub fn estimate_text(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(3)
+    let by_bytes = (text.len() as u64).div_ceil(3);
+    let o200k = tiktoken_rs::o200k_base_singleton()
+        .encode_ordinary(text)
+        .len() as u64;
+    by_bytes.max(o200k + o200k.div_ceil(3))
 }
 
 /// Tokens of a file sent to a model.
 pub fn count_file(model: &ModelInfo, path: &Path) -> Result<u64> {
     Ok(match files::file_kind(path)? {
         FileKind::Pdf => {
-            let info = files::pdf_info(&files::read(path)?)?;
+            let info = files::pdf_info(&files::read(path)?)
+                .map_err(|e| Error::Parse(format!("file '{}': {e}", path.display())))?;
             let text: u64 = info.page_text.iter().map(|t| count_text(model, t)).sum();
             text + info.pages as u64 * PDF_PAGE_TOKENS
         }
