@@ -102,7 +102,9 @@ fn the_builtin_catalog_is_consistent() {
 
 /// Prices copied by hand from /work/shared/reference/provider-apis.md §7
 /// (USD per million tokens): (model, input, output, cache read, 5-minute cache write).
-const REFERENCE_PRICES: &[(&str, f64, f64, Option<f64>, Option<f64>)] = &[
+type PriceRow = (&'static str, f64, f64, Option<f64>, Option<f64>);
+
+const REFERENCE_PRICES: &[PriceRow] = &[
     // §7.1 Anthropic
     ("claude-opus-5", 5.0, 25.0, Some(0.5), Some(6.25)),
     ("claude-opus-4-8", 5.0, 25.0, Some(0.5), Some(6.25)),
