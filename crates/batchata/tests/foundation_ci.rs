@@ -1,0 +1,68 @@
+//! Keeps README.md and `.ci/run` honest with each other: the test command
+//! the README gives is the one CI runs, and the CI script is a strict,
+//! executable bash script that also checks formatting and lints.
+
+use std::path::PathBuf;
+
+fn repo_file(rel: &str) -> (PathBuf, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (path, text)
+}
+
+/// The body of the first ```sh block after the "## Testing" heading.
+fn readme_test_command(readme: &str) -> String {
+    let testing = readme
+        .split("\n## Testing")
+        .nth(1)
+        .expect("README.md has a '## Testing' section");
+    let block = testing
+        .split("```sh\n")
+        .nth(1)
+        .expect("the Testing section has a ```sh block");
+    block.split("```").next().unwrap().trim().to_string()
+}
+
+#[test]
+fn readme_and_ci_run_the_same_test_command() {
+    let (_, readme) = repo_file("README.md");
+    let command = readme_test_command(&readme);
+    assert_eq!(command, "cargo test --workspace");
+    let (_, ci) = repo_file(".ci/run");
+    let commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("echo"))
+        .collect();
+    assert_eq!(commands.last(), Some(&command.as_str()), "{commands:?}");
+    for required in [
+        "set -euo pipefail",
+        "cargo fmt --all -- --check",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+    ] {
+        assert!(
+            commands.contains(&required),
+            "{required} missing: {commands:?}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ci_run_is_an_executable_bash_script() {
+    use std::os::unix::fs::PermissionsExt;
+    let (path, text) = repo_file(".ci/run");
+    assert!(
+        text.starts_with("#!/usr/bin/env bash\n") || text.starts_with("#!/bin/bash\n"),
+        "{}",
+        text.lines().next().unwrap_or("")
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert!(
+        mode & 0o111 != 0,
+        "{} is not executable ({mode:o})",
+        path.display()
+    );
+}
