@@ -177,6 +177,8 @@ pub struct Batch {
     user_ids: HashSet<String>,
     /// The next number the id generator tries.
     next_id: u64,
+    /// Whether the default response schema has been checked (once, not per job).
+    default_schema_checked: bool,
     pub(crate) catalog: Arc<Catalog>,
     models_file_error: Option<String>,
     pub(crate) progress: Option<crate::run::ProgressCallback>,
@@ -219,6 +221,7 @@ impl Batch {
             jobs: Vec::new(),
             user_ids: HashSet::new(),
             next_id: 0,
+            default_schema_checked: false,
             catalog: Arc::new(catalog),
             models_file_error: err,
             progress: None,
@@ -242,6 +245,7 @@ impl Batch {
     /// Parameters for jobs that do not set their own.
     pub fn default_params(mut self, defaults: DefaultParams) -> Self {
         self.params.default_params = defaults;
+        self.default_schema_checked = false;
         self
     }
 
@@ -409,7 +413,19 @@ impl Batch {
             job.max_tokens = Some(d.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
         }
         if job.response_schema.is_none() {
-            job.response_schema = d.response_schema.clone();
+            if let Some(schema) = &d.response_schema {
+                if !self.default_schema_checked {
+                    schema.check().map_err(|e| {
+                        Error::job_field(
+                            job.id_str(),
+                            "response_schema",
+                            format!("(from default_params) {e}"),
+                        )
+                    })?;
+                    self.default_schema_checked = true;
+                }
+                job.response_schema = Some(schema.clone());
+            }
         }
         if !job.enable_citations && job.file.is_some() {
             job.enable_citations = d.enable_citations.unwrap_or(false);
@@ -482,20 +498,19 @@ fn generated_number(id: &str) -> Option<u64> {
 pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
     let id = job.id_str();
     if let Some(t) = job.temperature {
-        if t > model.capabilities.temperature_max {
+        let top = model.capabilities.temperature_max;
+        if !(0.0..=top).contains(&t) {
             return Err(Error::job_field(
                 id,
                 "temperature",
-                format!(
-                    "{t} is above {}'s maximum of {}; use 0 to {}",
-                    model.name,
-                    model.capabilities.temperature_max,
-                    model.capabilities.temperature_max
-                ),
+                format!("{t} is outside {}'s range; use 0 to {top}", model.name),
             ));
         }
     }
     let max = job.max_tokens_or_default();
+    if max == 0 {
+        return Err(Error::job_field(id, "max_tokens", "must be at least 1"));
+    }
     if max > model.max_output_tokens {
         return Err(Error::job_field(
             id,

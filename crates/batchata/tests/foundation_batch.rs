@@ -262,6 +262,43 @@ fn add_job_merges_default_params_and_the_job_wins() {
 }
 
 #[test]
+fn default_params_are_held_to_the_same_rules_as_jobs() {
+    // Values that a job could not carry are refused when they come from the defaults too.
+    let cases: Vec<(DefaultParams, &str)> = vec![
+        (DefaultParams::new().temperature(-0.5), "temperature"),
+        (DefaultParams::new().temperature(f64::NAN), "temperature"),
+        (DefaultParams::new().max_tokens(0), "max_tokens"),
+        (
+            DefaultParams {
+                response_schema: Some(serde_json::from_value(json!({"type": "nonsense"})).unwrap()),
+                ..DefaultParams::default()
+            },
+            "response_schema",
+        ),
+    ];
+    for (defaults, field) in cases {
+        let mut b = batch().default_params(DefaultParams {
+            model: Some(HAIKU.into()),
+            ..defaults
+        });
+        let e = err_text(b.add_job(Job::prompt("Hi").id("d1")));
+        assert!(
+            e.contains("'d1'") && e.contains(&format!("'{field}'")),
+            "{field}: {e}"
+        );
+        assert!(b.jobs().is_empty());
+        // The job's own value, when valid, is used instead of the bad default.
+        let own = match field {
+            "temperature" => Job::prompt("Hi").temperature(0.5),
+            "max_tokens" => Job::prompt("Hi").max_tokens(10),
+            _ => Job::prompt("Hi")
+                .response_schema(ResponseSchema::from_value(json!({"type": "object"})).unwrap()),
+        };
+        b.add_job(own).unwrap();
+    }
+}
+
+#[test]
 fn a_job_needs_a_model_from_itself_or_the_defaults() {
     let e = err_text(batch().add_job(Job::prompt("Hi").id("q1")));
     assert!(
