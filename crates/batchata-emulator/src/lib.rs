@@ -1,1 +1,205 @@
-//! A local emulator of the providers' batch HTTP APIs.
+//! A local, wire-faithful emulator of the Anthropic Message Batches API and
+//! the OpenAI Files + Batch APIs.
+//!
+//! It exists so the library, the CLI and their tests can run real batch
+//! workloads — including failures — without network access or cost. It shares
+//! no code with the library's provider clients: both sides are written from
+//! the wire reference, so each catches the other's mistakes.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use batchata_emulator::{Emulator, EmulatorConfig, Endpoint, FaultKind};
+//!
+//! let emu = Emulator::start(
+//!     EmulatorConfig::new().fail_first(Endpoint::AnthropicCreate, 1, FaultKind::Status429 { retry_after_ms: 50 }),
+//! )
+//! .await?;
+//! // Point ANTHROPIC_BASE_URL at emu.anthropic_base_url(), OPENAI_BASE_URL at emu.openai_base_url().
+//! let stats = emu.stats();
+//! assert_eq!(stats.calls_to("anthropic.create"), 0);
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Behaviour is set by [`EmulatorConfig`]; what happened is reported by
+//! [`EmulatorStats`], in-process via [`EmulatorHandle::stats`] or over HTTP
+//! at `GET /_emulator/stats` (`POST /_emulator/reset` clears state).
+//! Only loopback (127.0.0.1) is ever bound.
+
+mod answers;
+mod anthropic;
+mod config;
+mod conn;
+mod error;
+mod ids;
+mod lifecycle;
+mod openai;
+mod pdf;
+mod schema;
+mod server;
+mod stats;
+mod text;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    EmulatorConfig, Endpoint, FailFirst, FaultKind, ANTHROPIC_MAX_BYTES, ANTHROPIC_MAX_REQUESTS,
+    OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
+};
+pub use stats::{BatchSummary, EmulatorStats};
+
+use conn::{ConnHandle, KillableListener};
+use server::AppState;
+
+/// Entry point: starts emulator servers.
+#[derive(Debug, Clone, Copy)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Starts an emulator on a free port of 127.0.0.1.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
+        Self::bind(config, 0).await
+    }
+
+    /// Starts an emulator on `127.0.0.1:port` (`0` picks a free port).
+    pub async fn bind(config: EmulatorConfig, port: u16) -> std::io::Result<EmulatorHandle> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let state = Arc::new(AppState::new(config.normalized(), base_url));
+        let app = server::router(state.clone()).into_make_service_with_connect_info::<ConnHandle>();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(KillableListener::new(listener), app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::warn!("emulator server stopped: {err}");
+            }
+        });
+        tracing::info!("batchata emulator listening on http://{addr}");
+        Ok(EmulatorHandle {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// Serves an emulator on `127.0.0.1:port` until Ctrl+C, then shuts down.
+///
+/// This is what `batchata emulate --port P` runs; state lives in the memory
+/// of this process.
+pub async fn serve(config: EmulatorConfig, port: u16) -> std::io::Result<()> {
+    let handle = Emulator::bind(config, port).await?;
+    handle
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    /// The bound address (always 127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Anthropic base URL, `http://127.0.0.1:PORT` — like
+    /// `ANTHROPIC_BASE_URL`, request paths carry `/v1`.
+    pub fn anthropic_base_url(&self) -> String {
+        self.base_url()
+    }
+
+    /// The OpenAI base URL, `http://127.0.0.1:PORT/v1` — like `OPENAI_BASE_URL`.
+    pub fn openai_base_url(&self) -> String {
+        format!("{}/v1", self.base_url())
+    }
+
+    /// The URL of the stats endpoint, `http://127.0.0.1:PORT/_emulator/stats`.
+    pub fn stats_url(&self) -> String {
+        format!("{}/_emulator/stats", self.base_url())
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.state.config
+    }
+
+    /// Calls, faults and batches so far (same as `GET /_emulator/stats`).
+    pub fn stats(&self) -> EmulatorStats {
+        self.state.stats()
+    }
+
+    /// Forgets all batches, files, counters and fault progress
+    /// (same as `POST /_emulator/reset`).
+    pub fn reset(&self) {
+        self.state.reset();
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (for up to
+    /// 5 seconds) and returns once the server has stopped.
+    pub async fn shutdown(mut self) {
+        self.stop(Duration::from_secs(5)).await;
+    }
+
+    /// Serves until `signal` completes, then shuts down.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) {
+        let stopped = match self.task.as_mut() {
+            Some(task) => {
+                tokio::select! {
+                    _ = task => true,
+                    _ = signal => false,
+                }
+            }
+            None => true,
+        };
+        if stopped {
+            self.task = None;
+        }
+        self.stop(Duration::from_secs(5)).await;
+    }
+
+    async fn stop(&mut self, grace: Duration) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
