@@ -508,17 +508,18 @@ pub(crate) async fn list_files(
     let q = query_pairs(uri.query());
     let limit = parse_limit(query_get(&q, "limit"), 10_000, 10_000)?;
     let purpose = query_get(&q, "purpose").filter(|p| !p.is_empty());
-    let ascending =
-        match query_get(&q, "order") {
-            None | Some("desc") => false,
-            Some("asc") => true,
-            Some(other) => return Err(ApiError::openai_invalid(
+    let ascending = match query_get(&q, "order") {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(ApiError::openai_invalid(
                 format!(
                     "Invalid value for 'order': '{other}'. Supported values are: 'asc' and 'desc'."
                 ),
                 Some("order"),
-            )),
-        };
+            ))
+        }
+    };
     let store = lock(&state.openai);
     let mut files: Vec<&File> = store
         .file_order
