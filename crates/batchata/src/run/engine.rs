@@ -79,6 +79,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     std::fs::create_dir_all(&results_dir)
         .map_err(|e| Error::io("create the results folder", &results_dir, e))?;
     let raw_dir = params.raw_files.then(|| results_dir.join("raw_files"));
+    remove_stale_temp_files(&results_dir);
 
     // The state: the user's file, or a temporary one removed when the run ends.
     let (state_path, temp_state) = match &params.state_file {
@@ -251,6 +252,26 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
             .send_replace(Some(outcome.map_err(|e| e.to_string())));
     });
     Ok(run)
+}
+
+/// A process killed mid-write leaves its temp file behind (results are
+/// written to a temp file, then renamed); only ours are removed.
+fn remove_stale_temp_files(results_dir: &Path) {
+    let dirs = [
+        results_dir.to_path_buf(),
+        results_dir.join("raw_files").join("responses"),
+        results_dir.join("raw_files").join("requests"),
+    ];
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".batchata-") && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {
