@@ -516,6 +516,38 @@ async fn retries_honour_retry_after_and_back_off() {
 }
 
 #[tokio::test]
+async fn a_large_upload_is_streamed_again_after_a_dropped_connection() {
+    let emu = emulator(EmulatorConfig::default().fail_first(
+        Endpoint::OpenAiFilesCreate,
+        1,
+        FaultKind::DropConnection,
+    ))
+    .await;
+    let p = provider(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw_files");
+    // About 1.5 MB: several chunks of the streamed body.
+    let filler = "abcdefghij".repeat(50);
+    let jobs: Vec<Job> = (0..3_000)
+        .map(|i| job(&format!("big-{i:05}"), &format!("Item {i}: {filler}")))
+        .collect();
+    let (batch_id, st, res) = run(&p, &jobs, Some(&raw)).await;
+    assert_eq!(st.state, BatchState::Complete);
+    assert!(res.iter().all(|r| r.is_success()));
+    let stats = emu.stats();
+    assert_eq!(stats.calls_to("openai.files.create"), 2);
+    assert_eq!(stats.faults_of("drop"), 1);
+    let b = stats.batches_for("openai").next().unwrap();
+    assert_eq!((b.request_count, b.custom_ids), (3_000, 3_000));
+    let request_file = raw.join(format!("requests/openai_batch_{batch_id}.jsonl"));
+    assert!(std::fs::metadata(&request_file).unwrap().len() > 1_500_000);
+    for (i, j) in jobs.iter().enumerate().step_by(500) {
+        let text = by_id(&res, j.id_str()).raw_response.clone().unwrap();
+        assert!(text.contains(&format!("Item {i}: abcdefghij")), "{text}");
+    }
+}
+
+#[tokio::test]
 async fn retries_give_up_after_the_limit_with_a_clear_error() {
     let emu = emulator(EmulatorConfig::default().fail_first(
         Endpoint::OpenAiFilesCreate,
@@ -640,14 +672,30 @@ async fn validation_error_on_a_line_goes_to_that_lines_job() {
     assert_eq!(batch_level, 2, "{res:?}");
 }
 
+fn probe<'a>(
+    run_id: &'a str,
+    index: usize,
+    intent_at: chrono::DateTime<chrono::Utc>,
+    known: &'a [String],
+) -> BatchProbe<'a> {
+    BatchProbe {
+        run_id,
+        batch_index: index,
+        request_count: 2,
+        intent_at,
+        known_ids: known,
+    }
+}
+
 #[tokio::test]
-async fn find_batch_matches_run_metadata() {
+async fn find_batch_matches_run_metadata_across_pages() {
     let emu = emulator(EmulatorConfig::default().processing_delay(Duration::from_secs(30))).await;
     let p = provider(&emu);
     let jobs = prompt_jobs(2);
     let intent_at = chrono::Utc::now();
+    // 105 batches: the list is newest first, 100 a page, so batch 0 is on page two.
     let mut ids = Vec::new();
-    for index in 0..3 {
+    for index in 0..105 {
         let created = p
             .create_batch(BatchRequest {
                 jobs: &jobs,
@@ -659,25 +707,49 @@ async fn find_batch_matches_run_metadata() {
             .unwrap();
         ids.push(created.batch_id);
     }
-    let probe = |index: usize, known: &'static [String]| BatchProbe {
-        run_id: "run-find",
-        batch_index: index,
-        request_count: 2,
-        intent_at,
-        known_ids: known,
-    };
+    let before = emu.stats().calls_to("openai.batches.list");
     assert_eq!(
-        p.find_batch(probe(1, &[])).await.unwrap(),
-        Some(ids[1].clone())
+        p.find_batch(probe("run-find", 0, intent_at, &[]))
+            .await
+            .unwrap(),
+        Some(ids[0].clone())
     );
-    assert_eq!(p.find_batch(probe(7, &[])).await.unwrap(), None);
-    let known: &'static [String] = Box::leak(vec![ids[2].clone()].into_boxed_slice());
-    assert_eq!(p.find_batch(probe(2, known)).await.unwrap(), None);
-    let other = BatchProbe {
-        run_id: "another-run",
-        ..probe(0, &[])
-    };
-    assert_eq!(p.find_batch(other).await.unwrap(), None);
+    assert_eq!(emu.stats().calls_to("openai.batches.list") - before, 2);
+    assert_eq!(
+        p.find_batch(probe("run-find", 104, intent_at, &[]))
+            .await
+            .unwrap(),
+        Some(ids[104].clone())
+    );
+    assert_eq!(
+        p.find_batch(probe("run-find", 200, intent_at, &[]))
+            .await
+            .unwrap(),
+        None
+    );
+    let known = vec![ids[2].clone()];
+    assert_eq!(
+        p.find_batch(probe("run-find", 2, intent_at, &known))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        p.find_batch(probe("another-run", 1, intent_at, &[]))
+            .await
+            .unwrap(),
+        None
+    );
+    // Batches made long before the intent are not looked at.
+    let later = intent_at + chrono::Duration::hours(2);
+    let before = emu.stats().calls_to("openai.batches.list");
+    assert_eq!(
+        p.find_batch(probe("run-find", 0, later, &[]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(emu.stats().calls_to("openai.batches.list") - before, 1);
 }
 
 #[tokio::test]
