@@ -165,8 +165,13 @@ impl OpenAiProvider {
                 )));
             }
             if let Some(w) = raw.as_mut() {
-                w.write_all(&buf)
-                    .map_err(|e| Error::io("write the raw request file for", job.id_str(), e))?;
+                w.write_all(&buf).map_err(|e| Error::Io {
+                    context: format!(
+                        "could not write job '{}' to the raw request file (raw_files/requests)",
+                        job.id_str()
+                    ),
+                    source: e,
+                })?;
             }
         }
         Ok(total)
@@ -621,10 +626,11 @@ impl Provider for OpenAiProvider {
         };
         let len = match raw_tmp.as_mut() {
             Some(tmp) => {
+                let path = tmp.path().to_path_buf();
                 let mut w = std::io::BufWriter::new(tmp.as_file_mut());
                 let len = self.measure(jobs, &model, Some(&mut w))?;
                 w.flush()
-                    .map_err(|e| Error::io("write the raw request file", "requests/", e))?;
+                    .map_err(|e| Error::io("write the raw request file", &path, e))?;
                 len
             }
             None => self.measure(jobs, &model, None)?,
