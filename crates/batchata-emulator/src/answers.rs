@@ -221,7 +221,6 @@ impl Conversation {
 
 /// Produces the reply for a conversation.
 pub(crate) fn answer(conv: &Conversation) -> Reply {
-    let corpus = conv.corpus();
     let echo = conv.echo();
     let format = match &conv.format {
         None | Some(ReplyFormat::Text) | Some(ReplyFormat::JsonObject) => {
@@ -250,6 +249,7 @@ pub(crate) fn answer(conv: &Conversation) -> Reply {
             });
         }
         ReplyFormat::JsonSchema(schema) => {
+            let corpus = conv.corpus();
             let generated = schema::generate(schema, &corpus, &echo);
             blocks.push(Block::Text {
                 text: generated.value.to_string(),
@@ -258,6 +258,7 @@ pub(crate) fn answer(conv: &Conversation) -> Reply {
             blocks.extend(field_citations(conv, &corpus, &generated.found));
         }
         ReplyFormat::Tool { name, schema } => {
+            let corpus = conv.corpus();
             let generated = schema::generate(schema, &corpus, &echo);
             blocks.extend(field_citations(conv, &corpus, &generated.found));
             let input = match generated.value {
@@ -405,6 +406,9 @@ fn field_citations(conv: &Conversation, corpus: &Corpus, found: &[Found]) -> Vec
 /// For plain replies: per citable document, the sentence sharing most words
 /// with the last user text (the first sentence on a tie).
 fn best_chunk_citations(conv: &Conversation) -> Vec<Block> {
+    if !conv.documents.iter().any(|d| d.citations) {
+        return Vec::new();
+    }
     let corpus = conv.corpus();
     let question: Vec<String> = conv
         .last_user_text()

@@ -336,8 +336,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Anthropic API versions the emulator accepts.
-const ANTHROPIC_VERSIONS: [&str; 2] = ["2023-06-01", "2023-01-01"];
+/// Whether an `anthropic-version` value is a plausible API version
+/// (`YYYY-MM-DD`): the SDKs move to newer dates over time, so any date is
+/// accepted; only missing or malformed values are refused.
+fn plausible_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
 
 fn check_auth(
     config: &EmulatorConfig,
@@ -365,9 +377,9 @@ fn check_auth(
                 None => Err(ApiError::anthropic_invalid(
                     "anthropic-version: header is required",
                 )),
-                Some(v) if !ANTHROPIC_VERSIONS.contains(&v) => Err(ApiError::anthropic_invalid(
-                    format!("anthropic-version: invalid version '{v}'; use 2023-06-01"),
-                )),
+                Some(v) if !plausible_version(v) => Err(ApiError::anthropic_invalid(format!(
+                    "anthropic-version: invalid version '{v}'; expected a date such as 2023-06-01"
+                ))),
                 Some(_) => Ok(()),
             }
         }

@@ -457,6 +457,17 @@ async fn auth_and_version_are_checked() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // Newer dated versions (as sent by current SDKs) are accepted; garbage is not.
+    for (version, expected) in [("2026-10-21", 200), ("latest", 400)] {
+        let resp = c
+            .get(&url)
+            .header("x-api-key", KEY)
+            .header("anthropic-version", version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "{version}");
+    }
     // Without a configured key any non-empty key works.
     let open = start(EmulatorConfig::default()).await;
     let resp = c
