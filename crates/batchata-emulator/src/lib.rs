@@ -26,6 +26,8 @@
 //! at `GET /_emulator/stats` (`POST /_emulator/reset` clears state).
 //! Only loopback (127.0.0.1) is ever bound.
 
+#![warn(missing_docs)]
+
 mod answers;
 mod anthropic;
 mod config;

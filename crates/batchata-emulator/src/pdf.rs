@@ -110,7 +110,7 @@ impl<'a> Parser<'a> {
                     match self.peek() {
                         None => break,
                         Some(b'>') => {
-                            self.pos += 2;
+                            self.pos = (self.pos + 2).min(self.data.len());
                             break;
                         }
                         Some(b'/') => {
@@ -629,6 +629,16 @@ mod tests {
             &mut text,
         );
         assert_eq!(text, "Hello World\nABC\n");
+    }
+
+    #[test]
+    fn truncated_files_never_panic() {
+        let pdf = build_pdf(&[&["Hello (world)", "<hex> [arr] /Name"], &["Second"]]);
+        for end in 0..pdf.len() {
+            let _ = extract_pages(&pdf[..end]);
+        }
+        let _ = extract_pages(b"1 0 obj << /A >");
+        let _ = extract_pages(b"1 0 obj <<>>stream");
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub(crate) const UNKNOWN: &str = "unknown";
 const SHALLOW_DEPTH: usize = 8;
 /// Past this depth generation stops (recursive schemas).
 const MAX_DEPTH: usize = 40;
+/// Upper bound on generated array items (a schema may ask for absurd minimums).
+const MAX_ITEMS: usize = 1000;
+/// Upper bound on padding for `minLength`.
+const MAX_STRING: usize = 10_000;
 /// Upper bound on generated nodes.
 const MAX_STEPS: usize = 20_000;
 
@@ -273,7 +277,7 @@ impl<'a> Gen<'a> {
             min.max(1)
         }
         .min(max);
-        let wanted = wanted.max(prefix.len().min(max));
+        let wanted = wanted.max(prefix.len().min(max)).min(MAX_ITEMS);
 
         // A list of strings can come from "Tags: a, b, c".
         let item_schema = self.deref(items);
@@ -293,7 +297,7 @@ impl<'a> Gen<'a> {
                     self.record(name, span);
                     let mut values: Vec<Value> =
                         parts.into_iter().take(max).map(Value::String).collect();
-                    while values.len() < min {
+                    while values.len() < min.min(MAX_ITEMS) {
                         values.push(Value::String(format!("{UNKNOWN} {}", values.len() + 1)));
                     }
                     return self.make_unique(schema, values);
@@ -319,7 +323,7 @@ impl<'a> Gen<'a> {
                     values[i] = match &values[i] {
                         Value::String(s) => Value::String(format!("{s} ({})", bump + 1)),
                         Value::Number(n) => match n.as_i64() {
-                            Some(k) => Value::from(k + 1),
+                            Some(k) => Value::from(k.saturating_add(1)),
                             None => Value::from(n.as_f64().unwrap_or(0.0) + 1.0),
                         },
                         other => other.clone(),
@@ -363,8 +367,10 @@ impl<'a> Gen<'a> {
             }
         }
         if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            while s.chars().count() < min as usize {
-                s.push('x');
+            let have = s.chars().count();
+            let want = (min as usize).min(MAX_STRING);
+            if have < want {
+                s.extend(std::iter::repeat_n('x', want - have));
             }
         }
         Value::String(s)
@@ -587,6 +593,16 @@ mod tests {
         });
         let g = generate(&schema, &corpus(""), "x");
         assert!(g.value["children"].is_array());
+    }
+
+    #[test]
+    fn absurd_minimums_are_bounded() {
+        let schema = json!({"type": "array", "minItems": 1_000_000_000u64,
+                            "items": {"type": "string", "minLength": 1_000_000_000_000u64}});
+        let g = generate(&schema, &corpus(""), "x");
+        let items = g.value.as_array().unwrap();
+        assert_eq!(items.len(), MAX_ITEMS);
+        assert_eq!(items[0].as_str().unwrap().len(), MAX_STRING);
     }
 
     #[test]
