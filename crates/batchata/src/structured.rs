@@ -99,9 +99,7 @@ pub fn parse(text: &str, schema: &ResponseSchema) -> Result<Parsed> {
             first_any = Some(parsed);
         }
     }
-    first_fit
-        .or(first_any)
-        .ok_or_else(|| no_json_error(text))
+    first_fit.or(first_any).ok_or_else(|| no_json_error(text))
 }
 
 /// Validates a JSON value against `schema`.
@@ -139,7 +137,7 @@ pub fn extract_json(text: &str) -> Option<Value> {
 /// prose, left to right. At most [`MAX_CANDIDATES`].
 pub fn json_candidates(text: &str) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
-    let mut push = |v: Value, out: &mut Vec<Value>| {
+    let push = |v: Value, out: &mut Vec<Value>| {
         if (v.is_object() || v.is_array()) && !out.contains(&v) && out.len() < MAX_CANDIDATES {
             out.push(v);
         }
@@ -604,7 +602,15 @@ const OPENAI: Dialect = Dialect {
         "maxItems",
     ],
     formats: &[
-        "date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid",
+        "date-time",
+        "time",
+        "date",
+        "duration",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "uuid",
     ],
     all_required: true,
     max_min_items: None,
@@ -629,7 +635,16 @@ const ANTHROPIC: Dialect = Dialect {
         "minItems",
     ],
     formats: &[
-        "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
+        "date-time",
+        "time",
+        "date",
+        "duration",
+        "email",
+        "hostname",
+        "uri",
+        "ipv4",
+        "ipv6",
+        "uuid",
     ],
     all_required: false,
     max_min_items: Some(1),
@@ -680,7 +695,9 @@ fn find_maps(schema: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
-    if map.get("additionalProperties").is_some_and(Value::is_object)
+    if map
+        .get("additionalProperties")
+        .is_some_and(Value::is_object)
         || map.contains_key("patternProperties")
     {
         out.push(format!(
@@ -825,7 +842,11 @@ fn prepare_node(node: &mut Value, root: &Value, dialect: &Dialect, depth: usize)
     let required: Vec<String> = map
         .get("required")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let mut all = Vec::new();
     if let Some(Value::Object(props)) = map.get_mut("properties") {
@@ -981,7 +1002,11 @@ fn gemini_node(schema: &Value, root: &Value, depth: usize) -> Value {
             out.insert("type".into(), Value::String(t.to_uppercase()));
         }
         Some(Value::Array(ts)) => {
-            let non_null: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            let non_null: Vec<&str> = ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect();
             nullable = non_null.len() < ts.len();
             match non_null.as_slice() {
                 [one] => {
@@ -1079,7 +1104,10 @@ fn gemini_node(schema: &Value, root: &Value, depth: usize) -> Value {
         }
     }
     if let Some(f) = map.get("format").and_then(Value::as_str) {
-        if matches!(f, "date-time" | "date" | "time" | "int32" | "int64" | "float" | "double") {
+        if matches!(
+            f,
+            "date-time" | "date" | "time" | "int32" | "int64" | "float" | "double"
+        ) {
             out.entry("format").or_insert_with(|| json!(f));
         }
     }
