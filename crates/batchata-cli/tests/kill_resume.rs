@@ -1,0 +1,191 @@
+//! The kill test: the CLI is SIGKILLed at random moments — during create
+//! calls, while polling, while downloading and writing results — and rerun
+//! until it finishes. Whatever the moment, every job must end with exactly
+//! one result file, identical to an uninterrupted run, and the provider must
+//! have been asked to run each job exactly once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+
+const JOBS: usize = 40;
+const TRIALS: usize = 20;
+
+fn write_jobs(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    for i in 0..JOBS {
+        // Half Anthropic, half OpenAI: both ways of finding a batch again.
+        let model = if i % 2 == 0 {
+            "claude-haiku-4-5"
+        } else {
+            "gpt-4o-mini"
+        };
+        text.push_str(
+            &serde_json::json!({
+                "id": format!("job-{i:03}"),
+                "model": model,
+                "prompt": format!("Give one fact about the number {i}."),
+                "max_tokens": 64,
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    let path = dir.join("jobs.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn_run(h: &EmulatorHandle, jobs: &Path, dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_batchata"))
+        .args(["run"])
+        .arg(jobs)
+        .arg("--results-dir")
+        .arg(dir.join("results"))
+        .arg("--state")
+        .arg(dir.join("state.jsonl"))
+        .args([
+            "--items-per-batch",
+            "5",
+            "--max-parallel",
+            "3",
+            "--poll-interval",
+            "40ms",
+            "-q",
+        ])
+        .env("ANTHROPIC_API_KEY", "sk-ant-kill-test")
+        .env("ANTHROPIC_BASE_URL", h.anthropic_base_url())
+        .env("OPENAI_API_KEY", "sk-kill-test")
+        .env("OPENAI_BASE_URL", h.openai_base_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Result files of a run: job id → the parts that must not depend on interruptions.
+fn results(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("results")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() {
+            continue;
+        }
+        assert!(
+            name.ends_with(".json") && !name.starts_with('.'),
+            "stray file {name}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let key = serde_json::json!({
+            "raw_response": v["raw_response"], "parsed_response": v["parsed_response"],
+            "input_tokens": v["input_tokens"], "output_tokens": v["output_tokens"],
+            "cost_usd": v["cost_usd"], "error": v["error"],
+        });
+        assert!(out
+            .insert(name.trim_end_matches(".json").to_string(), key)
+            .is_none());
+    }
+    out
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
+    // Each HTTP call takes 25 ms and each batch 300 ms, so kills land inside
+    // create calls, polls and downloads alike.
+    let h = Emulator::start(
+        EmulatorConfig::new()
+            .processing_delay(Duration::from_millis(300))
+            .latency(Duration::from_millis(25)),
+    )
+    .await
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let jobs = write_jobs(work.path());
+
+    // The reference: one uninterrupted run.
+    let ref_dir = work.path().join("reference");
+    let mut child = spawn_run(&h, &jobs, &ref_dir);
+    let status = wait_exit(&mut child, Duration::from_secs(60)).expect("reference run finishes");
+    assert!(status.success(), "reference run failed: {status:?}");
+    let reference = results(&ref_dir);
+    assert_eq!(reference.len(), JOBS);
+    assert!(reference.values().all(|v| v["error"].is_null()));
+
+    let mut seed: u64 = 0x5eed_ba7c;
+    let mut next = move |max: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % max
+    };
+    let mut total_kills = 0;
+    for trial in 0..TRIALS {
+        h.reset();
+        let dir = work.path().join(format!("trial-{trial}"));
+        let mut kills = 0;
+        let mut finished = false;
+        for _attempt in 0..40 {
+            let mut child = spawn_run(&h, &jobs, &dir);
+            // Kill early in the first attempts of a trial, later afterwards.
+            let delay = Duration::from_millis(next(if kills == 0 { 900 } else { 1500 }) + 20);
+            match wait_exit(&mut child, delay) {
+                Some(status) => {
+                    let mut err = String::new();
+                    use std::io::Read;
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
+                    assert!(
+                        status.success(),
+                        "trial {trial}: run exited {status:?}: {err}"
+                    );
+                    finished = true;
+                    break;
+                }
+                None => {
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    kills += 1;
+                }
+            }
+        }
+        assert!(finished, "trial {trial} never finished");
+        total_kills += kills;
+        let got = results(&dir);
+        assert_eq!(
+            got, reference,
+            "trial {trial}: results differ from the uninterrupted run"
+        );
+        let stats = h.stats();
+        let submitted: u64 = stats.batches.iter().map(|b| b.request_count).sum();
+        assert_eq!(
+            submitted, JOBS as u64,
+            "trial {trial}: {} batches created holding {submitted} requests for {JOBS} jobs after {kills} kills",
+            stats.batches.len()
+        );
+    }
+    assert!(
+        total_kills >= TRIALS,
+        "only {total_kills} kills in {TRIALS} trials"
+    );
+}
