@@ -319,9 +319,12 @@ fn type_matches(t: &str, v: &Value) -> bool {
     }
 }
 
+/// Recently used schemas with their compiled validators.
+type ValidatorCache = Mutex<Vec<(Value, Arc<jsonschema::Validator>)>>;
+
 /// Compiled validators of recently used schemas (jobs usually share one).
 fn cached_validator(schema: &Value) -> Result<Arc<jsonschema::Validator>> {
-    static CACHE: OnceLock<Mutex<Vec<(Value, Arc<jsonschema::Validator>)>>> = OnceLock::new();
+    static CACHE: OnceLock<ValidatorCache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Ok(entries) = cache.lock() {
         if let Some((_, v)) = entries.iter().find(|(s, _)| s == schema) {
