@@ -2,7 +2,6 @@
 //! providers' batch APIs, watch it, read the results, cancel it, list the
 //! models, or start the local emulator.
 
-mod display;
 mod jobs;
 
 use std::path::{Path, PathBuf};
@@ -339,9 +338,9 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         settings.anthropic.poll_interval = Some(p);
         settings.openai.poll_interval = Some(p);
     }
-    let display = Arc::new(display::Display::new(args.quiet, n));
+    let display = Arc::new(batchata::progress::Display::new(args.quiet, n));
     let d = display.clone();
-    let interval = if matches!(*display, display::Display::Live(_)) {
+    let interval = if matches!(*display, batchata::progress::Display::Live(_)) {
         Duration::from_millis(100)
     } else {
         Duration::from_millis(500)

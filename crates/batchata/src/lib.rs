@@ -16,6 +16,8 @@ pub mod files;
 pub mod fixtures;
 mod fsutil;
 pub mod job;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod providers;
 pub mod result;
 pub mod run;

@@ -41,7 +41,7 @@ struct Shared {
     params: BatchParams,
     catalog: Arc<Catalog>,
     state: Mutex<StateStore>,
-    cost: CostTracker,
+    cost: Arc<CostTracker>,
     run: Arc<RunInner>,
     raw_dir: Option<PathBuf>,
     providers: HashMap<ProviderKind, Arc<dyn Provider>>,
@@ -158,6 +158,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     }
 
     let counts = store.counts();
+    let cost = Arc::new(CostTracker::new(params.cost_limit_usd, store.cost_used()));
     let (stop_tx, _) = watch::channel(None);
     let (done_tx, _) = watch::channel(None);
     let inner = Arc::new(RunInner {
@@ -177,8 +178,8 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         state_file: Mutex::new(params.state_file.clone()),
         run_id: Mutex::new(store.run_id.clone()),
         started: Instant::now(),
+        cost: cost.clone(),
     });
-    let cost = CostTracker::new(params.cost_limit_usd, store.cost_used());
     let shared = Arc::new(Shared {
         semaphore: Semaphore::new(params.max_parallel_batches),
         create_lock: tokio::sync::Mutex::new(()),
@@ -263,7 +264,9 @@ fn remove_stale_temp_files(results_dir: &Path) {
         results_dir.join("raw_files").join("requests"),
     ];
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();

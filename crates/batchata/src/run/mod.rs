@@ -121,6 +121,7 @@ pub(crate) struct RunInner {
     pub(crate) state_file: Mutex<Option<PathBuf>>,
     pub(crate) run_id: Mutex<String>,
     pub(crate) started: std::time::Instant,
+    pub(crate) cost: Arc<crate::cost::CostTracker>,
 }
 
 impl std::fmt::Debug for BatchRun {
@@ -135,7 +136,10 @@ impl std::fmt::Debug for BatchRun {
 impl BatchRun {
     /// A snapshot of the run's progress.
     pub fn status(&self) -> RunStatus {
-        lock(&self.inner.status).clone()
+        let mut s = lock(&self.inner.status).clone();
+        s.cost_used_usd = self.inner.cost.used();
+        s.cost_reserved_usd = self.inner.cost.reserved();
+        s
     }
 
     /// The run's id (recorded in the state and in provider batch metadata).

@@ -1,4 +1,6 @@
-//! What a person sees while a run goes on.
+//! The live progress display (cargo feature `progress`): what a person sees
+//! while a run goes on. The `batchata` CLI uses it; library users get the
+//! same view with [`crate::Batch::live_progress`].
 //!
 //! On a terminal: a live view redrawn in place (indicatif) — a job bar with
 //! rate and ETA, one line per active provider batch with a spinner, cost
@@ -10,7 +12,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use batchata::{BatchProgress, RunStatus};
+use crate::run::{BatchProgress, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How many batch lines the live view shows at once.
@@ -34,6 +36,8 @@ pub struct Live {
     jobs: ProgressBar,
     cost: ProgressBar,
     batches: Vec<ProgressBar>,
+    spinning: ProgressStyle,
+    blank: ProgressStyle,
 }
 
 /// State of the plain view.
@@ -73,7 +77,8 @@ fn cost_line(s: &RunStatus) -> String {
 }
 
 impl Display {
-    /// The right view for stderr: live on a terminal, plain otherwise.
+    /// The right view for stderr: live on a terminal, plain otherwise;
+    /// nothing when `quiet`. `total` is the number of jobs.
     pub fn new(quiet: bool, total: usize) -> Display {
         if quiet {
             return Display::Quiet;
@@ -104,11 +109,15 @@ impl Display {
                 b
             })
             .collect();
+        let blank = ProgressStyle::with_template("  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
         Display::Live(Box::new(Live {
             _multi: multi,
             jobs,
             cost,
             batches,
+            spinning: style,
+            blank,
         }))
     }
 
@@ -130,6 +139,7 @@ impl Display {
                 for (i, bar) in live.batches.iter().enumerate() {
                     match active.get(i) {
                         Some(b) => {
+                            bar.set_style(live.spinning.clone());
                             bar.set_message(batch_line(b));
                             bar.tick();
                         }
@@ -146,7 +156,10 @@ impl Display {
                                 }
                             ));
                         }
-                        None => bar.set_message(""),
+                        None => {
+                            bar.set_style(live.blank.clone());
+                            bar.set_message("");
+                        }
                     }
                 }
                 if s.is_complete {
@@ -183,5 +196,20 @@ impl Display {
                 }
             }
         }
+    }
+}
+
+impl crate::Batch {
+    /// Shows the live display (plain lines when stderr is not a terminal)
+    /// while the run goes on.
+    pub fn live_progress(self) -> Self {
+        let display = std::sync::Arc::new(Display::new(false, self.jobs.len()));
+        let interval = if matches!(*display, Display::Live(_)) {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(500)
+        };
+        self.progress_interval(interval)
+            .on_progress(move |s, e| display.update(s, e))
     }
 }
