@@ -185,7 +185,16 @@ fn embedded_values(text: &str) -> Vec<Value> {
             continue;
         }
         starts += 1;
-        if let Some(len) = balanced_len(&bytes[i..]) {
+        let Some(len) = balanced_len(&bytes[i..]) else {
+            if opens_json(&bytes[i..]) {
+                // JSON that never closes (the answer was cut off): objects
+                // nested in it are fragments, not answers.
+                break;
+            }
+            i += 1;
+            continue;
+        };
+        {
             if let Ok(v) = serde_json::from_str::<Value>(&text[i..i + len]) {
                 let scalar_array = v
                     .as_array()
@@ -201,6 +210,16 @@ fn embedded_values(text: &str) -> Vec<Value> {
         i += 1;
     }
     out
+}
+
+/// Whether `s` starts like a JSON object with a key (`{"`) or an array of
+/// objects or strings (`[{`, `["`), rather than a stray bracket in prose.
+fn opens_json(s: &[u8]) -> bool {
+    let next = s[1..].iter().find(|b| !b.is_ascii_whitespace());
+    matches!(
+        (s.first(), next),
+        (Some(b'{'), Some(b'"')) | (Some(b'['), Some(b'{' | b'"'))
+    )
 }
 
 /// `(info string, body)` of each fenced code block (``` or ~~~).
