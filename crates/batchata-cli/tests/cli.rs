@@ -1,0 +1,422 @@
+//! The `batchata` binary as a user runs it: a process, a jobs file on disk,
+//! an emulator on loopback, exit codes and output checked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_batchata"))
+}
+
+fn with_emulator<'a>(cmd: &'a mut Command, h: &EmulatorHandle) -> &'a mut Command {
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-cli-test")
+        .env("ANTHROPIC_BASE_URL", h.anthropic_base_url())
+        .env("OPENAI_API_KEY", "sk-cli-test")
+        .env("OPENAI_BASE_URL", h.openai_base_url())
+}
+
+fn jobs_file(dir: &Path, lines: &[String]) -> PathBuf {
+    let p = dir.join("jobs.jsonl");
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+fn prompts(n: usize, model: Option<&str>) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let mut v = serde_json::json!({"id": format!("p{i:02}"), "prompt": format!("Tell me about {i}")});
+            if let Some(m) = model {
+                v["model"] = m.into();
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn run_cmd(h: &EmulatorHandle, jobs: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut c = bin();
+    c.arg("run")
+        .arg(jobs)
+        .arg("--results-dir")
+        .arg(out)
+        .args(["--poll-interval", "20ms"])
+        .args(extra);
+    with_emulator(&mut c, h).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_every_flag_then_status_and_results_in_three_formats() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(6, None);
+    lines.push(serde_json::json!({"id": "oa", "model": "gpt-4o-mini", "prompt": "Say, \"hi\"", "max_tokens": 50}).to_string());
+    let jobs = jobs_file(dir.path(), &lines);
+    let out = dir.path().join("out");
+    let state = dir.path().join("s.jsonl");
+    let o = run_cmd(
+        &h,
+        &jobs,
+        &out,
+        &[
+            "--state",
+            state.to_str().unwrap(),
+            "--model",
+            "claude-haiku-4-5",
+            "--temperature",
+            "0.2",
+            "--max-tokens",
+            "64",
+            "--items-per-batch",
+            "2",
+            "--max-parallel",
+            "2",
+            "--cost-limit",
+            "10",
+            "--time-limit",
+            "10m",
+            "--no-raw-files",
+            "-v",
+        ],
+    );
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("completed") && stdout.contains('7'),
+        "{stdout}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no escape codes off a terminal");
+    assert!(!out.join("raw_files").exists(), "--no-raw-files");
+    let stats = h.stats();
+    assert_eq!(stats.calls_to("anthropic.create"), 3, "6 jobs, 2 per batch");
+    assert_eq!(stats.calls_to("openai.batches.create"), 1);
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("p00.json")).unwrap()).unwrap();
+    assert!(
+        r["error"].is_null() && r["output_tokens"].as_u64().unwrap() <= 64,
+        "{r}"
+    );
+
+    // status
+    let o = bin()
+        .args(["status", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let (s, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        s.contains("7 completed") && s.contains("msgbatch_") && s.contains("batch_"),
+        "{s}"
+    );
+    let o = bin()
+        .args(["status", "--json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["counts"]["completed"], 7);
+    assert_eq!(v["batches"].as_array().unwrap().len(), 4);
+
+    // results, three ways
+    let o = bin().arg("results").arg(&out).output().unwrap();
+    let (t, _) = text(&o);
+    assert!(
+        t.contains("p05") && t.contains("oa") && t.contains("7 jobs: 7 completed"),
+        "{t}"
+    );
+    let o = bin()
+        .arg("results")
+        .arg(&out)
+        .args(["--format", "jsonl"])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 7);
+    assert!(rows
+        .iter()
+        .all(|r| r["job_id"].is_string() && r["cost_usd"].as_f64().unwrap() > 0.0));
+    let o = bin()
+        .arg("results")
+        .arg(&out)
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(o.stdout).unwrap();
+    let mut it = csv.lines();
+    assert_eq!(
+        it.next().unwrap(),
+        "job_id,status,input_tokens,output_tokens,cost_usd,error,response"
+    );
+    assert_eq!(csv.lines().count(), 8);
+    let oa = csv.lines().find(|l| l.starts_with("oa,")).unwrap();
+    assert!(
+        oa.contains("\"Echo: Say, \"\"hi\"\""),
+        "quoted CSV field: {oa}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_plan_and_submits_nothing() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(25, Some("claude-haiku-4-5")));
+    let o = run_cmd(
+        &h,
+        &jobs,
+        &dir.path().join("out"),
+        &["--dry-run", "--items-per-batch", "10", "--cost-limit", "1"],
+    );
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(
+        s.contains("25 jobs in 3 provider batches")
+            && s.contains("worst case")
+            && s.contains("expected"),
+        "{s}"
+    );
+    assert_eq!(h.stats().total_calls, 0);
+}
+
+#[test]
+fn bad_jobs_files_name_the_line_and_submit_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            vec![
+                prompts(1, Some("claude-haiku-4-5"))[0].clone(),
+                r#"{"promt": "hi", "model": "claude-haiku-4-5"}"#.into(),
+            ],
+            ":2:",
+            "did you mean 'prompt'",
+        ),
+        (vec!["{not json".into()], ":1:", "not valid JSON"),
+        (
+            vec![r#"{"prompt": "x", "model": "claude-haiku-4-5", "file": "missing.pdf"}"#.into()],
+            ":1:",
+            "missing.pdf",
+        ),
+        (
+            vec![r#"{"prompt": "x", "model": "claude-haiku-45"}"#.into()],
+            ":1:",
+            "did you mean",
+        ),
+        (
+            vec![r#"{"prompt": "x", "model": "gpt-4o-mini", "max_tokens": "many"}"#.into()],
+            ":1:",
+            "max_tokens",
+        ),
+        (
+            vec![
+                r#"{"prompt": "x", "model": "gpt-4o-mini", "response_schema": "nope.json"}"#.into(),
+            ],
+            ":1:",
+            "nope.json",
+        ),
+    ];
+    for (lines, at, says) in cases {
+        let jobs = jobs_file(dir.path(), &lines);
+        // No emulator is running at this address: any submission would fail differently.
+        let o = bin()
+            .arg("run")
+            .arg(&jobs)
+            .arg("--results-dir")
+            .arg(dir.path().join("out"))
+            .env("ANTHROPIC_API_KEY", "k")
+            .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+            .env("OPENAI_API_KEY", "k")
+            .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+            .output()
+            .unwrap();
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(
+            e.contains(&format!("jobs.jsonl{at}")) && e.contains(says),
+            "{e}"
+        );
+        assert!(
+            !dir.path().join("out").exists(),
+            "nothing written for a bad file"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_exit_3_and_retry_failed_reruns_only_those() {
+    let bad = Emulator::start(EmulatorConfig::new().error_rate(0.5).seed(3))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(10, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    let o = run_cmd(&bad, &jobs, &out, &["-q"]);
+    assert_eq!(o.status.code(), Some(3));
+    let failed = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            !serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap()).unwrap()
+                ["error"]
+                .is_null()
+        })
+        .count();
+    assert!(failed > 0 && failed < 10);
+
+    let good = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    // A plain rerun keeps failed jobs failed.
+    let o = run_cmd(&good, &jobs, &out, &["-q"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(good.stats().calls_to("anthropic.create"), 0);
+    let o = run_cmd(
+        &good,
+        &jobs,
+        &out,
+        &["-q", "--retry-failed", "--items-per-batch", "100"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let b = &good.stats().batches;
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        b[0].request_count as usize, failed,
+        "only the failed jobs are resubmitted"
+    );
+    // --fresh starts over and runs everything again.
+    let o = run_cmd(
+        &good,
+        &jobs,
+        &out,
+        &["-q", "--fresh", "--items-per-batch", "100"],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(good.stats().batches.last().unwrap().request_count, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_run_from_another_process() {
+    let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(8, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    let state = dir.path().join("state.jsonl");
+    let mut c = bin();
+    c.arg("run")
+        .arg(&jobs)
+        .arg("--results-dir")
+        .arg(&out)
+        .arg("--state")
+        .arg(&state)
+        .args(["--poll-interval", "50ms", "--items-per-batch", "4", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    let started = Instant::now();
+    while h.stats().calls_to("anthropic.create") < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "batches never submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = bin();
+    c.args(["cancel", "--state"]).arg(&state);
+    let o = with_emulator(&mut c, &h).output().unwrap();
+    let (s, e) = text(&o);
+    assert!(o.status.success(), "{e}");
+    assert_eq!(s.matches("cancel requested: msgbatch_").count(), 2, "{s}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "cancelled jobs → exit 3");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the run ended after the cancel, not after the delay"
+    );
+    assert_eq!(h.stats().calls_to("anthropic.cancel"), 2);
+    let o = bin().arg("results").arg(&out).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cancelled"));
+}
+
+#[test]
+fn models_lists_the_catalog() {
+    let o = bin().arg("models").output().unwrap();
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success());
+    for m in [
+        "claude-haiku-4-5",
+        "gpt-4o-mini",
+        "claude-sonnet-4-5",
+        "gemini-2.5-flash",
+    ] {
+        assert!(s.contains(m), "{m} missing");
+    }
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("claude-haiku-4-5 "))
+        .unwrap();
+    assert!(
+        line.contains("0.500") && line.contains("2.500") && line.contains("citations"),
+        "batch prices: {line}"
+    );
+    let o = bin().args(["models", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["models"].as_array().unwrap().len() > 20);
+}
+
+#[test]
+fn help_documents_exit_codes_and_bad_flags_exit_2() {
+    let o = bin().arg("--help").output().unwrap();
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        s.contains("Exit status") && s.contains("3  the run finished"),
+        "{s}"
+    );
+    let o = bin()
+        .args(["run", "x.jsonl", "--results-dir", "o", "--time-limit", "5s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn quickstart_runs_on_the_built_in_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = bin()
+        .current_dir(&root)
+        .args([
+            "run",
+            "examples/quickstart.jsonl",
+            "--emulator",
+            "--results-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{s}\n{e}");
+    assert!(s.contains("completed         6"), "{s}");
+    let inv: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("invoice.json")).unwrap()).unwrap();
+    assert_eq!(inv["parsed_response"]["invoice_number"], "INV-2041");
+    assert!(
+        inv["citation_mappings"]["invoice_number"][0]["page"] == 1,
+        "{inv}"
+    );
+}
