@@ -427,25 +427,42 @@ fn numbers_in(text: &str) -> Vec<NumberMention> {
     out
 }
 
-/// A string that is a written amount (`$1,250.00`, `EUR 1.250,00`, `12%`):
+/// Currency codes and words accepted around an amount in a string value.
+const CURRENCY_CODES: &[&str] = &[
+    "usd", "eur", "gbp", "jpy", "chf", "cad", "aud", "nzd", "cny", "rmb", "inr", "sek", "nok",
+    "dkk", "pln", "czk", "huf", "ron", "rub", "brl", "mxn", "zar", "sgd", "hkd", "krw", "try",
+    "ils", "aed", "sar", "kr", "fr", "zł", "us", "dollars", "euros", "pounds",
+];
+
+/// A string that is a written amount (`$1,250.00`, `EUR 1.250,00`, `-12%`):
 /// its possible values, and whether it was a percentage.
 fn amount_in_string(s: &str) -> Option<(Vec<f64>, bool)> {
     let tokens: Vec<_> = number_token_re().find_iter(s).collect();
     let [token] = tokens.as_slice() else {
         return None;
     };
-    let rest = format!("{}{}", &s[..token.start()], &s[token.end()..]);
+    let mut before = s[..token.start()].trim_end();
+    // A sign only right before the digits (`-12`, `$-5`), not `INV-7`.
+    if let Some(b) = before.strip_suffix(['-', '+']) {
+        if b.ends_with(|c: char| c.is_alphanumeric()) {
+            return None;
+        }
+        before = b;
+    }
+    let rest = format!("{before} {}", &s[token.end()..]);
     let percent = rest.contains('%');
-    let letters: String = rest.chars().filter(|c| c.is_alphabetic()).collect();
-    let only_currency = rest.chars().all(|c| {
+    let symbols_ok = rest.chars().all(|c| {
         c.is_whitespace()
             || c.is_alphabetic()
             || matches!(
                 c,
-                '$' | '€' | '£' | '¥' | '₹' | '₩' | '₽' | '¢' | '%' | '-' | '+' | '(' | ')'
+                '$' | '€' | '£' | '¥' | '₹' | '₩' | '₽' | '¢' | '%' | '(' | ')' | '.'
             )
-    }) && letters.chars().count() <= 3;
-    if !only_currency {
+    });
+    let words_ok = words(&rest)
+        .iter()
+        .all(|w| CURRENCY_CODES.contains(&w.as_str()));
+    if !(symbols_ok && words_ok) {
         return None;
     }
     let values = token_values(token.as_str());
@@ -720,7 +737,7 @@ fn find_in(needle: &Needle, text: &TextIndex) -> Option<Found> {
         if let Some(m) = text
             .numbers
             .iter()
-            .find(|m| same_number(*n, m.value) && m.percent == needle.percent)
+            .find(|m| same_number(*n, m.value) && (m.percent || !needle.percent))
         {
             return Some(Found::Number(m.written.clone()));
         }
@@ -878,6 +895,15 @@ impl WordMatch {
     }
 }
 
+/// Two-letter abbreviations of field words that no prefix rule can find.
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("no", "number"),
+    ("nr", "number"),
+    ("nº", "number"),
+    ("id", "identifier"),
+    ("dt", "date"),
+];
+
 fn word_match(word: &str, context: &[&str]) -> WordMatch {
     let mut best = WordMatch::None;
     let wl = word.chars().count();
@@ -888,14 +914,14 @@ fn word_match(word: &str, context: &[&str]) -> WordMatch {
         let cl = c.chars().count();
         let singular =
             |a: &str, b: &str| a.strip_suffix('s') == Some(b) || a.strip_suffix("es") == Some(b);
-        if singular(word, c) || singular(c, word) {
-            best = best.max(WordMatch::Partial);
-            continue;
-        }
-        // `no` ~ `number`, `qty` ~ ... not; prefixes of two letters or more.
-        let prefix = (cl >= 2 && wl > cl && word.starts_with(c))
-            || (wl >= 2 && cl > wl && c.starts_with(word));
-        if prefix && cl.min(wl) >= 2 && cl.max(wl) >= 3 {
+        let abbreviation = ABBREVIATIONS.contains(&(*c, word))
+            // `qty` ~ quantity, `amt` ~ amount, `desc` ~ description: same
+            // first letter, the rest in order.
+            || ((3..=4).contains(&cl) && wl >= cl + 2 && is_abbreviation(c, word));
+        // `inv` ~ invoice, `description` ~ desc; at least three letters.
+        let prefix = cl.min(wl) >= 3
+            && ((wl > cl && word.starts_with(c)) || (cl > wl && c.starts_with(word)));
+        if singular(word, c) || singular(c, word) || abbreviation || prefix {
             best = best.max(WordMatch::Partial);
             continue;
         }
@@ -907,6 +933,17 @@ fn word_match(word: &str, context: &[&str]) -> WordMatch {
         }
     }
     best
+}
+
+/// Whether `short` abbreviates `word`: same first letter, its letters in
+/// order in `word`.
+fn is_abbreviation(short: &str, word: &str) -> bool {
+    let mut w = word.chars();
+    let mut s = short.chars();
+    if s.next() != w.next() {
+        return false;
+    }
+    s.all(|c| w.any(|x| x == c))
 }
 
 /// 0..=1: how well `words` are found in `context`, and the per-word matches.
