@@ -315,3 +315,83 @@ async fn time_limit_cancels_and_keeps_partial_results() {
     assert!(done > 0, "requests finished before the limit are kept");
     assert!(limited >= 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_polls_and_downloads_are_tried_again_not_fatal() {
+    use batchata_emulator::{Endpoint, FaultKind};
+    // Each call retries twice; five failures in a row outlast one poll's
+    // retries and one download's retries, so the engine must try again later.
+    let h = Emulator::start(
+        EmulatorConfig::new()
+            .fail_first(Endpoint::AnthropicRetrieve, 5, FaultKind::Status500)
+            .fail_first(Endpoint::AnthropicResults, 5, FaultKind::Status503),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&h);
+    settings.anthropic = settings.anthropic.max_retries(1);
+    let run = batch(dir.path(), &h, "claude-haiku-4-5", 6)
+        .providers(settings)
+        .run()
+        .await
+        .unwrap();
+    let s = run.status();
+    assert_eq!(s.completed, 6, "{s:?}");
+    let stats = h.stats();
+    assert_eq!(stats.calls_to("anthropic.create"), 1);
+    assert!(stats.faults_of("500") == 5 && stats.faults_of("503") == 5);
+    assert_eq!(result_files(dir.path()).len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_run_removes_only_what_it_wrote_and_temp_state_is_cleaned_up() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(results.join("notes.json"), "{\"mine\": true}").unwrap();
+    std::fs::write(results.join("keep.txt"), "user file").unwrap();
+    batch(dir.path(), &h, MODEL, 4).run().await.unwrap();
+    assert!(results.join("q003.json").exists());
+    // A fresh run with fewer jobs: the old results of this state go, the user's files stay.
+    let mut b = Batch::new(&results)
+        .state_file(dir.path().join("state.jsonl"), false)
+        .providers(settings(&h))
+        .handle_interrupts(false)
+        .default_params(DefaultParams::new().model(MODEL));
+    b.add_job(Job::prompt("only one").id("solo")).unwrap();
+    b.run().await.unwrap();
+    assert!(
+        !results.join("q003.json").exists(),
+        "the previous run's result is removed"
+    );
+    assert!(results.join("solo.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(results.join("keep.txt")).unwrap(),
+        "user file"
+    );
+    assert!(results.join("notes.json").exists());
+
+    // No state file given: a temporary one, gone when the run ends.
+    let mut b = Batch::new(dir.path().join("other"))
+        .providers(settings(&h))
+        .handle_interrupts(false)
+        .default_params(DefaultParams::new().model(MODEL));
+    b.add_job(Job::prompt("temp state").id("t1")).unwrap();
+    let run = b.run().await.unwrap();
+    assert_eq!(run.results().unwrap().completed.len(), 1);
+    let run_id = run.run_id();
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("batchata-state-")
+        })
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&run_id)))
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temporary state left behind: {left:?}");
+}
