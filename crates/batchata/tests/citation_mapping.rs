@@ -623,7 +623,7 @@ fn citations_without_answer_text_or_metadata_still_map() {
         confidence: None,
         match_reason: None,
     };
-    let m = citations::map_fields(&json!({"total": 40}), &[bare.clone()]);
+    let m = citations::map_fields(&json!({"total": 40}), std::slice::from_ref(&bare));
     let c = &m.fields["total"][0];
     assert_eq!(c.confidence.as_deref(), Some("high"));
     assert_eq!(c.text, bare.text);
