@@ -27,7 +27,7 @@
 //! citation, the mapping carries a warning. Booleans are not looked up: a
 //! document does not write `true`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
@@ -127,7 +127,10 @@ fn join_key(path: &str, key: &str) -> String {
 /// documentation for how values are matched and scored.
 pub fn map_fields(value: &Value, citations: &[Citation]) -> Mapping {
     let mut mapping = Mapping::default();
-    let prepared: Vec<Prepared> = dedupe(citations).into_iter().map(Prepared::new).collect();
+    let prepared: Vec<Prepared> = dedupe(citations)
+        .into_iter()
+        .map(|(c, answer)| Prepared::new(c, answer.as_deref()))
+        .collect();
     let mut looked_up = 0usize;
     for (path, leaf) in leaves(value) {
         let Some(needle) = Needle::of(&leaf) else {
@@ -192,34 +195,32 @@ fn display_path(path: &str) -> String {
 }
 
 /// Drops repeated citations (the same passage attached to several pieces of
-/// the answer), keeping the first with each distinct answer text joined.
-fn dedupe(citations: &[Citation]) -> Vec<Citation> {
-    let mut out: Vec<Citation> = Vec::with_capacity(citations.len());
-    let key = |c: &Citation| {
+/// the answer), keeping the first as it is, with the answer texts of all its
+/// repeats gathered for scoring.
+fn dedupe(citations: &[Citation]) -> Vec<(Citation, Option<String>)> {
+    let mut out: Vec<(Citation, Option<String>)> = Vec::with_capacity(citations.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(citations.len());
+    for c in citations {
         let mut meta = c.metadata.clone();
         if let Some(Value::Object(m)) = meta.as_mut() {
             m.remove("answer_text");
         }
-        (c.text.clone(), c.source.clone(), c.page, meta)
-    };
-    let mut keys = Vec::with_capacity(citations.len());
-    for c in citations {
-        let k = key(c);
-        match keys.iter().position(|x| *x == k) {
-            Some(i) => {
-                let extra = answer_text(c).map(str::to_string);
-                if let (Some(extra), Some(Value::Object(m))) = (extra, out[i].metadata.as_mut()) {
-                    let joined = match m.get("answer_text").and_then(Value::as_str) {
-                        Some(prev) if prev.contains(&extra) => prev.to_string(),
-                        Some(prev) => format!("{prev} … {extra}"),
+        let key = serde_json::json!([c.text, c.source, c.page, meta]).to_string();
+        let answer = answer_text(c).map(str::to_string);
+        match seen.get(&key) {
+            Some(&i) => {
+                if let Some(extra) = answer {
+                    let joined = match out[i].1.take() {
+                        Some(prev) if prev.contains(&extra) => prev,
+                        Some(prev) => format!("{prev}\n{extra}"),
                         None => extra,
                     };
-                    m.insert("answer_text".into(), Value::String(joined));
+                    out[i].1 = Some(joined);
                 }
             }
             None => {
-                keys.push(k);
-                out.push(c.clone());
+                seen.insert(key, out.len());
+                out.push((c.clone(), answer));
             }
         }
     }
@@ -246,9 +247,9 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(citation: Citation) -> Self {
+    fn new(citation: Citation, answer: Option<&str>) -> Self {
         let cited = TextIndex::new(&citation.text);
-        let answer = answer_text(&citation).map(TextIndex::new);
+        let answer = answer.map(TextIndex::new);
         Prepared {
             citation,
             cited,
