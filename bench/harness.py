@@ -1,0 +1,807 @@
+#!/usr/bin/env python3
+"""Benchmark harness: our `batchata` CLI side by side with the Python library
+batchata 0.4.7, both against the same local emulator.
+
+    python3 bench/harness.py            # everything; writes bench/RESULTS.md
+    python3 bench/harness.py --quick    # N <= 10,000, shorter Python cap
+    python3 bench/harness.py --smoke    # our side only, N = 100, checks only
+
+What it does, in order (see bench/README.md):
+1. builds the release CLI and copies it to bench/work/bin, so other builds of
+   target/ cannot change the binary mid-run;
+2. finds a Python >= 3.12 (batchata 0.4.7 requires it) and installs
+   batchata==0.4.7 from PyPI into bench/.venv;
+3. writes deterministic job sets (prompts of about 1 KB; a small response
+   schema; small PDF and text files) under bench/work/jobs;
+4. starts `batchata emulate` as its own process (batches end at once, no
+   faults), so the emulator's memory is not counted against either side;
+5. runs every case on each side: fresh results folder, emulator reset, the
+   whole process timed and its peak RSS read from wait4(2) (what
+   /usr/bin/time -v reports), the emulator's HTTP call counts read from
+   GET /_emulator/stats, and every job's result file checked;
+6. runs the criterion micro-benchmarks and writes bench/RESULTS.md.
+
+Standard library only, so it runs on the machine's Python 3.11.
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+WORK = os.path.join(BENCH, "work")
+VENV = os.path.join(BENCH, ".venv")
+PY_LIB = "batchata==0.4.7"
+
+MODELS = {
+    # Names both libraries know: ours resolves them as aliases.
+    "anthropic": "claude-3-5-haiku-20241022",
+    "openai": "gpt-4.1-nano-2025-04-14",
+}
+TITLES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+SCHEMA = {
+    "title": "Answer",
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string"},
+        "confidence": {"type": "number"},
+    },
+    "required": ["answer", "confidence"],
+    "additionalProperties": False,
+}
+WORDS = (
+    "river mountain ledger invoice harbour copper lantern orchard meadow "
+    "signal quarry timber canal beacon vessel granite thicket pasture "
+    "archive bridge compass furnace garden hollow island journey kettle "
+    "market needle office pillar quartz ribbon saddle tunnel valley window"
+).split()
+FAST_CASE_S = 60.0  # Python cases faster than this are run 3 times
+
+
+# ---------------------------------------------------------------- job sets
+
+
+def prompt(i):
+    """A deterministic prompt of about 1 KB; it starts with a marker the
+    emulator echoes, so each answer can be traced back to its job."""
+    x = (i * 2654435761 + 12345) & 0xFFFFFFFF
+    words = []
+    size = 0
+    while size < 960:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        w = WORDS[x % len(WORDS)]
+        words.append(w)
+        size += len(w) + 1
+    return f"Q{i}: Summarise these notes in one sentence. " + " ".join(words)
+
+
+def pdf_bytes(lines):
+    """A minimal valid one-page PDF with the given text lines."""
+    def esc(s):
+        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    text = "BT /F1 11 Tf 14 TL 50 800 Td " + " ".join(f"({esc(l)}) Tj T*" for l in lines) + " ET"
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text.encode("latin-1") + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def write_documents(folder, count=16):
+    os.makedirs(folder, exist_ok=True)
+    for k in range(count):
+        lines = [f"Document {k}: quarterly report"] + [
+            " ".join(WORDS[(k * 7 + j * 3 + m) % len(WORDS)] for m in range(9)) for j in range(12)
+        ]
+        with open(os.path.join(folder, f"doc{k:02d}.pdf"), "wb") as f:
+            f.write(pdf_bytes(lines))
+        with open(os.path.join(folder, f"doc{k:02d}.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def job_set(provider, n, variant):
+    """Path of the JSONL job set, written on first use."""
+    folder = os.path.join(WORK, "jobs")
+    path = os.path.join(folder, f"{provider}-{variant}-{n}.jsonl")
+    if os.path.exists(path):
+        return path
+    os.makedirs(folder, exist_ok=True)
+    if variant == "files":
+        write_documents(os.path.join(folder, "docs"))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for i in range(n):
+            job = {"id": f"j{i:06d}", "model": MODELS[provider], "max_tokens": 256, "temperature": 0.7}
+            if variant == "files":
+                # Anthropic gets PDFs and text files; the Python library takes
+                # only images and PDFs for OpenAI models, so OpenAI gets PDFs.
+                ext = "txt" if provider == "anthropic" and i % 2 else "pdf"
+                job["file"] = f"docs/doc{i % 16:02d}.{ext}"
+                job["prompt"] = f"Q{i}: Summarise this document in one sentence."
+            else:
+                job["prompt"] = prompt(i)
+            if variant == "schema":
+                job["response_schema"] = SCHEMA
+            f.write(json.dumps(job) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------ cases
+
+
+class Case:
+    def __init__(self, provider, variant, n, ipb, python=True):
+        self.provider = provider
+        self.variant = variant
+        self.n = n
+        self.ipb = ipb  # None: each library's default
+        self.python = python
+
+    @property
+    def name(self):
+        ipb = "defaults" if self.ipb is None else f"{self.ipb:,}/batch"
+        return f"{self.provider} {self.variant} N={self.n:,} {ipb}"
+
+
+def cases(mode, full):
+    out = []
+    for p in ("anthropic", "openai"):
+        if mode == "smoke":
+            out += [Case(p, "plain", 100, 50), Case(p, "schema", 100, 50), Case(p, "files", 100, 50)]
+            continue
+        out += [
+            Case(p, "plain", 1000, 1000),
+            Case(p, "plain", 1000, None),
+            Case(p, "plain", 10000, 10000),
+            Case(p, "plain", 10000, 1000),
+            Case(p, "schema", 10000, 10000),
+            Case(p, "files", 10000, 10000),
+        ]
+        if mode == "full":
+            out += [
+                Case(p, "plain", 100000, 10000),
+                # Python needs more than the cap for 100k at 10,000 per
+                # batch already; at 1,000 per batch only with --full-python.
+                Case(p, "plain", 100000, 1000, python=full),
+            ]
+    return out
+
+
+# -------------------------------------------------------------- processes
+
+
+def run_process(cmd, env, cwd, log_prefix, cap=None):
+    """Runs `cmd`; returns (exit code or None when stopped at the cap, wall
+    seconds, peak RSS in bytes). wait4(2) gives the peak RSS of the process."""
+    out = open(log_prefix + ".out", "w")
+    err = open(log_prefix + ".err", "w")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
+    res = {}
+
+    def reap():
+        _, status, usage = os.wait4(proc.pid, 0)
+        res["t"] = time.monotonic()
+        res["status"] = status
+        res["rss"] = usage.ru_maxrss * 1024
+
+    th = threading.Thread(target=reap)
+    th.start()
+    th.join(cap)
+    stopped = False
+    if th.is_alive():
+        stopped = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        th.join()
+    proc.returncode = os.waitstatus_to_exitcode(res["status"])
+    out.close()
+    err.close()
+    wall = res["t"] - t0
+    return (None if stopped else proc.returncode), wall, res["rss"]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class EmulatorProc:
+    def __init__(self, binary):
+        self.port = free_port()
+        self.log = open(os.path.join(WORK, "emulator.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "emulate", "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(200):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"the emulator did not start on port {self.port}; see {self.log.name}")
+
+    def stats(self):
+        with urllib.request.urlopen(self.base + "/_emulator/stats", timeout=30) as r:
+            return json.load(r)
+
+    def reset(self):
+        req = urllib.request.Request(self.base + "/_emulator/reset", data=b"", method="POST")
+        urllib.request.urlopen(req, timeout=30).read()
+
+    def env(self):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith(("ANTHROPIC_", "OPENAI_", "BATCHATA_")):
+                del env[k]
+        env.update(
+            ANTHROPIC_BASE_URL=self.base,
+            ANTHROPIC_API_KEY="bench-dummy-key",
+            OPENAI_BASE_URL=self.base + "/v1",
+            OPENAI_API_KEY="bench-dummy-key",
+        )
+        return env
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# ----------------------------------------------------------------- checks
+
+MARKER = re.compile(r"\bQ(\d+)\b")
+
+
+def check_ours(results_dir, n):
+    """Every job id of the set has a successful result file."""
+    missing = failed = 0
+    for i in range(n):
+        path = os.path.join(results_dir, f"j{i:06d}.json")
+        try:
+            with open(path) as f:
+                r = json.load(f)
+        except (OSError, ValueError):
+            missing += 1
+            continue
+        if r.get("error") is not None or (r.get("raw_response") is None and r.get("parsed_response") is None):
+            failed += 1
+    ok = missing == 0 and failed == 0
+    return ok, f"{n - missing - failed:,}/{n:,} ok" + ("" if ok else f" ({missing} missing, {failed} failed)")
+
+
+def check_python(results_dir, n):
+    """The Python library names jobs itself (random ids), so the check is:
+    N result files, none failed, and — where the answer echoes the prompt's
+    marker — every job index present exactly once."""
+    files = [f for f in os.listdir(results_dir) if f.endswith(".json")] if os.path.isdir(results_dir) else []
+    failed = 0
+    seen = set()
+    traced = 0
+    for name in files:
+        try:
+            with open(os.path.join(results_dir, name)) as f:
+                r = json.load(f)
+        except (OSError, ValueError):
+            failed += 1
+            continue
+        if r.get("error") is not None:
+            failed += 1
+            continue
+        m = MARKER.search(r.get("raw_response") or "")
+        if m:
+            traced += 1
+            seen.add(int(m.group(1)))
+    ok = len(files) == n and failed == 0 and (traced < len(files) or seen == set(range(n)))
+    detail = f"{len(files) - failed:,}/{n:,} ok"
+    if not ok:
+        detail += f" ({len(files)} files, {failed} failed, {len(seen)} distinct jobs traced)"
+    return ok, detail
+
+
+def count_results(results_dir):
+    try:
+        return sum(1 for f in os.listdir(results_dir) if f.endswith(".json"))
+    except OSError:
+        return 0
+
+
+# -------------------------------------------------------------- one side
+
+
+def calls_summary(stats):
+    return {"total": stats.get("total_calls", 0), "by_endpoint": stats.get("calls", {})}
+
+
+def run_ours(binary, emu, case, jobs, run_no):
+    rdir = os.path.join(WORK, "runs", "ours")
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.makedirs(os.path.dirname(rdir), exist_ok=True)
+    emu.reset()
+    cmd = [binary, "run", jobs, "--results-dir", rdir, "--no-raw-files"]
+    if case.ipb is not None:
+        cmd += ["--items-per-batch", str(case.ipb)]
+    logs = os.path.join(WORK, "logs", f"ours-{slug(case)}-{run_no}")
+    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs)
+    stats = emu.stats()
+    ok, detail = check_ours(rdir, case.n)
+    if code != 0:
+        ok = False
+        detail += f"; exit {code} (see {os.path.relpath(logs, ROOT)}.err)"
+    shutil.rmtree(rdir, ignore_errors=True)
+    return {"wall": wall, "rss": rss, "calls": calls_summary(stats), "ok": ok, "detail": detail}
+
+
+def run_python(py, emu, case, jobs, run_no, cap):
+    rdir = os.path.join(WORK, "runs", "python")
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.makedirs(os.path.dirname(rdir), exist_ok=True)
+    progress = os.path.join(WORK, "runs", "python-progress.json")
+    if os.path.exists(progress):
+        os.remove(progress)
+    emu.reset()
+    cmd = [py, os.path.join(BENCH, "py_side.py"), "--jobs", jobs, "--results-dir", rdir, "--progress-file", progress]
+    if case.ipb is not None:
+        cmd += ["--items-per-batch", str(case.ipb)]
+    logs = os.path.join(WORK, "logs", f"python-{slug(case)}-{run_no}")
+    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
+    stats = emu.stats()
+    out = {"wall": wall, "rss": rss, "calls": calls_summary(stats)}
+    if code is None:
+        try:
+            with open(progress) as f:
+                p = json.load(f)
+        except (OSError, ValueError):
+            p = {}
+        created = len(stats.get("batches", []))
+        planned = -(-case.n // (case.ipb or 10))
+        out.update(
+            ok=False,
+            capped=True,
+            detail=(
+                f"not finished at the {cap:.0f} s cap: phase '{p.get('phase', '?')}', "
+                f"{p.get('added', 0):,}/{case.n:,} jobs added, {created}/{planned} batches created, "
+                f"{count_results(rdir):,} result files written"
+            ),
+        )
+    else:
+        ok, detail = check_python(rdir, case.n)
+        if code != 0:
+            ok = False
+            detail += f"; exit {code} (see {os.path.relpath(logs, ROOT)}.err)"
+        try:
+            with open(logs + ".out") as f:
+                out["phases"] = json.loads(f.read().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            pass
+        out.update(ok=ok, capped=False, detail=detail)
+    shutil.rmtree(rdir, ignore_errors=True)
+    return out
+
+
+def slug(case):
+    return f"{case.provider}-{case.variant}-{case.n}-{case.ipb or 'default'}"
+
+
+# ------------------------------------------------------------ environment
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout.strip()
+
+
+def build_binary():
+    print("building the release CLI ...", flush=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "batchata-cli"], cwd=ROOT, check=True)
+    os.makedirs(os.path.join(WORK, "bin"), exist_ok=True)
+    dst = os.path.join(WORK, "bin", "batchata")
+    shutil.copy2(os.path.join(ROOT, "target", "release", "batchata"), dst)
+    return dst
+
+
+def py_version(exe):
+    try:
+        out = subprocess.run([exe, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                             capture_output=True, text=True, timeout=30)
+        return tuple(int(x) for x in out.stdout.strip().split("."))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def find_python312():
+    """A Python >= 3.12: $BENCH_PYTHON, then python3.13 / python3.12 / python3
+    on PATH, then pyenv's installed versions."""
+    cands = []
+    if os.environ.get("BENCH_PYTHON"):
+        cands.append(os.environ["BENCH_PYTHON"])
+    for name in ("python3.13", "python3.12", "python3"):
+        p = shutil.which(name)
+        if p:
+            cands.append(p)
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    cands += sorted(glob.glob(os.path.join(root, "versions", "3.1[2-9]*", "bin", "python3")), reverse=True)
+    for c in cands:
+        v = py_version(c)
+        if v and v >= (3, 12):
+            return c, v
+    return None, None
+
+
+def setup_python():
+    """bench/.venv with batchata==0.4.7 from PyPI. Returns (python, note)."""
+    vpy = os.path.join(VENV, "bin", "python")
+    marker = os.path.join(VENV, ".batchata-bench")
+    if os.path.exists(marker) and os.path.exists(vpy):
+        with open(marker) as f:
+            return vpy, f.read().strip()
+    shutil.rmtree(VENV, ignore_errors=True)
+    base, v = find_python312()
+    if base:
+        note = f"CPython {'.'.join(map(str, v))} ({base}); `pip install {PY_LIB}` from PyPI"
+        subprocess.run([base, "-m", "venv", VENV], check=True)
+        subprocess.run([vpy, "-m", "pip", "install", "-q", PY_LIB], check=True)
+    else:
+        # No 3.12 here: 0.4.7 declares Requires-Python >= 3.12, and exactly one
+        # line of it (an f-string using PEP 701 quoting in the citation
+        # mapper) does not parse on 3.11. Install it regardless and rewrite
+        # that line into an equivalent 3.11 form; everything else is as
+        # published.
+        base = sys.executable
+        v = sys.version_info[:3]
+        subprocess.run([base, "-m", "venv", VENV], check=True)
+        subprocess.run([vpy, "-m", "pip", "install", "-q", "--ignore-requires-python", PY_LIB], check=True)
+        site = sh([vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        cm = os.path.join(site, "batchata", "providers", "anthropic", "citation_mapper.py")
+        with open(cm) as f:
+            src = f.read()
+        old = """rf'\\*\\*[^*]*{re.escape(field_name.replace("_", "[\\\\s_]"))}\\*\\*\\s*:'"""
+        new = """(r'\\*\\*[^*]*' + re.escape(field_name.replace("_", "[\\\\s_]")) + r'\\*\\*\\s*:')"""
+        if old not in src:
+            raise SystemExit("no Python >= 3.12 found and the 3.11 fallback patch does not apply; set BENCH_PYTHON")
+        with open(cm, "w") as f:
+            f.write(src.replace(old, new))
+        note = (f"CPython {'.'.join(map(str, v))} (no 3.12 found): `pip install --ignore-requires-python {PY_LIB}` "
+                "with its one PEP 701 f-string (citation_mapper.py) rewritten for 3.11")
+    with open(marker, "w") as f:
+        f.write(note)
+    return vpy, note
+
+
+def machine_description(py_note, vpy):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    lines = [
+        f"- CPU: {cpu}, {os.cpu_count()} cores; memory {mem}; {platform.system()} {platform.release()}",
+        f"- Rust: {sh(['rustc', '-V'])}; batchata CLI built with `cargo build --release` at commit {git_rev()}",
+    ]
+    if vpy:
+        pkgs = sh([vpy, "-m", "pip", "list", "--format=json"])
+        want = {"batchata", "anthropic", "openai", "pydantic", "httpx", "tokencost"}
+        vers = ", ".join(f"{p['name']} {p['version']}" for p in json.loads(pkgs) if p["name"].lower() in want)
+        lines.append(f"- Python side: {py_note}; {vers}")
+    return lines
+
+
+def git_rev():
+    try:
+        rev = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
+        dirty = sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT)
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+# ------------------------------------------------------------- criterion
+
+
+def run_micro():
+    print("running the criterion micro-benchmarks ...", flush=True)
+    started = time.time()
+    subprocess.run(["cargo", "bench", "-p", "batchata", "--bench", "hot_paths", "--", "--noplot"],
+                   cwd=ROOT, check=True)
+    rows = []
+    for bj in glob.glob(os.path.join(ROOT, "target", "criterion", "**", "new", "benchmark.json"), recursive=True):
+        if os.path.getmtime(bj) < started:
+            continue
+        with open(bj) as f:
+            b = json.load(f)
+        with open(os.path.join(os.path.dirname(bj), "estimates.json")) as f:
+            e = json.load(f)
+        thr = b.get("throughput") or {}
+        elements = thr.get("Elements")
+        rows.append((b["full_id"], e["median"]["point_estimate"], elements))
+    rows.sort()
+    return rows
+
+
+def fmt_ns(ns):
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= div:
+            return f"{ns / div:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+# ----------------------------------------------------------------- report
+
+
+def mb(b):
+    return f"{b / 1e6:.0f} MB"
+
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def summarize(side):
+    if not side:
+        return None
+    done = [r for r in side if not r.get("capped")]
+    capped = [r for r in side if r.get("capped")]
+    use = done or capped
+    return {
+        "runs": len(use),
+        "wall": med(use, "wall"),
+        "rss": med(use, "rss"),
+        "calls": use[0]["calls"]["total"],
+        "ok": all(r["ok"] for r in use),
+        "detail": use[-1]["detail"],
+        "capped": bool(capped) and not done,
+        "phases": use[-1].get("phases"),
+    }
+
+
+def write_report(path, results, machine, command, micro, started, finished, mode):
+    L = []
+    L.append("# Benchmarks: batchata (Rust) vs the Python library batchata 0.4.7")
+    L.append("")
+    L.append(f"Generated by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
+             f"({(finished - started).total_seconds() / 60:.0f} min; mode: {mode}).")
+    L.append("Do not edit by hand: rerun the command.")
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L += machine
+    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
+    L.append("")
+    L.append("## How")
+    L.append("")
+    L.append("Both sides run as their own process against one `batchata emulate` process "
+             "(batches end at once, no faults; its memory is counted against neither side), "
+             "with the emulator reset before every run. Wall time is the whole process, "
+             "start-up and reading the jobs included; peak RSS is the process's maximum "
+             "resident set from wait4(2) (what `/usr/bin/time -v` reports); HTTP calls are "
+             "counted by the emulator (`GET /_emulator/stats`). Ours: `batchata run JOBS "
+             "--results-dir DIR --no-raw-files [--items-per-batch N]` (warn-level logs). "
+             "Python: `bench/py_side.py`, which adds each job with `Batch.add_job` and calls "
+             "`Batch.run()` with raw files off and verbosity `warn`. Same jobs, models, "
+             "`max_tokens` (256), temperature (0.7), items per batch and parallel batches (10, "
+             "both libraries' default). 'defaults' uses each library's default items per batch "
+             "(10 for both). A result check passes when every job has a successful result file "
+             "(ours by job id; Python's ids are random, so by count and by the prompt marker "
+             "the emulator echoes). Times are medians of the runs shown; Python cases slower "
+             f"than {FAST_CASE_S:.0f} s run once.")
+    L.append("")
+    for provider in ("anthropic", "openai"):
+        L.append(f"## {TITLES[provider]} (`{MODELS[provider]}`)")
+        L.append("")
+        L.append("| case | ours: wall | Python: wall | speed-up | ours: peak RSS | Python: peak RSS | memory ratio | HTTP calls ours / Python | results ours / Python |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for c, ours, py in results["cases"]:
+            if c.provider != provider:
+                continue
+            o = summarize(ours)
+            p = summarize(py)
+            ipb = "defaults" if c.ipb is None else f"{c.ipb:,}/batch"
+            name = f"{c.variant} {c.n:,} × {ipb}"
+            ow = f"{o['wall']:.2f} s ({o['runs']}×)"
+            orss = mb(o["rss"])
+            if p is None:
+                L.append(f"| {name} | {ow} | not run | | {orss} | | | {o['calls']} / – | {'✓' if o['ok'] else '✗ ' + o['detail']} / – |")
+                continue
+            if p["capped"]:
+                pw = f"> {p['wall']:.0f} s (cap)"
+                speed = f"> {p['wall'] / o['wall']:.0f}×"
+            else:
+                pw = f"{p['wall']:.2f} s ({p['runs']}×)"
+                speed = f"{p['wall'] / o['wall']:.1f}×"
+            prss = mb(p["rss"]) + (" at cap" if p["capped"] else "")
+            ratio = f"{o['rss'] / p['rss']:.2f}" if p["rss"] else "?"
+            L.append(
+                f"| {name} | {ow} | {pw} | {speed} | {orss} | {prss} | {ratio} | {o['calls']} / {p['calls']} | "
+                f"{'✓' if o['ok'] else '✗ ' + o['detail']} / {'✓' if p['ok'] else '✗ ' + p['detail']} |"
+            )
+        L.append("")
+        notes = []
+        for c, ours, py in results["cases"]:
+            p = summarize(py)
+            if c.provider == provider and p and p.get("phases"):
+                ph = p["phases"]
+                notes.append(f"{c.variant} {c.n:,} × {c.ipb or 'defaults'}: import {ph['import_s']:.1f} s, "
+                             f"add_job {ph['add_s']:.1f} s, run {ph['run_s']:.1f} s")
+            if c.provider == provider and p and p["capped"]:
+                notes.append(f"{c.variant} {c.n:,} × {c.ipb or 'defaults'}: {p['detail']}")
+        if notes:
+            L.append("Python phases (last run): " + "; ".join(notes) + ".")
+            L.append("")
+    L.append("## Targets")
+    L.append("")
+    for line in targets(results):
+        L.append(f"- {line}")
+    L.append("")
+    if micro:
+        L.append("## Micro-benchmarks (criterion, `cargo bench -p batchata --bench hot_paths`)")
+        L.append("")
+        L.append("| benchmark | median | per element |")
+        L.append("|---|---|---|")
+        for full_id, ns, elements in micro:
+            per = fmt_ns(ns / elements) if elements else ""
+            L.append(f"| {full_id} | {fmt_ns(ns)} | {per} |")
+        L.append("")
+    extra = os.path.join(BENCH, "NOTES.md")
+    if os.path.exists(extra):
+        L.append(f"Profiles and the fixes they led to: see [NOTES.md](NOTES.md).")
+        L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def targets(results):
+    out = []
+    by = {}
+    for c, ours, py in results["cases"]:
+        by[(c.provider, c.variant, c.n, c.ipb)] = (summarize(ours), summarize(py))
+    for provider in ("anthropic", "openai"):
+        for ipb in (10000, 1000):
+            o, p = by.get((provider, "plain", 10000, ipb), (None, None))
+            if o and p:
+                speed = p["wall"] / o["wall"]
+                memr = o["rss"] / p["rss"]
+                ok = speed >= 30 and memr <= 0.2
+                out.append(f"{'✓' if ok else '✗'} {provider} 10,000 jobs × {ipb:,}/batch: {speed:.1f}× faster "
+                           f"(target ≥ 30×), {memr:.2f} of Python's peak memory (target ≤ 0.20)")
+        for ipb in (10000, 1000):
+            o, _ = by.get((provider, "plain", 100000, ipb), (None, None))
+            if o:
+                ok = o["wall"] < 15 and o["rss"] < 150e6 and o["ok"]
+                out.append(f"{'✓' if ok else '✗'} {provider} 100,000 jobs × {ipb:,}/batch end to end: "
+                           f"{o['wall']:.1f} s (target < 15 s), {mb(o['rss'])} peak (target < 150 MB), "
+                           f"results {'all present' if o['ok'] else 'INCOMPLETE'}")
+                o10, _ = by.get((provider, "plain", 10000, ipb), (None, None))
+                if o10:
+                    r = o["rss"] / o10["rss"]
+                    out.append(f"{'✓' if r <= 2 else '✗'} {provider} peak memory 100k / 10k ({ipb:,}/batch): "
+                               f"{mb(o['rss'])} / {mb(o10['rss'])} = {r:.2f} (target ≤ 2)")
+    out.append("state update cost per event: see the `state_append` micro-benchmarks (10k, 100k, 1M existing events)")
+    return out
+
+
+# ------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="N <= 10,000 only, Python cap 180 s")
+    mode.add_argument("--smoke", action="store_true", help="our side only, N = 100; exits 1 if a check fails")
+    ap.add_argument("--ours-only", action="store_true", help="skip the Python library")
+    ap.add_argument("--full-python", action="store_true",
+                    help="also run the Python library at 100,000 × 1,000/batch (another cap's worth of time)")
+    ap.add_argument("--bin", help="use this batchata binary instead of building one")
+    ap.add_argument("--python-cap", type=float, default=None, help="seconds per Python run (default 600)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per fast case (default 3)")
+    ap.add_argument("--no-micro", action="store_true", help="skip the criterion micro-benchmarks")
+    ap.add_argument("--only", help="run only cases whose name contains this text")
+    ap.add_argument("--out", default=None, help="report path (default bench/RESULTS.md; none in --smoke)")
+    args = ap.parse_args()
+
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    cap = args.python_cap or (180.0 if mode == "quick" else 600.0)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+    binary = os.path.abspath(args.bin) if args.bin else build_binary()
+    with_python = not (args.ours_only or args.smoke)
+    vpy, note = (setup_python() if with_python else (None, None))
+    load_start = loadavg()
+    todo = [c for c in cases(mode, args.full_python) if not args.only or args.only in c.name]
+    emu = EmulatorProc(binary)
+    results = {"cases": [], "load_start": load_start}
+    failures = []
+    try:
+        for c in todo:
+            jobs = job_set(c.provider, c.n, c.variant)
+            ours = []
+            for r in range(1 if mode == "smoke" else args.runs):
+                ours.append(run_ours(binary, emu, c, jobs, r))
+                print(f"  ours    {c.name}: {ours[-1]['wall']:.2f} s, {mb(ours[-1]['rss'])}, "
+                      f"{ours[-1]['calls']['total']} calls, {ours[-1]['detail']}", flush=True)
+            if not all(o["ok"] for o in ours):
+                failures.append(f"ours {c.name}: {ours[-1]['detail']}")
+            py = []
+            if with_python and c.python:
+                for r in range(args.runs):
+                    py.append(run_python(vpy, emu, c, jobs, r, cap))
+                    print(f"  python  {c.name}: {py[-1]['wall']:.2f} s, {mb(py[-1]['rss'])}, "
+                          f"{py[-1]['calls']['total']} calls, {py[-1]['detail']}", flush=True)
+                    if py[-1].get("capped") or py[-1]["wall"] > FAST_CASE_S:
+                        break
+            results["cases"].append((c, ours, py))
+    finally:
+        emu.stop()
+    results["load_end"] = loadavg()
+    if args.smoke:
+        for f in failures:
+            print("FAILED", f)
+        print(f"smoke: {len(todo) - len(failures)} passed, {len(failures)} failed")
+        return 1 if failures else 0
+    micro = None if args.no_micro else run_micro()
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    command = "python3 bench/harness.py" + "".join(f" {a}" for a in sys.argv[1:])
+    out = args.out or os.path.join(BENCH, "RESULTS.md")
+    write_report(out, results, machine_description(note, vpy), command, micro, started, finished, mode)
+    print(f"wrote {os.path.relpath(out, os.getcwd())}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
