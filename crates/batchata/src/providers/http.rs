@@ -117,6 +117,9 @@ impl HttpClient {
             .use_rustls_tls()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(cfg.timeout)
+            // A long download may override the total timeout per request;
+            // a stalled one is still cut after `timeout` without bytes.
+            .read_timeout(cfg.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| Error::Http {

@@ -1,14 +1,16 @@
 //! The Anthropic provider: Message Batches over the shared HTTP layer.
 //!
 //! `request.rs` builds the create body, `response.rs` parses what comes
-//! back; this file is the client: create, poll, stream results from
-//! `results_url` line by line, cancel, and find a batch again after a crash
-//! (Anthropic batches carry no metadata, so by creation time and size).
+//! back; this file is the client: create (limits checked before sending),
+//! poll, stream results from `results_url` line by line, cancel, and find a
+//! batch again after a crash (Anthropic batches carry no metadata, so by
+//! creation time and size). It knows nothing of cost limits, run state or
+//! progress.
 
 pub mod request;
 pub mod response;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use crate::providers::{
 };
 use crate::result::JobResult;
 
-use response::{BatchPage, MessageBatch, ResultLine};
+use response::{BatchPage, LineContext, LineId, LineSplitter, MessageBatch, ResultLine};
 
 /// Default base URL (paths carry `/v1`).
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -39,6 +41,13 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const API_VERSION: &str = "2023-06-01";
 /// Clock skew allowed when matching a lost batch by creation time.
 const FIND_SKEW: chrono::Duration = chrono::Duration::seconds(10);
+/// Batches listed per page when looking for a lost batch.
+const FIND_PAGE_SIZE: usize = 100;
+/// Pages looked at, at most, when looking for a lost batch.
+const FIND_MAX_PAGES: usize = 50;
+/// Longest a results download may take in total; a stalled one is cut
+/// sooner by the per-read timeout.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// The Anthropic provider.
 pub struct AnthropicProvider {
@@ -48,19 +57,39 @@ pub struct AnthropicProvider {
     limits: BatchLimits,
 }
 
+impl std::fmt::Debug for AnthropicProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnthropicProvider")
+            .field("http", &self.http)
+            .field("poll_interval", &self.poll_interval)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 impl AnthropicProvider {
-    /// Builds the client from its settings; the key is required.
+    /// Builds the client from its settings. The key is required
+    /// ([`crate::providers::ProviderSettings::from_env`] reads
+    /// `ANTHROPIC_API_KEY`); the base URL defaults to
+    /// `https://api.anthropic.com`, retries to 2, the per-call timeout to
+    /// 600 s and the poll interval to 1 s.
     pub fn new(config: &ProviderConfig, catalog: Arc<Catalog>) -> Result<Self> {
-        let key = config.api_key.clone().ok_or_else(|| {
-            Error::Validation(
-                "no Anthropic API key: set ANTHROPIC_API_KEY (or pass one with ProviderConfig::api_key)".into(),
-            )
-        })?;
+        let key = config
+            .api_key
+            .clone()
+            .filter(|k| !k.expose().trim().is_empty())
+            .ok_or_else(|| {
+                Error::Validation(
+                    "no Anthropic API key: set ANTHROPIC_API_KEY (or pass a key with ProviderConfig::api_key)"
+                        .into(),
+                )
+            })?;
         let http = HttpClient::new(HttpClientConfig {
             kind: ProviderKind::Anthropic,
             base_url: config
                 .base_url
                 .clone()
+                .filter(|u| !u.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
             key,
             auth: AuthStyle::XApiKey,
@@ -108,16 +137,43 @@ impl AnthropicProvider {
             )
             .await
     }
+
+    /// Where to download results: `results_url` when it is on the configured
+    /// base URL; otherwise its path on the base URL (a proxy in between), so
+    /// the key is never sent to another host.
+    fn results_location(&self, batch_id: &str, results_url: &str) -> String {
+        let base = self.http.base_url();
+        if results_url
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return results_url.to_string();
+        }
+        let path = reqwest::Url::parse(results_url)
+            .ok()
+            .filter(|u| u.path().starts_with("/v1/"))
+            .map(|u| match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            })
+            .unwrap_or_else(|| format!("/v1/messages/batches/{batch_id}/results"));
+        tracing::debug!(
+            batch_id,
+            "results_url is on another host; fetching its path from the base URL"
+        );
+        self.http.url(&path)
+    }
 }
 
 fn check_id(id: &str) -> Result<()> {
     if id.is_empty()
+        || id.len() > 128
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(Error::Validation(format!(
-            "'{id}' is not an Anthropic batch id"
+            "'{id}' is not an Anthropic batch id (expected msgbatch_...)"
         )));
     }
     Ok(())
@@ -157,9 +213,10 @@ impl Provider for AnthropicProvider {
 
     async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
         if req.jobs.is_empty() {
-            return Err(Error::BatchSubmission(
-                "a batch needs at least one job".into(),
-            ));
+            return Err(Error::BatchSubmission(format!(
+                "batch {} has no jobs; a batch needs at least one",
+                req.batch_index
+            )));
         }
         if req.jobs.len() > self.limits.max_requests {
             return Err(Error::BatchSubmission(format!(
@@ -169,19 +226,26 @@ impl Provider for AnthropicProvider {
                 self.limits.max_requests
             )));
         }
+        let mut seen = HashSet::with_capacity(req.jobs.len());
         for job in req.jobs {
+            if !seen.insert(job.id_str()) {
+                return Err(Error::BatchSubmission(format!(
+                    "batch {}: job id '{}' appears twice; results are matched by id, so ids must be unique",
+                    req.batch_index,
+                    job.id_str()
+                )));
+            }
             let model = self.model(job)?;
             self.validate_job(job, &model)?;
         }
-        let body = request::build_body(req.jobs, |j| self.model(j))?;
-        if body.len() as u64 > self.limits.max_bytes {
-            return Err(Error::BatchSubmission(format!(
-                "batch {} is {} MB; Anthropic takes at most {} MB per batch — lower items_per_batch or use smaller files",
-                req.batch_index,
-                body.len() / 1_000_000,
-                self.limits.max_bytes / 1_000_000
-            )));
-        }
+        drop(seen);
+        let body = request::build_body(req.jobs, |j| self.model(j), self.limits.max_bytes)
+            .map_err(|e| match e {
+                Error::BatchSubmission(m) => {
+                    Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
+                }
+                other => other,
+            })?;
         let body = bytes::Bytes::from(body);
         let url = self.http.url("/v1/messages/batches");
         let resp = self
@@ -193,10 +257,12 @@ impl Provider for AnthropicProvider {
             })
             .await
             .map_err(|e| match e {
+                // Refused for good (bad request, key, size): a submission error.
+                // Rate limits and overloads stay retryable HTTP errors.
                 Error::Http {
                     status: Some(s),
                     message,
-                    ..
+                    retryable: false,
                 } if (400..500).contains(&s) => Error::BatchSubmission(message),
                 other => other,
             })?;
@@ -229,62 +295,103 @@ impl Provider for AnthropicProvider {
         sink: &mut ResultSink<'_>,
     ) -> Result<()> {
         let batch = self.retrieve(batch_id).await?;
-        let url = batch.results_url.clone().ok_or_else(|| Error::Http {
-            status: None,
-            message: format!(
-                "anthropic batch {batch_id} has no results yet (status {}); it is tried again",
-                batch.processing_status
-            ),
-            retryable: true,
-        })?;
+        let Some(given_url) = batch.results_url.as_deref() else {
+            if batch.archived_at.is_some() {
+                return Err(Error::Http {
+                    status: None,
+                    message: format!(
+                        "anthropic batch {batch_id} is archived; its results can no longer be downloaded (Anthropic keeps them 29 days)"
+                    ),
+                    retryable: false,
+                });
+            }
+            return Err(Error::Http {
+                status: None,
+                message: format!(
+                    "anthropic batch {batch_id} has no results yet (status {}); it is tried again",
+                    batch.processing_status
+                ),
+                retryable: true,
+            });
+        };
+        let url = self.results_location(batch_id, given_url);
+        let line_ctx = LineContext {
+            batch_id,
+            cancel_requested: batch.cancel_initiated_at.is_some(),
+        };
         let jobs: HashMap<&str, &Job> = ctx.jobs.iter().map(|j| (j.id_str(), j)).collect();
-        let mut pending: std::collections::HashSet<&str> = jobs.keys().copied().collect();
+        let mut pending: HashSet<&str> = jobs.keys().copied().collect();
         let raw = ctx.raw_dir.map(RawFiles::new);
+        let resp = self
+            .http
+            .send("download batch results", |c| {
+                c.get(&url)
+                    .header("accept", "application/binary")
+                    .timeout(DOWNLOAD_TIMEOUT)
+            })
+            .await?;
         let mut raw_out = match &raw {
             Some(r) => Some(r.create(&r.response_path("anthropic", batch_id, "jsonl"))?),
             None => None,
         };
-        let resp = self
-            .http
-            .send("download batch results", |c| {
-                c.get(&url).header("accept", "application/binary")
-            })
-            .await?;
-        let mut stream = resp.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
         let mut handle_line = |line: &[u8]| -> Result<()> {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                return Ok(());
-            }
             if let Some(out) = raw_out.as_mut() {
                 out.write_all(line)
                     .and_then(|_| out.write_all(b"\n"))
-                    .map_err(|e| Error::io("write the raw response file", batch_id, e))?;
+                    .map_err(|e| Error::io("write the raw response file for batch", batch_id, e))?;
             }
-            let parsed: ResultLine = serde_json::from_slice(line).map_err(|e| {
-                Error::Parse(format!(
-                    "anthropic batch {batch_id}: unreadable result line ({e}): {}",
-                    String::from_utf8_lossy(&line[..line.len().min(200)])
-                ))
-            })?;
-            let Some(job) = jobs.get(parsed.custom_id.as_str()).copied() else {
-                tracing::warn!(custom_id = %parsed.custom_id, batch_id, "result for an unknown custom_id skipped");
-                return Ok(());
+            let (job, result) = match serde_json::from_slice::<ResultLine>(line) {
+                Ok(parsed) => {
+                    let Some(job) = jobs.get(parsed.custom_id.as_str()).copied() else {
+                        tracing::warn!(custom_id = %parsed.custom_id, batch_id, "result for an unknown custom_id skipped");
+                        return Ok(());
+                    };
+                    (job, Ok(parsed.result))
+                }
+                Err(e) => match serde_json::from_slice::<LineId>(line) {
+                    Ok(LineId { custom_id }) if jobs.contains_key(custom_id.as_str()) => {
+                        (jobs[custom_id.as_str()], Err(e))
+                    }
+                    _ => {
+                        tracing::warn!(batch_id, error = %e, "unreadable result line skipped");
+                        return Ok(());
+                    }
+                },
             };
             if !pending.remove(job.id_str()) {
+                tracing::warn!(
+                    custom_id = job.id_str(),
+                    batch_id,
+                    "second result for the same custom_id skipped"
+                );
                 return Ok(());
             }
             if let Some(r) = &raw {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-                    if let Err(e) = r.write_job(job.id_str(), &v) {
-                        tracing::warn!(error = %e, "could not write a raw job file");
-                    }
+                let written = match serde_json::from_slice::<serde_json::Value>(line) {
+                    Ok(v) => r.write_job(job.id_str(), &v),
+                    Err(_) => r.write(&r.job_path(job.id_str()), line),
+                };
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "could not write a raw job file");
                 }
             }
-            let model = self.model(job)?;
-            sink(response::line_result(parsed.result, job, &model, batch_id))
+            let result = match result {
+                Ok(line_result) => {
+                    let model = self.model(job)?;
+                    response::line_result_in(line_result, job, &model, line_ctx)
+                }
+                Err(e) => JobResult {
+                    batch_id: Some(batch_id.to_string()),
+                    ..JobResult::failed(
+                        job.id_str(),
+                        format!("Anthropic returned a result line that could not be read: {e}"),
+                    )
+                },
+            };
+            sink(result)
         };
+        let mut lines = LineSplitter::new();
+        let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::Http {
                 status: None,
@@ -293,30 +400,19 @@ impl Provider for AnthropicProvider {
                 )),
                 retryable: true,
             })?;
-            let mut rest: &[u8] = &chunk;
-            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-                if buf.is_empty() {
-                    handle_line(&rest[..pos])?;
-                } else {
-                    buf.extend_from_slice(&rest[..pos]);
-                    let line = std::mem::take(&mut buf);
-                    handle_line(&line)?;
-                }
-                rest = &rest[pos + 1..];
-            }
-            buf.extend_from_slice(rest);
+            lines.push(&chunk, &mut handle_line)?;
         }
-        if !buf.is_empty() {
-            let line = std::mem::take(&mut buf);
-            handle_line(&line)?;
-        }
+        lines.finish(&mut handle_line)?;
+        drop(handle_line);
         if let Some(mut out) = raw_out {
-            let _ = out.flush();
+            if let Err(e) = out.flush() {
+                tracing::warn!(error = %e, "could not finish the raw response file");
+            }
         }
         for id in pending {
             sink(JobResult {
                 batch_id: Some(batch_id.to_string()),
-                ..JobResult::failed(id, "no result returned by the provider for this request")
+                ..JobResult::failed(id, response::NO_RESULT_MESSAGE)
             })?;
         }
         Ok(())
@@ -324,14 +420,12 @@ impl Provider for AnthropicProvider {
 
     async fn cancel_batch(&self, batch_id: &str) -> Result<()> {
         check_id(batch_id)?;
-        let _: MessageBatch = self
+        let url = self
             .http
-            .post_json(
-                "cancel batch",
-                &format!("/v1/messages/batches/{batch_id}/cancel"),
-                &serde_json::json!({}),
-            )
-            .await?;
+            .url(&format!("/v1/messages/batches/{batch_id}/cancel"));
+        let resp = self.http.send("cancel batch", |c| c.post(&url)).await?;
+        let batch: MessageBatch = self.http.decode("cancel batch", resp).await?;
+        tracing::debug!(batch_id, status = %batch.processing_status, "cancel requested");
         Ok(())
     }
 
@@ -339,10 +433,13 @@ impl Provider for AnthropicProvider {
         let since = probe.intent_at - FIND_SKEW;
         let mut after: Option<String> = None;
         let mut best: Option<(chrono::DateTime<chrono::Utc>, String)> = None;
-        loop {
+        for _ in 0..FIND_MAX_PAGES {
             let path = match &after {
-                Some(a) => format!("/v1/messages/batches?limit=100&after_id={a}"),
-                None => "/v1/messages/batches?limit=100".to_string(),
+                Some(a) => {
+                    check_id(a)?;
+                    format!("/v1/messages/batches?limit={FIND_PAGE_SIZE}&after_id={a}")
+                }
+                None => format!("/v1/messages/batches?limit={FIND_PAGE_SIZE}"),
             };
             let page: BatchPage = self.http.get_json("list batches", &path).await?;
             let mut older = false;
@@ -369,5 +466,78 @@ impl Provider for AnthropicProvider {
             after = next;
         }
         Ok(best.map(|(_, id)| id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(base: &str) -> AnthropicProvider {
+        AnthropicProvider::new(
+            &ProviderConfig::default().api_key("k-123456").base_url(base),
+            Arc::new(Catalog::builtin().clone()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn settings_and_defaults() {
+        let p = AnthropicProvider::new(
+            &ProviderConfig::default().api_key("k-123456"),
+            Arc::new(Catalog::builtin().clone()),
+        )
+        .unwrap();
+        assert_eq!(p.http.base_url(), DEFAULT_BASE_URL);
+        assert_eq!(p.polling_interval(), Duration::from_secs(1));
+        assert_eq!(p.limits().max_requests, 100_000);
+        assert_eq!(p.limits().max_bytes, 256_000_000);
+        assert!(!format!("{p:?}").contains("k-123456"));
+        for blank in [
+            ProviderConfig::default(),
+            ProviderConfig::default().api_key("  "),
+        ] {
+            let e = AnthropicProvider::new(&blank, Arc::new(Catalog::builtin().clone()))
+                .err()
+                .unwrap();
+            assert!(matches!(e, Error::Validation(_)));
+            assert!(
+                e.to_string()
+                    .contains("set ANTHROPIC_API_KEY (or pass a key with ProviderConfig::api_key)"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn results_are_fetched_only_from_the_base_url() {
+        let p = provider("http://127.0.0.1:9/");
+        assert_eq!(
+            p.results_location(
+                "msgbatch_1",
+                "http://127.0.0.1:9/v1/messages/batches/msgbatch_1/results"
+            ),
+            "http://127.0.0.1:9/v1/messages/batches/msgbatch_1/results"
+        );
+        assert_eq!(
+            p.results_location(
+                "msgbatch_1",
+                "https://api.anthropic.com/v1/messages/batches/msgbatch_1/results?x=1"
+            ),
+            "http://127.0.0.1:9/v1/messages/batches/msgbatch_1/results?x=1"
+        );
+        // A look-alike host that merely starts with the base URL is foreign.
+        assert_eq!(
+            p.results_location("msgbatch_1", "http://127.0.0.1:90/elsewhere"),
+            "http://127.0.0.1:9/v1/messages/batches/msgbatch_1/results"
+        );
+    }
+
+    #[test]
+    fn batch_ids_are_checked_before_they_reach_a_url() {
+        assert!(check_id("msgbatch_013Zva2CMHLNnXjNJJKqJ2EF").is_ok());
+        for bad in ["", "../x", "a/b", "id?x=1", "a b"] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,13 +1,27 @@
-//! Building Anthropic Message Batches request bodies from jobs.
+//! Building Anthropic Message Batches create bodies from jobs.
 //!
-//! One `{"custom_id", "params"}` entry per job, written straight into the
-//! body buffer: system messages are lifted to `system`; a file becomes a
-//! `document` (PDF as base64, text-like files and DOCX text as a text
-//! source) or an `image` block, placed before the prompt; citations turn on
-//! per document with the file name as its title. Structured output uses the
-//! model's native `output_config.format` when the catalog says it has one
-//! and citations are off (Anthropic refuses the two together); otherwise
-//! the schema goes into the system prompt and the reply's JSON is extracted.
+//! One `{"custom_id", "params"}` entry per job, serialized from typed wire
+//! structs straight into the body buffer — no JSON tree per job. System
+//! messages are lifted to `system`; a file becomes a `document` (PDF as
+//! base64, text-like files and DOCX text as a text source) or an `image`
+//! block, placed before the prompt; citations turn on per document with the
+//! file name as its title.
+//!
+//! Structured output follows [`structured::anthropic_output`]: the model's
+//! native `output_config.format` where the catalog says it has one, a forced
+//! tool for older models, and the schema as a system instruction whenever
+//! the job wants citations (Anthropic answers with both JSON and citations
+//! only in plain text).
+//!
+//! A batch often repeats the same file (many questions about one PDF) and
+//! the same schema: each distinct file is read and base64-encoded once per
+//! body, and each distinct schema prepared once, so building 100,000 entries
+//! costs little beyond writing them. Encoded files are kept only while later
+//! jobs still need them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -17,7 +31,7 @@ use crate::catalog::ModelInfo;
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::{Job, Message, Role};
-use crate::structured;
+use crate::structured::{self, AnthropicOutput};
 
 /// Anthropic needs user and assistant turns to alternate; refuses two in a row.
 pub fn check_alternation(job_id: &str, msgs: &[Message]) -> Result<()> {
@@ -41,6 +55,10 @@ pub fn check_alternation(job_id: &str, msgs: &[Message]) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// Wire types of one create-body entry
+// ---------------------------------------------------------------------------
+
 #[derive(Serialize)]
 struct Entry<'a> {
     custom_id: &'a str,
@@ -57,7 +75,30 @@ struct Params<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    output_config: Option<Value>,
+    output_config: Option<OutputConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<[&'a Value; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoice>,
+}
+
+#[derive(Serialize)]
+struct OutputConfig<'a> {
+    format: OutputFormat<'a>,
+}
+
+#[derive(Serialize)]
+struct OutputFormat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema: &'a Value,
+}
+
+#[derive(Serialize)]
+struct ToolChoice {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'static str,
 }
 
 #[derive(Serialize)]
@@ -70,125 +111,584 @@ struct WireMessage<'a> {
 #[serde(untagged)]
 enum Content<'a> {
     Text(&'a str),
-    Blocks(Vec<Value>),
+    Blocks(Vec<Block<'a>>),
 }
 
-/// Whether a job is sent with native JSON output (else the schema is an instruction).
-pub fn uses_native_schema(job: &Job, model: &ModelInfo) -> bool {
-    job.response_schema.is_some() && model.capabilities.structured_output && !job.enable_citations
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    Document {
+        source: Source<'a>,
+        title: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        citations: Option<CitationsFlag>,
+    },
+    Image {
+        source: Source<'a>,
+    },
 }
 
-/// The document or image block of a file job.
-fn file_block(job: &Job, path: &std::path::Path) -> Result<Value> {
-    let id = job.id_str();
-    let kind = files::file_kind(path).map_err(|e| Error::job_field(id, "file", e))?;
-    let title = files::file_name(path);
-    let citations = job
-        .enable_citations
-        .then(|| serde_json::json!({"enabled": true}));
-    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let read = |p: &std::path::Path| files::read(p).map_err(|e| Error::job_field(id, "file", e));
-    let mut block = match kind {
-        FileKind::Pdf => serde_json::json!({
-            "type": "document",
-            "source": {"type": "base64", "media_type": "application/pdf", "data": b64(read(path)?)},
-            "title": title,
-        }),
-        FileKind::Image(media) => {
-            return Ok(serde_json::json!({
-                "type": "image",
-                "source": {"type": "base64", "media_type": media, "data": b64(read(path)?)},
-            }))
-        }
-        FileKind::Text | FileKind::Docx => {
-            let text =
-                files::document_text(path, kind).map_err(|e| Error::job_field(id, "file", e))?;
-            serde_json::json!({
-                "type": "document",
-                "source": {"type": "text", "media_type": "text/plain", "data": text},
-                "title": title,
-            })
-        }
-    };
-    if let (Some(c), Some(obj)) = (citations, block.as_object_mut()) {
-        obj.insert("citations".into(), c);
-    }
-    Ok(block)
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Source<'a> {
+    Base64 {
+        media_type: &'static str,
+        data: &'a str,
+    },
+    Text {
+        media_type: &'static str,
+        data: &'a str,
+    },
 }
 
-/// Appends one job's request entry to `out`.
-pub fn write_entry(job: &Job, model: &ModelInfo, out: &mut Vec<u8>) -> Result<()> {
-    let id = job.id_str();
-    let mut system_parts: Vec<&str> = Vec::new();
-    let mut messages: Vec<WireMessage<'_>> = Vec::new();
-    if let Some(msgs) = &job.messages {
-        check_alternation(id, msgs)?;
-        for m in msgs {
-            match m.role {
-                Role::System => system_parts.push(&m.content),
-                Role::User | Role::Assistant => messages.push(WireMessage {
-                    role: m.role.as_str(),
-                    content: Content::Text(&m.content),
-                }),
+#[derive(Serialize)]
+struct CitationsFlag {
+    enabled: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Per-body caches
+// ---------------------------------------------------------------------------
+
+/// A file's contribution to a request: base64 bytes or extracted text.
+#[derive(Clone)]
+struct FileData {
+    kind: FileKind,
+    /// Base64 for PDFs and images, plain text for text-like files and DOCX.
+    data: Rc<str>,
+}
+
+/// Reads each file once; keeps it while later jobs of the body still use it.
+#[derive(Default)]
+struct FileCache<'a> {
+    /// Uses not yet written, for files used more than once.
+    remaining: HashMap<&'a Path, usize>,
+    loaded: HashMap<&'a Path, FileData>,
+}
+
+impl<'a> FileCache<'a> {
+    fn new(jobs: &'a [Job]) -> Self {
+        let mut remaining: HashMap<&Path, usize> = HashMap::new();
+        for job in jobs {
+            if let Some(p) = &job.file {
+                *remaining.entry(p.as_path()).or_default() += 1;
             }
         }
-    } else if let Some(prompt) = &job.prompt {
-        let content = match &job.file {
-            Some(path) => Content::Blocks(vec![
-                file_block(job, path)?,
-                serde_json::json!({"type": "text", "text": prompt}),
-            ]),
-            None => Content::Text(prompt),
-        };
-        messages.push(WireMessage {
-            role: "user",
-            content,
-        });
-    }
-    let mut system: Option<String> = (!system_parts.is_empty()).then(|| system_parts.join("\n\n"));
-    let mut output_config = None;
-    if let Some(schema) = &job.response_schema {
-        if uses_native_schema(job, model) {
-            output_config = Some(serde_json::json!({
-                "format": {"type": "json_schema", "schema": structured::to_anthropic_schema(schema.as_value())}
-            }));
-        } else {
-            let instruction = structured::schema_instruction(schema.as_value());
-            system = Some(match system {
-                Some(s) => format!("{s}\n\n{instruction}"),
-                None => instruction,
-            });
+        remaining.retain(|_, n| *n > 1);
+        FileCache {
+            remaining,
+            loaded: HashMap::new(),
         }
     }
-    let entry = Entry {
-        custom_id: id,
-        params: Params {
-            model: &model.name,
-            max_tokens: job.max_tokens_or_default(),
-            messages,
-            system,
-            temperature: job.temperature.filter(|_| model.capabilities.temperature),
-            output_config,
-        },
-    };
-    serde_json::to_writer(&mut *out, &entry)
-        .map_err(|e| Error::job_field(id, "request", format!("cannot encode: {e}")))
+
+    fn get(&mut self, job_id: &str, path: &'a Path) -> Result<FileData> {
+        let Some(left) = self.remaining.get_mut(path) else {
+            return load_file(job_id, path);
+        };
+        *left -= 1;
+        let last_use = *left == 0;
+        let data = match self.loaded.get(path) {
+            Some(d) => d.clone(),
+            None => {
+                let d = load_file(job_id, path)?;
+                self.loaded.insert(path, d.clone());
+                d
+            }
+        };
+        if last_use {
+            self.remaining.remove(path);
+            self.loaded.remove(path);
+        }
+        Ok(data)
+    }
 }
 
-/// The whole create body `{"requests":[...]}` for `jobs`.
+fn load_file(job_id: &str, path: &Path) -> Result<FileData> {
+    let field = |e: Error| Error::job_field(job_id, "file", e);
+    let kind = files::file_kind(path).map_err(field)?;
+    let data: String = match kind {
+        FileKind::Pdf | FileKind::Image(_) => {
+            base64::engine::general_purpose::STANDARD.encode(files::read(path).map_err(field)?)
+        }
+        FileKind::Text | FileKind::Docx => files::document_text(path, kind).map_err(field)?,
+    };
+    Ok(FileData {
+        kind,
+        data: Rc::from(data),
+    })
+}
+
+/// A schema in the form one output mode sends it.
+enum Prepared {
+    /// `output_config.format.schema`.
+    Native(Value),
+    /// The forced tool's definition.
+    Tool(Value),
+    /// The system instruction.
+    Instruction(String),
+}
+
+/// Prepares each distinct (schema, mode) once per body.
+#[derive(Default)]
+struct SchemaCache<'a> {
+    entries: Vec<(&'a Value, AnthropicOutput, Rc<Prepared>)>,
+}
+
+/// Distinct schemas remembered per body; past this the oldest is forgotten.
+const SCHEMA_CACHE_SIZE: usize = 16;
+
+impl<'a> SchemaCache<'a> {
+    fn get(&mut self, schema: &'a Value, mode: AnthropicOutput) -> Rc<Prepared> {
+        if let Some((_, _, p)) = self
+            .entries
+            .iter()
+            .find(|(s, m, _)| *m == mode && (std::ptr::eq(*s, schema) || *s == schema))
+        {
+            return Rc::clone(p);
+        }
+        let prepared = Rc::new(match mode {
+            AnthropicOutput::Native => Prepared::Native(structured::to_anthropic_schema(schema)),
+            AnthropicOutput::ForcedTool => Prepared::Tool(structured::anthropic_tool(schema)),
+            AnthropicOutput::Instruction => {
+                Prepared::Instruction(structured::schema_instruction(schema))
+            }
+        });
+        if self.entries.len() >= SCHEMA_CACHE_SIZE {
+            self.entries.remove(0);
+        }
+        self.entries.push((schema, mode, Rc::clone(&prepared)));
+        prepared
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Building
+// ---------------------------------------------------------------------------
+
+/// How a job asks for a structured answer, if it has a schema.
+pub fn output_mode(job: &Job, model: &ModelInfo) -> Option<AnthropicOutput> {
+    job.response_schema
+        .as_ref()
+        .map(|_| structured::anthropic_output(model, job.enable_citations))
+}
+
+/// Writes create bodies (`{"requests":[...]}`) for a batch of jobs.
+pub struct BodyWriter<'a> {
+    out: Vec<u8>,
+    requests: usize,
+    files: FileCache<'a>,
+    schemas: SchemaCache<'a>,
+}
+
+impl<'a> BodyWriter<'a> {
+    /// A writer for `jobs` (scanned once to find files used more than once).
+    pub fn new(jobs: &'a [Job]) -> Self {
+        let mut out = Vec::with_capacity(jobs.len().saturating_mul(512).min(64 << 20) + 16);
+        out.extend_from_slice(b"{\"requests\":[");
+        BodyWriter {
+            out,
+            requests: 0,
+            files: FileCache::new(jobs),
+            schemas: SchemaCache::default(),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// True before any entry is written.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0
+    }
+
+    /// Appends the entry of one job (which must be one of the writer's jobs).
+    pub fn push(&mut self, job: &'a Job, model: &ModelInfo) -> Result<()> {
+        if self.requests > 0 {
+            self.out.push(b',');
+        }
+        self.requests += 1;
+        let id = job.id_str();
+        let mut system_parts: Vec<&str> = Vec::new();
+        let mut messages: Vec<WireMessage<'_>> = Vec::new();
+        let file: Option<FileData> = match &job.file {
+            Some(path) => Some(self.files.get(id, path)?),
+            None => None,
+        };
+        let title = job.file.as_deref().map(files::file_name);
+        if let Some(msgs) = &job.messages {
+            check_alternation(id, msgs)?;
+            for m in msgs {
+                match m.role {
+                    Role::System => system_parts.push(&m.content),
+                    Role::User | Role::Assistant => messages.push(WireMessage {
+                        role: m.role.as_str(),
+                        content: Content::Text(&m.content),
+                    }),
+                }
+            }
+        } else if let Some(prompt) = &job.prompt {
+            let content = match &file {
+                Some(f) => {
+                    let citations = job
+                        .enable_citations
+                        .then_some(CitationsFlag { enabled: true });
+                    let title = title.as_deref().unwrap_or_default();
+                    let block = match f.kind {
+                        FileKind::Pdf => Block::Document {
+                            source: Source::Base64 {
+                                media_type: "application/pdf",
+                                data: &f.data,
+                            },
+                            title,
+                            citations,
+                        },
+                        FileKind::Text | FileKind::Docx => Block::Document {
+                            source: Source::Text {
+                                media_type: "text/plain",
+                                data: &f.data,
+                            },
+                            title,
+                            citations,
+                        },
+                        FileKind::Image(media_type) => Block::Image {
+                            source: Source::Base64 {
+                                media_type,
+                                data: &f.data,
+                            },
+                        },
+                    };
+                    Content::Blocks(vec![block, Block::Text { text: prompt }])
+                }
+                None => Content::Text(prompt),
+            };
+            messages.push(WireMessage {
+                role: "user",
+                content,
+            });
+        }
+        if messages.is_empty() {
+            return Err(Error::job_field(
+                id,
+                "messages",
+                "nothing to send: add a user message or a prompt",
+            ));
+        }
+
+        let prepared = match (&job.response_schema, output_mode(job, model)) {
+            (Some(schema), Some(mode)) => Some(self.schemas.get(schema.as_value(), mode)),
+            _ => None,
+        };
+        let mut output_config = None;
+        let mut tools = None;
+        let mut tool_choice = None;
+        let mut instruction: Option<&str> = None;
+        match prepared.as_deref() {
+            Some(Prepared::Native(schema)) => {
+                output_config = Some(OutputConfig {
+                    format: OutputFormat {
+                        kind: "json_schema",
+                        schema,
+                    },
+                })
+            }
+            Some(Prepared::Tool(tool)) => {
+                tools = Some([tool]);
+                tool_choice = Some(ToolChoice {
+                    kind: "tool",
+                    name: structured::ANTHROPIC_TOOL_NAME,
+                });
+            }
+            Some(Prepared::Instruction(text)) => instruction = Some(text),
+            None => {}
+        }
+        // The schema instruction comes first, then the job's own system text.
+        let system = match (instruction, system_parts.is_empty()) {
+            (None, true) => None,
+            (None, false) => Some(system_parts.join("\n\n")),
+            (Some(i), true) => Some(i.to_string()),
+            (Some(i), false) => Some(format!("{i}\n\n{}", system_parts.join("\n\n"))),
+        };
+
+        let entry = Entry {
+            custom_id: id,
+            params: Params {
+                model: &model.name,
+                max_tokens: job.max_tokens_or_default(),
+                messages,
+                system,
+                temperature: job.temperature.filter(|_| model.capabilities.temperature),
+                output_config,
+                tools,
+                tool_choice,
+            },
+        };
+        serde_json::to_writer(&mut self.out, &entry)
+            .map_err(|e| Error::job_field(id, "request", format!("cannot encode: {e}")))
+    }
+
+    /// Closes the body and returns it.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(b"]}");
+        self.out
+    }
+}
+
+/// The whole create body `{"requests":[...]}` for `jobs`, refused with
+/// [`Error::BatchSubmission`] as soon as it grows past `max_bytes`.
 pub fn build_body(
     jobs: &[Job],
     model_of: impl Fn(&Job) -> Result<std::sync::Arc<ModelInfo>>,
+    max_bytes: u64,
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(jobs.len() * 1024 + 16);
-    out.extend_from_slice(b"{\"requests\":[");
+    let mut w = BodyWriter::new(jobs);
     for (i, job) in jobs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
         let model = model_of(job)?;
-        write_entry(job, &model, &mut out)?;
+        w.push(job, &model)?;
+        if w.len() as u64 + 2 > max_bytes {
+            return Err(Error::BatchSubmission(format!(
+                "the request body passes {} after {} of its {} requests; Anthropic takes at most {} per batch — lower items_per_batch (or send smaller files)",
+                human_bytes(w.len() as u64),
+                i + 1,
+                jobs.len(),
+                human_bytes(max_bytes),
+            )));
+        }
     }
-    out.extend_from_slice(b"]}");
-    Ok(out)
+    Ok(w.finish())
+}
+
+/// `256 MB`, `1.5 MB`, `900 KB`, `12 bytes`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    if n >= 1_000_000 {
+        let mb = n as f64 / 1_000_000.0;
+        if mb.fract() == 0.0 || mb >= 100.0 {
+            format!("{mb:.0} MB")
+        } else {
+            format!("{mb:.1} MB")
+        }
+    } else if n >= 1_000 {
+        format!("{} KB", n / 1_000)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::job::ResponseSchema;
+    use serde_json::json;
+
+    fn model(name: &str) -> std::sync::Arc<ModelInfo> {
+        Catalog::builtin().lookup(name).unwrap()
+    }
+
+    fn body(jobs: &[Job], model_name: &str) -> Value {
+        let m = model(model_name);
+        let bytes = build_body(jobs, |_| Ok(m.clone()), u64::MAX).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn schema() -> ResponseSchema {
+        ResponseSchema::from_value(json!({
+            "type": "object",
+            "properties": {"n": {"type": "integer"}},
+            "required": ["n"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn system_messages_are_lifted_and_joined() {
+        let job = Job::messages(vec![
+            Message::system("Be brief."),
+            Message::user("Hi"),
+            Message::assistant("Hello."),
+            Message::system("Be kind."),
+            Message::user("Bye"),
+        ])
+        .id("c");
+        let b = body(&[job], "claude-sonnet-4-5");
+        let p = &b["requests"][0]["params"];
+        assert_eq!(b["requests"][0]["custom_id"], "c");
+        assert_eq!(p["system"], "Be brief.\n\nBe kind.");
+        let roles: Vec<&str> = p["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert!(p.get("output_config").is_none() && p.get("tools").is_none());
+    }
+
+    #[test]
+    fn alternation_is_enforced_with_the_field_named() {
+        let job = Job::messages(vec![Message::user("a"), Message::user("b")]).id("twice");
+        let m = model("claude-sonnet-4-5");
+        let e = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("'twice'") && msg.contains("messages[1]") && msg.contains("merge"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn schema_modes_follow_the_catalog_and_citations() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, "n is 3.").unwrap();
+        let native = Job::prompt("n?").id("n").response_schema(schema());
+        let b = body(&[native.clone()], "claude-sonnet-4-5");
+        let p = &b["requests"][0]["params"];
+        assert_eq!(p["output_config"]["format"]["type"], "json_schema");
+        assert_eq!(
+            p["output_config"]["format"]["schema"]["additionalProperties"],
+            false
+        );
+        assert!(p.get("system").is_none() && p.get("tools").is_none());
+
+        let b = body(&[native], "claude-sonnet-4-0");
+        let p = &b["requests"][0]["params"];
+        assert!(p.get("output_config").is_none());
+        assert_eq!(p["tools"][0]["name"], structured::ANTHROPIC_TOOL_NAME);
+        assert_eq!(
+            p["tool_choice"],
+            json!({"type": "tool", "name": structured::ANTHROPIC_TOOL_NAME})
+        );
+
+        let cited = Job::messages(vec![Message::system("Be exact."), Message::user("n?")])
+            .id("m")
+            .response_schema(schema());
+        let cited = Job {
+            enable_citations: true,
+            ..cited
+        };
+        let b = body(&[cited], "claude-sonnet-4-5");
+        let p = &b["requests"][0]["params"];
+        assert!(p.get("output_config").is_none() && p.get("tools").is_none());
+        let system = p["system"].as_str().unwrap();
+        assert!(system.contains("JSON Schema"), "{system}");
+        assert!(
+            system.ends_with("\n\nBe exact."),
+            "instruction first: {system}"
+        );
+    }
+
+    #[test]
+    fn temperature_only_where_the_model_takes_it() {
+        let job = Job::prompt("hi").id("t").temperature(0.3).max_tokens(77);
+        let b = body(&[job.clone()], "claude-sonnet-4-5");
+        assert_eq!(b["requests"][0]["params"]["temperature"], 0.3);
+        assert_eq!(b["requests"][0]["params"]["max_tokens"], 77);
+        let mut m = (*model("claude-sonnet-4-5")).clone();
+        m.capabilities.temperature = false;
+        let m = std::sync::Arc::new(m);
+        let bytes = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap();
+        let b: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(b["requests"][0]["params"].get("temperature").is_none());
+    }
+
+    #[test]
+    fn files_become_blocks_before_the_prompt_and_repeats_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("r.pdf");
+        std::fs::write(&pdf, crate::fixtures::pdf(&["Page one."]).unwrap()).unwrap();
+        let png = dir.path().join("p.png");
+        std::fs::write(&png, [0x89, b'P', b'N', b'G']).unwrap();
+        let md = dir.path().join("n.md");
+        std::fs::write(&md, "# Notes\nquote \"x\"").unwrap();
+        let mut jobs: Vec<Job> = (0..3)
+            .map(|i| {
+                Job::file(&pdf, format!("Q{i}"))
+                    .id(format!("p{i}"))
+                    .citations(true)
+            })
+            .collect();
+        jobs.push(Job::file(&png, "What?").id("img"));
+        jobs.push(Job::file(&md, "Sum up").id("md"));
+        let m = model("claude-sonnet-4-5");
+        // The cache holds the PDF for its three uses, then lets it go.
+        let mut w = BodyWriter::new(&jobs);
+        for j in &jobs[..2] {
+            w.push(j, &m).unwrap();
+        }
+        assert_eq!(w.files.loaded.len(), 1);
+        // A file removed after its first read is still sent from the cache.
+        std::fs::remove_file(&pdf).unwrap();
+        for j in &jobs[2..] {
+            w.push(j, &m).unwrap();
+        }
+        assert!(w.files.loaded.is_empty() && w.files.remaining.is_empty());
+        let b: Value = serde_json::from_slice(&w.finish()).unwrap();
+        let reqs = b["requests"].as_array().unwrap();
+        assert_eq!(reqs.len(), 5);
+        let expected_pdf = base64::engine::general_purpose::STANDARD
+            .encode(crate::fixtures::pdf(&["Page one."]).unwrap());
+        for r in &reqs[..3] {
+            let c = &r["params"]["messages"][0]["content"];
+            assert_eq!(
+                c[0],
+                json!({"type": "document",
+                       "source": {"type": "base64", "media_type": "application/pdf", "data": expected_pdf},
+                       "title": "r.pdf", "citations": {"enabled": true}})
+            );
+            assert_eq!(c[1]["type"], "text");
+        }
+        let img = &reqs[3]["params"]["messages"][0]["content"];
+        assert_eq!(
+            img[0],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw=="}})
+        );
+        assert_eq!(img[1], json!({"type": "text", "text": "What?"}));
+        let doc = &reqs[4]["params"]["messages"][0]["content"][0];
+        assert_eq!(
+            doc["source"],
+            json!({"type": "text", "media_type": "text/plain", "data": "# Notes\nquote \"x\""})
+        );
+        assert!(doc.get("citations").is_none());
+    }
+
+    #[test]
+    fn a_missing_file_names_the_job_and_field() {
+        let job = Job::file("/nonexistent/dir/x.pdf", "Q").id("gone");
+        let m = model("claude-sonnet-4-5");
+        let e = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("'gone'") && msg.contains("'file'") && msg.contains("x.pdf"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn oversize_bodies_stop_early_with_advice() {
+        let jobs: Vec<Job> = (0..50)
+            .map(|i| Job::prompt("x".repeat(100)).id(format!("j{i}")))
+            .collect();
+        let m = model("claude-sonnet-4-5");
+        let e = build_body(&jobs, |_| Ok(m.clone()), 1_000).unwrap_err();
+        assert!(matches!(e, Error::BatchSubmission(_)));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("of its 50 requests") && msg.contains("items_per_batch"),
+            "{msg}"
+        );
+        assert!(build_body(&jobs, |_| Ok(m.clone()), 100_000).is_ok());
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(256_000_000), "256 MB");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_bytes(900_000), "900 KB");
+        assert_eq!(human_bytes(12), "12 bytes");
+    }
 }
