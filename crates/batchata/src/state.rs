@@ -145,6 +145,30 @@ pub struct BatchRecord {
     pub ended: Option<String>,
 }
 
+/// Puts a batch record at its index. Batches reach the create call in any
+/// order (batch 1 may record its intent before batch 0), so a gap is filled
+/// with an ended placeholder that the missing batch's own intent replaces.
+fn put_batch(batches: &mut Vec<BatchRecord>, rec: BatchRecord) {
+    let index = rec.index;
+    while batches.len() < index {
+        let i = batches.len();
+        batches.push(BatchRecord {
+            index: i,
+            provider: rec.provider,
+            jobs: Vec::new(),
+            intent_at: rec.intent_at,
+            reserved_usd: 0.0,
+            batch_id: None,
+            ended: Some("missing".into()),
+        });
+    }
+    if index < batches.len() {
+        batches[index] = rec;
+    } else {
+        batches.push(rec);
+    }
+}
+
 /// The state of a run, rebuilt from its journal, with the journal open for appends.
 #[derive(Debug)]
 pub struct StateStore {
@@ -339,24 +363,7 @@ impl StateStore {
                         batch_id: None,
                         ended: None,
                     };
-                    if batch < batches.len() {
-                        batches[batch] = rec;
-                    } else {
-                        while batches.len() < batch {
-                            // Indexes are written in order; a gap means a lost intent, kept as an ended placeholder.
-                            let i = batches.len();
-                            batches.push(BatchRecord {
-                                index: i,
-                                provider,
-                                jobs: Vec::new(),
-                                intent_at: at,
-                                reserved_usd: 0.0,
-                                batch_id: None,
-                                ended: Some("missing".into()),
-                            });
-                        }
-                        batches.push(rec);
-                    }
+                    put_batch(&mut batches, rec);
                 }
                 Event::Submitted { batch, batch_id } => {
                     if let Some(b) = batches.get_mut(batch) {
@@ -525,11 +532,7 @@ impl StateStore {
             batch_id: None,
             ended: None,
         };
-        if index < self.batches.len() {
-            self.batches[index] = rec;
-        } else {
-            self.batches.push(rec);
-        }
+        put_batch(&mut self.batches, rec);
         Ok(())
     }
 
@@ -637,6 +640,34 @@ pub struct StateCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intents_recorded_out_of_order_land_at_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        {
+            let mut s = StateStore::create(&path, "run-1", dir.path()).unwrap();
+            for i in 0..2 {
+                s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
+                    .unwrap();
+            }
+            // Batch 1 reaches its create call before batch 0.
+            s.record_intent(1, ProviderKind::OpenAi, vec!["j1".into()], 0.1)
+                .unwrap();
+            s.record_submitted(1, "batch_b").unwrap();
+            assert_eq!(s.batches[1].batch_id.as_deref(), Some("batch_b"));
+            s.record_intent(0, ProviderKind::Anthropic, vec!["j0".into()], 0.1)
+                .unwrap();
+            s.record_submitted(0, "msgbatch_a").unwrap();
+            s.sync().unwrap();
+        }
+        let s = StateStore::open(&path).unwrap();
+        assert_eq!(s.batches.len(), 2);
+        assert_eq!(s.batches[0].batch_id.as_deref(), Some("msgbatch_a"));
+        assert_eq!(s.batches[1].batch_id.as_deref(), Some("batch_b"));
+        assert_eq!(s.batches[1].jobs, vec!["j1".to_string()]);
+        assert!(s.batches.iter().all(|b| b.ended.is_none()));
+    }
 
     #[test]
     fn journal_replays_and_survives_a_torn_tail() {
