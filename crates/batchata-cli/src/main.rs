@@ -300,8 +300,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let n = jobs::load(&args.jobs, &mut batch).map_err(input_error)?;
 
     if args.dry_run {
-        let report = batch.dry_run().map_err(classify)?;
-        println!("{report}");
+        batch.dry_run().map_err(classify)?;
         return Ok(0);
     }
 

@@ -170,7 +170,8 @@ pub struct BatchParams {
 #[derive(Clone)]
 pub struct Batch {
     pub(crate) params: BatchParams,
-    pub(crate) jobs: Vec<Job>,
+    /// The jobs added, on disk until the run streams them into its state.
+    pub(crate) jobs: crate::spool::JobSpool,
     /// Ids the user gave. Generated ids are not stored: they are
     /// `job-{n:06}` for every `n` below `next_id`, so a million jobs cost no
     /// second copy of their ids.
@@ -218,7 +219,7 @@ impl Batch {
                 progress_interval: Duration::from_secs(1),
                 providers: ProviderSettings::from_env(),
             },
-            jobs: Vec::new(),
+            jobs: crate::spool::JobSpool::new(),
             user_ids: HashSet::new(),
             next_id: 0,
             default_schema_checked: false,
@@ -353,9 +354,21 @@ impl Batch {
         &self.params
     }
 
-    /// The jobs added so far, defaults merged.
-    pub fn jobs(&self) -> &[Job] {
-        &self.jobs
+    /// The jobs added so far, defaults merged, read back from the spool
+    /// (jobs are kept on disk, not in memory, until the run).
+    pub fn jobs(&self) -> Vec<Job> {
+        match self.jobs.iter() {
+            Ok(it) => it.filter_map(|j| j.ok()).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the job spool");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How many jobs were added.
+    pub fn job_count(&self) -> usize {
+        self.jobs.len()
     }
 
     /// The catalog this batch resolves models with.
@@ -380,7 +393,7 @@ impl Batch {
                 self.user_ids.insert(id.clone());
             }
         }
-        self.jobs.push(job);
+        self.jobs.push(&job)?;
         Ok(id)
     }
 

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod providers;
 pub mod result;
 pub mod run;
+pub mod spool;
 pub mod state;
 pub mod structured;
 pub mod tokens;

@@ -64,16 +64,17 @@ pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
         "dry-run",
         &batch.params.results_dir,
     )?;
-    for job in &batch.jobs {
+    let jobs = batch.jobs();
+    for job in &jobs {
         store.add_job(job)?;
     }
     let planned = super::plan::plan(&store, &batch.catalog, batch.params.items_per_batch)?;
     let by_id: std::collections::HashMap<&str, &crate::job::Job> =
-        batch.jobs.iter().map(|j| (j.id_str(), j)).collect();
+        jobs.iter().map(|j| (j.id_str(), j)).collect();
     let fraction = batch.params.expected_output_fraction;
     let mut report = DryRunReport {
         batches: Vec::new(),
-        total_jobs: batch.jobs.len(),
+        total_jobs: jobs.len(),
         worst_case_usd: 0.0,
         expected_usd: 0.0,
         expected_output_fraction: fraction,

@@ -75,6 +75,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         handle_ctrl_c,
         ..
     } = batch;
+    init_logging(params.verbosity);
     let results_dir = params.results_dir.clone();
     std::fs::create_dir_all(&results_dir)
         .map_err(|e| Error::io("create the results folder", &results_dir, e))?;
@@ -106,12 +107,14 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         StateStore::create(&state_path, &new_run_id(), &results_dir)?
     };
     let mut added = 0usize;
-    for job in jobs {
+    for job in jobs.iter()? {
+        let job = job?;
         if !store.jobs.contains_key(job.id_str()) {
             store.add_job(&job)?;
             added += 1;
         }
     }
+    drop(jobs);
     if resume && added > 0 {
         tracing::info!(added, "jobs not in the state were added to it");
     }
@@ -275,6 +278,18 @@ fn remove_stale_temp_files(results_dir: &Path) {
             }
         }
     }
+}
+
+/// Logs go to stderr at the run's verbosity — unless the application has
+/// installed its own `tracing` subscriber, which then decides.
+fn init_logging(v: crate::batch::Verbosity) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("batchata={}", v.as_str())));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {
@@ -585,6 +600,10 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
         drop(permit);
         return fail_jobs(sh, index, &ids, not_run_error(Some(r)), true);
     }
+    // Batches are prepared and created one at a time: only one batch's
+    // prompts and request body are in memory at once, whatever the
+    // parallelism (batches still run at the provider in parallel).
+    let create_guard = sh.create_lock.lock().await;
     let jobs = lock(&sh.state).load_jobs(&ids)?;
     let model = sh
         .catalog
@@ -638,7 +657,6 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
         set_batch(sh, index, |b| b.status = "cost limit".into());
         return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true);
     }
-    let create_guard = sh.create_lock.lock().await;
     lock(&sh.state).record_intent(index, provider.kind(), ids.clone(), reserved)?;
     if let Some(r) = stop_reason(sh) {
         sh.cost.release(reserved);
@@ -708,6 +726,8 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
         b.status = "submitted".into();
     });
     tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
+    // The prompts are at the provider now; only small records stay in memory.
+    drop(jobs);
     let r = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
     drop(permit);
     r
@@ -772,7 +792,17 @@ async fn poll_and_collect(
     };
     set_batch(sh, index, |b| b.status = "collecting".into());
     let reason = stop_reason(sh);
-    let jobs = lock(&sh.state).load_jobs(ids)?;
+    // Parsing results needs each job's model, schema and file name, not its
+    // prompt: the content is dropped as the jobs are read back.
+    let jobs: Vec<Job> = lock(&sh.state)
+        .load_jobs(ids)?
+        .into_iter()
+        .map(|mut j| {
+            j.prompt = None;
+            j.messages = None;
+            j
+        })
+        .collect();
     let mut seen: HashSet<String> = HashSet::with_capacity(ids.len());
     let mut actual = 0.0;
     let mut last_err = None;

@@ -290,8 +290,17 @@ impl Batch {
         rt.block_on(self.run())
     }
 
-    /// Plans and prices the run without submitting anything.
+    /// Plans and prices the run without submitting anything: prints the
+    /// plan (per-provider batches, their jobs and estimated cost, the totals
+    /// against the cost limit) to stdout and returns it.
     pub fn dry_run(&self) -> Result<DryRunReport> {
+        let report = self.plan()?;
+        println!("{report}");
+        Ok(report)
+    }
+
+    /// The dry run's report without printing it.
+    pub fn plan(&self) -> Result<DryRunReport> {
         dry_run::dry_run(self)
     }
 }
