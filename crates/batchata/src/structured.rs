@@ -134,7 +134,7 @@ pub fn extract_json(text: &str) -> Option<Value> {
 
 /// Every JSON object or array found in `text`, most likely first: the whole
 /// text, fenced code blocks (```json ones first), then balanced spans in the
-/// prose, left to right. At most [`MAX_CANDIDATES`].
+/// prose, left to right. At most 64.
 pub fn json_candidates(text: &str) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     let push = |v: Value, out: &mut Vec<Value>| {
