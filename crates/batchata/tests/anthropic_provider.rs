@@ -281,7 +281,7 @@ async fn errored_canceled_and_expired_lines() {
     assert!(
         errored
             .iter()
-            .all(|r| r.error.as_deref().unwrap().starts_with("Anthropic ")),
+            .all(|r| r.error.as_deref().unwrap() == "Anthropic api_error: Internal server error"),
         "{errored:?}"
     );
 
@@ -473,8 +473,8 @@ async fn shuffled_results_are_matched_by_id_and_oversize_batches_refused() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = prepare(
         dir.path(),
-        (0..30)
-            .map(|i| Job::prompt(format!("Tell me about item {i}")).id(format!("item-{i}")))
+        (0..400)
+            .map(|i| Job::prompt(format!("Tell me about item <{i}>")).id(format!("item-{i}")))
             .collect(),
     );
     let (batch_id, _, rs) = run(&provider(&h), &jobs, None).await;
@@ -484,7 +484,7 @@ async fn shuffled_results_are_matched_by_id_and_oversize_batches_refused() {
             r.raw_response
                 .as_deref()
                 .unwrap()
-                .contains(&format!("item {n}")),
+                .contains(&format!("item <{n}>")),
             "{r:?}"
         );
     }
@@ -536,4 +536,229 @@ async fn shuffled_results_are_matched_by_id_and_oversize_batches_refused() {
         before,
         "refused before sending"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_tool_structured_output_on_a_model_without_native_json() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("bill.md"),
+        "# Bill\nInvoice number: INV-42\nTotal: 77.5\n",
+    )
+    .unwrap();
+    let jobs = prepare(
+        d,
+        vec![Job::file(d.join("bill.md"), "Extract the invoice.")
+            .id("old")
+            .model("claude-sonnet-4-0")
+            .schema::<Invoice>()],
+    );
+    let raw = d.join("raw");
+    let (batch_id, _, rs) = run(&provider(&h), &jobs, Some(&raw)).await;
+    let r = by_id(&rs, "old");
+    assert!(r.is_success(), "{r:?}");
+    let inv: Invoice = r.parsed().unwrap();
+    assert_eq!(inv.invoice_number, "INV-42");
+    assert_eq!(inv.total, 77.5);
+    assert!(r.validation_errors.is_empty(), "{:?}", r.validation_errors);
+    // The reply text is the tool input, readable in the result file.
+    let text: serde_json::Value = serde_json::from_str(r.raw_response.as_deref().unwrap()).unwrap();
+    assert_eq!(text["invoice_number"], "INV-42");
+    let body: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(raw.join(format!("requests/anthropic_batch_{batch_id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let params = &body["requests"][0]["params"];
+    assert_eq!(params["model"], "claude-sonnet-4-0");
+    assert!(params.get("output_config").is_none());
+    assert_eq!(params["tool_choice"]["type"], "tool");
+    assert_eq!(params["tools"][0]["name"], params["tool_choice"]["name"]);
+    assert_eq!(
+        params["messages"][0]["content"][0]["source"]["type"],
+        "text"
+    );
+}
+
+fn probe<'a>(
+    count: usize,
+    intent_at: chrono::DateTime<chrono::Utc>,
+    known: &'a [String],
+) -> batchata::providers::BatchProbe<'a> {
+    batchata::providers::BatchProbe {
+        run_id: "run-a",
+        batch_index: 0,
+        request_count: count,
+        intent_at,
+        known_ids: known,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_batch_adopts_a_lost_batch_by_time_and_size_across_pages() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let three = prepare(
+        dir.path(),
+        (0..3)
+            .map(|i| Job::prompt("q").id(format!("t{i}")))
+            .collect(),
+    );
+    let one = prepare(dir.path(), vec![Job::prompt("q").id("o")]);
+    let p = provider(&h);
+    let create = |jobs: &'static [Job]| {
+        let p = &p;
+        async move {
+            p.create_batch(BatchRequest {
+                jobs,
+                run_id: "run-a",
+                batch_index: 0,
+                raw_dir: None,
+            })
+            .await
+            .unwrap()
+            .batch_id
+        }
+    };
+    let three: &'static [Job] = Box::leak(three.into_boxed_slice());
+    let one: &'static [Job] = Box::leak(one.into_boxed_slice());
+    let intent_at = chrono::Utc::now();
+    let lost = create(three).await;
+    for _ in 0..104 {
+        create(one).await;
+    }
+    let newer = create(three).await;
+
+    let before = h.stats().calls_to("anthropic.list");
+    assert_eq!(
+        p.find_batch(probe(3, intent_at, &[])).await.unwrap(),
+        Some(lost.clone()),
+        "the earliest batch of the right size created since the intent"
+    );
+    assert_eq!(
+        h.stats().calls_to("anthropic.list") - before,
+        2,
+        "the lost batch is on the second page"
+    );
+    let known = vec![lost.clone()];
+    assert_eq!(
+        p.find_batch(probe(3, intent_at, &known)).await.unwrap(),
+        Some(newer.clone()),
+        "known ids are never adopted"
+    );
+    let known = vec![lost, newer];
+    assert_eq!(
+        p.find_batch(probe(3, intent_at, &known)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        p.find_batch(probe(2, intent_at, &[])).await.unwrap(),
+        None,
+        "no batch of that size"
+    );
+    // Every batch is older than an intent well in the future: one page is enough.
+    let before = h.stats().calls_to("anthropic.list");
+    let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    assert_eq!(p.find_batch(probe(1, later, &[])).await.unwrap(), None);
+    assert_eq!(h.stats().calls_to("anthropic.list") - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_for_unknown_ids_are_skipped_and_jobs_without_a_line_fail() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sent = prepare(
+        dir.path(),
+        ["a", "b", "c"]
+            .iter()
+            .map(|id| Job::prompt(format!("About {id}")).id(*id))
+            .collect(),
+    );
+    let p = provider(&h);
+    let created = p
+        .create_batch(BatchRequest {
+            jobs: &sent,
+            run_id: "r",
+            batch_index: 0,
+            raw_dir: None,
+        })
+        .await
+        .unwrap();
+    let mut asked = prepare(dir.path(), vec![Job::prompt("never sent").id("z")]);
+    asked.extend(sent[..2].iter().cloned());
+    let mut rs = Vec::new();
+    p.get_batch_results(
+        &created.batch_id,
+        ResultsContext {
+            jobs: &asked,
+            raw_dir: None,
+        },
+        &mut |r| {
+            rs.push(r);
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    let mut ids: Vec<&str> = rs.iter().map(|r| r.job_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b", "z"], "c is not ours: skipped");
+    assert!(by_id(&rs, "a").is_success() && by_id(&rs, "b").is_success());
+    let z = by_id(&rs, "z");
+    assert_eq!(
+        z.error.as_deref(),
+        Some(batchata::providers::anthropic::response::NO_RESULT_MESSAGE)
+    );
+    assert_eq!(z.outcome(), JobOutcome::Failed);
+    assert_eq!(z.batch_id.as_deref(), Some(created.batch_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_and_should_retry_false_is_obeyed() {
+    let h = Emulator::start(
+        EmulatorConfig::new()
+            .fail_first(Endpoint::AnthropicResults, 1, FaultKind::DropConnection)
+            .fail_first(Endpoint::AnthropicCreate, 1, FaultKind::DropConnection),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = prepare(
+        dir.path(),
+        (0..5)
+            .map(|i| Job::prompt("q").id(format!("d{i}")))
+            .collect(),
+    );
+    let raw = dir.path().join("raw");
+    let (batch_id, _, rs) = run(&provider(&h), &jobs, Some(&raw)).await;
+    assert!(rs.iter().all(JobResult::is_success), "{rs:?}");
+    let stats = h.stats();
+    assert_eq!(stats.calls_to("anthropic.create"), 2);
+    assert_eq!(stats.calls_to("anthropic.results"), 2);
+    assert_eq!(stats.batches.len(), 1);
+    let lines =
+        std::fs::read_to_string(raw.join(format!("responses/anthropic_batch_{batch_id}.jsonl")))
+            .unwrap();
+    assert_eq!(lines.lines().count(), 5, "each line written once");
+
+    let h = Emulator::start(
+        EmulatorConfig::new()
+            .overloaded_rate(1.0)
+            .should_retry_header(Some(false)),
+    )
+    .await
+    .unwrap();
+    let e = provider(&h)
+        .create_batch(BatchRequest {
+            jobs: &jobs,
+            run_id: "r",
+            batch_index: 0,
+            raw_dir: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("529"), "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(h.stats().calls_to("anthropic.create"), 1);
 }

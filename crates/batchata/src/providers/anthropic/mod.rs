@@ -239,13 +239,13 @@ impl Provider for AnthropicProvider {
             self.validate_job(job, &model)?;
         }
         drop(seen);
-        let body = request::build_body(req.jobs, |j| self.model(j), self.limits.max_bytes)
+        let body = request::build_body_within(req.jobs, |j| self.model(j), self.limits.max_bytes)
             .map_err(|e| match e {
-                Error::BatchSubmission(m) => {
-                    Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
-                }
-                other => other,
-            })?;
+            Error::BatchSubmission(m) => {
+                Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
+            }
+            other => other,
+        })?;
         let body = bytes::Bytes::from(body);
         let url = self.http.url("/v1/messages/batches");
         let resp = self
@@ -403,7 +403,6 @@ impl Provider for AnthropicProvider {
             lines.push(&chunk, &mut handle_line)?;
         }
         lines.finish(&mut handle_line)?;
-        drop(handle_line);
         if let Some(mut out) = raw_out {
             if let Err(e) = out.flush() {
                 tracing::warn!(error = %e, "could not finish the raw response file");

@@ -438,9 +438,17 @@ impl<'a> BodyWriter<'a> {
     }
 }
 
+/// The whole create body `{"requests":[...]}` for `jobs`, with no size limit.
+pub fn build_body(
+    jobs: &[Job],
+    model_of: impl Fn(&Job) -> Result<std::sync::Arc<ModelInfo>>,
+) -> Result<Vec<u8>> {
+    build_body_within(jobs, model_of, u64::MAX)
+}
+
 /// The whole create body `{"requests":[...]}` for `jobs`, refused with
 /// [`Error::BatchSubmission`] as soon as it grows past `max_bytes`.
-pub fn build_body(
+pub fn build_body_within(
     jobs: &[Job],
     model_of: impl Fn(&Job) -> Result<std::sync::Arc<ModelInfo>>,
     max_bytes: u64,
@@ -491,7 +499,7 @@ mod tests {
 
     fn body(jobs: &[Job], model_name: &str) -> Value {
         let m = model(model_name);
-        let bytes = build_body(jobs, |_| Ok(m.clone()), u64::MAX).unwrap();
+        let bytes = build_body(jobs, |_| Ok(m.clone())).unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -532,7 +540,7 @@ mod tests {
     fn alternation_is_enforced_with_the_field_named() {
         let job = Job::messages(vec![Message::user("a"), Message::user("b")]).id("twice");
         let m = model("claude-sonnet-4-5");
-        let e = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap_err();
+        let e = build_body(&[job], |_| Ok(m.clone())).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("'twice'") && msg.contains("messages[1]") && msg.contains("merge"),
@@ -546,7 +554,7 @@ mod tests {
         let f = dir.path().join("a.txt");
         std::fs::write(&f, "n is 3.").unwrap();
         let native = Job::prompt("n?").id("n").response_schema(schema());
-        let b = body(&[native.clone()], "claude-sonnet-4-5");
+        let b = body(std::slice::from_ref(&native), "claude-sonnet-4-5");
         let p = &b["requests"][0]["params"];
         assert_eq!(p["output_config"]["format"]["type"], "json_schema");
         assert_eq!(
@@ -585,13 +593,13 @@ mod tests {
     #[test]
     fn temperature_only_where_the_model_takes_it() {
         let job = Job::prompt("hi").id("t").temperature(0.3).max_tokens(77);
-        let b = body(&[job.clone()], "claude-sonnet-4-5");
+        let b = body(std::slice::from_ref(&job), "claude-sonnet-4-5");
         assert_eq!(b["requests"][0]["params"]["temperature"], 0.3);
         assert_eq!(b["requests"][0]["params"]["max_tokens"], 77);
         let mut m = (*model("claude-sonnet-4-5")).clone();
         m.capabilities.temperature = false;
         let m = std::sync::Arc::new(m);
-        let bytes = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap();
+        let bytes = build_body(&[job], |_| Ok(m.clone())).unwrap();
         let b: Value = serde_json::from_slice(&bytes).unwrap();
         assert!(b["requests"][0]["params"].get("temperature").is_none());
     }
@@ -660,7 +668,7 @@ mod tests {
     fn a_missing_file_names_the_job_and_field() {
         let job = Job::file("/nonexistent/dir/x.pdf", "Q").id("gone");
         let m = model("claude-sonnet-4-5");
-        let e = build_body(&[job], |_| Ok(m.clone()), u64::MAX).unwrap_err();
+        let e = build_body(&[job], |_| Ok(m.clone())).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("'gone'") && msg.contains("'file'") && msg.contains("x.pdf"),
@@ -674,14 +682,14 @@ mod tests {
             .map(|i| Job::prompt("x".repeat(100)).id(format!("j{i}")))
             .collect();
         let m = model("claude-sonnet-4-5");
-        let e = build_body(&jobs, |_| Ok(m.clone()), 1_000).unwrap_err();
+        let e = build_body_within(&jobs, |_| Ok(m.clone()), 1_000).unwrap_err();
         assert!(matches!(e, Error::BatchSubmission(_)));
         let msg = e.to_string();
         assert!(
             msg.contains("of its 50 requests") && msg.contains("items_per_batch"),
             "{msg}"
         );
-        assert!(build_body(&jobs, |_| Ok(m.clone()), 100_000).is_ok());
+        assert!(build_body_within(&jobs, |_| Ok(m.clone()), 100_000).is_ok());
     }
 
     #[test]
