@@ -1,215 +1,407 @@
 //! The live progress display (cargo feature `progress`): what a person sees
 //! while a run goes on. The `batchata` CLI uses it; library users get the
-//! same view with [`crate::Batch::live_progress`].
+//! same view with [`crate::Batch::live_progress`], or build a
+//! [`LiveDisplay`] and pass its [`LiveDisplay::update`] to
+//! [`crate::Batch::on_progress`].
 //!
-//! On a terminal: a live view redrawn in place (indicatif) — a job bar with
-//! rate and ETA, one line per active provider batch with a spinner, cost
-//! against the limit, elapsed time. Elsewhere (a pipe, a CI log): plain
-//! lines, one per batch state change plus a periodic summary, no escape codes.
+//! On a terminal: a view redrawn in place (indicatif) — a job bar with
+//! elapsed time, rate and ETA; one line per active provider batch (provider,
+//! batch id, status with a spinner, done/total, cost), at most
+//! [`MAX_BATCH_LINES`] of them; a line counting the batches finished, queued
+//! and not shown; cost against the limit. Elsewhere (a pipe, a CI log):
+//! plain lines, one per batch state change plus a periodic summary, with no
+//! escape codes. Either way the run ends with [`summary`], a small table of
+//! what happened and where the results are.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::run::{BatchProgress, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How many batch lines the live view shows at once.
-const MAX_BATCH_LINES: usize = 8;
+/// How many batch lines the live view shows at once; the others are counted.
+pub const MAX_BATCH_LINES: usize = 8;
 /// How often the plain view prints a summary line.
 const PLAIN_SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
-/// The progress view of one run.
-pub enum Display {
-    /// Nothing (quiet).
-    Quiet,
+/// How a [`LiveDisplay`] draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayMode {
     /// Redrawn in place on a terminal.
+    Live,
+    /// Plain lines, for pipes and logs.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+impl DisplayMode {
+    /// `Live` when stderr is a terminal, `Plain` otherwise.
+    pub fn detect() -> DisplayMode {
+        if std::io::stderr().is_terminal() {
+            DisplayMode::Live
+        } else {
+            DisplayMode::Plain
+        }
+    }
+
+    /// How often the run should report progress to a display of this mode:
+    /// often enough for a smooth live view, sparingly for plain lines.
+    pub fn progress_interval(self) -> Duration {
+        match self {
+            DisplayMode::Live => Duration::from_millis(100),
+            DisplayMode::Plain | DisplayMode::Quiet => Duration::from_millis(500),
+        }
+    }
+}
+
+/// The progress view of one run. Cheap to share (`Arc`); [`update`] may be
+/// called from any thread, and calls after the run's final status are
+/// ignored, so the engine's last report and an explicit [`finish`] can both
+/// arrive without drawing twice.
+///
+/// [`update`]: LiveDisplay::update
+/// [`finish`]: LiveDisplay::finish
+pub struct LiveDisplay {
+    mode: DisplayMode,
+    state: Mutex<View>,
+}
+
+enum View {
+    Quiet,
     Live(Box<Live>),
-    /// Plain lines.
-    Plain(Mutex<Plain>),
+    Plain(Plain),
+    /// The final status was shown; later updates change nothing.
+    Done,
 }
 
-/// State of the live view.
-pub struct Live {
-    _multi: MultiProgress,
+struct Live {
+    multi: MultiProgress,
     jobs: ProgressBar,
+    /// Bars of the batches on screen, by batch index (ordered).
+    rows: BTreeMap<usize, ProgressBar>,
+    /// Finished / queued / hidden batches.
+    footer: ProgressBar,
     cost: ProgressBar,
-    batches: Vec<ProgressBar>,
-    spinning: ProgressStyle,
-    blank: ProgressStyle,
+    row_style: ProgressStyle,
 }
 
-/// State of the plain view.
-#[derive(Default)]
-pub struct Plain {
+struct Plain {
+    out: Box<dyn Write + Send>,
     seen: HashMap<usize, String>,
-    last_summary: Duration,
+    last_summary: Option<Duration>,
+}
+
+/// Dollars with enough digits to see small costs: `$12.35`, `$0.0123`, `$0.000046`.
+pub fn usd(v: f64) -> String {
+    if v == 0.0 {
+        "$0.00".to_string()
+    } else if v.abs() >= 1.0 {
+        format!("${v:.2}")
+    } else if v.abs() >= 0.01 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.6}")
+    }
 }
 
 fn batch_line(b: &BatchProgress) -> String {
     format!(
-        "{:<9} {:<34} {:<12} {:>5}/{:<5} ${:.4}",
+        "{:<9} {:<38} {:<12} {:>6}/{:<6} {}",
         b.provider.as_str(),
         b.batch_id.as_deref().unwrap_or("(not created yet)"),
         b.status,
         b.done,
         b.total,
-        b.cost_usd
+        usd(b.cost_usd)
     )
 }
 
 fn cost_line(s: &RunStatus) -> String {
     let limit = match s.cost_limit_usd {
-        Some(l) => format!(" of ${l:.2} limit"),
+        Some(l) => format!(" of {} limit", usd(l)),
         None => String::new(),
     };
+    let reserved = if s.cost_reserved_usd > 0.0 {
+        format!(" (+{} reserved in flight)", usd(s.cost_reserved_usd))
+    } else {
+        String::new()
+    };
     format!(
-        "cost ${:.4}{limit} (reserved ${:.4}) · batches {}/{} done · {} ok, {} failed, {} cancelled",
-        s.cost_used_usd,
-        s.cost_reserved_usd,
-        s.batches_completed,
-        s.batches_total,
+        "cost {}{limit}{reserved} · {} completed, {} failed, {} cancelled",
+        usd(s.cost_used_usd),
         s.completed,
         s.failed,
         s.cancelled
     )
 }
 
-impl Display {
-    /// The right view for stderr: live on a terminal, plain otherwise;
-    /// nothing when `quiet`. `total` is the number of jobs.
-    pub fn new(quiet: bool, total: usize) -> Display {
-        if quiet {
-            return Display::Quiet;
+/// Batches on screen (active ones, by index, at most [`MAX_BATCH_LINES`]) and
+/// the footer counting the rest.
+fn split_batches(s: &RunStatus) -> (Vec<&BatchProgress>, String) {
+    let active: Vec<&BatchProgress> = s
+        .batches
+        .iter()
+        .filter(|b| !b.finished && b.status != "queued")
+        .collect();
+    let finished = s.batches.iter().filter(|b| b.finished).count();
+    let queued = s
+        .batches
+        .iter()
+        .filter(|b| !b.finished && b.status == "queued")
+        .count();
+    let hidden = active.len().saturating_sub(MAX_BATCH_LINES);
+    let mut parts = vec![format!(
+        "batches: {} active, {finished} finished, {queued} queued",
+        active.len()
+    )];
+    if hidden > 0 {
+        parts.push(format!("{hidden} active not shown"));
+    }
+    let shown = active.into_iter().take(MAX_BATCH_LINES).collect();
+    (shown, parts.join(" · "))
+}
+
+impl LiveDisplay {
+    /// A display for a run of `total` jobs: live when stderr is a terminal,
+    /// plain lines on stderr otherwise.
+    pub fn new(total: usize) -> LiveDisplay {
+        LiveDisplay::with_mode(total, DisplayMode::detect())
+    }
+
+    /// A display in the given mode, drawing on stderr.
+    pub fn with_mode(total: usize, mode: DisplayMode) -> LiveDisplay {
+        let view = match mode {
+            DisplayMode::Quiet => View::Quiet,
+            DisplayMode::Plain => View::Plain(Plain {
+                out: Box::new(std::io::stderr()),
+                seen: HashMap::new(),
+                last_summary: None,
+            }),
+            DisplayMode::Live => View::Live(Box::new(Live::new(
+                total,
+                ProgressDrawTarget::stderr_with_hz(10),
+            ))),
+        };
+        LiveDisplay {
+            mode,
+            state: Mutex::new(view),
         }
-        if !std::io::stderr().is_terminal() {
-            return Display::Plain(Mutex::new(Plain::default()));
+    }
+
+    /// A plain-lines display writing to `out` (a log file, a buffer).
+    pub fn plain_to(out: Box<dyn Write + Send>) -> LiveDisplay {
+        LiveDisplay {
+            mode: DisplayMode::Plain,
+            state: Mutex::new(View::Plain(Plain {
+                out,
+                seen: HashMap::new(),
+                last_summary: None,
+            })),
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    }
+
+    /// A live display drawing on `target` — e.g. an
+    /// `indicatif::InMemoryTerm` to look at what a terminal would show.
+    pub fn live_to(total: usize, target: ProgressDrawTarget) -> LiveDisplay {
+        LiveDisplay {
+            mode: DisplayMode::Live,
+            state: Mutex::new(View::Live(Box::new(Live::new(total, target)))),
+        }
+    }
+
+    /// The mode this display draws in.
+    pub fn mode(&self) -> DisplayMode {
+        self.mode
+    }
+
+    /// Shows a status snapshot; pass this to [`crate::Batch::on_progress`].
+    pub fn update(&self, s: &RunStatus, elapsed: Duration) {
+        let mut view = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *view {
+            View::Quiet | View::Done => {}
+            View::Live(live) => live.update(s),
+            View::Plain(plain) => plain.update(s, elapsed),
+        }
+        if s.is_complete {
+            if let View::Live(live) = &*view {
+                live.finish();
+            }
+            *view = View::Done;
+        }
+    }
+
+    /// Shows the final status (if the run's own last report has not already)
+    /// and leaves the screen ready for the summary.
+    pub fn finish(&self, s: &RunStatus, elapsed: Duration) {
+        let mut last = s.clone();
+        last.is_complete = true;
+        self.update(&last, elapsed);
+    }
+}
+
+impl Live {
+    fn new(total: usize, target: ProgressDrawTarget) -> Live {
+        let multi = MultiProgress::with_draw_target(target);
         let jobs = multi.add(ProgressBar::new(total as u64));
         jobs.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise:.dim} [{bar:40.cyan/blue}] {pos}/{len} jobs · {per_sec} · ETA {eta}",
+                "{spinner:.green} {elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} jobs · {per_sec} · ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
+        let plain = ProgressStyle::with_template("  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let footer = multi.add(ProgressBar::new_spinner());
+        footer.set_style(plain.clone());
         let cost = multi.add(ProgressBar::new_spinner());
-        cost.set_style(
-            ProgressStyle::with_template("  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        let style = ProgressStyle::with_template("  {spinner:.green} {msg}")
+        cost.set_style(plain);
+        let row_style = ProgressStyle::with_template("  {spinner:.green} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let batches = (0..MAX_BATCH_LINES)
-            .map(|_| {
-                let b = multi.add(ProgressBar::new_spinner());
-                b.set_style(style.clone());
-                b
-            })
-            .collect();
-        let blank = ProgressStyle::with_template("  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        Display::Live(Box::new(Live {
-            _multi: multi,
+        Live {
+            multi,
             jobs,
+            rows: BTreeMap::new(),
+            footer,
             cost,
-            batches,
-            spinning: style,
-            blank,
-        }))
+            row_style,
+        }
     }
 
-    /// Shows a status snapshot.
-    pub fn update(&self, s: &RunStatus, elapsed: Duration) {
-        match self {
-            Display::Quiet => {}
-            Display::Live(live) => {
-                let done = s.completed + s.failed + s.cancelled;
-                live.jobs.set_length(s.total as u64);
-                live.jobs.set_position(done as u64);
-                live.cost.set_message(cost_line(s));
-                let active: Vec<&BatchProgress> = s
-                    .batches
-                    .iter()
-                    .filter(|b| !b.finished && b.status != "queued")
-                    .collect();
-                let queued = s.batches.iter().filter(|b| b.status == "queued").count();
-                for (i, bar) in live.batches.iter().enumerate() {
-                    match active.get(i) {
-                        Some(b) => {
-                            bar.set_style(live.spinning.clone());
-                            bar.set_message(batch_line(b));
-                            bar.tick();
-                        }
-                        None if i == active.len()
-                            && (queued > 0 || active.len() > MAX_BATCH_LINES) =>
-                        {
-                            let more = active.len().saturating_sub(MAX_BATCH_LINES);
-                            bar.set_message(format!(
-                                "… {queued} batches queued{}",
-                                if more > 0 {
-                                    format!(", {more} more active")
-                                } else {
-                                    String::new()
-                                }
-                            ));
-                        }
-                        None => {
-                            bar.set_style(live.blank.clone());
-                            bar.set_message("");
-                        }
-                    }
-                }
-                if s.is_complete {
-                    live.jobs.finish();
-                    for b in &live.batches {
-                        b.finish_and_clear();
-                    }
-                    live.cost.finish();
-                }
-            }
-            Display::Plain(plain) => {
-                let mut p = plain.lock().unwrap_or_else(|e| e.into_inner());
-                for b in &s.batches {
-                    let key = format!("{}|{}", b.status, b.batch_id.as_deref().unwrap_or(""));
-                    if p.seen.get(&b.index) != Some(&key) && b.status != "queued" {
-                        eprintln!(
-                            "[{:>7.1}s] batch {:>3} {}",
-                            elapsed.as_secs_f64(),
-                            b.index,
-                            batch_line(b)
-                        );
-                        p.seen.insert(b.index, key);
-                    }
-                }
-                if elapsed >= p.last_summary + PLAIN_SUMMARY_EVERY || s.is_complete {
-                    p.last_summary = elapsed;
-                    let done = s.completed + s.failed + s.cancelled;
-                    eprintln!(
-                        "[{:>7.1}s] {done}/{} jobs · {}",
-                        elapsed.as_secs_f64(),
-                        s.total,
-                        cost_line(s)
-                    );
-                }
+    fn update(&mut self, s: &RunStatus) {
+        let done = s.completed + s.failed + s.cancelled;
+        self.jobs.set_length(s.total as u64);
+        self.jobs.set_position(done as u64);
+        self.jobs.tick();
+        let (shown, footer) = split_batches(s);
+        // Rows of batches no longer shown go; new ones come in index order,
+        // each placed before the first shown batch with a higher index.
+        let keep: Vec<usize> = shown.iter().map(|b| b.index).collect();
+        let gone: Vec<usize> = self
+            .rows
+            .keys()
+            .filter(|i| !keep.contains(i))
+            .copied()
+            .collect();
+        for i in gone {
+            if let Some(bar) = self.rows.remove(&i) {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
             }
         }
+        for b in shown {
+            let bar = match self.rows.get(&b.index) {
+                Some(bar) => bar.clone(),
+                None => {
+                    let next = self.rows.range(b.index + 1..).next().map(|(_, bar)| bar);
+                    let bar = ProgressBar::new_spinner().with_style(self.row_style.clone());
+                    let bar = match next {
+                        Some(n) => self.multi.insert_before(n, bar),
+                        None => self.multi.insert_before(&self.footer, bar),
+                    };
+                    self.rows.insert(b.index, bar.clone());
+                    bar
+                }
+            };
+            bar.set_message(batch_line(b));
+            bar.tick();
+        }
+        self.footer.set_message(footer);
+        self.cost.set_message(cost_line(s));
+    }
+
+    fn finish(&self) {
+        for bar in self.rows.values() {
+            bar.finish_and_clear();
+            self.multi.remove(bar);
+        }
+        self.jobs.finish();
+        self.footer.finish();
+        self.cost.finish();
     }
 }
 
-impl crate::Batch {
-    /// Shows the live display (plain lines when stderr is not a terminal)
-    /// while the run goes on.
-    pub fn live_progress(self) -> Self {
-        let display = std::sync::Arc::new(Display::new(false, self.jobs.len()));
-        let interval = if matches!(*display, Display::Live(_)) {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_millis(500)
+impl Plain {
+    fn update(&mut self, s: &RunStatus, elapsed: Duration) {
+        let at = elapsed.as_secs_f64();
+        for b in &s.batches {
+            if b.status == "queued" {
+                continue;
+            }
+            let key = format!("{}|{}", b.status, b.batch_id.as_deref().unwrap_or(""));
+            if self.seen.get(&b.index) != Some(&key) {
+                let _ = writeln!(
+                    self.out,
+                    "[{at:>7.1}s] batch {:>3} {}",
+                    b.index,
+                    batch_line(b)
+                );
+                self.seen.insert(b.index, key);
+            }
+        }
+        let due = self
+            .last_summary
+            .is_none_or(|last| elapsed >= last + PLAIN_SUMMARY_EVERY);
+        if due || s.is_complete {
+            self.last_summary = Some(elapsed);
+            let done = s.completed + s.failed + s.cancelled;
+            let (_, batches) = split_batches(s);
+            let _ = writeln!(
+                self.out,
+                "[{at:>7.1}s] {done}/{} jobs · {} · {batches}",
+                s.total,
+                cost_line(s)
+            );
+        }
+        let _ = self.out.flush();
+    }
+}
+
+/// The table a run ends with: completed, failed, cancelled, cost, time, and
+/// where the results are.
+pub fn summary(s: &RunStatus, elapsed: Duration, results_dir: &Path) -> String {
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| {
+        out.push_str(&format!("  {k:<10} {v}\n"));
+    };
+    row("completed", s.completed.to_string());
+    row("failed", s.failed.to_string());
+    row("cancelled", s.cancelled.to_string());
+    let limit = s
+        .cost_limit_usd
+        .map(|l| format!(" (limit {})", usd(l)))
+        .unwrap_or_default();
+    row("cost", format!("{}{limit}", usd(s.cost_used_usd)));
+    row("time", format!("{:.1}s", elapsed.as_secs_f64()));
+    row("results", results_dir.display().to_string());
+    if let Some(reason) = s.stop_reason {
+        let why = match reason {
+            crate::StopReason::Interrupted => "interrupted; active batches were cancelled",
+            crate::StopReason::Drain => "stopped submitting; active batches were let finish",
+            crate::StopReason::TimeLimit => "time limit reached; active batches were cancelled",
         };
-        self.progress_interval(interval)
-            .on_progress(move |s, e| display.update(s, e))
+        row("stopped", why.to_string());
+    }
+    out
+}
+
+impl crate::Batch {
+    /// Shows the live display while the run goes on (plain lines when
+    /// stderr is not a terminal), and the [`summary`] on stderr at the end.
+    pub fn live_progress(self) -> Self {
+        let display = Arc::new(LiveDisplay::new(self.jobs.len()));
+        let results_dir: PathBuf = self.params().results_dir.clone();
+        let interval = display.mode().progress_interval();
+        self.progress_interval(interval).on_progress(move |s, e| {
+            let last = s.is_complete && display.mode() != DisplayMode::Quiet;
+            display.update(s, e);
+            if last {
+                eprint!("\n{}", summary(s, e, &results_dir));
+            }
+        })
     }
 }

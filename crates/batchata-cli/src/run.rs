@@ -1,0 +1,255 @@
+//! `batchata run`: a jobs file in, one result file per job out — the flags
+//! mapped onto the library's `Batch`, the provider settings (real, the
+//! built-in emulator, or an emulator server), the progress display and the
+//! summary with its exit status.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use batchata::progress::{DisplayMode, LiveDisplay};
+use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::{Batch, DefaultParams, JobOutcome, RunStatus, Verbosity};
+
+use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
+
+/// The poll interval against an emulator, which ends batches at once.
+const EMULATOR_POLL: Duration = Duration::from_millis(100);
+
+pub(crate) const RUN_HELP: &str = "\
+Examples:
+  batchata run examples/quickstart.jsonl --results-dir out --emulator
+  batchata run jobs.jsonl --results-dir out --dry-run --cost-limit 5
+  batchata run jobs.jsonl --results-dir out --model claude-haiku-4-5 --cost-limit 5 --time-limit 2h
+  batchata run jobs.jsonl --results-dir out --retry-failed
+
+Jobs file: one JSON object per line with the library's Job fields:
+  {\"id\": \"q1\", \"model\": \"claude-haiku-4-5\", \"prompt\": \"...\"}
+  {\"id\": \"c1\", \"model\": \"gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}
+  {\"id\": \"f1\", \"file\": \"docs/a.pdf\", \"prompt\": \"...\", \"response_schema\": \"schema.json\", \"enable_citations\": true}
+Other fields: temperature, max_tokens. Relative paths resolve against the jobs file's folder.
+A bad line stops everything before anything is submitted, naming the line, the field and the fix.
+
+Resuming: the state file (default RESULTS_DIR/.batchata-state.jsonl) records every step, so
+running the same command again after a crash or Ctrl+C resumes: finished jobs are not run
+again, and batches already at the provider are re-attached, never submitted twice.
+--fresh starts over; --retry-failed also reruns the jobs that failed.
+
+Ctrl+C once: submit nothing more, cancel the active batches, keep what they finished.
+Ctrl+C twice: exit at once (the state is already safe on disk).
+
+Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL and OPENAI_API_KEY /
+OPENAI_BASE_URL, as with the official SDKs. --emulator needs none of them.
+
+Exit status: 0 all completed, 1 unexpected error, 2 bad input, 3 some jobs failed or were cancelled.";
+
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// The JSONL jobs file.
+    jobs: PathBuf,
+    /// Where to write one {job_id}.json per job (created if missing).
+    #[arg(long, value_name = "DIR")]
+    results_dir: PathBuf,
+    /// The state file that makes a rerun resume [default: DIR/.batchata-state.jsonl].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Model for jobs that name none (see `batchata models`).
+    #[arg(long, value_name = "M")]
+    model: Option<String>,
+    /// Temperature for jobs that set none.
+    #[arg(long, value_name = "T")]
+    temperature: Option<f64>,
+    /// max_tokens for jobs that set none.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u32>,
+    /// Jobs per provider batch (also capped by each provider's limits).
+    #[arg(long, value_name = "N", default_value_t = batchata::batch::DEFAULT_ITEMS_PER_BATCH)]
+    items_per_batch: usize,
+    /// Provider batches in flight at once.
+    #[arg(long, value_name = "N", default_value_t = batchata::batch::DEFAULT_MAX_PARALLEL_BATCHES)]
+    max_parallel: usize,
+    /// Never spend more than this many USD: each batch reserves its worst case first.
+    #[arg(long, value_name = "USD")]
+    cost_limit: Option<f64>,
+    /// Stop after this long, cancelling what still runs (e.g. 90s, 10m, 2h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    time_limit: Option<Duration>,
+    /// How often to poll batches [default: 1s Anthropic, 5s OpenAI; 100ms on an emulator].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    poll_interval: Option<Duration>,
+    /// Print the plan and its cost (worst case and expected); submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start over: ignore (and replace) an existing state file.
+    #[arg(long)]
+    fresh: bool,
+    /// On resume, run the jobs that failed again too.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Do not write raw request/response files under DIR/raw_files.
+    #[arg(long)]
+    no_raw_files: bool,
+    /// Run against the built-in emulator of the provider APIs (no API key needed).
+    #[arg(long, conflicts_with = "emulator_url")]
+    emulator: bool,
+    /// Run against a `batchata emulate` server at this address (e.g. http://127.0.0.1:8765).
+    #[arg(long, value_name = "URL")]
+    emulator_url: Option<String>,
+    /// More logs on stderr (-v info, -vv debug); progress then prints plain lines.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// No progress and no summary; errors only. The exit status tells the outcome.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Error,
+        (_, 0) => Verbosity::Warn,
+        (_, 1) => Verbosity::Info,
+        _ => Verbosity::Debug,
+    };
+    init_logs(level);
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| args.results_dir.join(".batchata-state.jsonl"));
+    let mut defaults = DefaultParams::new();
+    if let Some(m) = &args.model {
+        defaults = defaults.model(m);
+    }
+    if let Some(t) = args.temperature {
+        defaults = defaults.temperature(t);
+    }
+    if let Some(n) = args.max_tokens {
+        defaults = defaults.max_tokens(n);
+    }
+    let mut batch = Batch::new(&args.results_dir)
+        .state_file(&state, !args.fresh)
+        .retry_failed(args.retry_failed)
+        .default_params(defaults)
+        .raw_files(!args.no_raw_files)
+        .verbosity(level)
+        .items_per_batch(args.items_per_batch)
+        .map_err(|e| Failure::input(format!("--items-per-batch: {e}")))?
+        .max_parallel_batches(args.max_parallel)
+        .map_err(|e| Failure::input(format!("--max-parallel: {e}")))?;
+    if let Some(c) = args.cost_limit {
+        batch = batch
+            .cost_limit_usd(c)
+            .map_err(|e| Failure::input(format!("--cost-limit: {e}")))?;
+    }
+    if let Some(t) = args.time_limit {
+        batch = batch
+            .time_limit(t)
+            .map_err(|e| Failure::input(format!("--time-limit: {e}")))?;
+    }
+    let n = jobs::load(&args.jobs, &mut batch).map_err(Failure::input)?;
+
+    if args.dry_run {
+        // Prints the plan: batches, jobs, tokens, worst-case and expected cost.
+        batch.dry_run().map_err(classify)?;
+        return Ok(0);
+    }
+
+    // An in-process emulator lives as long as the run.
+    let mut _emulator = None;
+    let settings = if args.emulator {
+        let h = batchata_emulator::Emulator::start(batchata_emulator::EmulatorConfig::new())
+            .await
+            .map_err(|e| Failure::other(format!("cannot start the built-in emulator: {e}")))?;
+        if !args.quiet {
+            eprintln!(
+                "Using the built-in emulator at {} (no API key needed; answers are synthetic).",
+                h.base_url()
+            );
+        }
+        let s = emulated(&h.base_url(), args.poll_interval.unwrap_or(EMULATOR_POLL));
+        _emulator = Some(h);
+        s
+    } else if let Some(url) = &args.emulator_url {
+        let mut s = emulator_settings(url)?;
+        let poll = args.poll_interval.unwrap_or(EMULATOR_POLL);
+        s.anthropic.poll_interval = Some(poll);
+        s.openai.poll_interval = Some(poll);
+        s
+    } else {
+        let mut s = batch.params().providers.clone();
+        if let Some(p) = args.poll_interval {
+            s.anthropic.poll_interval = Some(p);
+            s.openai.poll_interval = Some(p);
+        }
+        s
+    };
+
+    // Logs and a view redrawn in place do not mix: -v prints plain lines.
+    let mode = match (args.quiet, args.verbose) {
+        (true, _) => DisplayMode::Quiet,
+        (_, 0) => DisplayMode::detect(),
+        _ => DisplayMode::Plain,
+    };
+    let display = Arc::new(LiveDisplay::with_mode(n, mode));
+    let d = display.clone();
+    let batch = batch
+        .providers(settings)
+        .progress_interval(mode.progress_interval())
+        .on_progress(move |s, e| d.update(s, e));
+    let run = batch.run().await.map_err(classify)?;
+    let status = run.status();
+    // The run's last report may still be on its way: draw the end now, once.
+    display.finish(&status, run.elapsed());
+    if !args.quiet {
+        print_summary(&status, run.elapsed(), &args.results_dir);
+    }
+    Ok(if status.failed + status.cancelled > 0 {
+        3
+    } else {
+        0
+    })
+}
+
+/// Settings for an emulator at `root`: a placeholder key, short polls.
+fn emulated(root: &str, poll: Duration) -> ProviderSettings {
+    ProviderSettings {
+        anthropic: ProviderConfig::default()
+            .api_key("emulator")
+            .base_url(root)
+            .poll_interval(poll),
+        openai: ProviderConfig::default()
+            .api_key("emulator")
+            .base_url(format!("{root}/v1"))
+            .poll_interval(poll),
+        ..Default::default()
+    }
+}
+
+/// How many failed jobs the summary names.
+const SHOWN_FAILURES: usize = 5;
+
+fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
+    println!();
+    print!("{}", batchata::progress::summary(s, elapsed, dir));
+    let not_ok = s.failed + s.cancelled;
+    if not_ok == 0 {
+        println!("  list them: batchata results {}", dir.display());
+        return;
+    }
+    // Read only until a few failures are found: the folder may hold a million results.
+    let mut shown = 0;
+    let _ = report::for_each_result(dir, |r| {
+        if r.outcome() != JobOutcome::Completed {
+            let err = r.error.as_deref().unwrap_or("").replace('\n', " ");
+            println!("  ! {}: {}", r.job_id, report::clip(&err, 160));
+            shown += 1;
+        }
+        shown < SHOWN_FAILURES
+    });
+    if not_ok > shown {
+        println!("  ! … {} more", not_ok - shown);
+    }
+    println!("  list them: batchata results {}", dir.display());
+    if s.failed > 0 {
+        println!("  rerun the same command with --retry-failed to try the failed jobs again");
+    }
+}
