@@ -43,6 +43,15 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// A number from the run summary ("  completed  7").
+fn summary_count(stdout: &str, what: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(what))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{what}' row in the summary: {stdout}"))
+}
+
 fn run_cmd(h: &EmulatorHandle, jobs: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut c = bin();
     c.arg("run")
@@ -90,11 +99,18 @@ async fn run_with_every_flag_then_status_and_results_in_three_formats() {
     );
     let (stdout, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(summary_count(&stdout, "completed"), 7, "{stdout}");
+    assert_eq!(summary_count(&stdout, "failed"), 0, "{stdout}");
     assert!(
-        stdout.contains("completed") && stdout.contains('7'),
+        stdout.contains(&format!("results    {}", out.display())),
         "{stdout}"
     );
+    // Off a terminal: plain progress lines, one per batch state, no escape codes.
     assert!(!stderr.contains('\u{1b}'), "no escape codes off a terminal");
+    assert!(
+        stderr.contains("batch   0 anthropic msgbatch_") && stderr.contains("7/7 jobs"),
+        "{stderr}"
+    );
     assert!(!out.join("raw_files").exists(), "--no-raw-files");
     let stats = h.stats();
     assert_eq!(stats.calls_to("anthropic.create"), 3, "6 jobs, 2 per batch");
@@ -217,7 +233,31 @@ fn bad_jobs_files_name_the_line_and_submit_nothing() {
         (
             vec![r#"{"prompt": "x", "model": "gpt-4o-mini", "max_tokens": "many"}"#.into()],
             ":1:",
-            "max_tokens",
+            "field 'max_tokens': invalid type",
+        ),
+        (
+            vec![
+                prompts(2, Some("gpt-4o-mini"))[1].clone(),
+                prompts(2, Some("gpt-4o-mini"))[0].clone(),
+                String::new(),
+                r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "contnet": "hi"}]}"#
+                    .into(),
+            ],
+            ":4:",
+            "did you mean 'content'",
+        ),
+        (
+            vec![
+                prompts(1, Some("gpt-4o-mini"))[0].clone(),
+                prompts(1, Some("gpt-4o-mini"))[0].clone(),
+            ],
+            ":2:",
+            "p00",
+        ),
+        (
+            vec![r#"{"prompt": "x", "model": "gpt-4o-mini", "enable_citations": true}"#.into()],
+            ":1:",
+            "citations",
         ),
         (
             vec![
@@ -378,18 +418,226 @@ fn models_lists_the_catalog() {
 }
 
 #[test]
-fn help_documents_exit_codes_and_bad_flags_exit_2() {
+fn help_teaches_and_bad_flags_exit_2() {
     let o = bin().arg("--help").output().unwrap();
     let s = String::from_utf8(o.stdout).unwrap();
     assert!(
         s.contains("Exit status") && s.contains("3  the run finished"),
         "{s}"
     );
+    let o = bin().args(["run", "--help"]).output().unwrap();
+    let s = String::from_utf8(o.stdout).unwrap();
+    for taught in [
+        "batchata run examples/quickstart.jsonl --results-dir out --emulator",
+        "DIR/.batchata-state.jsonl",
+        "resumes",
+        "--retry-failed",
+        "ANTHROPIC_API_KEY",
+        "Relative paths resolve against the jobs file's folder",
+    ] {
+        assert!(s.contains(taught), "run --help lacks {taught:?}: {s}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(2, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    let bad: [(&[&str], &str); 4] = [
+        (&["--time-limit", "soon"], "--time-limit"),
+        (&["--cost-limit=-1"], "--cost-limit"),
+        (&["--items-per-batch", "0"], "--items-per-batch"),
+        (&["--emulator-url", "127.0.0.1:8765"], "http://"),
+    ];
+    for (flags, says) in bad {
+        let o = bin()
+            .arg("run")
+            .arg(&jobs)
+            .arg("--results-dir")
+            .arg(&out)
+            .args(flags)
+            .output()
+            .unwrap();
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {e}");
+        assert!(e.contains(says), "{flags:?}: {e}");
+        assert!(!out.exists(), "{flags:?} wrote something");
+    }
+    // A missing key is a configuration error, found before anything is sent.
     let o = bin()
-        .args(["run", "x.jsonl", "--results-dir", "o", "--time-limit", "5s"])
+        .arg("run")
+        .arg(&jobs)
+        .arg("--results-dir")
+        .arg(&out)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
         .output()
         .unwrap();
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("ANTHROPIC_API_KEY"), "{e}");
+}
+
+#[test]
+fn other_failures_exit_1_and_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(2, Some("claude-haiku-4-5")));
+    // The results folder is a file: nothing can be written there.
+    let blocker = dir.path().join("taken");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&jobs)
+        .arg("--results-dir")
+        .arg(&blocker)
+        .arg("--emulator")
+        .output()
+        .unwrap();
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("taken"), "{e}");
+    // status of a file that is not a state.
+    let o = bin()
+        .args(["status", "--state"])
+        .arg(&blocker)
+        .output()
+        .unwrap();
+    let (_, e) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("taken"), "{e}");
+}
+
+/// `batchata emulate` as its own process on a free port: the address it
+/// prints first, its stats over HTTP.
+struct EmulateProcess {
+    child: std::process::Child,
+    url: String,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl EmulateProcess {
+    fn spawn(flags: &[&str]) -> EmulateProcess {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(["emulate", "--port", "0"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("batchata emulator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_string();
+        EmulateProcess {
+            child,
+            url,
+            _stdout: stdout,
+        }
+    }
+
+    async fn stats(&self) -> batchata_emulator::EmulatorStats {
+        reqwest::get(format!("{}/_emulator/stats", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for EmulateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulate_serves_faults_a_dry_run_never_reaches_it_and_a_run_rides_them_out() {
+    let emu = EmulateProcess::spawn(&[
+        "--error-rate",
+        "0.3",
+        "--seed",
+        "7",
+        "--fail-first",
+        "2:429:20@anthropic.create",
+        "--fail-first",
+        "1:500@openai.files.create",
+        "--processing-delay",
+        "200ms",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(10, Some("claude-haiku-4-5"));
+    lines.extend((0..4).map(|i| {
+        serde_json::json!({"id": format!("o{i}"), "model": "gpt-4o-mini", "prompt": "hi"})
+            .to_string()
+    }));
+    let jobs = jobs_file(dir.path(), &lines);
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        bin()
+            .arg("run")
+            .arg(&jobs)
+            .arg("--results-dir")
+            .arg(&out)
+            .args(["--emulator-url", &emu.url, "--items-per-batch", "5"])
+            .args(extra)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap()
+    };
+
+    let o = run(&["--dry-run"]);
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(s.contains("14 jobs in 3 provider batches"), "{s}");
+    assert_eq!(emu.stats().await.total_calls, 0, "a dry run sends nothing");
+    assert!(!out.join(".batchata-state.jsonl").exists());
+
+    let o = run(&["-q"]);
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "some requests errored: {s}{e}");
+    assert!(s.is_empty(), "-q prints no summary: {s}");
+    let stats = emu.stats().await;
+    assert_eq!(stats.faults_of("429"), 2);
+    assert_eq!(stats.faults_of("500"), 1);
+    assert_eq!(
+        stats.calls_to("anthropic.create"),
+        4,
+        "two batches, two 429s retried"
+    );
+    assert_eq!(stats.batches.len(), 3, "each batch created once");
+    let o = bin().arg("results").arg(&out).output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    let failed = t.lines().filter(|l| l.contains(" failed ")).count();
+    assert!(failed > 0 && failed < 14, "{t}");
+    assert!(
+        t.contains(&format!(
+            "14 jobs: {} completed, {failed} failed",
+            14 - failed
+        )),
+        "{t}"
+    );
+
+    // Bad fault flags are refused with the fix.
+    let o = bin()
+        .args(["emulate", "--port", "0", "--error-rate", "30"])
+        .output()
+        .unwrap();
+    let (_, e) = text(&o);
     assert_eq!(o.status.code(), Some(2));
+    assert!(e.contains("between 0 and 1"), "{e}");
+    let o = bin()
+        .args(["emulate", "--port", "0", "--fail-first", "3:418"])
+        .output()
+        .unwrap();
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(e.contains("unknown fault '418'"), "{e}");
 }
 
 #[test]
@@ -411,7 +659,8 @@ fn quickstart_runs_on_the_built_in_emulator() {
         .unwrap();
     let (s, e) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{s}\n{e}");
-    assert!(s.contains("completed         6"), "{s}");
+    assert_eq!(summary_count(&s, "completed"), 6, "{s}");
+    assert!(e.contains("built-in emulator"), "{e}");
     let inv: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("invoice.json")).unwrap()).unwrap();
     assert_eq!(inv["parsed_response"]["invoice_number"], "INV-2041");

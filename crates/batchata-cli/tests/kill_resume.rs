@@ -12,7 +12,16 @@ use std::time::{Duration, Instant};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 const JOBS: usize = 40;
-const TRIALS: usize = 20;
+
+/// Trials per test run: a few in CI (each is a couple of kills and reruns);
+/// `BATCHATA_KILL_TRIALS=50 cargo test -p batchata-cli --test kill_resume`
+/// for a longer hunt.
+fn trials() -> usize {
+    std::env::var("BATCHATA_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 
 fn write_jobs(dir: &Path) -> std::path::PathBuf {
     let mut text = String::new();
@@ -136,7 +145,8 @@ async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
         (seed >> 33) % max
     };
     let mut total_kills = 0;
-    for trial in 0..TRIALS {
+    let trials = trials();
+    for trial in 0..trials {
         h.reset();
         let dir = work.path().join(format!("trial-{trial}"));
         let mut kills = 0;
@@ -185,7 +195,7 @@ async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
         );
     }
     assert!(
-        total_kills >= TRIALS,
-        "only {total_kills} kills in {TRIALS} trials"
+        total_kills >= trials,
+        "only {total_kills} kills in {trials} trials"
     );
 }
