@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod http;
+pub mod lines;
 pub mod openai;
 pub mod raw;
 

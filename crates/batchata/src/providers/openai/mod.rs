@@ -240,7 +240,7 @@ impl OpenAiProvider {
             })
             .await?;
         let mut stream = resp.bytes_stream();
-        let mut pending: Vec<u8> = Vec::new();
+        let mut lines = crate::providers::lines::LineSplitter::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::Http {
                 status: None,
@@ -249,22 +249,9 @@ impl OpenAiProvider {
                 )),
                 retryable: true,
             })?;
-            let mut rest: &[u8] = &chunk;
-            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-                if pending.is_empty() {
-                    collector.line(&rest[..pos], source)?;
-                } else {
-                    pending.extend_from_slice(&rest[..pos]);
-                    collector.line(&pending, source)?;
-                    pending.clear();
-                }
-                rest = &rest[pos + 1..];
-            }
-            pending.extend_from_slice(rest);
+            lines.push(&chunk, |line| collector.line(line, source))?;
         }
-        if !pending.is_empty() {
-            collector.line(&pending, source)?;
-        }
+        lines.finish(|line| collector.line(line, source))?;
         Ok(())
     }
 }
