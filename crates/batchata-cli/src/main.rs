@@ -14,8 +14,9 @@ mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use batchata::progress::LiveDisplay;
 use batchata::providers::{ProviderConfig, ProviderSettings};
 use batchata::{Catalog, Error, Verbosity};
 use clap::{Parser, Subcommand};
@@ -25,7 +26,8 @@ Exit status:
   0  every job completed (or the command did what it was asked)
   1  an unexpected error (network, disk, provider)
   2  bad input or configuration (jobs file, flags, keys, state file)
-  3  the run finished, but some jobs failed or were cancelled
+  3  the run finished, but some jobs failed or were cancelled (a first Ctrl+C cancels)
+  130  a second Ctrl+C exited at once; rerun the same command to resume
 
 Examples:
   batchata run examples/quickstart.jsonl --results-dir out --emulator
@@ -180,6 +182,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The run's progress display, once there is one: log lines are written
+/// through it so they never tear the live view.
+pub(crate) static DISPLAY: OnceLock<Arc<LiveDisplay>> = OnceLock::new();
+
+/// stderr, with the live view (if any) lifted off the screen while a log
+/// line is written.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match DISPLAY.get() {
+            Some(d) => d.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Logs go to stderr; quiet by default (warnings), `-v` info, `-vv` debug.
 /// `BATCHATA_LOG` (an env-filter such as `batchata=trace`) overrides.
 pub(crate) fn init_logs(level: Verbosity) {
@@ -188,7 +211,7 @@ pub(crate) fn init_logs(level: Verbosity) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use batchata::progress::{DisplayMode, LiveDisplay};
 use batchata::providers::{ProviderConfig, ProviderSettings};
-use batchata::{Batch, DefaultParams, JobOutcome, RunStatus, Verbosity};
+use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RunStatus, Verbosity};
 
 use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
 
@@ -190,13 +190,22 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         _ => DisplayMode::Plain,
     };
     let display = Arc::new(LiveDisplay::with_mode(n, mode));
+    let _ = crate::DISPLAY.set(display.clone());
     let d = display.clone();
     let batch = batch
         .providers(settings)
         .progress_interval(mode.progress_interval())
-        .on_progress(move |s, e| d.update(s, e));
-    let run = batch.run().await.map_err(classify)?;
-    let status = run.status();
+        .on_progress(move |s, e| d.update(s, e))
+        // Ctrl+C is handled here, so its notices print above the live view.
+        .handle_interrupts(false);
+    // Listening before the run starts: a Ctrl+C at any moment is ours.
+    let signals = Interrupts::listen()
+        .map_err(|e| Failure::other(format!("cannot listen for Ctrl+C: {e}")))?;
+    let run = batch.start().await.map_err(classify)?;
+    let interrupts = tokio::spawn(on_interrupt(signals, run.clone(), display.clone()));
+    let status = run.wait().await.map_err(classify);
+    interrupts.abort();
+    let status = status?;
     // The run's last report may still be on its way: draw the end now, once.
     display.finish(&status, run.elapsed());
     if !args.quiet {
@@ -207,6 +216,54 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     } else {
         0
     })
+}
+
+/// Ctrl+C presses, registered from the moment this is made (tokio's
+/// `ctrl_c()` only listens once first polled).
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> std::io::Result<Interrupts> {
+        Ok(Interrupts {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next press; false if no more can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await.is_some()
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
+    }
+}
+
+/// First Ctrl+C: submit nothing new, cancel the active batches, collect
+/// what they finished. Second: exit at once — every step is already on disk,
+/// and a rerun re-attaches to the batches still at the provider.
+async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveDisplay>) {
+    if !signals.next().await {
+        return;
+    }
+    display.println(
+        "Interrupted: submitting nothing new and cancelling the active batches; \
+         what they finished is kept (Ctrl+C again exits at once, the state is saved).",
+    );
+    run.shutdown(false);
+    if signals.next().await {
+        display.println(
+            "Exiting now. Rerun the same command to re-attach to the batches still at the provider.",
+        );
+        std::process::exit(130);
+    }
 }
 
 /// Settings for an emulator at `root`: a placeholder key, short polls.

@@ -640,26 +640,63 @@ async fn emulate_serves_faults_a_dry_run_never_reaches_it_and_a_run_rides_them_o
     assert!(e.contains("unknown fault '418'"), "{e}");
 }
 
+/// The first command of the README's quick start, as written: `cargo run
+/// ... -- ARGS`. The test runs ARGS with this build's binary.
+fn readme_quickstart_args(root: &Path) -> Vec<String> {
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick = readme
+        .split("\n## Quick start")
+        .nth(1)
+        .expect("README.md has a '## Quick start' section");
+    let block = quick
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the quick start opens with a ```sh block");
+    let command = block.trim();
+    assert_eq!(command.lines().count(), 1, "one command: {command}");
+    let (cargo, args) = command
+        .split_once(" -- ")
+        .unwrap_or_else(|| panic!("not a `cargo run ... -- ARGS` command: {command}"));
+    assert!(
+        cargo.starts_with("cargo run") && cargo.contains("-p batchata-cli"),
+        "{cargo}"
+    );
+    args.split_whitespace().map(String::from).collect()
+}
+
 #[test]
-fn quickstart_runs_on_the_built_in_emulator() {
+fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let o = bin()
-        .current_dir(&root)
-        .args([
+    let mut args = readme_quickstart_args(&root);
+    assert_eq!(
+        args,
+        [
             "run",
             "examples/quickstart.jsonl",
-            "--emulator",
             "--results-dir",
-        ])
-        .arg(dir.path())
+            "out",
+            "--emulator"
+        ]
+    );
+    // Same command, with the results in a scratch folder instead of ./out.
+    let at = args.iter().position(|a| a == "--results-dir").unwrap();
+    args[at + 1] = dir.path().to_string_lossy().into_owned();
+    let o = bin()
+        .current_dir(&root)
+        .args(&args)
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("OPENAI_BASE_URL")
         .output()
         .unwrap();
     let (s, e) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{s}\n{e}");
-    assert_eq!(summary_count(&s, "completed"), 6, "{s}");
+    let jobs = std::fs::read_to_string(root.join("examples/quickstart.jsonl")).unwrap();
+    let n = jobs.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(summary_count(&s, "completed"), n, "{s}");
     assert!(e.contains("built-in emulator"), "{e}");
     let inv: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("invoice.json")).unwrap()).unwrap();
@@ -668,4 +705,86 @@ fn quickstart_runs_on_the_built_in_emulator() {
         inv["citation_mappings"]["invoice_number"][0]["page"] == 1,
         "{inv}"
     );
+    let contract: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("contract.json")).unwrap()).unwrap();
+    assert_eq!(contract["parsed_response"]["party"], "Northwind Traders");
+}
+
+fn interrupt(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -INT failed");
+}
+
+/// Waits until the emulator has seen `n` calls to `endpoint`.
+async fn wait_calls(h: &EmulatorHandle, endpoint: &str, n: u64) {
+    let started = Instant::now();
+    while h.stats().calls_to(endpoint) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never saw {n} calls to {endpoint}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spawn_slow_run(h: &EmulatorHandle, jobs: &Path, out: &Path) -> std::process::Child {
+    let mut c = bin();
+    c.arg("run")
+        .arg(jobs)
+        .arg("--results-dir")
+        .arg(out)
+        .args(["--poll-interval", "30ms", "--items-per-batch", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    with_emulator(&mut c, h).spawn().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_active_batches_and_a_second_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(6, Some("claude-haiku-4-5")));
+
+    // Once: nothing new submitted, the active batches cancelled and collected, exit 3.
+    let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let child = spawn_slow_run(&h, &jobs, &dir.path().join("once"));
+    wait_calls(&h, "anthropic.create", 2).await;
+    let started = Instant::now();
+    interrupt(&child);
+    let o = child.wait_with_output().unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{s}{e}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(e.contains("Interrupted:"), "{e}");
+    assert_eq!(summary_count(&s, "cancelled"), 6, "{s}");
+    assert!(s.contains("stopped    interrupted"), "{s}");
+    assert_eq!(h.stats().calls_to("anthropic.cancel"), 2);
+
+    // Twice, while the cancels take long: out at once with 130.
+    let h = Emulator::start(
+        EmulatorConfig::new()
+            .processing_delay(Duration::from_secs(30))
+            .cancel_delay(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let child = spawn_slow_run(&h, &jobs, &dir.path().join("twice"));
+    wait_calls(&h, "anthropic.create", 2).await;
+    let started = Instant::now();
+    interrupt(&child);
+    wait_calls(&h, "anthropic.cancel", 2).await;
+    interrupt(&child);
+    let o = child.wait_with_output().unwrap();
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    assert!(
+        e.contains("Interrupted:") && e.contains("Exiting now"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
 }

@@ -74,7 +74,10 @@ fn live_view_shows_active_batches_counts_the_rest_and_ends_cleanly() {
     let (d, term) = live(200);
     d.update(&snapshot(3, 12), Duration::from_secs(5));
     let screen = term.contents();
-    assert!(screen.contains("66/200 jobs"), "{screen}");
+    assert!(
+        screen.contains("66/200 jobs · 13.2 jobs/s · ETA 10s"),
+        "{screen}"
+    );
     let shown = rows(&screen);
     assert_eq!(shown.len(), MAX_BATCH_LINES, "{screen}");
     // Active batches in index order, the finished and queued ones not drawn.

@@ -139,6 +139,30 @@ fn cost_line(s: &RunStatus) -> String {
     )
 }
 
+/// `12.5 jobs/s · ETA 2m 05s`, from the run's average so far: results come
+/// in a batch at a time, so a recent rate would swing from zero to bursts.
+fn rate_and_eta(done: usize, total: usize, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if done == 0 || secs <= 0.0 {
+        return "waiting for the first results".to_string();
+    }
+    let rate = done as f64 / secs;
+    let left = total.saturating_sub(done) as f64 / rate;
+    format!("{rate:.1} jobs/s · ETA {}", short_duration(left))
+}
+
+/// `45s`, `2m 05s`, `3h 20m`.
+fn short_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
 /// Batches on screen (active ones, by index, at most [`MAX_BATCH_LINES`]) and
 /// the footer counting the rest.
 fn split_batches(s: &RunStatus) -> (Vec<&BatchProgress>, String) {
@@ -223,7 +247,7 @@ impl LiveDisplay {
         let mut view = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *view {
             View::Quiet | View::Done => {}
-            View::Live(live) => live.update(s),
+            View::Live(live) => live.update(s, elapsed),
             View::Plain(plain) => plain.update(s, elapsed),
         }
         if s.is_complete {
@@ -231,6 +255,33 @@ impl LiveDisplay {
                 live.finish();
             }
             *view = View::Done;
+        }
+    }
+
+    /// Runs `f` (which writes to stderr: a log line, a notice) with the live
+    /// view lifted off the screen, then draws the view again below what `f`
+    /// wrote — so other output never tears the view.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        let view = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &*view {
+            View::Live(live) => live.multi.suspend(f),
+            _ => f(),
+        }
+    }
+
+    /// Prints a line above the live view (or among the plain lines; on
+    /// stderr when quiet).
+    pub fn println(&self, line: &str) {
+        let mut view = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *view {
+            View::Live(live) => {
+                let _ = live.multi.println(line);
+            }
+            View::Plain(plain) => {
+                let _ = writeln!(plain.out, "{line}");
+                let _ = plain.out.flush();
+            }
+            View::Quiet | View::Done => eprintln!("{line}"),
         }
     }
 
@@ -249,7 +300,7 @@ impl Live {
         let jobs = multi.add(ProgressBar::new(total as u64));
         jobs.set_style(
             ProgressStyle::with_template(
-                "{spinner:.green} {elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} jobs · {per_sec} · ETA {eta}",
+                "{spinner:.green} {elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} jobs · {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -272,10 +323,11 @@ impl Live {
         }
     }
 
-    fn update(&mut self, s: &RunStatus) {
+    fn update(&mut self, s: &RunStatus, elapsed: Duration) {
         let done = s.completed + s.failed + s.cancelled;
         self.jobs.set_length(s.total as u64);
         self.jobs.set_position(done as u64);
+        self.jobs.set_message(rate_and_eta(done, s.total, elapsed));
         self.jobs.tick();
         let (shown, footer) = split_batches(s);
         // Rows of batches no longer shown go; new ones come in index order,
@@ -352,8 +404,9 @@ impl Plain {
             let (_, batches) = split_batches(s);
             let _ = writeln!(
                 self.out,
-                "[{at:>7.1}s] {done}/{} jobs · {} · {batches}",
+                "[{at:>7.1}s] {done}/{} jobs · {} · {} · {batches}",
                 s.total,
+                rate_and_eta(done, s.total, elapsed),
                 cost_line(s)
             );
         }
@@ -403,5 +456,35 @@ impl crate::Batch {
                 eprint!("\n{}", summary(s, e, &results_dir));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_and_eta_come_from_the_average_so_far() {
+        assert_eq!(
+            rate_and_eta(0, 100, Duration::from_secs(3)),
+            "waiting for the first results"
+        );
+        assert_eq!(
+            rate_and_eta(50, 100, Duration::from_secs(10)),
+            "5.0 jobs/s · ETA 10s"
+        );
+        assert_eq!(
+            rate_and_eta(10, 1000, Duration::from_secs(10)),
+            "1.0 jobs/s · ETA 16m 30s"
+        );
+        assert_eq!(short_duration(2.0 * 3600.0 + 61.0), "2h 01m");
+    }
+
+    #[test]
+    fn costs_keep_their_small_digits() {
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(0.0123), "$0.0123");
+        assert_eq!(usd(0.000046), "$0.000046");
     }
 }
