@@ -571,8 +571,13 @@ def loadavg():
 def run_micro():
     print("running the criterion micro-benchmarks ...", flush=True)
     started = time.time()
-    subprocess.run(["cargo", "bench", "-p", "batchata", "--bench", "hot_paths", "--", "--noplot"],
-                   cwd=ROOT, check=True)
+    log = os.path.join(WORK, "logs", "criterion.log")
+    with open(log, "w") as f:
+        done = subprocess.run(["cargo", "bench", "-p", "batchata", "--bench", "hot_paths", "--", "--noplot"],
+                              cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        print(f"the micro-benchmarks failed; see {log}", flush=True)
+        return None
     rows = []
     for bj in glob.glob(os.path.join(ROOT, "target", "criterion", "**", "new", "benchmark.json"), recursive=True):
         if os.path.getmtime(bj) < started:
