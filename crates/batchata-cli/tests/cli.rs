@@ -708,6 +708,52 @@ fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
     let contract: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("contract.json")).unwrap()).unwrap();
     assert_eq!(contract["parsed_response"]["party"], "Northwind Traders");
+
+    // Structured answers: their fields in the table, and as CSV columns.
+    let o = bin().arg("results").arg(dir.path()).output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    let row = t.lines().find(|l| l.starts_with("invoice ")).unwrap();
+    assert!(row.contains("invoice_number=INV-2041 total=1234.5"), "{t}");
+    let o = bin()
+        .arg("results")
+        .arg(dir.path())
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<Vec<String>> = csv.lines().map(csv_cells).collect();
+    let col = |name: &str| {
+        rows[0]
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {:?}", rows[0]))
+    };
+    let row = |id: &str| rows.iter().find(|r| r[0] == id).unwrap();
+    assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{csv}");
+    assert_eq!(row("invoice")[col("invoice_number")], "INV-2041");
+    assert_eq!(row("invoice")[col("total")], "1234.5");
+    assert_eq!(row("contract")[col("party")], "Northwind Traders");
+    assert_eq!(row("contract")[col("invoice_number")], "");
+    assert!(row("invoice")[col("response")].starts_with("{\"invoice_number\""));
+}
+
+/// One CSV line into cells (quoted cells may hold commas and doubled quotes).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells
 }
 
 fn interrupt(child: &std::process::Child) {
