@@ -73,11 +73,8 @@ fn add_jobs(c: &mut Criterion) {
     g.bench_function("100k_prompts", |b| {
         b.iter_batched(
             || {
-                let batch = Batch::new(dir.path()).default_params(
-                    DefaultParams::new()
-                        .model(ANTHROPIC_MODEL)
-                        .max_tokens(256),
-                );
+                let batch = Batch::new(dir.path())
+                    .default_params(DefaultParams::new().model(ANTHROPIC_MODEL).max_tokens(256));
                 (batch, prompts.clone())
             },
             |(mut batch, prompts)| {
@@ -191,8 +188,12 @@ fn result_lines(c: &mut Criterion) {
 fn journal(dir: &Path, existing: usize) -> StateStore {
     let mut s = StateStore::create(&dir.join("state.jsonl"), "run_bench", dir).unwrap();
     for i in 0..existing {
-        s.add_job(&Job::prompt("p").id(format!("j{i:07}")).model(ANTHROPIC_MODEL))
-            .unwrap();
+        s.add_job(
+            &Job::prompt("p")
+                .id(format!("j{i:07}"))
+                .model(ANTHROPIC_MODEL),
+        )
+        .unwrap();
     }
     for i in 0..existing {
         s.record_done(&format!("j{i:07}"), JobOutcome::Completed, 0.0001, false)
