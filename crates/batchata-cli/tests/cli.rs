@@ -108,7 +108,9 @@ async fn run_with_every_flag_then_status_and_results_in_three_formats() {
     // Off a terminal: plain progress lines, one per batch state, no escape codes.
     assert!(!stderr.contains('\u{1b}'), "no escape codes off a terminal");
     assert!(
-        stderr.contains("batch   0 anthropic msgbatch_") && stderr.contains("7/7 jobs"),
+        stderr.contains("batch   0 anthropic")
+            && stderr.contains("  msgbatch_")
+            && stderr.contains("7/7 jobs"),
         "{stderr}"
     );
     assert!(!out.join("raw_files").exists(), "--no-raw-files");

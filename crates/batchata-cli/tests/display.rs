@@ -182,7 +182,11 @@ fn plain_lines_tell_each_change_once_and_a_periodic_summary() {
         summaries[2].contains("200/200 jobs") && summaries[2].contains("20 finished"),
         "{text}"
     );
-    assert!(lines[0].starts_with("[    0.5s] batch   0 anthropic msgbatch_000"));
+    assert!(
+        lines[0].starts_with("[    0.5s] batch   0 anthropic in_progress")
+            && lines[0].ends_with("msgbatch_000"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

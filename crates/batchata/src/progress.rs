@@ -108,15 +108,16 @@ pub fn usd(v: f64) -> String {
     }
 }
 
+/// One batch: what matters first, the long id last (a narrow terminal cuts it).
 fn batch_line(b: &BatchProgress) -> String {
     format!(
-        "{:<9} {:<38} {:<12} {:>6}/{:<6} {}",
+        "{:<9} {:<12} {:>6}/{:<6} {:>10}  {}",
         b.provider.as_str(),
-        b.batch_id.as_deref().unwrap_or("(not created yet)"),
         b.status,
         b.done,
         b.total,
-        usd(b.cost_usd)
+        usd(b.cost_usd),
+        b.batch_id.as_deref().unwrap_or("(not created yet)")
     )
 }
 
@@ -300,18 +301,18 @@ impl Live {
         let jobs = multi.add(ProgressBar::new(total as u64));
         jobs.set_style(
             ProgressStyle::with_template(
-                "{spinner:.green} {elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} jobs · {msg}",
+                "{spinner:.green} {elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} jobs · {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        let plain = ProgressStyle::with_template("  {msg}")
+        let plain = ProgressStyle::with_template("  {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let footer = multi.add(ProgressBar::new_spinner());
         footer.set_style(plain.clone());
         let cost = multi.add(ProgressBar::new_spinner());
         cost.set_style(plain);
-        let row_style = ProgressStyle::with_template("  {spinner:.green} {msg}")
+        let row_style = ProgressStyle::with_template("  {spinner:.green} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         Live {
             multi,
