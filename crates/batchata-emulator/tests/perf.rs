@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 const N: usize = 100_000;
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore]
+#[ignore = "a throughput measurement, not a check: run with --ignored on a quiet machine"]
 async fn hundred_thousand_requests_per_provider() {
     let emu = start(EmulatorConfig::default()).await;
     let c = client_long();
