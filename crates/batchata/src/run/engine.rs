@@ -51,6 +51,12 @@ struct Shared {
     /// it again by time and size (Anthropic has no batch metadata) is then
     /// unambiguous.
     create_lock: tokio::sync::Mutex<()>,
+    /// Held while a batch's results are collected. Collecting is CPU and
+    /// disk work (parse, write a file per job) that gains nothing from
+    /// overlapping on a small machine, and each collection holds its
+    /// batch's job records: one at a time keeps memory flat however many
+    /// batches end together (all of them, against the emulator).
+    collect_lock: tokio::sync::Mutex<()>,
     batch_pos: Mutex<HashMap<usize, usize>>,
 }
 
@@ -186,6 +192,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     let shared = Arc::new(Shared {
         semaphore: Semaphore::new(params.max_parallel_batches),
         create_lock: tokio::sync::Mutex::new(()),
+        collect_lock: tokio::sync::Mutex::new(()),
         params,
         catalog,
         state: Mutex::new(store),
@@ -790,6 +797,7 @@ async fn poll_and_collect(
             return Ok(());
         }
     };
+    let _collecting = sh.collect_lock.lock().await;
     set_batch(sh, index, |b| b.status = "collecting".into());
     let reason = stop_reason(sh);
     // Parsing results needs each job's model, schema and file name, not its

@@ -286,7 +286,19 @@ pub struct BodyWriter<'a> {
 impl<'a> BodyWriter<'a> {
     /// A writer for `jobs` (scanned once to find files used more than once).
     pub fn new(jobs: &'a [Job]) -> Self {
-        let mut out = Vec::with_capacity(jobs.len().saturating_mul(512).min(64 << 20) + 16);
+        // Sized from the prompts so a 10k-job body is allocated once rather
+        // than doubled (and copied) on the way: it is the run's largest buffer.
+        let text: usize = jobs
+            .iter()
+            .map(|j| {
+                j.prompt.as_ref().map_or(0, |p| p.len())
+                    + j.messages
+                        .as_ref()
+                        .map_or(0, |m| m.iter().map(|m| m.content.len() + 32).sum())
+            })
+            .sum();
+        let estimate = text.saturating_add(jobs.len().saturating_mul(512));
+        let mut out = Vec::with_capacity(estimate.min(256 << 20) + 16);
         out.extend_from_slice(b"{\"requests\":[");
         BodyWriter {
             out,
