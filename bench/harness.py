@@ -442,12 +442,16 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout.strip()
 
 
+def target_dir():
+    return os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+
+
 def build_binary():
     print("building the release CLI ...", flush=True)
     subprocess.run(["cargo", "build", "--release", "-p", "batchata-cli"], cwd=ROOT, check=True)
     os.makedirs(os.path.join(WORK, "bin"), exist_ok=True)
     dst = os.path.join(WORK, "bin", "batchata")
-    shutil.copy2(os.path.join(ROOT, "target", "release", "batchata"), dst)
+    shutil.copy2(os.path.join(target_dir(), "release", "batchata"), dst)
     return dst
 
 
@@ -579,7 +583,7 @@ def run_micro():
         print(f"the micro-benchmarks failed; see {log}", flush=True)
         return None
     rows = []
-    for bj in glob.glob(os.path.join(ROOT, "target", "criterion", "**", "new", "benchmark.json"), recursive=True):
+    for bj in glob.glob(os.path.join(target_dir(), "criterion", "**", "new", "benchmark.json"), recursive=True):
         if os.path.getmtime(bj) < started:
             continue
         with open(bj) as f:
