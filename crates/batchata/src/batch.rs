@@ -175,7 +175,7 @@ pub struct Batch {
     /// Ids the user gave. Generated ids are not stored: they are
     /// `job-{n:06}` for every `n` below `next_id`, so a million jobs cost no
     /// second copy of their ids.
-    user_ids: HashSet<String>,
+    pub(crate) user_ids: HashSet<String>,
     /// The next number the id generator tries.
     next_id: u64,
     /// Whether the default response schema has been checked (once, not per job).

@@ -88,7 +88,7 @@ pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
         let jobs: Vec<crate::job::Job> = p
             .jobs
             .iter()
-            .filter_map(|id| by_id.get(id.as_str()).map(|j| (*j).clone()))
+            .filter_map(|id| by_id.get(&**id).map(|j| (*j).clone()))
             .collect();
         let est = estimate_jobs_cost(&batch.catalog, &jobs)?;
         let b = DryRunBatch {

@@ -30,7 +30,7 @@ use crate::providers::{
 use crate::result::{
     JobOutcome, JobResult, CANCELLED_BY_USER, COST_LIMIT_EXCEEDED, TIME_LIMIT_EXCEEDED,
 };
-use crate::state::{JobStatus, StateStore};
+use crate::state::{JobId, JobStatus, StateStore};
 
 /// How long to keep polling a batch after asking the provider to cancel it.
 const CANCEL_GRACE: Duration = Duration::from_secs(120);
@@ -63,12 +63,12 @@ struct Shared {
 enum Work {
     New {
         index: usize,
-        jobs: Vec<String>,
+        jobs: Vec<JobId>,
     },
     Attach {
         index: usize,
         batch_id: String,
-        jobs: Vec<String>,
+        jobs: Vec<JobId>,
     },
 }
 
@@ -79,8 +79,12 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         catalog,
         progress,
         handle_ctrl_c,
+        user_ids,
         ..
     } = batch;
+    // The ids are in the spool and soon in the state; this set was only for
+    // refusing duplicates while jobs were added.
+    drop(user_ids);
     init_logging(params.verbosity);
     let results_dir = params.results_dir.clone();
     std::fs::create_dir_all(&results_dir)
@@ -113,6 +117,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         StateStore::create(&state_path, &new_run_id(), &results_dir)?
     };
     let mut added = 0usize;
+    store.reserve_jobs(jobs.len().saturating_sub(store.jobs.len()));
     for job in jobs.iter()? {
         let job = job?;
         if !store.jobs.contains_key(job.id_str()) {
@@ -126,7 +131,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     }
     // Jobs that never ran (cancelled, time or cost limit) run again; failed
     // ones only when asked.
-    let to_reset: Vec<String> = store
+    let to_reset: Vec<JobId> = store
         .order
         .iter()
         .filter(|id| {
@@ -374,7 +379,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     };
     let mut work: Vec<Work> = Vec::new();
     for b in inflight {
-        let open: Vec<String> = {
+        let open: Vec<JobId> = {
             let st = lock(&sh.state);
             b.jobs
                 .iter()
@@ -561,9 +566,9 @@ fn not_run_error(reason: Option<StopReason>) -> &'static str {
     }
 }
 
-fn fail_jobs(sh: &Shared, index: usize, ids: &[String], error: &str, rerun: bool) -> Result<()> {
+fn fail_jobs(sh: &Shared, index: usize, ids: &[JobId], error: &str, rerun: bool) -> Result<()> {
     for id in ids {
-        finish_job(sh, index, JobResult::failed(id.clone(), error), rerun)?;
+        finish_job(sh, index, JobResult::failed(id.to_string(), error), rerun)?;
     }
     Ok(())
 }
@@ -594,7 +599,7 @@ async fn run_work(sh: &Arc<Shared>, work: Work) -> Result<()> {
     }
 }
 
-async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> {
+async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<JobId>) -> Result<()> {
     // Wait for a slot, unless the run is stopping.
     let mut stop_rx = sh.run.stop.subscribe();
     let permit = tokio::select! {
@@ -622,9 +627,12 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
     });
 
     // Files that vanished since the jobs were added fail on their own.
-    let (jobs, gone): (Vec<Job>, Vec<Job>) = jobs
-        .into_iter()
-        .partition(|j| j.file.as_ref().is_none_or(|f| f.is_file()));
+    let present = |j: &Job| j.file.as_ref().is_none_or(|f| f.is_file());
+    let (jobs, gone): (Vec<Job>, Vec<Job>) = if jobs.iter().all(present) {
+        (jobs, Vec::new())
+    } else {
+        jobs.into_iter().partition(present)
+    };
     for j in &gone {
         let f = j
             .file
@@ -647,7 +655,12 @@ async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<String>) -> Result<()> 
     if jobs.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = jobs.iter().map(|j| j.id_str().to_string()).collect();
+    let ids: Vec<JobId> = if gone.is_empty() {
+        ids
+    } else {
+        let gone: HashSet<&str> = gone.iter().map(|j| j.id_str()).collect();
+        ids.into_iter().filter(|id| !gone.contains(&**id)).collect()
+    };
 
     // Reserve the worst case against the limit.
     let reserved = if sh.params.cost_limit_usd.is_some() {
@@ -745,7 +758,7 @@ async fn poll_and_collect(
     provider: &Arc<dyn Provider>,
     index: usize,
     batch_id: &str,
-    ids: &[String],
+    ids: &[JobId],
     reserved: f64,
 ) -> Result<()> {
     let interval = provider.polling_interval();
@@ -802,15 +815,7 @@ async fn poll_and_collect(
     let reason = stop_reason(sh);
     // Parsing results needs each job's model, schema and file name, not its
     // prompt: the content is dropped as the jobs are read back.
-    let jobs: Vec<Job> = lock(&sh.state)
-        .load_jobs(ids)?
-        .into_iter()
-        .map(|mut j| {
-            j.prompt = None;
-            j.messages = None;
-            j
-        })
-        .collect();
+    let jobs: Vec<Job> = lock(&sh.state).load_job_records(ids)?;
     let mut seen: HashSet<String> = HashSet::with_capacity(ids.len());
     let mut actual = 0.0;
     let mut last_err = None;
@@ -861,9 +866,9 @@ async fn poll_and_collect(
             "results of batch {batch_id} could not be downloaded ({e}); rerun with the same state file to collect them"
         )));
     }
-    let missing: Vec<String> = ids
+    let missing: Vec<JobId> = ids
         .iter()
-        .filter(|id| !seen.contains(*id))
+        .filter(|id| !seen.contains(&***id))
         .cloned()
         .collect();
     fail_jobs(

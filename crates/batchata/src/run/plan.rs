@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::catalog::{Catalog, ProviderKind};
 use crate::error::{Error, Result};
 use crate::providers::default_limits;
-use crate::state::{JobStatus, StateStore};
+use crate::state::{JobId, JobStatus, StateStore};
 
 /// Share of a provider's byte limit a planned batch may fill; the rest is
 /// headroom for our size estimate being low.
@@ -25,7 +25,7 @@ pub struct PlannedBatch {
     /// The model when the batch has one model (always for OpenAI), else the first job's.
     pub model: String,
     /// Job ids, in order.
-    pub jobs: Vec<String>,
+    pub jobs: Vec<JobId>,
     /// Approximate request bytes.
     pub approx_bytes: u64,
 }
@@ -37,7 +37,7 @@ pub fn plan(
     items_per_batch: usize,
 ) -> Result<Vec<PlannedBatch>> {
     // Group key: provider, then model for one-model providers ("" otherwise).
-    let mut groups: BTreeMap<(ProviderKind, String), Vec<(&str, u64)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(ProviderKind, String), Vec<(&JobId, u64)>> = BTreeMap::new();
     let mut first_model: BTreeMap<(ProviderKind, String), String> = BTreeMap::new();
     for id in &state.order {
         let Some(entry) = state.jobs.get(id) else {
@@ -62,7 +62,7 @@ pub fn plan(
         groups
             .entry(key)
             .or_default()
-            .push((id.as_str(), entry.approx_bytes));
+            .push((id, entry.approx_bytes));
     }
     let mut out = Vec::new();
     for (key, jobs) in groups {
@@ -70,10 +70,13 @@ pub fn plan(
         let max_items = items_per_batch.min(limits.max_requests).max(1);
         let max_bytes = (limits.max_bytes as f64 * BYTE_HEADROOM) as u64;
         let model = first_model.get(&key).cloned().unwrap_or_default();
+        // Sized up front: a batch's id list is kept for the whole run, and
+        // growing it by doubling would leave up to half of it unused.
+        let mut left = jobs.len();
         let mut current = PlannedBatch {
             provider: key.0,
             model: model.clone(),
-            jobs: Vec::new(),
+            jobs: Vec::with_capacity(left.min(max_items)),
             approx_bytes: 0,
         };
         for (id, bytes) in jobs {
@@ -93,12 +96,13 @@ pub fn plan(
                     PlannedBatch {
                         provider: key.0,
                         model: model.clone(),
-                        jobs: Vec::new(),
+                        jobs: Vec::with_capacity(left.min(max_items)),
                         approx_bytes: 0,
                     },
                 ));
             }
-            current.jobs.push(id.to_string());
+            left -= 1;
+            current.jobs.push(id.clone());
             current.approx_bytes += bytes;
         }
         if !current.jobs.is_empty() {
