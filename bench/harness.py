@@ -372,6 +372,46 @@ def fresh_dir(side):
 
 RUN_SEQ = [0]
 
+# How long after a mass delete file creation is still slowed down (see
+# settle_after_removal): ext4 without a journal skips every inode freed in the
+# last 60 s, or the last 360 s while its inode-table block is still dirty.
+SETTLE_S = 370
+
+
+def removed_marker():
+    return os.path.join(WORK, ".runs-removed-at")
+
+
+def remove_runs(runs, record=True):
+    """Deletes a benchmark's result folders and notes when, so the next
+    benchmark can wait until the deleted inodes no longer slow it down."""
+    many = sum(len(files) for _, _, files in os.walk(runs)) > 20000
+    shutil.rmtree(runs, ignore_errors=True)
+    if record and many:
+        with open(removed_marker(), "w") as f:
+            f.write(f"{time.time():.0f}\n")
+
+
+def settle_after_removal():
+    """Waits out the aftermath of deleting many files (NOTES.md, section 1).
+    On ext4 without a journal (this machine's disk), allocating an inode
+    skips every inode freed within the last 60 s, or 360 s while the block
+    holding it is dirty; right after 400k result files are deleted, each new
+    file scans past them and a 100k-job run took 2-4x longer in the kernel.
+    Both sides would suffer, but not equally, so no case runs until the last
+    mass delete is that old."""
+    try:
+        with open(removed_marker()) as f:
+            at = float(f.read().strip())
+    except (OSError, ValueError):
+        return
+    wait = at + SETTLE_S - time.time()
+    if wait > 0:
+        print(f"many result files were deleted {time.time() - at:.0f} s ago; "
+              f"waiting {wait:.0f} s so file creation is not slowed by it ...", flush=True)
+        os.sync()
+        time.sleep(wait)
+
 
 def run_ours(binary, emu, case, jobs, run_no):
     rdir = fresh_dir("ours")
@@ -786,11 +826,9 @@ def main():
         WORK = os.path.abspath(args.work)
     runs = os.path.join(WORK, "runs")
     if os.path.isdir(runs):
-        many = sum(len(files) for _, _, files in os.walk(runs)) > 20000
-        shutil.rmtree(runs)
-        if many:
-            print("removed the results of an earlier benchmark; letting ext4 settle for 35 s ...", flush=True)
-            time.sleep(35)
+        remove_runs(runs)
+    if mode != "smoke":
+        settle_after_removal()
     os.makedirs(runs, exist_ok=True)
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     binary = os.path.abspath(args.bin) if args.bin else build_binary()
@@ -827,7 +865,7 @@ def main():
         for f in failures:
             print("FAILED", f)
         print(f"smoke: {len(todo) - len(failures)} passed, {len(failures)} failed")
-        shutil.rmtree(runs, ignore_errors=True)
+        remove_runs(runs, record=False)
         return 1 if failures else 0
     micro = None if args.no_micro else run_micro()
     finished = datetime.datetime.now(datetime.timezone.utc)
@@ -835,7 +873,7 @@ def main():
     out = args.out or os.path.join(BENCH, "RESULTS.md")
     write_report(out, results, machine_description(note, vpy), command, micro, started, finished, mode)
     print(f"wrote {os.path.relpath(out, os.getcwd())}")
-    shutil.rmtree(runs, ignore_errors=True)
+    remove_runs(runs)
     return 1 if failures else 0
 
 
