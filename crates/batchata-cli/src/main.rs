@@ -153,9 +153,10 @@ pub(crate) fn classify(e: Error) -> Failure {
 /// threads) an arena of its own, keeps what is freed in it, and after a large
 /// buffer is freed raises its mmap threshold so the next 10-20 MB request
 /// bodies come from those arenas too. At 100,000 jobs that left peak RSS
-/// ~25 % above the heap's own peak (bench/NOTES.md). Two arenas and a fixed
+/// well above the heap's own peak (bench/NOTES.md). One arena and a fixed
 /// 1 MiB threshold (large buffers are mapped and returned to the system when
-/// freed) remove most of it at no measurable cost in time. A user's own
+/// freed) remove most of it at no measurable cost in time: the run's work is
+/// I/O and a few threads, so the arena lock is rarely contended. A user's own
 /// `MALLOC_ARENA_MAX` / `MALLOC_MMAP_THRESHOLD_` still wins.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -163,7 +164,7 @@ fn tune_allocator() {
         if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
             // SAFETY: mallopt only changes allocator parameters; it is called
             // first thing in main, before any other thread exists.
-            unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+            unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
         }
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
             // SAFETY: as above.
