@@ -6,6 +6,7 @@
 //! the state file and sent to the provider.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,22 +72,62 @@ impl Message {
 ///
 /// Built from a Rust type (`ResponseSchema::of::<T>()`, where `T` derives
 /// `schemars::JsonSchema`) or from a raw JSON Schema value. It is stored as
-/// plain JSON Schema so it survives the state file and a resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// plain JSON Schema so it survives the state file and a resume. Cloning
+/// one is cheap: the jobs that use the same schema share one copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ResponseSchema(serde_json::Value);
+pub struct ResponseSchema(Arc<serde_json::Value>);
+
+impl PartialEq for ResponseSchema {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// Makes the jobs read back from the state file that carry equal schemas
+/// share one copy: each job line holds its own, and a 10,000-job batch would
+/// otherwise hold 10,000 parsed copies of the same schema. Keeps the last
+/// few distinct schemas (jobs almost always share one or a handful).
+#[derive(Debug, Default)]
+pub(crate) struct SchemaInterner {
+    seen: Vec<ResponseSchema>,
+}
+
+impl SchemaInterner {
+    const KEEP: usize = 8;
+
+    /// The shared copy of `schema`'s value, if one was seen; else `schema`,
+    /// which is kept for the next ones.
+    pub(crate) fn intern(&mut self, schema: ResponseSchema) -> ResponseSchema {
+        if let Some(s) = self.seen.iter().find(|s| **s == schema) {
+            return s.clone();
+        }
+        if self.seen.len() >= Self::KEEP {
+            self.seen.remove(0);
+        }
+        self.seen.push(schema.clone());
+        schema
+    }
+
+    /// Applies [`SchemaInterner::intern`] to a job's schema, if it has one.
+    pub(crate) fn share(&mut self, job: &mut Job) {
+        if let Some(s) = job.response_schema.take() {
+            job.response_schema = Some(self.intern(s));
+        }
+    }
+}
 
 impl ResponseSchema {
     /// The schema of a Rust type.
     pub fn of<T: schemars::JsonSchema>() -> Self {
         let schema = schemars::schema_for!(T);
-        ResponseSchema(schema.to_value())
+        ResponseSchema(Arc::new(schema.to_value()))
     }
 
     /// A raw JSON Schema; it must be an object whose `type` (if any) is `object`
     /// or `array`, and it must compile as a JSON Schema.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
-        let schema = ResponseSchema(value);
+        let schema = ResponseSchema(Arc::new(value));
         schema.check()?;
         Ok(schema)
     }

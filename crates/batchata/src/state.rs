@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::job::{Job, SchemaInterner};
 use crate::result::JobOutcome;
 
 /// Version of the journal format.
@@ -511,6 +511,7 @@ impl StateStore {
             .map_err(|e| Error::io("write the state file", &self.path, e))?;
         let mut out = Vec::with_capacity(ids.len());
         let mut buf = Vec::new();
+        let mut schemas = SchemaInterner::default();
         for id in ids {
             let entry = self
                 .jobs
@@ -524,7 +525,10 @@ impl StateStore {
             r.read_until(b'\n', &mut buf)
                 .map_err(|e| Error::io("read the state file", &self.path, e))?;
             match serde_json::from_slice::<Event>(&buf) {
-                Ok(Event::Job { job }) => out.push(keep(job)),
+                Ok(Event::Job { mut job }) => {
+                    schemas.share(&mut job);
+                    out.push(keep(job))
+                }
                 _ => {
                     return Err(state_err(
                         &self.path,
