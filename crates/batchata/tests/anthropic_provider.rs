@@ -363,6 +363,51 @@ async fn errored_canceled_and_expired_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_create_body_is_streamed_and_built_again_for_a_retry() {
+    // ~700 KB of prompts: the body goes out in several pieces, and the first
+    // attempt is refused, so it is produced twice.
+    let h = Emulator::start(EmulatorConfig::new().fail_first(
+        Endpoint::AnthropicCreate,
+        1,
+        FaultKind::Status529,
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = prepare(
+        dir.path(),
+        (0..200)
+            .map(|i| {
+                Job::prompt(format!("Q{i}: {}", "lorem ipsum ".repeat(250 + i))).id(format!("j{i}"))
+            })
+            .collect(),
+    );
+    let raw = dir.path().join("raw");
+    let (batch_id, state, rs) = run(&provider(&h), &jobs, Some(&raw)).await;
+    assert_eq!(state, BatchState::Complete);
+    assert!(
+        rs.iter().all(|r| r.is_success()),
+        "every request arrived whole"
+    );
+    let stats = h.stats();
+    assert_eq!(stats.calls_to("anthropic.create"), 2);
+    assert_eq!(stats.batches.len(), 1);
+    // The debug copy of the body is the body that was streamed.
+    let body: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(raw.join(format!("requests/anthropic_batch_{batch_id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let requests = body["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 200);
+    assert_eq!(requests[199]["custom_id"], "j199");
+    let text = requests[7]["params"]["messages"][0]["content"]
+        .as_str()
+        .unwrap();
+    assert!(text.starts_with("Q7: lorem ipsum"), "{text:.40}");
+    assert_eq!(text.len(), "Q7: ".len() + 12 * 257);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_and_overload_storms_are_retried_with_the_advertised_delays() {
     let h = Emulator::start(
         EmulatorConfig::new()

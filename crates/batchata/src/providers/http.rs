@@ -10,13 +10,21 @@
 //! retry at all); otherwise back off `min(0.5·2^k, 8)` seconds with up to 25%
 //! jitter. Two retries per call by default.
 
+use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
+
+/// Where the producer of a streamed request body sends its pieces.
+pub type BodySender = mpsc::Sender<std::io::Result<Bytes>>;
 
 /// Retries per call when the settings give none.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
@@ -254,6 +262,51 @@ impl HttpClient {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+
+    /// [`HttpClient::send`] for a body too large to hold whole. For each
+    /// attempt `make` gets a fresh streamed body, and `produce` is handed the
+    /// sender that feeds it and builds the body into it piece by piece. An
+    /// error `produce` returns aborts that attempt and is what the call
+    /// returns, in place of the transport error it causes.
+    pub async fn send_streamed<M, P, Fut>(
+        &self,
+        what: &str,
+        make: M,
+        produce: P,
+    ) -> Result<Response>
+    where
+        M: Fn(&Client, reqwest::Body) -> RequestBuilder,
+        P: Fn(BodySender) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let (senders_tx, mut senders_rx) = mpsc::unbounded::<BodySender>();
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let send = self.send(what, |c| {
+            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(1);
+            // The receiver lives as long as this function; a send cannot fail.
+            let _ = senders_tx.unbounded_send(tx);
+            make(c, reqwest::Body::wrap_stream(rx))
+        });
+        let producing = async {
+            while let Some(tx) = senders_rx.next().await {
+                let mut abort_tx = tx.clone();
+                if let Err(e) = produce(tx).await {
+                    let msg = e.to_string();
+                    if let Ok(mut f) = failure.lock() {
+                        *f = Some(e);
+                    }
+                    let _ = abort_tx.send(Err(std::io::Error::other(msg))).await;
+                }
+            }
+        };
+        tokio::pin!(send);
+        let outcome = tokio::select! {
+            r = &mut send => r,
+            () = producing => send.await,
+        };
+        let built_failure = failure.lock().ok().and_then(|mut f| f.take());
+        outcome.map_err(|e| built_failure.unwrap_or(e))
     }
 
     /// GETs `path` and decodes JSON.

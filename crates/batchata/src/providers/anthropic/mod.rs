@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::http::{
-    AuthStyle, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+    AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
@@ -110,6 +111,39 @@ impl AnthropicProvider {
     pub fn with_limits(mut self, limits: BatchLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Builds one attempt's create body into `tx`, a piece at a time. A body
+    /// whose size differs from the measured `expected` (a file changed in
+    /// between) ends the attempt with an error.
+    async fn produce_body(&self, jobs: &[Job], expected: u64, mut tx: BodySender) -> Result<()> {
+        let changed = |job: &Job| {
+            Error::Validation(format!(
+                "job '{}': the request changed while the batch was being sent (was its file modified?); submit the batch again",
+                job.id_str()
+            ))
+        };
+        let mut w = request::BodyWriter::streaming(jobs);
+        for job in jobs {
+            let model = self.model(job)?;
+            w.push(job, &model)?;
+            if w.len() as u64 + 2 > expected {
+                return Err(changed(job));
+            }
+            if w.buffered() >= request::CHUNK_BYTES
+                && tx.send(Ok(Bytes::from(w.take()))).await.is_err()
+            {
+                // The attempt ended (an error reply, a dropped connection).
+                return Ok(());
+            }
+        }
+        if w.len() as u64 + 2 != expected {
+            if let Some(job) = jobs.last() {
+                return Err(changed(job));
+            }
+        }
+        let _ = tx.send(Ok(Bytes::from(w.finish()))).await;
+        Ok(())
     }
 
     fn model(&self, job: &Job) -> Result<Arc<ModelInfo>> {
@@ -239,22 +273,29 @@ impl Provider for AnthropicProvider {
             self.validate_job(job, &model)?;
         }
         drop(seen);
-        let body = request::build_body_within(req.jobs, |j| self.model(j), self.limits.max_bytes)
+        // The body is measured (and checked against the size limit) first,
+        // then built again for each attempt and streamed a piece at a time:
+        // a 10,000-job body is tens of megabytes, and never held whole.
+        let len = request::body_len_within(req.jobs, |j| self.model(j), self.limits.max_bytes)
             .map_err(|e| match e {
-            Error::BatchSubmission(m) => {
-                Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
-            }
-            other => other,
-        })?;
-        let body = bytes::Bytes::from(body);
+                Error::BatchSubmission(m) => {
+                    Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
+                }
+                other => other,
+            })?;
         let url = self.http.url("/v1/messages/batches");
         let resp = self
             .http
-            .send("create batch", |c| {
-                c.post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-            })
+            .send_streamed(
+                "create batch",
+                |c, body| {
+                    c.post(&url)
+                        .header("content-type", "application/json")
+                        .header("content-length", len)
+                        .body(body)
+                },
+                |tx| self.produce_body(req.jobs, len, tx),
+            )
             .await
             .map_err(|e| match e {
                 // Refused for good (bad request, key, size): a submission error.
@@ -268,9 +309,12 @@ impl Provider for AnthropicProvider {
             })?;
         let batch: MessageBatch = self.http.decode("create batch", resp).await?;
         if let Some(dir) = req.raw_dir {
+            // Debug files only: the body is built whole once more.
             let raw = RawFiles::new(dir);
             let path = raw.request_path("anthropic", &batch.id, "json");
-            if let Err(e) = raw.write(&path, &body) {
+            let written = request::build_body(req.jobs, |j| self.model(j))
+                .and_then(|body| raw.write(&path, &body));
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "could not write the raw request file");
             }
         }

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -158,7 +158,7 @@ struct CitationsFlag {
 struct FileData {
     kind: FileKind,
     /// Base64 for PDFs and images, plain text for text-like files and DOCX.
-    data: Rc<str>,
+    data: Arc<str>,
 }
 
 /// Reads each file once; keeps it while later jobs of the body still use it.
@@ -217,7 +217,7 @@ fn load_file(job_id: &str, path: &Path) -> Result<FileData> {
     };
     Ok(FileData {
         kind,
-        data: Rc::from(data),
+        data: Arc::from(data),
     })
 }
 
@@ -234,22 +234,22 @@ enum Prepared {
 /// Prepares each distinct (schema, mode) once per body.
 #[derive(Default)]
 struct SchemaCache<'a> {
-    entries: Vec<(&'a Value, AnthropicOutput, Rc<Prepared>)>,
+    entries: Vec<(&'a Value, AnthropicOutput, Arc<Prepared>)>,
 }
 
 /// Distinct schemas remembered per body; past this the oldest is forgotten.
 const SCHEMA_CACHE_SIZE: usize = 16;
 
 impl<'a> SchemaCache<'a> {
-    fn get(&mut self, schema: &'a Value, mode: AnthropicOutput) -> Rc<Prepared> {
+    fn get(&mut self, schema: &'a Value, mode: AnthropicOutput) -> Arc<Prepared> {
         if let Some((_, _, p)) = self
             .entries
             .iter()
             .find(|(s, m, _)| *m == mode && (std::ptr::eq(*s, schema) || *s == schema))
         {
-            return Rc::clone(p);
+            return Arc::clone(p);
         }
-        let prepared = Rc::new(match mode {
+        let prepared = Arc::new(match mode {
             AnthropicOutput::Native => Prepared::Native(structured::to_anthropic_schema(schema)),
             AnthropicOutput::ForcedTool => Prepared::Tool(structured::anthropic_tool(schema)),
             AnthropicOutput::Instruction => {
@@ -259,7 +259,7 @@ impl<'a> SchemaCache<'a> {
         if self.entries.len() >= SCHEMA_CACHE_SIZE {
             self.entries.remove(0);
         }
-        self.entries.push((schema, mode, Rc::clone(&prepared)));
+        self.entries.push((schema, mode, Arc::clone(&prepared)));
         prepared
     }
 }
@@ -275,19 +275,25 @@ pub fn output_mode(job: &Job, model: &ModelInfo) -> Option<AnthropicOutput> {
         .map(|_| structured::anthropic_output(model, job.enable_citations))
 }
 
-/// Writes create bodies (`{"requests":[...]}`) for a batch of jobs.
+/// Size of the pieces a streamed create body is sent in.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Writes create bodies (`{"requests":[...]}`) for a batch of jobs, whole
+/// or in pieces ([`BodyWriter::take`]).
 pub struct BodyWriter<'a> {
     out: Vec<u8>,
+    taken: u64,
     requests: usize,
     files: FileCache<'a>,
     schemas: SchemaCache<'a>,
 }
 
 impl<'a> BodyWriter<'a> {
-    /// A writer for `jobs` (scanned once to find files used more than once).
+    /// A writer for `jobs` (scanned once to find files used more than once)
+    /// that keeps the whole body.
     pub fn new(jobs: &'a [Job]) -> Self {
         // Sized from the prompts so a 10k-job body is allocated once rather
-        // than doubled (and copied) on the way: it is the run's largest buffer.
+        // than doubled (and copied) on the way.
         let text: usize = jobs
             .iter()
             .map(|j| {
@@ -298,19 +304,41 @@ impl<'a> BodyWriter<'a> {
             })
             .sum();
         let estimate = text.saturating_add(jobs.len().saturating_mul(512));
-        let mut out = Vec::with_capacity(estimate.min(256 << 20) + 16);
+        Self::with_capacity(jobs, estimate.min(256 << 20) + 16)
+    }
+
+    /// A writer for `jobs` whose bytes are taken out as they are written
+    /// ([`BodyWriter::take`]): a piece at a time is in memory.
+    pub fn streaming(jobs: &'a [Job]) -> Self {
+        Self::with_capacity(jobs, CHUNK_BYTES * 2)
+    }
+
+    fn with_capacity(jobs: &'a [Job], capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity);
         out.extend_from_slice(b"{\"requests\":[");
         BodyWriter {
             out,
+            taken: 0,
             requests: 0,
             files: FileCache::new(jobs),
             schemas: SchemaCache::default(),
         }
     }
 
-    /// Bytes written so far.
+    /// Bytes written so far (taken or not).
     pub fn len(&self) -> usize {
+        self.taken as usize + self.out.len()
+    }
+
+    /// Bytes written and not yet taken.
+    pub fn buffered(&self) -> usize {
         self.out.len()
+    }
+
+    /// Takes the bytes written since the last take.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.taken += self.out.len() as u64;
+        std::mem::replace(&mut self.out, Vec::with_capacity(CHUNK_BYTES * 2))
     }
 
     /// True before any entry is written.
@@ -453,7 +481,7 @@ impl<'a> BodyWriter<'a> {
 /// The whole create body `{"requests":[...]}` for `jobs`, with no size limit.
 pub fn build_body(
     jobs: &[Job],
-    model_of: impl Fn(&Job) -> Result<std::sync::Arc<ModelInfo>>,
+    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
 ) -> Result<Vec<u8>> {
     build_body_within(jobs, model_of, u64::MAX)
 }
@@ -462,10 +490,39 @@ pub fn build_body(
 /// [`Error::BatchSubmission`] as soon as it grows past `max_bytes`.
 pub fn build_body_within(
     jobs: &[Job],
-    model_of: impl Fn(&Job) -> Result<std::sync::Arc<ModelInfo>>,
+    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
     max_bytes: u64,
 ) -> Result<Vec<u8>> {
     let mut w = BodyWriter::new(jobs);
+    write_entries(&mut w, jobs, model_of, max_bytes, |_| {})?;
+    Ok(w.finish())
+}
+
+/// The exact size of the create body for `jobs`, checked as
+/// [`build_body_within`] checks it, without keeping the body: it is built a
+/// piece at a time and each piece is dropped.
+pub fn body_len_within(
+    jobs: &[Job],
+    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
+    max_bytes: u64,
+) -> Result<u64> {
+    let mut w = BodyWriter::streaming(jobs);
+    write_entries(&mut w, jobs, model_of, max_bytes, |w| {
+        if w.buffered() >= CHUNK_BYTES {
+            w.take();
+        }
+    })?;
+    // `finish` closes the body with `]}`.
+    Ok(w.len() as u64 + 2)
+}
+
+fn write_entries<'a>(
+    w: &mut BodyWriter<'a>,
+    jobs: &'a [Job],
+    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
+    max_bytes: u64,
+    mut after_each: impl FnMut(&mut BodyWriter<'a>),
+) -> Result<()> {
     for (i, job) in jobs.iter().enumerate() {
         let model = model_of(job)?;
         w.push(job, &model)?;
@@ -478,8 +535,9 @@ pub fn build_body_within(
                 human_bytes(max_bytes),
             )));
         }
+        after_each(w);
     }
-    Ok(w.finish())
+    Ok(())
 }
 
 /// `256 MB`, `1.5 MB`, `900 KB`, `12 bytes`.
@@ -505,7 +563,7 @@ mod tests {
     use crate::job::ResponseSchema;
     use serde_json::json;
 
-    fn model(name: &str) -> std::sync::Arc<ModelInfo> {
+    fn model(name: &str) -> Arc<ModelInfo> {
         Catalog::builtin().lookup(name).unwrap()
     }
 
@@ -610,7 +668,7 @@ mod tests {
         assert_eq!(b["requests"][0]["params"]["max_tokens"], 77);
         let mut m = (*model("claude-sonnet-4-5")).clone();
         m.capabilities.temperature = false;
-        let m = std::sync::Arc::new(m);
+        let m = Arc::new(m);
         let bytes = build_body(&[job], |_| Ok(m.clone())).unwrap();
         let b: Value = serde_json::from_slice(&bytes).unwrap();
         assert!(b["requests"][0]["params"].get("temperature").is_none());

@@ -19,12 +19,11 @@ pub mod response;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use reqwest::multipart::{Form, Part};
 
@@ -32,7 +31,9 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
-use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
+use crate::providers::http::{
+    AuthStyle, BodySender, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+};
 use crate::providers::raw::RawFiles;
 use crate::providers::*;
 use crate::result::{JobResult, CANCELLED_BY_USER};
@@ -181,30 +182,19 @@ impl OpenAiProvider {
     async fn upload(&self, jobs: &[Job], model: &Arc<ModelInfo>, len: u64) -> Result<String> {
         const WHAT: &str = "upload the batch input file";
         let url = self.http.url("/files");
-        // Each attempt of `send` makes a fresh body channel and hands its
-        // sender to the producer below, which builds the lines into it.
-        let (senders_tx, mut senders_rx) = mpsc::unbounded::<BodySender>();
-        let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let send = self.http.send(WHAT, |c| {
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(1);
-            // The receiver lives as long as this function; a send cannot fail.
-            let _ = senders_tx.unbounded_send(tx);
-            let part = Part::stream_with_length(reqwest::Body::wrap_stream(rx), len)
-                .file_name("batchata_input.jsonl");
-            let form = Form::new().text("purpose", "batch").part("file", part);
-            c.post(&url).multipart(form)
-        });
-        let produce = async {
-            while let Some(tx) = senders_rx.next().await {
-                produce_body(jobs, model, len, tx, &failure).await;
-            }
-        };
-        tokio::pin!(send);
-        let outcome = tokio::select! {
-            r = &mut send => r,
-            () = produce => send.await,
-        };
-        let built_failure = failure.lock().ok().and_then(|mut f| f.take());
+        let outcome = self
+            .http
+            .send_streamed(
+                WHAT,
+                |c, body| {
+                    let part =
+                        Part::stream_with_length(body, len).file_name("batchata_input.jsonl");
+                    let form = Form::new().text("purpose", "batch").part("file", part);
+                    c.post(&url).multipart(form)
+                },
+                |tx| produce_body(jobs, model, len, tx),
+            )
+            .await;
         match outcome {
             Ok(resp) => {
                 let file: FileObject = self.http.decode(WHAT, resp).await?;
@@ -213,7 +203,7 @@ impl OpenAiProvider {
                 }
                 Ok(file.id)
             }
-            Err(e) => Err(built_failure.unwrap_or(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -256,38 +246,30 @@ impl OpenAiProvider {
     }
 }
 
-type BodySender = mpsc::Sender<std::io::Result<Bytes>>;
-
 /// Builds the lines into one upload attempt's body. A line that cannot be
 /// built, or a body whose size differs from the first pass (a file changed
-/// in between), aborts the attempt and leaves the reason in `failure`.
+/// in between), ends the attempt with that error.
 async fn produce_body(
     jobs: &[Job],
     model: &Arc<ModelInfo>,
     expected: u64,
     mut tx: BodySender,
-    failure: &Mutex<Option<Error>>,
-) {
+) -> Result<()> {
     let mut builder = LineBuilder::new(model.clone());
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
     let mut sent: u64 = 0;
     let last = jobs.len().saturating_sub(1);
     for (i, job) in jobs.iter().enumerate() {
-        if let Err(e) = builder.write_line(job, &mut chunk) {
-            abort(&mut tx, failure, e).await;
-            return;
-        }
+        builder.write_line(job, &mut chunk)?;
         if chunk.len() < CHUNK_BYTES && i != last {
             continue;
         }
         sent += chunk.len() as u64;
         if sent > expected || (i == last && sent != expected) {
-            let e = Error::Validation(format!(
+            return Err(Error::Validation(format!(
                 "job '{}': the request changed while the batch was being uploaded (was its file modified?); submit the batch again",
                 job.id_str()
-            ));
-            abort(&mut tx, failure, e).await;
-            return;
+            )));
         }
         let bytes = Bytes::from(std::mem::replace(
             &mut chunk,
@@ -295,17 +277,10 @@ async fn produce_body(
         ));
         if tx.send(Ok(bytes)).await.is_err() {
             // The attempt ended (an error reply, a dropped connection).
-            return;
+            return Ok(());
         }
     }
-}
-
-async fn abort(tx: &mut BodySender, failure: &Mutex<Option<Error>>, e: Error) {
-    let msg = e.to_string();
-    if let Ok(mut f) = failure.lock() {
-        *f = Some(e);
-    }
-    let _ = tx.send(Err(std::io::Error::other(msg))).await;
+    Ok(())
 }
 
 /// Provider ids go into URL paths: only the characters they are made of.
