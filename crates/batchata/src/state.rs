@@ -104,26 +104,36 @@ pub enum JobStatus {
     /// Not yet in a live batch.
     Pending,
     /// In batch `n`, not finished.
-    InBatch(usize),
+    InBatch(u32),
     /// Finished.
     Done(JobOutcome),
 }
 
-/// What the run keeps per job: small, whatever the prompt's size.
+impl JobStatus {
+    /// `InBatch` for a batch index (a run never has 4 billion batches).
+    pub fn in_batch(index: usize) -> JobStatus {
+        JobStatus::InBatch(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+}
+
+/// What the run keeps per job: small, whatever the prompt's size (32
+/// bytes; a run holds one per job, so at 100,000 jobs every field counts).
 #[derive(Debug, Clone)]
 pub struct JobEntry {
     /// Byte offset of the job's line in the journal.
     pub offset: u64,
-    /// The job's model (shared string, one per distinct model).
-    pub model: Arc<str>,
-    /// Approximate bytes the job adds to a provider request (prompt, file).
-    pub approx_bytes: u64,
+    /// Cost billed.
+    pub cost_usd: f64,
+    /// Approximate bytes the job adds to a provider request (prompt, file),
+    /// saturating at 4 GiB (far past any provider's batch limit).
+    pub approx_bytes: u32,
+    /// The job's model, as an index into the run's distinct model names
+    /// ([`StateStore::model_of`]).
+    model: u16,
     /// Status.
     pub status: JobStatus,
     /// A `Done` that may run again on resume.
     pub rerun: bool,
-    /// Cost billed.
-    pub cost_usd: f64,
 }
 
 /// A batch as the journal knows it.
@@ -205,27 +215,43 @@ pub struct StateStore {
     pub jobs: HashMap<JobId, JobEntry>,
     /// Batches by index.
     pub batches: Vec<BatchRecord>,
-    models: HashMap<String, Arc<str>>,
+    models: ModelNames,
 }
 
-fn new_entry(models: &mut HashMap<String, Arc<str>>, job: &Job, offset: u64) -> JobEntry {
-    let name = job.model_name();
-    let model = match models.get(name) {
-        Some(m) => m.clone(),
-        None => {
-            let m: Arc<str> = Arc::from(name);
-            models.insert(name.to_string(), m.clone());
-            m
+/// The distinct model names of a run; a job entry holds an index.
+#[derive(Debug, Default)]
+struct ModelNames {
+    names: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u16>,
+}
+
+impl ModelNames {
+    fn index_of(&mut self, name: &str) -> Result<u16> {
+        if let Some(&i) = self.index.get(name) {
+            return Ok(i);
         }
-    };
-    JobEntry {
+        let i = u16::try_from(self.names.len()).map_err(|_| {
+            Error::Validation(format!(
+                "model '{name}': a run takes at most {} distinct model names; split the jobs into several runs",
+                u16::MAX
+            ))
+        })?;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.index.insert(name, i);
+        Ok(i)
+    }
+}
+
+fn new_entry(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobEntry> {
+    Ok(JobEntry {
         offset,
-        model,
-        approx_bytes: approx_request_bytes(job),
+        cost_usd: 0.0,
+        approx_bytes: u32::try_from(approx_request_bytes(job)).unwrap_or(u32::MAX),
+        model: models.index_of(job.model_name())?,
         status: JobStatus::Pending,
         rerun: false,
-        cost_usd: 0.0,
-    }
+    })
 }
 
 /// Approximate bytes a job adds to a provider request: its text, its file
@@ -273,7 +299,7 @@ impl StateStore {
             order: Vec::new(),
             jobs: HashMap::new(),
             batches: Vec::new(),
-            models: HashMap::new(),
+            models: ModelNames::default(),
         };
         store.append(&Event::Run {
             version: STATE_VERSION,
@@ -307,7 +333,7 @@ impl StateStore {
         let mut jobs: HashMap<JobId, JobEntry> = HashMap::new();
         let mut batches: Vec<BatchRecord> = Vec::new();
         let mut lineno = 0usize;
-        let mut models: HashMap<String, Arc<str>> = HashMap::new();
+        let mut models = ModelNames::default();
         loop {
             line.clear();
             let n = reader
@@ -352,7 +378,7 @@ impl StateStore {
                     header = Some((run_id, created_at, results_dir));
                 }
                 Event::Job { job } => {
-                    let entry = new_entry(&mut models, &job, start);
+                    let entry = new_entry(&mut models, &job, start)?;
                     put_job(&mut order, &mut jobs, job.id_str(), entry);
                 }
                 Event::Intent {
@@ -369,7 +395,7 @@ impl StateStore {
                         .collect();
                     for id in &ids {
                         if let Some(j) = jobs.get_mut(id) {
-                            j.status = JobStatus::InBatch(batch);
+                            j.status = JobStatus::in_batch(batch);
                         }
                     }
                     let rec = BatchRecord {
@@ -478,9 +504,17 @@ impl StateStore {
     /// Records a job (once, at the start of a run).
     pub fn add_job(&mut self, job: &Job) -> Result<()> {
         let offset = self.append(&Event::Job { job: job.clone() })?;
-        let entry = new_entry(&mut self.models, job, offset);
+        let entry = new_entry(&mut self.models, job, offset)?;
         put_job(&mut self.order, &mut self.jobs, job.id_str(), entry);
         Ok(())
+    }
+
+    /// The model name of a job entry.
+    pub fn model_of(&self, entry: &JobEntry) -> &str {
+        self.models
+            .names
+            .get(usize::from(entry.model))
+            .map_or("", |m| m)
     }
 
     /// Room for `n` more jobs, so a large run's tables are sized once.
@@ -559,7 +593,7 @@ impl StateStore {
         self.sync()?;
         for id in &job_ids {
             if let Some(j) = self.jobs.get_mut(id) {
-                j.status = JobStatus::InBatch(index);
+                j.status = JobStatus::in_batch(index);
             }
         }
         let rec = BatchRecord {
@@ -681,6 +715,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_job_entry_stays_small() {
+        // One per job for the whole run: 32 bytes plus its id and table slot.
+        assert_eq!(std::mem::size_of::<JobEntry>(), 32);
+        assert_eq!(std::mem::size_of::<JobStatus>(), 8);
+    }
+
+    #[test]
     fn intents_recorded_out_of_order_land_at_their_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.jsonl");
@@ -739,7 +780,7 @@ mod tests {
         let order: Vec<&str> = s.order.iter().map(|id| &**id).collect();
         assert_eq!(order, vec!["j0", "j1", "j2"]);
         assert_eq!(s.jobs["j0"].status, JobStatus::Done(JobOutcome::Completed));
-        assert_eq!(s.jobs["j1"].status, JobStatus::InBatch(0));
+        assert_eq!(s.jobs["j1"].status, JobStatus::in_batch(0));
         assert_eq!(s.jobs["j2"].status, JobStatus::Pending);
         assert_eq!(s.batches[0].batch_id.as_deref(), Some("msgbatch_1"));
         let jobs = s.load_jobs(&["j2".into(), "j0".into()]).unwrap();

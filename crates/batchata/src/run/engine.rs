@@ -138,7 +138,10 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
             store.jobs.get(*id).is_some_and(|j| match j.status {
                 JobStatus::Done(JobOutcome::Failed) => j.rerun || params.retry_failed,
                 JobStatus::Done(JobOutcome::Cancelled) => true,
-                JobStatus::InBatch(b) => store.batches.get(b).is_some_and(|r| r.ended.is_some()),
+                JobStatus::InBatch(b) => store
+                    .batches
+                    .get(b as usize)
+                    .is_some_and(|r| r.ended.is_some()),
                 _ => false,
             })
         })
@@ -158,8 +161,8 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         .collect();
     let mut seen_models: HashSet<&str> = HashSet::new();
     for e in store.jobs.values() {
-        if e.status == JobStatus::Pending && seen_models.insert(&e.model) {
-            let m = catalog.lookup(&e.model)?;
+        if e.status == JobStatus::Pending && seen_models.insert(store.model_of(e)) {
+            let m = catalog.lookup(store.model_of(e))?;
             kinds.insert(m.provider);
         }
     }
@@ -386,7 +389,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 .filter(|j| {
                     st.jobs
                         .get(*j)
-                        .is_some_and(|e| e.status == JobStatus::InBatch(b.index))
+                        .is_some_and(|e| e.status == JobStatus::in_batch(b.index))
                 })
                 .cloned()
                 .collect()

@@ -47,7 +47,7 @@ pub fn plan(
             continue;
         }
         let model = catalog
-            .lookup(&entry.model)
+            .lookup(state.model_of(entry))
             .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
         let limits = default_limits(model.provider);
         let key_model = if limits.one_model_per_batch {
@@ -62,7 +62,7 @@ pub fn plan(
         groups
             .entry(key)
             .or_default()
-            .push((id, entry.approx_bytes));
+            .push((id, u64::from(entry.approx_bytes)));
     }
     let mut out = Vec::new();
     for (key, jobs) in groups {
