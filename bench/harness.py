@@ -16,8 +16,8 @@ What it does, in order (see bench/README.md):
 4. starts `batchata emulate` as its own process (batches end at once, no
    faults), so the emulator's memory is not counted against either side;
 5. runs every case on each side: fresh results folder, emulator reset, the
-   whole process timed and its peak RSS read from wait4(2) (what
-   /usr/bin/time -v reports), the emulator's HTTP call counts read from
+   whole process timed and its peak RSS read by bench/peak-rss (wait4(2)
+   in a small parent, as /usr/bin/time does), the emulator's HTTP call counts read from
    GET /_emulator/stats, and every job's result file checked;
 6. runs the criterion micro-benchmarks and writes bench/RESULTS.md.
 
@@ -199,20 +199,35 @@ def cases(mode, full):
 # -------------------------------------------------------------- processes
 
 
+PROBE = None  # bench/peak-rss, built by build_tools()
+
+
 def run_process(cmd, env, cwd, log_prefix, cap=None):
-    """Runs `cmd`; returns (exit code or None when stopped at the cap, wall
-    seconds, peak RSS in bytes). wait4(2) gives the peak RSS of the process."""
+    """Runs `cmd` under the peak-rss probe; returns (exit code or None when
+    stopped at the cap, wall seconds, peak RSS in bytes or None).
+
+    The probe (bench/peak-rss) starts `cmd` and reads its peak RSS with
+    wait4(2). Reading it here instead would be wrong: Linux carries a
+    process's peak RSS across execve, and a child forked from this Python
+    process starts as a copy of it, so every process would look at least as
+    big as the harness. At the cap the probe is sent SIGTERM: it kills the
+    program and still reports its peak."""
     out = open(log_prefix + ".out", "w")
     err = open(log_prefix + ".err", "w")
+    report = log_prefix + ".rss"
+    try:
+        os.remove(report)
+    except FileNotFoundError:
+        pass
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
+    proc = subprocess.Popen([PROBE, report] + cmd, env=env, cwd=cwd, stdout=out, stderr=err,
+                            start_new_session=True)
     res = {}
 
     def reap():
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         res["t"] = time.monotonic()
         res["status"] = status
-        res["rss"] = usage.ru_maxrss * 1024
 
     th = threading.Thread(target=reap)
     th.start()
@@ -220,13 +235,22 @@ def run_process(cmd, env, cwd, log_prefix, cap=None):
     stopped = False
     if th.is_alive():
         stopped = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        th.join()
+        os.kill(proc.pid, signal.SIGTERM)
+        th.join(30)
+        if th.is_alive():
+            os.killpg(proc.pid, signal.SIGKILL)
+            th.join()
     proc.returncode = os.waitstatus_to_exitcode(res["status"])
     out.close()
     err.close()
     wall = res["t"] - t0
-    return (None if stopped else proc.returncode), wall, res["rss"]
+    try:
+        with open(report) as f:
+            kib, code = (int(x) for x in f.read().split())
+        rss = kib * 1024
+    except (OSError, ValueError):
+        rss, code = None, proc.returncode
+    return (None if stopped else code), wall, rss
 
 
 def free_port():
@@ -486,10 +510,18 @@ def target_dir():
     return os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 
 
-def build_binary():
-    print("building the release CLI ...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-p", "batchata-cli"], cwd=ROOT, check=True)
+def build_tools(prebuilt=None):
+    """The release CLI (or `prebuilt`) and the peak-rss probe, copied under
+    bench/work/bin (so a rebuild during a run cannot swap them)."""
+    global PROBE
+    print("building the release CLI and the peak-rss probe ...", flush=True)
+    pkgs = ["-p", "peak-rss"] + ([] if prebuilt else ["-p", "batchata-cli"])
+    subprocess.run(["cargo", "build", "--release"] + pkgs, cwd=ROOT, check=True)
     os.makedirs(os.path.join(WORK, "bin"), exist_ok=True)
+    PROBE = os.path.join(WORK, "bin", "peak-rss")
+    shutil.copy2(os.path.join(target_dir(), "release", "peak-rss"), PROBE)
+    if prebuilt:
+        return prebuilt
     dst = os.path.join(WORK, "bin", "batchata")
     shutil.copy2(os.path.join(target_dir(), "release", "batchata"), dst)
     return dst
@@ -648,11 +680,12 @@ def fmt_ns(ns):
 
 
 def mb(b):
-    return f"{b / 1e6:.0f} MB"
+    return "?" if b is None else f"{b / 1e6:.0f} MB"
 
 
 def med(runs, key):
-    return statistics.median(r[key] for r in runs)
+    vals = [r[key] for r in runs if r[key] is not None]
+    return statistics.median(vals) if vals else None
 
 
 def summarize(side):
@@ -692,7 +725,9 @@ def write_report(path, results, machine, command, micro, started, finished, mode
              "(batches end at once, no faults; its memory is counted against neither side), "
              "with the emulator reset before every run. Wall time is the whole process, "
              "start-up and reading the jobs included; peak RSS is the process's maximum "
-             "resident set from wait4(2) (what `/usr/bin/time -v` reports); HTTP calls are "
+             "resident set, read with wait4(2) by the small `bench/peak-rss` parent (as "
+             "`/usr/bin/time -v` does; not from the harness itself, whose own size a forked "
+             "child would inherit as its starting peak); HTTP calls are "
              "counted by the emulator (`GET /_emulator/stats`). Ours: `batchata run JOBS "
              "--results-dir DIR --no-raw-files [--items-per-batch N]` (warn-level logs). "
              "Python: `bench/py_side.py`, which adds each job with `Batch.add_job` and calls "
@@ -728,7 +763,7 @@ def write_report(path, results, machine, command, micro, started, finished, mode
                 pw = f"{p['wall']:.2f} s ({p['runs']}×)"
                 speed = f"{p['wall'] / o['wall']:.1f}×"
             prss = mb(p["rss"]) + (" at cap" if p["capped"] else "")
-            ratio = f"{o['rss'] / p['rss']:.2f}" if p["rss"] else "?"
+            ratio = f"{o['rss'] / p['rss']:.2f}" if o["rss"] and p["rss"] else "?"
             L.append(
                 f"| {name} | {ow} | {pw} | {speed} | {orss} | {prss} | {ratio} | {o['calls']} / {p['calls']} | "
                 f"{'✓' if o['ok'] else '✗ ' + o['detail']} / {'✓' if p['ok'] else '✗ ' + p['detail']} |"
@@ -776,7 +811,7 @@ def targets(results, micro=None):
     for provider in ("anthropic", "openai"):
         for ipb in (10000, 1000):
             o, p = by.get((provider, "plain", 10000, ipb), (None, None))
-            if o and p:
+            if o and p and o["rss"] and p["rss"]:
                 speed = p["wall"] / o["wall"]
                 memr = o["rss"] / p["rss"]
                 ok = speed >= 30 and memr <= 0.2
@@ -785,12 +820,12 @@ def targets(results, micro=None):
         for ipb in (10000, 1000):
             o, _ = by.get((provider, "plain", 100000, ipb), (None, None))
             if o:
-                ok = o["wall"] < 15 and o["rss"] < 150e6 and o["ok"]
+                ok = o["wall"] < 15 and (o["rss"] or 1e12) < 150e6 and o["ok"]
                 out.append(f"{'✓' if ok else '✗'} {provider} 100,000 jobs × {ipb:,}/batch end to end: "
                            f"{o['wall']:.1f} s (target < 15 s), {mb(o['rss'])} peak (target < 150 MB), "
                            f"results {'all present' if o['ok'] else 'INCOMPLETE'}")
                 o10, _ = by.get((provider, "plain", 10000, ipb), (None, None))
-                if o10:
+                if o10 and o["rss"] and o10["rss"]:
                     r = o["rss"] / o10["rss"]
                     out.append(f"{'✓' if r <= 2 else '✗'} {provider} peak memory 100k / 10k ({ipb:,}/batch): "
                                f"{mb(o['rss'])} / {mb(o10['rss'])} = {r:.2f} (target ≤ 2)")
@@ -838,7 +873,7 @@ def main():
         settle_after_removal()
     os.makedirs(runs, exist_ok=True)
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
-    binary = os.path.abspath(args.bin) if args.bin else build_binary()
+    binary = build_tools(os.path.abspath(args.bin) if args.bin else None)
     with_python = not (args.ours_only or args.smoke)
     vpy, note = (setup_python() if with_python else (None, None))
     load_start = loadavg()
