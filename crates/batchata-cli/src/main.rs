@@ -143,7 +143,9 @@ pub(crate) fn classify(e: Error) -> Failure {
         Error::Validation(_)
         | Error::ModelNotSupported(_)
         | Error::ProviderNotFound(_)
-        | Error::CostLimitExceeded(_) => Failure::input(e),
+        | Error::CostLimitExceeded(_)
+        | Error::Auth(_)
+        | Error::InUse(_) => Failure::input(e),
         _ => Failure::other(e),
     }
 }

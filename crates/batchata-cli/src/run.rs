@@ -33,7 +33,10 @@ A bad line stops everything before anything is submitted, naming the line, the f
 Resuming: the state file (default RESULTS_DIR/.batchata-state.jsonl) records every step, so
 running the same command again after a crash or Ctrl+C resumes: finished jobs are not run
 again, and batches already at the provider are re-attached, never submitted twice.
---fresh starts over; --retry-failed also reruns the jobs that failed.
+Jobs are known by id and by a fingerprint of their request: new jobs are added, and a job
+whose prompt, file, model or parameters changed stops the run (exit 2) unless
+--rerun-changed runs it again. --fresh starts over; --retry-failed also reruns the jobs that
+failed. One run at a time holds a results folder and its state; a second exits 2.
 
 Ctrl+C once: submit nothing more, cancel the active batches, keep what they finished.
 Ctrl+C twice: exit at once (the state is already safe on disk).
@@ -41,7 +44,14 @@ Ctrl+C twice: exit at once (the state is already safe on disk).
 Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL and OPENAI_API_KEY /
 OPENAI_BASE_URL, as with the official SDKs. --emulator needs none of them.
 
-Exit status: 0 all completed, 1 unexpected error, 2 bad input, 3 some jobs failed or were cancelled.";
+Exit status:
+  0  every job completed
+  1  the run stopped on our side or the network's (provider unreachable, results that could
+     not be downloaded, a disk error): nothing paid for is lost, rerun the same command
+  2  bad input, or nothing was run: a jobs-file error, changed jobs, results without their
+     state, another run on the same folder, or an API key the provider refused
+  3  some jobs failed (the provider said so) or were cancelled
+  130  a second Ctrl+C";
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -86,6 +96,14 @@ pub(crate) struct RunArgs {
     /// On resume, run the jobs that failed again too.
     #[arg(long)]
     retry_failed: bool,
+    /// On resume, run again the jobs whose request changed since the state
+    /// recorded them, replacing their old results (otherwise: exit 2).
+    #[arg(long)]
+    rerun_changed: bool,
+    /// With no state file, keep the completed result files in DIR whose job
+    /// and request are unchanged, and run only the rest (otherwise: exit 2).
+    #[arg(long)]
+    adopt_results: bool,
     /// Do not write raw request/response files under DIR/raw_files.
     #[arg(long)]
     no_raw_files: bool,
@@ -128,6 +146,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let mut batch = Batch::new(&args.results_dir)
         .state_file(&state, !args.fresh)
         .retry_failed(args.retry_failed)
+        .rerun_changed(args.rerun_changed)
+        .adopt_results(args.adopt_results)
         .default_params(defaults)
         .raw_files(!args.no_raw_files)
         .verbosity(level)

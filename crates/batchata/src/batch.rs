@@ -5,7 +5,7 @@
 //! `add_job` merges the defaults into the job and validates it against the
 //! model's capabilities, so a mistake surfaces before anything is submitted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +131,13 @@ pub struct BatchParams {
     pub reuse_state: bool,
     /// Resubmit jobs that failed in an earlier run of this state.
     pub retry_failed: bool,
+    /// On resume, run the jobs whose request changed since the state
+    /// recorded them (and replace their old results) instead of refusing.
+    pub rerun_changed: bool,
+    /// With no state file, keep the result files already in `results_dir`
+    /// whose job id and fingerprint match a job of this run, instead of
+    /// refusing to run over them.
+    pub adopt_results: bool,
     /// Provider batches in flight at once.
     pub max_parallel_batches: usize,
     /// Jobs per provider batch (also capped by each provider's limits).
@@ -172,12 +179,12 @@ pub struct Batch {
     pub(crate) params: BatchParams,
     /// The jobs added, on disk until the run streams them into its state.
     pub(crate) jobs: crate::spool::JobSpool,
-    /// Ids the user gave. Generated ids are not stored: they are
-    /// `job-{n:06}` for every `n` below `next_id`, so a million jobs cost no
-    /// second copy of their ids.
+    /// Ids the user gave.
     pub(crate) user_ids: HashSet<String>,
-    /// The next number the id generator tries.
-    next_id: u64,
+    /// Jobs without an id get one from their fingerprint: how many jobs
+    /// so far had each fingerprint (first 64 bits), for the `-N` suffix of
+    /// identical ones.
+    generated: HashMap<u64, u32>,
     /// Whether the default response schema has been checked (once, not per job).
     default_schema_checked: bool,
     pub(crate) catalog: Arc<Catalog>,
@@ -208,6 +215,8 @@ impl Batch {
                 state_file: None,
                 reuse_state: true,
                 retry_failed: false,
+                rerun_changed: false,
+                adopt_results: false,
                 max_parallel_batches: DEFAULT_MAX_PARALLEL_BATCHES,
                 items_per_batch: DEFAULT_ITEMS_PER_BATCH,
                 cost_limit_usd: None,
@@ -221,7 +230,7 @@ impl Batch {
             },
             jobs: crate::spool::JobSpool::new(),
             user_ids: HashSet::new(),
-            next_id: 0,
+            generated: HashMap::new(),
             default_schema_checked: false,
             catalog: Arc::new(catalog),
             models_file_error: err,
@@ -240,6 +249,23 @@ impl Batch {
     /// On resume, resubmit the jobs that failed before (only those).
     pub fn retry_failed(mut self, on: bool) -> Self {
         self.params.retry_failed = on;
+        self
+    }
+
+    /// On resume, run again the jobs whose request (prompt, file content,
+    /// model, parameters, schema) changed since the state recorded them,
+    /// replacing their old results. Without it such a run is refused.
+    pub fn rerun_changed(mut self, on: bool) -> Self {
+        self.params.rerun_changed = on;
+        self
+    }
+
+    /// When the results folder holds result files but the state file is
+    /// gone, keep the completed results whose job id and fingerprint match
+    /// a job of this run (they are not paid again) and run the rest.
+    /// Without it such a run is refused.
+    pub fn adopt_results(mut self, on: bool) -> Self {
+        self.params.adopt_results = on;
         self
     }
 
@@ -384,36 +410,52 @@ impl Batch {
                 crate::catalog::MODELS_FILE_ENV
             )));
         }
-        let (job, generated) = self.prepare(job)?;
-        let id = job.id_str().to_string();
-        match generated {
-            // Only a job that was added uses up its generated number.
-            Some(n) => self.next_id = n + 1,
-            None => {
+        let mut job = self.prepare(job)?;
+        let fingerprint = crate::fingerprint::of_job(&job)?;
+        let id = match &job.id {
+            Some(id) => {
                 self.user_ids.insert(id.clone());
+                id.clone()
             }
-        }
+            None => {
+                // Identical jobs share a fingerprint: the N-th gets `-N`.
+                let n = self
+                    .generated
+                    .entry(crate::fingerprint::short(Some(&fingerprint)))
+                    .or_insert(0);
+                *n += 1;
+                let id = crate::fingerprint::generated_id(&fingerprint, *n);
+                job.id = Some(id.clone());
+                id
+            }
+        };
+        job.fingerprint = Some(fingerprint);
         self.jobs.push(&job)?;
         Ok(id)
     }
 
-    /// Merges defaults, assigns an id and validates, without adding. Returns
-    /// the job and, when its id was generated, the generator's number for it.
-    pub(crate) fn prepare(&mut self, mut job: Job) -> Result<(Job, Option<u64>)> {
+    /// Merges defaults and validates, without adding. A job without an id
+    /// gets one from its fingerprint when it is added.
+    pub(crate) fn prepare(&mut self, mut job: Job) -> Result<Job> {
         job.check_shape()?;
-        let generated = match &job.id {
-            Some(id) if self.id_taken(id) => {
+        if let Some(id) = &job.id {
+            if crate::fingerprint::looks_generated(id) {
+                return Err(Error::Validation(format!(
+                    "job id '{id}' has the form of a generated id ('job-' and 16 hex digits), which is kept for jobs without an id; choose another id, or leave the id out"
+                )));
+            }
+            if self.user_ids.contains(id) {
                 return Err(Error::Validation(format!(
                     "job id '{id}' is used twice in this batch; give each job its own id, or leave the id out to have one generated"
-                )))
+                )));
             }
-            Some(_) => None,
-            None => {
-                let (id, n) = self.next_generated_id();
-                job.id = Some(id);
-                Some(n)
+        }
+        if let Some(f) = &job.file {
+            // Stored absolute, so a rerun from another folder finds it.
+            if let Ok(abs) = std::fs::canonicalize(f) {
+                job.file = Some(abs);
             }
-        };
+        }
         let d = &self.params.default_params;
         let temperature_from_job = job.temperature.is_some();
         if job.model.is_none() {
@@ -430,7 +472,7 @@ impl Batch {
                 if !self.default_schema_checked {
                     schema.check().map_err(|e| {
                         Error::job_field(
-                            job.id_str(),
+                            job.label(),
                             "response_schema",
                             format!("(from default_params) {e}"),
                         )
@@ -443,7 +485,7 @@ impl Batch {
         if !job.enable_citations && job.file.is_some() {
             job.enable_citations = d.enable_citations.unwrap_or(false);
         }
-        let id = job.id_str().to_string();
+        let id = job.label().to_string();
         let model_name = job.model.clone().ok_or_else(|| {
             Error::job_field(
                 &id,
@@ -471,45 +513,13 @@ impl Batch {
             job.temperature = None;
         }
         validate_against_model(&job, &model)?;
-        Ok((job, generated))
+        Ok(job)
     }
-
-    /// Whether a job of this batch already has `id`.
-    fn id_taken(&self, id: &str) -> bool {
-        self.user_ids.contains(id) || generated_number(id).is_some_and(|n| n < self.next_id)
-    }
-
-    /// The next generated id and its number, without using it up.
-    fn next_generated_id(&self) -> (String, u64) {
-        // Sequential ids are unique by construction; the loop only skips ids a
-        // user happened to take.
-        let mut n = self.next_id;
-        loop {
-            let id = format!("job-{n:06}");
-            if !self.user_ids.contains(&id) {
-                return (id, n);
-            }
-            n += 1;
-        }
-    }
-}
-
-/// The number of an id exactly as the generator writes it (`job-{n:06}`).
-fn generated_number(id: &str) -> Option<u64> {
-    let digits = id.strip_prefix("job-")?;
-    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // `{:06}` pads to six digits and never writes a leading zero beyond that.
-    if digits.len() > 6 && digits.starts_with('0') {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// Checks a merged job against what its model can do.
 pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
-    let id = job.id_str();
+    let id = job.label();
     if let Some(t) = job.temperature {
         let top = model.capabilities.temperature_max;
         if !(0.0..=top).contains(&t) {

@@ -37,6 +37,18 @@ pub enum Error {
     /// The time limit passed.
     #[error("{0}")]
     Timeout(String),
+    /// A provider refused the API key (401) or its permissions (403): the
+    /// run stopped without failing any job.
+    #[error("{0}")]
+    Auth(String),
+    /// A create call failed in a way that leaves open whether the provider
+    /// acted on it (a reply lost after the request was sent, a timeout, a
+    /// 5xx): the batch must be looked up before it is created again.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+    /// Another run holds the results folder or the state file.
+    #[error("{0}")]
+    InUse(String),
     /// An HTTP call failed; the message never contains an API key.
     #[error("{message}")]
     Http {
@@ -70,6 +82,29 @@ impl Error {
     /// Builds a validation error for one job's field.
     pub fn job_field(job_id: &str, field: &str, problem: impl std::fmt::Display) -> Self {
         Error::Validation(format!("job '{job_id}': field '{field}': {problem}"))
+    }
+
+    /// True for a provider's 401 or 403: the key or its permissions.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            Error::Auth(_)
+                | Error::Http {
+                    status: Some(401 | 403),
+                    ..
+                }
+        )
+    }
+
+    /// True when the provider says the resource (a batch) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::Http {
+                status: Some(404),
+                ..
+            }
+        )
     }
 
     /// True for errors that may go away on their own (rate limits, outages).

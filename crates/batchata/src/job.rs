@@ -220,6 +220,10 @@ pub struct Job {
     /// Ask for citations into the file (Anthropic models).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_citations: bool,
+    /// A hash of the resolved request ([`crate::fingerprint`]), set by
+    /// `Batch::add_job`; a value given here is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl Job {
@@ -289,6 +293,11 @@ impl Job {
         self.id.as_deref().unwrap_or("")
     }
 
+    /// How messages name the job: its id, or `(no id)` before one is given.
+    pub fn label(&self) -> &str {
+        self.id.as_deref().unwrap_or("(no id)")
+    }
+
     /// The job's model, or "" before defaults are merged.
     pub fn model_name(&self) -> &str {
         self.model.as_deref().unwrap_or("")
@@ -302,7 +311,7 @@ impl Job {
     /// Checks the job's shape: exactly one of messages / file+prompt / prompt,
     /// well-formed messages, a valid id and a usable schema.
     pub fn check_shape(&self) -> Result<()> {
-        let id = self.id_str();
+        let id = self.label();
         if let Some(id) = &self.id {
             check_id(id)?;
         }

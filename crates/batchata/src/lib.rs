@@ -13,6 +13,7 @@ pub mod citations;
 pub mod cost;
 pub mod error;
 pub mod files;
+pub mod fingerprint;
 pub mod fixtures;
 mod fsutil;
 pub mod job;

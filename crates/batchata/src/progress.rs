@@ -437,6 +437,9 @@ pub fn summary(s: &RunStatus, elapsed: Duration, results_dir: &Path) -> String {
             crate::StopReason::Interrupted => "interrupted; active batches were cancelled",
             crate::StopReason::Drain => "stopped submitting; active batches were let finish",
             crate::StopReason::TimeLimit => "time limit reached; active batches were cancelled",
+            crate::StopReason::AuthFailed => {
+                "the provider refused the API key; batches in flight continue at the provider"
+            }
         };
         row("stopped", why.to_string());
     }

@@ -71,6 +71,11 @@ pub struct JobResult {
     /// Things the user should know that did not fail the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The fingerprint of the request this answers ([`crate::fingerprint`]):
+    /// a rerun only keeps an answer whose request is unchanged. Ours; the
+    /// Python library ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Error text of jobs cancelled by the user.

@@ -116,12 +116,15 @@ impl JobStatus {
     }
 }
 
-/// What the run keeps per job: small, whatever the prompt's size (32
+/// What the run keeps per job: small, whatever the prompt's size (40
 /// bytes; a run holds one per job, so at 100,000 jobs every field counts).
 #[derive(Debug, Clone)]
 pub struct JobEntry {
     /// Byte offset of the job's line in the journal.
     pub offset: u64,
+    /// The first 64 bits of the job's fingerprint (0 when the journal
+    /// predates fingerprints): how a rerun tells an edited job.
+    pub fingerprint: u64,
     /// Cost billed.
     pub cost_usd: f64,
     /// Approximate bytes the job adds to a provider request (prompt, file),
@@ -246,6 +249,7 @@ impl ModelNames {
 fn new_entry(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobEntry> {
     Ok(JobEntry {
         offset,
+        fingerprint: crate::fingerprint::short(job.fingerprint.as_deref()),
         cost_usd: 0.0,
         approx_bytes: u32::try_from(approx_request_bytes(job)).unwrap_or(u32::MAX),
         model: models.index_of(job.model_name())?,
@@ -716,8 +720,8 @@ mod tests {
 
     #[test]
     fn a_job_entry_stays_small() {
-        // One per job for the whole run: 32 bytes plus its id and table slot.
-        assert_eq!(std::mem::size_of::<JobEntry>(), 32);
+        // One per job for the whole run: 40 bytes plus its id and table slot.
+        assert_eq!(std::mem::size_of::<JobEntry>(), 40);
         assert_eq!(std::mem::size_of::<JobStatus>(), 8);
     }
 

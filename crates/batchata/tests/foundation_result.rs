@@ -65,6 +65,7 @@ fn full_result() -> JobResult {
         batch_id: Some("msgbatch_01ABC".into()),
         validation_errors: vec![],
         warnings: vec![],
+        fingerprint: Some("0123456789abcdef0123456789abcdef".into()),
     }
 }
 

@@ -197,6 +197,15 @@ impl HttpClient {
     where
         F: Fn(&Client) -> RequestBuilder,
     {
+        self.send_as(what, Attempts::Repeatable, make).await
+    }
+
+    /// [`HttpClient::send`] with the retry rules of `mode`: a create is
+    /// repeated only when the server certainly did not act on it.
+    pub async fn send_as<F>(&self, what: &str, mode: Attempts, make: F) -> Result<Response>
+    where
+        F: Fn(&Client) -> RequestBuilder,
+    {
         let mut attempt: u32 = 0;
         loop {
             let rb = self.authorize(make(&self.client), attempt);
@@ -210,6 +219,12 @@ impl HttpClient {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     let body = resp.text().await.unwrap_or_default();
+                    if mode == Attempts::Create && !create_not_acted_on(status) {
+                        // A 5xx or a conflict: the server may have created
+                        // it before failing. Repeating could pay twice.
+                        let err = self.status_error(what, status, &body);
+                        return Err(Error::OutcomeUnknown(err.to_string()));
+                    }
                     let server_delay = retry_after(&headers);
                     let mut retryable = match header_str(&headers, "x-should-retry") {
                         Some("true") => true,
@@ -228,6 +243,15 @@ impl HttpClient {
                     (retryable, delay, err)
                 }
                 Err(e) => {
+                    if mode == Attempts::Create && !e.is_connect() {
+                        // The request may have reached the server: the
+                        // reply was lost, not necessarily the create.
+                        return Err(Error::OutcomeUnknown(self.redact(&format!(
+                            "{} {what}: the connection failed after the request was sent, so whether it was created is unknown: {}",
+                            self.kind,
+                            error_chain(&e)
+                        ))));
+                    }
                     let retryable =
                         e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
                     let err = Error::Http {
@@ -272,6 +296,7 @@ impl HttpClient {
     pub async fn send_streamed<M, P, Fut>(
         &self,
         what: &str,
+        mode: Attempts,
         make: M,
         produce: P,
     ) -> Result<Response>
@@ -282,7 +307,7 @@ impl HttpClient {
     {
         let (senders_tx, mut senders_rx) = mpsc::unbounded::<BodySender>();
         let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let send = self.send(what, |c| {
+        let send = self.send_as(what, mode, |c| {
             let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(1);
             // The receiver lives as long as this function; a send cannot fail.
             let _ = senders_tx.unbounded_send(tx);
@@ -327,18 +352,37 @@ impl HttpClient {
         path: &str,
         body: &B,
     ) -> Result<T> {
+        self.post_json_as(what, Attempts::Repeatable, path, body)
+            .await
+    }
+
+    /// [`HttpClient::post_json`] under `mode`'s retry rules. For a create,
+    /// a success whose body cannot be read is an unknown outcome too: the
+    /// resource exists, but its id was lost.
+    pub async fn post_json_as<B: serde::Serialize + ?Sized, T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        mode: Attempts,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         let url = self.url(path);
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::Parse(format!("{what}: cannot encode request: {e}")))?;
         let bytes = bytes::Bytes::from(bytes);
         let resp = self
-            .send(what, |c| {
+            .send_as(what, mode, |c| {
                 c.post(&url)
                     .header("content-type", "application/json")
                     .body(bytes.clone())
             })
             .await?;
-        self.decode(what, resp).await
+        match self.decode(what, resp).await {
+            Err(e) if mode == Attempts::Create => Err(Error::OutcomeUnknown(format!(
+                "{what}: the provider accepted the request but its reply could not be read ({e})"
+            ))),
+            r => r,
+        }
     }
 
     /// Decodes a JSON response body.
@@ -392,6 +436,25 @@ impl HttpClient {
             retryable: should_retry_status(status),
         }
     }
+}
+
+/// How a request may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// Reads, cancels, uploads: repeating is harmless, so every retryable
+    /// failure is retried (the SDKs' rules).
+    Repeatable,
+    /// Creating a batch: repeated only when the server certainly did not
+    /// act on it (the connection never opened, 408, 429). Any other
+    /// failure — a reply lost after the request was sent, a timeout, a 5xx
+    /// — is [`Error::OutcomeUnknown`], for the caller to look the batch up
+    /// before creating it again.
+    Create,
+}
+
+/// Statuses that say the server did not act on a create.
+fn create_not_acted_on(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400..=499) && status.as_u16() != 409
 }
 
 /// Whether a status is retried by default.

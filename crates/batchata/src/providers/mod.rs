@@ -383,6 +383,7 @@ pub fn build_result(job: &Job, model: &ModelInfo, batch_id: &str, answer: Answer
         output_tokens: answer.usage.output_tokens,
         cost_usd: model.batch_cost(&answer.usage),
         batch_id: Some(batch_id.to_string()),
+        fingerprint: job.fingerprint.clone(),
         ..Default::default()
     };
     if !answer.citations.is_empty() {

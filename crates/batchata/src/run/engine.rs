@@ -1,63 +1,66 @@
-//! The run engine: submits planned batches within the concurrency and cost
-//! limits, polls them, collects their results into files and state, and
-//! stops cleanly on an interrupt or the time limit.
+//! The run engine: opens the run (locks, state, inputs, provider clients),
+//! then drives its batches — re-attached, adopted or new — to their end.
+//! Submitting lives in `submit.rs`, polling and collecting in `collect.rs`.
 //!
 //! Durability points, in order, for every batch: the intent (jobs, run id,
 //! index) is fsynced before the create call; the provider batch id is
-//! fsynced the moment it is known; result files are written (atomically)
-//! before the job's `done` line, and the lines are fsynced when the batch
-//! ends. A crash anywhere leaves a state from which a rerun re-attaches to
-//! every batch the provider accepted — it never submits one twice.
+//! fsynced the moment it is known; result files are made durable before
+//! the journal records their jobs done. A crash anywhere leaves a state
+//! from which a rerun re-attaches to every batch the provider accepted — it
+//! never submits one twice.
+//!
+//! Whose fault a failure is decides what happens to a job: it fails only
+//! when the provider says so (an errored request, a rejected batch, a batch
+//! the provider no longer knows). Our own trouble — a cut connection, a
+//! provider that is down, a download that fails, a refused key — stops or
+//! retries the run and leaves every job collectable by a plain rerun.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::lock::RunLocks;
 use super::{lock, BatchProgress, BatchRun, ProgressCallback, RunInner, RunStatus, StopReason};
 use crate::batch::{Batch, BatchParams};
 use crate::catalog::{Catalog, ProviderKind};
 use crate::cost::CostTracker;
 use crate::error::{Error, Result};
-use crate::job::Job;
-use crate::providers::{
-    create_provider, BatchProbe, BatchRequest, Provider, ProviderSettings, ResultsContext,
-};
-use crate::result::{
-    JobOutcome, JobResult, CANCELLED_BY_USER, COST_LIMIT_EXCEEDED, TIME_LIMIT_EXCEEDED,
-};
+use crate::providers::{create_provider, BatchProbe, Provider};
+use crate::result::JobOutcome;
 use crate::state::{JobId, JobStatus, StateStore};
 
-/// How long to keep polling a batch after asking the provider to cancel it.
-const CANCEL_GRACE: Duration = Duration::from_secs(120);
-/// Attempts to download a finished batch's results before leaving them to a rerun.
-const COLLECT_ATTEMPTS: u32 = 5;
-
-struct Shared {
-    params: BatchParams,
-    catalog: Arc<Catalog>,
-    state: Mutex<StateStore>,
-    cost: Arc<CostTracker>,
-    run: Arc<RunInner>,
-    raw_dir: Option<PathBuf>,
-    providers: HashMap<ProviderKind, Arc<dyn Provider>>,
-    semaphore: Semaphore,
-    /// Held from a batch's intent until its provider id is recorded, so at
-    /// most one create call is ever unaccounted for after a crash: finding
-    /// it again by time and size (Anthropic has no batch metadata) is then
-    /// unambiguous.
-    create_lock: tokio::sync::Mutex<()>,
+pub(super) struct Shared {
+    pub(super) params: BatchParams,
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) state: Mutex<StateStore>,
+    pub(super) cost: Arc<CostTracker>,
+    pub(super) run: Arc<RunInner>,
+    pub(super) raw_dir: Option<PathBuf>,
+    pub(super) providers: HashMap<ProviderKind, Arc<dyn Provider>>,
+    pub(super) semaphore: Semaphore,
+    /// Held from a batch's intent until its provider id is recorded (or it
+    /// is known not to exist), so at most one create call is ever
+    /// unaccounted for: finding it again by time and size (Anthropic has no
+    /// batch metadata) is then unambiguous.
+    pub(super) create_lock: tokio::sync::Mutex<()>,
     /// Held while a batch's results are collected. Collecting is CPU and
     /// disk work (parse, write a file per job) that gains nothing from
     /// overlapping on a small machine, and each collection holds its
     /// batch's job records: one at a time keeps memory flat however many
-    /// batches end together (all of them, against the emulator).
-    collect_lock: tokio::sync::Mutex<()>,
-    batch_pos: Mutex<HashMap<usize, usize>>,
+    /// batches end together.
+    pub(super) collect_lock: tokio::sync::Mutex<()>,
+    pub(super) batch_pos: Mutex<HashMap<usize, usize>>,
+    /// The first refused key (401/403): it stops the run, and `wait`
+    /// returns it.
+    pub(super) fatal: Mutex<Option<String>>,
+    /// Pending jobs the input no longer has: kept, not submitted.
+    absent_pending: HashSet<JobId>,
+    /// The run's locks on its folder and state; released when it ends.
+    locks: Mutex<Option<RunLocks>>,
 }
 
 enum Work {
@@ -69,6 +72,7 @@ enum Work {
         index: usize,
         batch_id: String,
         jobs: Vec<JobId>,
+        reserved: f64,
     },
 }
 
@@ -87,8 +91,17 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     drop(user_ids);
     init_logging(params.verbosity);
     let results_dir = params.results_dir.clone();
+    if results_dir.exists() && !results_dir.is_dir() {
+        return Err(Error::Validation(format!(
+            "results folder {} is a file; give a folder (it is created if missing)",
+            results_dir.display()
+        )));
+    }
     std::fs::create_dir_all(&results_dir)
         .map_err(|e| Error::io("create the results folder", &results_dir, e))?;
+    // Before anything in the folder or the state is read or written, this
+    // run owns them.
+    let locks = RunLocks::acquire(&results_dir, params.state_file.as_deref())?;
     let raw_dir = params.raw_files.then(|| results_dir.join("raw_files"));
     remove_stale_temp_files(&results_dir);
 
@@ -106,28 +119,36 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         }
     };
     let resume = temp_state.is_none() && params.reuse_state && state_path.exists();
-    let mut store = if resume {
-        let s = StateStore::open(&state_path)?;
+    let (mut store, reconciled) = if resume {
+        let mut s = StateStore::open(&state_path)?;
         tracing::info!(run_id = %s.run_id, state = %state_path.display(), "resuming");
-        s
+        let r = super::inputs::into_existing_state(&mut s, &jobs, &params)?;
+        (s, r)
     } else {
+        if params.reuse_state {
+            // No state to say what the folder's results answer.
+            super::inputs::check_orphan_results(&jobs, &params)?;
+        }
         if temp_state.is_none() && state_path.exists() {
             remove_previous_outputs(&state_path, &results_dir);
         }
-        StateStore::create(&state_path, &new_run_id(), &results_dir)?
+        let mut s = StateStore::create(&state_path, &new_run_id(), &results_dir)?;
+        let r = super::inputs::into_new_state(&mut s, &jobs, &params)?;
+        (s, r)
     };
-    let mut added = 0usize;
-    store.reserve_jobs(jobs.len().saturating_sub(store.jobs.len()));
-    for job in jobs.iter()? {
-        let job = job?;
-        if !store.jobs.contains_key(job.id_str()) {
-            store.add_job(&job)?;
-            added += 1;
-        }
-    }
     drop(jobs);
-    if resume && added > 0 {
-        tracing::info!(added, "jobs not in the state were added to it");
+    if resume && reconciled.added + reconciled.rerun > 0 {
+        tracing::info!(
+            added = reconciled.added,
+            changed = reconciled.rerun,
+            "jobs new to the state (or changed) were added to it"
+        );
+    }
+    if reconciled.adopted > 0 {
+        tracing::info!(
+            adopted = reconciled.adopted,
+            "completed results already in the folder were kept"
+        );
     }
     // Jobs that never ran (cancelled, time or cost limit) run again; failed
     // ones only when asked.
@@ -209,6 +230,9 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         raw_dir,
         providers,
         batch_pos: Mutex::new(HashMap::new()),
+        fatal: Mutex::new(None),
+        absent_pending: reconciled.absent_pending,
+        locks: Mutex::new(Some(locks)),
     });
     let run = BatchRun { inner };
 
@@ -245,7 +269,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
 
     let sh = shared.clone();
     tokio::spawn(async move {
-        let outcome = drive(sh.clone()).await;
+        let mut outcome = drive(sh.clone()).await;
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "run failed");
         }
@@ -253,6 +277,14 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
             let mut st = lock(&sh.state);
             if let Err(e) = st.sync() {
                 tracing::error!(error = %e, "final state sync failed");
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        if outcome.is_ok() {
+            if let Some(msg) = lock(&sh.fatal).take() {
+                outcome = Err(Error::Auth(auth_message(&sh, &msg)));
             }
         }
         {
@@ -266,11 +298,41 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
             *lock(&sh.run.state_file) = None;
         }
         drop(temp_state);
+        // Released before the end is announced: a caller that starts the
+        // next run as soon as this one ends finds the folder free.
+        drop(lock(&sh.locks).take());
         sh.run
             .done
-            .send_replace(Some(outcome.map_err(|e| e.to_string())));
+            .send_replace(Some(outcome.map_err(super::RunError::from)));
     });
     Ok(run)
+}
+
+/// The message of a run stopped by a refused key: the provider's words,
+/// what was not done, and where the batches in flight are.
+fn auth_message(sh: &Shared, provider_msg: &str) -> String {
+    let st = lock(&sh.state);
+    let live: Vec<String> = st
+        .batches
+        .iter()
+        .filter(|b| b.ended.is_none())
+        .map(|b| match &b.batch_id {
+            Some(id) => format!("{} {id}", b.provider),
+            None => format!("{} batch {} (create not confirmed)", b.provider, b.index),
+        })
+        .collect();
+    let live = if live.is_empty() {
+        "No batch is in flight.".to_string()
+    } else {
+        format!(
+            "{} batch(es) continue at the provider: {}; a rerun with a working key re-attaches to them and collects their results.",
+            live.len(),
+            live.join(", ")
+        )
+    };
+    format!(
+        "{provider_msg}. The run stopped: nothing more was submitted and no job was marked failed. {live} Fix the key (or its permissions) and rerun the same command."
+    )
 }
 
 /// A process killed mid-write leaves its temp file behind (results are
@@ -357,8 +419,27 @@ fn remove_previous_outputs(state_path: &Path, results_dir: &Path) {
     }
 }
 
-fn stop_reason(sh: &Shared) -> Option<StopReason> {
+pub(super) fn stop_reason(sh: &Shared) -> Option<StopReason> {
     *sh.run.stop.borrow()
+}
+
+/// Records a refused key and stops the run: nothing more is submitted,
+/// nothing is cancelled (the key would be refused again), no job fails.
+pub(super) fn stop_for_auth(sh: &Shared, e: &Error) {
+    {
+        let mut f = lock(&sh.fatal);
+        if f.is_none() {
+            *f = Some(e.to_string());
+        }
+    }
+    sh.run.stop.send_if_modified(|cur| {
+        if *cur == Some(StopReason::AuthFailed) {
+            false
+        } else {
+            *cur = Some(StopReason::AuthFailed);
+            true
+        }
+    });
 }
 
 async fn drive(sh: Arc<Shared>) -> Result<()> {
@@ -382,22 +463,15 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     };
     let mut work: Vec<Work> = Vec::new();
     for b in inflight {
-        let open: Vec<JobId> = {
-            let st = lock(&sh.state);
-            b.jobs
-                .iter()
-                .filter(|j| {
-                    st.jobs
-                        .get(*j)
-                        .is_some_and(|e| e.status == JobStatus::in_batch(b.index))
-                })
-                .cloned()
-                .collect()
-        };
+        let open = open_jobs(&sh, b.index, &b.jobs);
+        // The reservation survives the restart: the batch still counts
+        // against the limit until it settles to its actual cost.
+        sh.cost.restore(b.reserved_usd);
         work.push(Work::Attach {
             index: b.index,
             batch_id: b.batch_id.clone().unwrap_or_default(),
             jobs: open,
+            reserved: b.reserved_usd,
         });
     }
     for b in orphans {
@@ -420,15 +494,28 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
             Ok(Some(batch_id)) => {
                 tracing::info!(batch = b.index, %batch_id, "adopted a batch created before the crash");
                 lock(&sh.state).record_submitted(b.index, &batch_id)?;
-                work.push(Work::Attach { index: b.index, batch_id, jobs: b.jobs.clone() });
+                sh.cost.restore(b.reserved_usd);
+                let open = open_jobs(&sh, b.index, &b.jobs);
+                work.push(Work::Attach {
+                    index: b.index,
+                    batch_id,
+                    jobs: open,
+                    reserved: b.reserved_usd,
+                });
             }
             Ok(None) => {
                 let mut st = lock(&sh.state);
                 st.record_batch_ended(b.index, "absent")?;
                 for id in &b.jobs {
-                    st.reset_job(id)?;
+                    if st.jobs.get(id).map(|e| e.status) == Some(JobStatus::in_batch(b.index)) {
+                        st.reset_job(id)?;
+                    }
                 }
                 st.sync()?;
+            }
+            Err(e) if e.is_auth() => {
+                stop_for_auth(&sh, &e);
+                return Ok(());
             }
             Err(e) => {
                 return Err(Error::State(format!(
@@ -440,10 +527,14 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     }
     let (planned, first_index) = {
         let st = lock(&sh.state);
-        (
-            super::plan::plan(&st, &sh.catalog, sh.params.items_per_batch)?,
-            st.batches.len(),
-        )
+        let mut planned = super::plan::plan(&st, &sh.catalog, sh.params.items_per_batch)?;
+        if !sh.absent_pending.is_empty() {
+            for p in &mut planned {
+                p.jobs.retain(|id| !sh.absent_pending.contains(id));
+            }
+            planned.retain(|p| !p.jobs.is_empty());
+        }
+        (planned, st.batches.len())
     };
     for (i, p) in planned.into_iter().enumerate() {
         work.push(Work::New {
@@ -486,28 +577,53 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
             let index = match &w {
                 Work::New { index, .. } | Work::Attach { index, .. } => *index,
             };
-            if let Err(e) = run_work(&sh, w).await {
-                tracing::error!(batch = index, error = %e, "batch failed");
-            }
+            let r = run_work(&sh, w).await;
             finish_batch_progress(&sh, index);
+            r.map_err(|e| (index, e))
         });
     }
+    let mut first_err = None;
     while let Some(r) = set.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "a batch task panicked");
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err((index, e))) => {
+                tracing::error!(batch = index, error = %e, "batch stopped");
+                if e.is_auth() {
+                    stop_for_auth(&sh, &e);
+                } else if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a batch task panicked"),
         }
     }
-    Ok(())
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
-fn provider_for(sh: &Shared, kind: ProviderKind) -> Result<Arc<dyn Provider>> {
+/// The jobs of batch `index` not yet finished.
+fn open_jobs(sh: &Shared, index: usize, jobs: &[JobId]) -> Vec<JobId> {
+    let st = lock(&sh.state);
+    jobs.iter()
+        .filter(|j| {
+            st.jobs
+                .get(*j)
+                .is_some_and(|e| e.status == JobStatus::in_batch(index))
+        })
+        .cloned()
+        .collect()
+}
+
+pub(super) fn provider_for(sh: &Shared, kind: ProviderKind) -> Result<Arc<dyn Provider>> {
     sh.providers
         .get(&kind)
         .cloned()
         .ok_or_else(|| Error::ProviderNotFound(format!("no client for {kind}")))
 }
 
-fn set_batch(sh: &Shared, index: usize, f: impl FnOnce(&mut BatchProgress)) {
+pub(super) fn set_batch(sh: &Shared, index: usize, f: impl FnOnce(&mut BatchProgress)) {
     let pos = lock(&sh.batch_pos).get(&index).copied();
     if let Some(p) = pos {
         let mut s = lock(&sh.run.status);
@@ -529,445 +645,27 @@ fn finish_batch_progress(sh: &Shared, index: usize) {
     }
 }
 
-/// Records a job's end: result file first, then the journal line, then the counters.
-fn finish_job(sh: &Shared, index: usize, mut result: JobResult, rerun: bool) -> Result<()> {
-    let path = sh
-        .params
-        .results_dir
-        .join(format!("{}.json", result.job_id));
-    if result.batch_id.is_none() {
-        result.batch_id = lock(&sh.state)
-            .batches
-            .get(index)
-            .and_then(|b| b.batch_id.clone());
-    }
-    result.save_to_json(&path)?;
-    let outcome = result.outcome();
-    lock(&sh.state).record_done(&result.job_id, outcome, result.cost_usd, rerun)?;
-    let mut s = lock(&sh.run.status);
-    s.pending = s.pending.saturating_sub(1);
-    match outcome {
-        JobOutcome::Completed => s.completed += 1,
-        JobOutcome::Failed => s.failed += 1,
-        JobOutcome::Cancelled => s.cancelled += 1,
-    }
-    s.cost_used_usd += result.cost_usd;
-    if let Some(p) = lock(&sh.batch_pos).get(&index).copied() {
-        if let Some(b) = s.batches.get_mut(p) {
-            b.done += 1;
-            b.cost_usd += result.cost_usd;
-        }
-    }
-    Ok(())
-}
-
-/// The error text for jobs that never ran because the run stopped.
-fn not_run_error(reason: Option<StopReason>) -> &'static str {
-    match reason {
-        Some(StopReason::TimeLimit) => TIME_LIMIT_EXCEEDED,
-        _ => CANCELLED_BY_USER,
-    }
-}
-
-fn fail_jobs(sh: &Shared, index: usize, ids: &[JobId], error: &str, rerun: bool) -> Result<()> {
-    for id in ids {
-        finish_job(sh, index, JobResult::failed(id.to_string(), error), rerun)?;
-    }
-    Ok(())
-}
-
 async fn run_work(sh: &Arc<Shared>, work: Work) -> Result<()> {
     match work {
         Work::Attach {
             index,
             batch_id,
             jobs,
+            reserved,
         } => {
             let provider = provider_for(sh, lock(&sh.state).batches[index].provider)?;
             set_batch(sh, index, |b| {
                 b.provider = provider.kind();
                 b.status = "re-attached".into();
             });
-            // In flight already: it takes a slot like any other batch. Its
-            // reservation died with the previous process; its actual cost is
-            // added when it ends.
+            // In flight already: it takes a slot like any other batch.
             let _permit = sh
                 .semaphore
                 .acquire()
                 .await
                 .map_err(|_| Error::State("scheduler closed".into()))?;
-            poll_and_collect(sh, &provider, index, &batch_id, &jobs, 0.0).await
+            super::collect::poll_and_collect(sh, &provider, index, &batch_id, &jobs, reserved).await
         }
-        Work::New { index, jobs } => submit(sh, index, jobs).await,
+        Work::New { index, jobs } => super::submit::submit(sh, index, jobs).await,
     }
-}
-
-async fn submit(sh: &Arc<Shared>, index: usize, ids: Vec<JobId>) -> Result<()> {
-    // Wait for a slot, unless the run is stopping.
-    let mut stop_rx = sh.run.stop.subscribe();
-    let permit = tokio::select! {
-        p = sh.semaphore.acquire() => p.map_err(|_| Error::State("scheduler closed".into()))?,
-        _ = stop_rx.wait_for(|s| s.is_some()) => {
-            return fail_jobs(sh, index, &ids, not_run_error(stop_reason(sh)), true);
-        }
-    };
-    if let Some(r) = stop_reason(sh) {
-        drop(permit);
-        return fail_jobs(sh, index, &ids, not_run_error(Some(r)), true);
-    }
-    // Batches are prepared and created one at a time: only one batch's
-    // prompts and request body are in memory at once, whatever the
-    // parallelism (batches still run at the provider in parallel).
-    let create_guard = sh.create_lock.lock().await;
-    let jobs = lock(&sh.state).load_jobs(&ids)?;
-    let model = sh
-        .catalog
-        .lookup(jobs.first().map(|j| j.model_name()).unwrap_or(""))?;
-    let provider = provider_for(sh, model.provider)?;
-    set_batch(sh, index, |b| {
-        b.provider = provider.kind();
-        b.status = "submitting".into();
-    });
-
-    // Files that vanished since the jobs were added fail on their own.
-    let present = |j: &Job| j.file.as_ref().is_none_or(|f| f.is_file());
-    let (jobs, gone): (Vec<Job>, Vec<Job>) = if jobs.iter().all(present) {
-        (jobs, Vec::new())
-    } else {
-        jobs.into_iter().partition(present)
-    };
-    for j in &gone {
-        let f = j
-            .file
-            .as_ref()
-            .map(|f| f.display().to_string())
-            .unwrap_or_default();
-        finish_job(
-            sh,
-            index,
-            JobResult::failed(
-                j.id_str(),
-                format!(
-                    "job '{}': file '{f}' no longer exists; restore it and rerun with retry_failed",
-                    j.id_str()
-                ),
-            ),
-            false,
-        )?;
-    }
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<JobId> = if gone.is_empty() {
-        ids
-    } else {
-        let gone: HashSet<&str> = gone.iter().map(|j| j.id_str()).collect();
-        ids.into_iter().filter(|id| !gone.contains(&**id)).collect()
-    };
-
-    // Reserve the worst case against the limit.
-    let reserved = if sh.params.cost_limit_usd.is_some() {
-        provider.estimate_cost(&jobs)?.worst_case_usd
-    } else {
-        0.0
-    };
-    if !sh.cost.reserve(reserved) {
-        tracing::warn!(
-            batch = index,
-            estimate_usd = reserved,
-            "batch not submitted: it would pass the cost limit"
-        );
-        set_batch(sh, index, |b| b.status = "cost limit".into());
-        return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true);
-    }
-    lock(&sh.state).record_intent(index, provider.kind(), ids.clone(), reserved)?;
-    if let Some(r) = stop_reason(sh) {
-        sh.cost.release(reserved);
-        lock(&sh.state).record_batch_ended(index, "not_submitted")?;
-        return fail_jobs(sh, index, &ids, not_run_error(Some(r)), true);
-    }
-    let run_id = lock(&sh.run.run_id).clone();
-    let request = BatchRequest {
-        jobs: &jobs,
-        run_id: &run_id,
-        batch_index: index,
-        raw_dir: sh.raw_dir.as_deref(),
-    };
-    let batch_id = match provider.create_batch(request).await {
-        Ok(created) => created.batch_id,
-        Err(e) => {
-            // The create call may have reached the provider before failing.
-            let mut adopted = None;
-            if matches!(
-                e,
-                Error::Http { status: None, .. }
-                    | Error::Http {
-                        status: Some(500..),
-                        ..
-                    }
-            ) {
-                let known: Vec<String> = lock(&sh.state)
-                    .batches
-                    .iter()
-                    .filter_map(|b| b.batch_id.clone())
-                    .collect();
-                let intent_at = lock(&sh.state).batches[index].intent_at;
-                adopted = provider
-                    .find_batch(BatchProbe {
-                        run_id: &run_id,
-                        batch_index: index,
-                        request_count: jobs.len(),
-                        intent_at,
-                        known_ids: &known,
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-            }
-            match adopted {
-                Some(id) => id,
-                None => {
-                    sh.cost.release(reserved);
-                    lock(&sh.state).record_batch_ended(index, "submit_failed")?;
-                    set_batch(sh, index, |b| b.status = "submit failed".into());
-                    let rerun = e.is_retryable();
-                    return fail_jobs(
-                        sh,
-                        index,
-                        &ids,
-                        &format!("Batch submission failed: {e}"),
-                        rerun,
-                    );
-                }
-            }
-        }
-    };
-    lock(&sh.state).record_submitted(index, &batch_id)?;
-    drop(create_guard);
-    set_batch(sh, index, |b| {
-        b.batch_id = Some(batch_id.clone());
-        b.status = "submitted".into();
-    });
-    tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
-    // The prompts are at the provider now; only small records stay in memory.
-    drop(jobs);
-    let r = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
-    drop(permit);
-    r
-}
-
-async fn poll_and_collect(
-    sh: &Arc<Shared>,
-    provider: &Arc<dyn Provider>,
-    index: usize,
-    batch_id: &str,
-    ids: &[JobId],
-    reserved: f64,
-) -> Result<()> {
-    let interval = provider.polling_interval();
-    let mut stop_rx = sh.run.stop.subscribe();
-    let mut cancel_deadline: Option<Instant> = None;
-    let mut first = true;
-    let mut poll_failures = 0u32;
-    let status = loop {
-        if !first {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop_rx.changed(), if cancel_deadline.is_none() => {}
-            }
-        }
-        first = false;
-        let reason = stop_reason(sh);
-        if matches!(
-            reason,
-            Some(StopReason::Interrupted | StopReason::TimeLimit)
-        ) && cancel_deadline.is_none()
-        {
-            tracing::info!(batch = index, %batch_id, "cancelling");
-            set_batch(sh, index, |b| b.status = "cancelling".into());
-            if let Err(e) = provider.cancel_batch(batch_id).await {
-                tracing::warn!(batch = index, error = %e, "cancel request failed; will still collect what finished");
-            }
-            cancel_deadline = Some(Instant::now() + CANCEL_GRACE);
-        }
-        match provider.get_batch_status(batch_id).await {
-            Ok(st) => {
-                poll_failures = 0;
-                set_batch(sh, index, |b| b.status = st.provider_status.clone());
-                if st.state.is_terminal() {
-                    break st;
-                }
-            }
-            Err(e) => {
-                // A poll that fails after its retries is tried again next interval.
-                poll_failures += 1;
-                tracing::warn!(batch = index, %batch_id, failures = poll_failures, error = %e, "status poll failed; trying again next interval");
-            }
-        }
-        if cancel_deadline.is_some_and(|d| Instant::now() > d) {
-            // Leave the batch to a rerun, which re-attaches to it.
-            tracing::warn!(batch = index, %batch_id, "batch did not end after cancel; rerun with the same state to collect it");
-            let mut s = lock(&sh.run.status);
-            s.pending = s.pending.saturating_sub(ids.len());
-            s.cancelled += ids.len();
-            return Ok(());
-        }
-    };
-    let _collecting = sh.collect_lock.lock().await;
-    set_batch(sh, index, |b| b.status = "collecting".into());
-    let reason = stop_reason(sh);
-    // Parsing results needs each job's model, schema and file name, not its
-    // prompt: the content is dropped as the jobs are read back.
-    let jobs: Vec<Job> = lock(&sh.state).load_job_records(ids)?;
-    let mut seen: HashSet<String> = HashSet::with_capacity(ids.len());
-    let mut actual = 0.0;
-    let mut last_err = None;
-    for attempt in 0..COLLECT_ATTEMPTS {
-        let ctx = ResultsContext {
-            jobs: &jobs,
-            raw_dir: sh.raw_dir.as_deref(),
-        };
-        let mut sink = |mut r: JobResult| -> Result<()> {
-            if !seen.insert(r.job_id.clone()) {
-                return Ok(());
-            }
-            let mut rerun = false;
-            if r.outcome() == JobOutcome::Cancelled {
-                rerun = true;
-                if reason == Some(StopReason::TimeLimit) {
-                    r.error = Some(TIME_LIMIT_EXCEEDED.to_string());
-                }
-            }
-            if r.batch_id.is_none() {
-                r.batch_id = Some(batch_id.to_string());
-            }
-            actual += r.cost_usd;
-            finish_job(sh, index, r, rerun)
-        };
-        match provider.get_batch_results(batch_id, ctx, &mut sink).await {
-            Ok(()) => {
-                last_err = None;
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(batch = index, attempt, error = %e, "downloading results failed; retrying");
-                last_err = Some(e);
-                tokio::time::sleep(crate::providers::http::backoff(attempt + 1)).await;
-            }
-        }
-    }
-    sh.cost.settle(reserved, actual);
-    if let Some(e) = last_err {
-        // The provider has the results; a rerun re-attaches and collects them.
-        let mut s = lock(&sh.run.status);
-        let missing = ids.len() - seen.len();
-        s.pending = s.pending.saturating_sub(missing);
-        s.failed += missing;
-        drop(s);
-        lock(&sh.state).sync()?;
-        return Err(Error::State(format!(
-            "results of batch {batch_id} could not be downloaded ({e}); rerun with the same state file to collect them"
-        )));
-    }
-    let missing: Vec<JobId> = ids
-        .iter()
-        .filter(|id| !seen.contains(&***id))
-        .cloned()
-        .collect();
-    fail_jobs(
-        sh,
-        index,
-        &missing,
-        "no result returned by the provider",
-        false,
-    )?;
-    let final_status = status.provider_status.clone();
-    lock(&sh.state).record_batch_ended(index, &final_status)?;
-    set_batch(sh, index, |b| b.status = final_status);
-    Ok(())
-}
-
-/// What a state file says about its run (for `batchata status`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StateReport {
-    /// Run id.
-    pub run_id: String,
-    /// When the run started.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// Results folder.
-    pub results_dir: PathBuf,
-    /// Job counts.
-    pub counts: crate::state::StateCounts,
-    /// Cost billed.
-    pub cost_used_usd: f64,
-    /// Batches: (index, provider, provider batch id, final status or None while in flight, jobs).
-    pub batches: Vec<StateBatch>,
-}
-
-/// One batch of a state report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StateBatch {
-    /// Index.
-    pub index: usize,
-    /// Provider.
-    pub provider: ProviderKind,
-    /// Provider batch id.
-    pub batch_id: Option<String>,
-    /// Final status; `None` while in flight.
-    pub ended: Option<String>,
-    /// Jobs.
-    pub jobs: usize,
-}
-
-impl StateReport {
-    /// Reads a state file without writing to it.
-    pub fn load(path: &Path) -> Result<StateReport> {
-        let st = StateStore::inspect(path)?;
-        Ok(StateReport {
-            run_id: st.run_id.clone(),
-            created_at: st.created_at,
-            results_dir: st.results_dir.clone(),
-            counts: st.counts(),
-            cost_used_usd: st.cost_used(),
-            batches: st
-                .batches
-                .iter()
-                .map(|b| StateBatch {
-                    index: b.index,
-                    provider: b.provider,
-                    batch_id: b.batch_id.clone(),
-                    ended: b.ended.clone(),
-                    jobs: b.jobs.len(),
-                })
-                .collect(),
-        })
-    }
-}
-
-/// Cancels at the provider every batch of a state that is still in flight;
-/// returns the ids cancelled. Reads the state without writing to it, so it is
-/// safe while the run itself is still going (that run then collects what the
-/// batches finished).
-pub async fn cancel_from_state(
-    path: &Path,
-    settings: &ProviderSettings,
-    catalog: Arc<Catalog>,
-) -> Result<Vec<String>> {
-    let st = StateStore::inspect(path)?;
-    let mut out = Vec::new();
-    let mut clients: HashMap<ProviderKind, Arc<dyn Provider>> = HashMap::new();
-    for b in st.batches.iter().filter(|b| b.ended.is_none()) {
-        let Some(id) = &b.batch_id else { continue };
-        let client = match clients.get(&b.provider) {
-            Some(c) => c.clone(),
-            None => {
-                let c = create_provider(b.provider, settings.get(b.provider), catalog.clone())?;
-                clients.insert(b.provider, c.clone());
-                c
-            }
-        };
-        client.cancel_batch(id).await?;
-        out.push(id.clone());
-    }
-    Ok(out)
 }

@@ -7,9 +7,14 @@
 //! submitting anything. The engine itself lives in `engine.rs`, planning in
 //! `plan.rs`, the dry run in `dry_run.rs`.
 
+mod collect;
 mod dry_run;
 mod engine;
+mod inputs;
+mod inspect;
+pub mod lock;
 pub mod plan;
+mod submit;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,7 +30,7 @@ use crate::result::{JobOutcome, JobResult};
 use crate::state::{JobStatus, StateStore};
 
 pub use dry_run::{DryRunBatch, DryRunReport};
-pub use engine::{cancel_from_state, StateReport};
+pub use inspect::{cancel_from_state, StateBatch, StateReport};
 
 /// Why a run stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +42,9 @@ pub enum StopReason {
     Drain,
     /// The time limit passed.
     TimeLimit,
+    /// A provider refused the key (401/403): nothing more is submitted,
+    /// batches in flight are left running at the provider.
+    AuthFailed,
 }
 
 /// One provider batch as the progress display sees it.
@@ -104,6 +112,34 @@ pub struct RunResults {
     pub cancelled: Vec<JobResult>,
 }
 
+/// How a run ended in error, kept so every waiter gets the same kind.
+#[derive(Debug, Clone)]
+pub(crate) enum RunError {
+    Auth(String),
+    InUse(String),
+    Other(String),
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Auth(m) => RunError::Auth(m),
+            Error::InUse(m) => RunError::InUse(m),
+            other => RunError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Auth(m) => Error::Auth(m),
+            RunError::InUse(m) => Error::InUse(m),
+            RunError::Other(m) => Error::State(m),
+        }
+    }
+}
+
 /// A progress callback: the run's status and the time since it started.
 pub type ProgressCallback = Arc<dyn Fn(&RunStatus, Duration) + Send + Sync>;
 
@@ -116,7 +152,7 @@ pub struct BatchRun {
 pub(crate) struct RunInner {
     pub(crate) status: Mutex<RunStatus>,
     pub(crate) stop: watch::Sender<Option<StopReason>>,
-    pub(crate) done: watch::Sender<Option<std::result::Result<(), String>>>,
+    pub(crate) done: watch::Sender<Option<std::result::Result<(), RunError>>>,
     pub(crate) results_dir: PathBuf,
     pub(crate) state_file: Mutex<Option<PathBuf>>,
     pub(crate) run_id: Mutex<String>,
@@ -162,7 +198,7 @@ impl BatchRun {
         let mut rx = self.inner.done.subscribe();
         loop {
             if let Some(outcome) = rx.borrow_and_update().clone() {
-                return outcome.map(|_| self.status()).map_err(Error::State);
+                return outcome.map(|_| self.status()).map_err(Error::from);
             }
             if rx.changed().await.is_err() {
                 return Err(Error::State("the run ended without reporting".into()));

@@ -23,7 +23,8 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::http::{
-    AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+    Attempts, AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
@@ -288,6 +289,7 @@ impl Provider for AnthropicProvider {
             .http
             .send_streamed(
                 "create batch",
+                Attempts::Create,
                 |c, body| {
                     c.post(&url)
                         .header("content-type", "application/json")
@@ -298,16 +300,24 @@ impl Provider for AnthropicProvider {
             )
             .await
             .map_err(|e| match e {
-                // Refused for good (bad request, key, size): a submission error.
-                // Rate limits and overloads stay retryable HTTP errors.
+                // Refused for good (bad request, size): a submission error.
+                // Rate limits stay retryable HTTP errors, and a refused key
+                // (401/403) stays an HTTP error: it stops the run, it does
+                // not fail the jobs.
                 Error::Http {
                     status: Some(s),
                     message,
                     retryable: false,
-                } if (400..500).contains(&s) => Error::BatchSubmission(message),
+                } if (400..500).contains(&s) && s != 401 && s != 403 => {
+                    Error::BatchSubmission(message)
+                }
                 other => other,
             })?;
-        let batch: MessageBatch = self.http.decode("create batch", resp).await?;
+        let batch: MessageBatch = self.http.decode("create batch", resp).await.map_err(|e| {
+            Error::OutcomeUnknown(format!(
+                "create batch: Anthropic accepted the batch but its reply could not be read ({e})"
+            ))
+        })?;
         if let Some(dir) = req.raw_dir {
             // Debug files only: the body is built whole once more.
             let raw = RawFiles::new(dir);

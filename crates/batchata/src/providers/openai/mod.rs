@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
 use crate::providers::http::{
-    AuthStyle, BodySender, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+    Attempts, AuthStyle, BodySender, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::*;
@@ -64,6 +64,11 @@ pub struct OpenAiProvider {
     catalog: Arc<Catalog>,
     poll_interval: Duration,
     limits: BatchLimits,
+    /// Input files uploaded for a batch whose create had an unknown
+    /// outcome, by (run id, batch index): if the batch turns out not to
+    /// exist, the next create of that batch uses the file instead of
+    /// uploading it again.
+    unclaimed_inputs: std::sync::Mutex<std::collections::HashMap<(String, usize), String>>,
 }
 
 impl OpenAiProvider {
@@ -107,6 +112,7 @@ impl OpenAiProvider {
             catalog,
             poll_interval: config.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             limits: default_limits(ProviderKind::OpenAi),
+            unclaimed_inputs: Default::default(),
         })
     }
 
@@ -186,6 +192,7 @@ impl OpenAiProvider {
             .http
             .send_streamed(
                 WHAT,
+                Attempts::Repeatable,
                 |c, body| {
                     let part =
                         Part::stream_with_length(body, len).file_name("batchata_input.jsonl");
@@ -598,8 +605,20 @@ impl Provider for OpenAiProvider {
             None => self.measure(jobs, &model, None)?,
         };
 
-        let file_id = self.upload(jobs, &model, len).await?;
-        tracing::debug!(file = %file_id, bytes = len, jobs = jobs.len(), "batch input uploaded");
+        let key = (request.run_id.to_string(), index);
+        let unclaimed = self
+            .unclaimed_inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        let file_id = match unclaimed {
+            Some(f) => f,
+            None => {
+                let f = self.upload(jobs, &model, len).await?;
+                tracing::debug!(file = %f, bytes = len, jobs = jobs.len(), "batch input uploaded");
+                f
+            }
+        };
 
         let mut metadata = BTreeMap::new();
         metadata.insert(RUN_ID_KEY, request.run_id.to_string());
@@ -610,10 +629,30 @@ impl Provider for OpenAiProvider {
             completion_window: "24h",
             metadata,
         };
-        let batch: BatchObject = self
+        let created: Result<BatchObject> = self
             .http
-            .post_json("create batch", "/batches", &body)
-            .await?;
+            .post_json_as("create batch", Attempts::Create, "/batches", &body)
+            .await;
+        let batch = match created {
+            Ok(b) => b,
+            Err(e @ Error::OutcomeUnknown(_)) => {
+                // The batch may exist and use the file; keep it for the
+                // next create of this batch should it not.
+                self.unclaimed_inputs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, file_id);
+                return Err(e);
+            }
+            Err(e) => {
+                // Certainly not created: the input file serves nothing.
+                let url = self.http.url(&format!("/files/{file_id}"));
+                if let Err(d) = self.http.send("delete file", |c| c.delete(&url)).await {
+                    tracing::warn!(file = %file_id, error = %d, "could not delete the input file of a batch that was not created");
+                }
+                return Err(e);
+            }
+        };
 
         if let (Some(tmp), Some(dir)) = (raw_tmp, request.raw_dir) {
             let path = RawFiles::new(dir).request_path("openai", &batch.id, "jsonl");
@@ -708,6 +747,11 @@ impl Provider for OpenAiProvider {
                     && b.metadata_str(BATCH_INDEX_KEY) == Some(index.as_str())
                     && !probe.known_ids.contains(&b.id)
                 {
+                    // Its input file is claimed.
+                    self.unclaimed_inputs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&(probe.run_id.to_string(), probe.batch_index));
                     return Ok(Some(b.id.clone()));
                 }
             }

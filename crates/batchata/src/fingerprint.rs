@@ -1,0 +1,189 @@
+//! Job fingerprints: what a job asks, as a hash, so a rerun can tell an
+//! unchanged job from an edited one however the jobs file was reordered.
+//!
+//! The fingerprint is SHA-256 over a canonical JSON of the resolved request:
+//! model, messages or prompt, the file's name and the SHA-256 of its bytes,
+//! temperature, max_tokens, response schema and citations. It is stored in
+//! the state journal and in each result file, so an answer is only ever
+//! handed back for the request that produced it. A job without an id gets
+//! one derived from it (`job-` and 16 hex digits), so ids survive inserted
+//! and reordered lines; identical jobs get `-2`, `-3`, ... after it.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::job::{Job, Message, ResponseSchema};
+
+/// Hex digits of the SHA-256 kept as the fingerprint (128 bits).
+const FINGERPRINT_HEX: usize = 32;
+/// Hex digits of the fingerprint in a generated id (64 bits).
+const ID_HEX: usize = 16;
+/// What generated ids start with.
+const ID_PREFIX: &str = "job-";
+
+/// The canonical request a fingerprint covers (field order is fixed; JSON
+/// object keys inside messages and schemas are sorted by serde_json).
+#[derive(Serialize)]
+struct Canonical<'a> {
+    v: u32,
+    model: &'a str,
+    messages: Option<&'a [Message]>,
+    prompt: Option<&'a str>,
+    file_name: Option<String>,
+    file_sha256: Option<String>,
+    temperature: Option<f64>,
+    max_tokens: u32,
+    response_schema: Option<&'a ResponseSchema>,
+    enable_citations: bool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of a file's bytes, read in a stream.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// The fingerprint of a merged job (defaults applied, model resolved).
+pub fn of_job(job: &Job) -> Result<String> {
+    let (file_name, file_sha256) = match &job.file {
+        Some(p) => (
+            p.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Some(file_sha256(p)?),
+        ),
+        None => (None, None),
+    };
+    let canonical = Canonical {
+        v: 1,
+        model: job.model_name(),
+        messages: job.messages.as_deref(),
+        prompt: job.prompt.as_deref(),
+        file_name,
+        file_sha256,
+        temperature: job.temperature,
+        max_tokens: job.max_tokens_or_default(),
+        response_schema: job.response_schema.as_ref(),
+        enable_citations: job.enable_citations,
+    };
+    let bytes = serde_json::to_vec(&canonical).map_err(|e| {
+        Error::Validation(format!(
+            "job '{}': cannot fingerprint the request: {e}",
+            job.id_str()
+        ))
+    })?;
+    let digest = Sha256::digest(&bytes);
+    Ok(hex(&digest)[..FINGERPRINT_HEX].to_string())
+}
+
+/// The first 64 bits of a fingerprint, as kept per job in memory (0 when
+/// there is none, as in a state written before fingerprints).
+pub fn short(fingerprint: Option<&str>) -> u64 {
+    fingerprint
+        .and_then(|f| f.get(..16))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+/// The id of a job without one: `job-` and the fingerprint's first 16 hex
+/// digits, then `-N` for the N-th identical job (N ≥ 2).
+pub fn generated_id(fingerprint: &str, ordinal: u32) -> String {
+    let base = &fingerprint[..ID_HEX.min(fingerprint.len())];
+    if ordinal <= 1 {
+        format!("{ID_PREFIX}{base}")
+    } else {
+        format!("{ID_PREFIX}{base}-{ordinal}")
+    }
+}
+
+/// Whether a user-given id has the form of a generated one. Such ids are
+/// refused, so a generated id can never collide with an explicit one.
+pub fn looks_generated(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix(ID_PREFIX) else {
+        return false;
+    };
+    let (hexpart, ordinal) = match rest.split_once('-') {
+        Some((h, n)) => (h, Some(n)),
+        None => (rest, None),
+    };
+    hexpart.len() == ID_HEX
+        && hexpart
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && ordinal.is_none_or(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(prompt: &str) -> Job {
+        Job::prompt(prompt)
+            .model("claude-haiku-4-5")
+            .max_tokens(100)
+    }
+
+    #[test]
+    fn same_request_same_fingerprint_whatever_the_id() {
+        let a = of_job(&job("hello").id("a")).unwrap();
+        let b = of_job(&job("hello").id("b")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), FINGERPRINT_HEX);
+        assert_ne!(a, of_job(&job("hello!")).unwrap());
+        assert_ne!(a, of_job(&job("hello").max_tokens(101)).unwrap());
+        assert_ne!(a, of_job(&job("hello").temperature(0.5)).unwrap());
+        assert_ne!(a, of_job(&job("hello").model("claude-sonnet-4-5")).unwrap());
+    }
+
+    #[test]
+    fn a_file_is_known_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, "one").unwrap();
+        let j = Job::file(&p, "summarise").model("claude-haiku-4-5");
+        let before = of_job(&j).unwrap();
+        std::fs::write(&p, "two").unwrap();
+        assert_ne!(before, of_job(&j).unwrap());
+    }
+
+    #[test]
+    fn generated_ids_have_a_form_no_explicit_id_may_take() {
+        let f = of_job(&job("x")).unwrap();
+        let id = generated_id(&f, 1);
+        assert!(looks_generated(&id), "{id}");
+        assert!(looks_generated(&generated_id(&f, 3)));
+        assert!(crate::job::check_id(&generated_id(&f, 1000)).is_ok());
+        for explicit in [
+            "job-000000",
+            "job-1",
+            "job-abc",
+            "q1",
+            "job-0123456789abcdefg",
+        ] {
+            assert!(!looks_generated(explicit), "{explicit}");
+        }
+        assert_eq!(short(Some(&f)), u64::from_str_radix(&f[..16], 16).unwrap());
+        assert_eq!(short(None), 0);
+    }
+}

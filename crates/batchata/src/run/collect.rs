@@ -1,0 +1,404 @@
+//! Polling a batch to its end and collecting its results into files and
+//! state, and the one way a job is recorded finished ([`Finisher`]).
+//!
+//! A poll that fails is tried again with a capped backoff, for as long as
+//! the run goes on; the run's stop (Ctrl+C, `shutdown`, the time limit, a
+//! refused key) is heard even in the middle of an HTTP call. A batch the
+//! provider says it does not know is lost: its jobs fail with that reason
+//! (and `retry_failed` runs them again). A download that keeps failing
+//! stops the run with its results still at the provider, collected by a
+//! rerun — never marked failed.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::engine::{set_batch, stop_for_auth, stop_reason, Shared};
+use super::{lock, StopReason};
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::providers::{BatchStatus, Provider, ResultsContext};
+use crate::result::{JobOutcome, JobResult, CANCELLED_BY_USER, TIME_LIMIT_EXCEEDED};
+use crate::state::JobId;
+
+/// How long to keep polling a batch after asking the provider to cancel it,
+/// for the requests it finished before the cancel; what is still running
+/// after that is collected by a rerun.
+const CANCEL_GRACE: Duration = Duration::from_secs(20);
+/// Most time one cancel call may take once the run is stopping.
+const CANCEL_CALL_LIMIT: Duration = Duration::from_secs(10);
+/// Attempts to download a finished batch's results before leaving them to a rerun.
+const COLLECT_ATTEMPTS: u32 = 5;
+/// Longest wait between polls of a provider that keeps failing.
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
+/// Consecutive "not found" answers after which a batch is taken as lost
+/// (one could be a proxy's mistake).
+const LOST_AFTER: u32 = 2;
+/// Result files made durable together, before their jobs are journaled done.
+const DURABLE_EVERY: usize = 1024;
+
+/// The error text for jobs that never ran because the run stopped.
+pub(super) fn not_run_error(reason: Option<StopReason>) -> &'static str {
+    match reason {
+        Some(StopReason::TimeLimit) => TIME_LIMIT_EXCEEDED,
+        _ => CANCELLED_BY_USER,
+    }
+}
+
+/// Records jobs finished: the result file is written first, then — once
+/// a group of files is durable (fsynced, folder included) — the journal's
+/// `done` lines, so the state never says done for a file a power loss
+/// could take away. Counters move at once.
+pub(super) struct Finisher<'a> {
+    sh: &'a Shared,
+    index: usize,
+    written: Vec<(PathBuf, String, JobOutcome, f64, bool)>,
+}
+
+impl<'a> Finisher<'a> {
+    pub(super) fn new(sh: &'a Shared, index: usize) -> Self {
+        Finisher {
+            sh,
+            index,
+            written: Vec::new(),
+        }
+    }
+
+    /// Writes one job's result file and queues its journal line.
+    pub(super) fn finish(&mut self, mut result: JobResult, rerun: bool) -> Result<()> {
+        let sh = self.sh;
+        let path = sh
+            .params
+            .results_dir
+            .join(format!("{}.json", result.job_id));
+        if result.batch_id.is_none() {
+            result.batch_id = lock(&sh.state)
+                .batches
+                .get(self.index)
+                .and_then(|b| b.batch_id.clone());
+        }
+        result.save_to_json(&path)?;
+        let outcome = result.outcome();
+        {
+            let mut s = lock(&sh.run.status);
+            s.pending = s.pending.saturating_sub(1);
+            match outcome {
+                JobOutcome::Completed => s.completed += 1,
+                JobOutcome::Failed => s.failed += 1,
+                JobOutcome::Cancelled => s.cancelled += 1,
+            }
+            s.cost_used_usd += result.cost_usd;
+        }
+        set_batch(sh, self.index, |b| {
+            b.done += 1;
+            b.cost_usd += result.cost_usd;
+        });
+        self.written
+            .push((path, result.job_id, outcome, result.cost_usd, rerun));
+        if self.written.len() >= DURABLE_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the written files durable, then journals their jobs done.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<PathBuf> = self.written.iter().map(|w| w.0.clone()).collect();
+        crate::fsutil::sync_written(&self.sh.params.results_dir, &files)?;
+        let mut st = lock(&self.sh.state);
+        for (_, id, outcome, cost, rerun) in self.written.drain(..) {
+            st.record_done(&id, outcome, cost, rerun)?;
+        }
+        st.sync()
+    }
+
+    /// Fails jobs with one reason.
+    pub(super) fn fail(&mut self, ids: &[JobId], error: &str, rerun: bool) -> Result<()> {
+        for id in ids {
+            self.finish(JobResult::failed(id.to_string(), error), rerun)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fails jobs with one reason, durably.
+pub(super) fn fail_jobs(
+    sh: &Shared,
+    index: usize,
+    ids: &[JobId],
+    error: &str,
+    rerun: bool,
+) -> Result<()> {
+    let mut f = Finisher::new(sh, index);
+    f.fail(ids, error, rerun)?;
+    f.flush()
+}
+
+/// How a batch's polling ended.
+enum Polled {
+    /// The batch ended at the provider; collect it.
+    Ended(BatchStatus),
+    /// The provider does not know the batch.
+    Lost,
+    /// The run stopped while the batch runs on at the provider: a rerun
+    /// re-attaches to it.
+    LeftRunning,
+}
+
+/// Waits for `d`, or for the run's stop to change; true when it changed.
+async fn sleep_or_stop(
+    stop_rx: &mut tokio::sync::watch::Receiver<Option<StopReason>>,
+    d: Duration,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        r = stop_rx.changed() => r.is_ok(),
+    }
+}
+
+async fn poll_to_end(
+    sh: &Arc<Shared>,
+    provider: &Arc<dyn Provider>,
+    index: usize,
+    batch_id: &str,
+) -> Polled {
+    let interval = provider.polling_interval();
+    let mut stop_rx = sh.run.stop.subscribe();
+    let mut cancel_deadline: Option<Instant> = None;
+    let mut failures = 0u32;
+    let mut not_found = 0u32;
+    let mut wait = Duration::ZERO;
+    loop {
+        if !wait.is_zero() {
+            // Once cancelling, stop changes no longer matter.
+            if cancel_deadline.is_some() {
+                tokio::time::sleep(wait).await;
+            } else {
+                sleep_or_stop(&mut stop_rx, wait).await;
+            }
+        }
+        wait = interval;
+        match stop_reason(sh) {
+            Some(StopReason::AuthFailed) => return Polled::LeftRunning,
+            Some(StopReason::Interrupted | StopReason::TimeLimit) if cancel_deadline.is_none() => {
+                tracing::info!(batch = index, %batch_id, "cancelling");
+                set_batch(sh, index, |b| b.status = "cancelling".into());
+                match tokio::time::timeout(CANCEL_CALL_LIMIT, provider.cancel_batch(batch_id)).await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) if e.is_auth() => {
+                        stop_for_auth(sh, &e);
+                        return Polled::LeftRunning;
+                    }
+                    Ok(Err(e)) if e.is_not_found() => return Polled::Lost,
+                    Ok(Err(e)) => {
+                        tracing::warn!(batch = index, %batch_id, error = %e, "cancel request failed; the batch is left at the provider for a rerun to collect");
+                        return Polled::LeftRunning;
+                    }
+                    Err(_) => {
+                        tracing::warn!(batch = index, %batch_id, "cancel request timed out; the batch is left at the provider for a rerun to collect");
+                        return Polled::LeftRunning;
+                    }
+                }
+                cancel_deadline = Some(Instant::now() + CANCEL_GRACE);
+            }
+            _ => {}
+        }
+        // The stop is heard during the call too: a provider that hangs
+        // does not hold the run.
+        let polled = if cancel_deadline.is_some() {
+            Some(provider.get_batch_status(batch_id).await)
+        } else {
+            tokio::select! {
+                r = provider.get_batch_status(batch_id) => Some(r),
+                _ = stop_rx.changed() => None,
+            }
+        };
+        let Some(polled) = polled else {
+            wait = Duration::ZERO;
+            continue;
+        };
+        match polled {
+            Ok(st) => {
+                failures = 0;
+                not_found = 0;
+                set_batch(sh, index, |b| b.status = st.provider_status.clone());
+                if st.state.is_terminal() {
+                    return Polled::Ended(st);
+                }
+            }
+            Err(e) if e.is_auth() => {
+                stop_for_auth(sh, &e);
+                return Polled::LeftRunning;
+            }
+            Err(e) if e.is_not_found() => {
+                not_found += 1;
+                if not_found >= LOST_AFTER {
+                    return Polled::Lost;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                not_found = 0;
+                if cancel_deadline.is_some() {
+                    // Stopping, and the provider does not answer: leave it.
+                    return Polled::LeftRunning;
+                }
+                wait = (interval * 2u32.saturating_pow(failures.min(16))).min(MAX_POLL_BACKOFF);
+                tracing::warn!(batch = index, %batch_id, failures, error = %e, next_poll_s = wait.as_secs_f64(), "status poll failed; trying again");
+            }
+        }
+        if cancel_deadline.is_some_and(|d| Instant::now() > d) {
+            tracing::warn!(batch = index, %batch_id, "batch did not end after cancel; rerun with the same state to collect it");
+            return Polled::LeftRunning;
+        }
+    }
+}
+
+pub(super) async fn poll_and_collect(
+    sh: &Arc<Shared>,
+    provider: &Arc<dyn Provider>,
+    index: usize,
+    batch_id: &str,
+    ids: &[JobId],
+    reserved: f64,
+) -> Result<()> {
+    let status = match poll_to_end(sh, provider, index, batch_id).await {
+        Polled::Ended(st) => st,
+        Polled::Lost => return lost(sh, provider, index, batch_id, ids, reserved),
+        Polled::LeftRunning => {
+            // The jobs stay in the batch in the state; the reservation is
+            // still owed, so it is not released.
+            let mut s = lock(&sh.run.status);
+            s.pending = s.pending.saturating_sub(ids.len());
+            if stop_reason(sh) != Some(StopReason::AuthFailed) {
+                s.cancelled += ids.len();
+            }
+            drop(s);
+            set_batch(sh, index, |b| b.status = "left at provider".into());
+            return Ok(());
+        }
+    };
+    let _collecting = sh.collect_lock.lock().await;
+    set_batch(sh, index, |b| b.status = "collecting".into());
+    let reason = stop_reason(sh);
+    // Parsing results needs each job's model, schema and file name, not its
+    // prompt: the content is dropped as the jobs are read back.
+    let jobs: Vec<Job> = lock(&sh.state).load_job_records(ids)?;
+    let mut seen: HashSet<String> = HashSet::with_capacity(ids.len());
+    let mut actual = 0.0;
+    let mut last_err = None;
+    let mut finisher = Finisher::new(sh, index);
+    for attempt in 0..COLLECT_ATTEMPTS {
+        let ctx = ResultsContext {
+            jobs: &jobs,
+            raw_dir: sh.raw_dir.as_deref(),
+        };
+        let mut sink = |mut r: JobResult| -> Result<()> {
+            if !seen.insert(r.job_id.clone()) {
+                return Ok(());
+            }
+            let mut rerun = false;
+            if r.outcome() == JobOutcome::Cancelled {
+                rerun = true;
+                if reason == Some(StopReason::TimeLimit) {
+                    r.error = Some(TIME_LIMIT_EXCEEDED.to_string());
+                }
+            }
+            if r.batch_id.is_none() {
+                r.batch_id = Some(batch_id.to_string());
+            }
+            actual += r.cost_usd;
+            finisher.finish(r, rerun)
+        };
+        match provider.get_batch_results(batch_id, ctx, &mut sink).await {
+            Ok(()) => {
+                last_err = None;
+                break;
+            }
+            Err(e) if e.is_auth() => {
+                finisher.flush()?;
+                stop_for_auth(sh, &e);
+                return Ok(());
+            }
+            Err(e) if e.is_not_found() && seen.is_empty() => {
+                finisher.flush()?;
+                drop(_collecting);
+                return lost(sh, provider, index, batch_id, ids, reserved);
+            }
+            Err(e) => {
+                tracing::warn!(batch = index, attempt, error = %e, "downloading results failed; retrying");
+                last_err = Some(e);
+                tokio::time::sleep(crate::providers::http::backoff(attempt + 1)).await;
+            }
+        }
+    }
+    finisher.flush()?;
+    if let Some(e) = last_err {
+        // The provider has the results; a rerun re-attaches and collects
+        // them. Nothing is marked failed, and the reservation stays owed.
+        let missing = ids.len() - seen.len();
+        let mut s = lock(&sh.run.status);
+        s.pending = s.pending.saturating_sub(missing);
+        drop(s);
+        sh.cost.settle(0.0, actual);
+        return Err(Error::State(format!(
+            "results of batch {batch_id} could not be downloaded ({e}); they are kept at the provider: rerun with the same state file to collect them"
+        )));
+    }
+    sh.cost.settle(reserved, actual);
+    let missing: Vec<JobId> = ids
+        .iter()
+        .filter(|id| !seen.contains(&***id))
+        .cloned()
+        .collect();
+    fail_jobs(
+        sh,
+        index,
+        &missing,
+        "no result returned by the provider",
+        false,
+    )?;
+    let final_status = status.provider_status.clone();
+    lock(&sh.state).record_batch_ended(index, &final_status)?;
+    set_batch(sh, index, |b| b.status = final_status);
+    Ok(())
+}
+
+/// The provider no longer knows the batch: its unfinished jobs fail with
+/// that reason (`retry_failed` runs them again) and its reservation goes.
+fn lost(
+    sh: &Shared,
+    provider: &Arc<dyn Provider>,
+    index: usize,
+    batch_id: &str,
+    ids: &[JobId],
+    reserved: f64,
+) -> Result<()> {
+    let kind = provider.kind();
+    tracing::warn!(batch = index, %batch_id, provider = %kind, "the provider no longer knows this batch; its jobs fail (retry_failed runs them again)");
+    let open: Vec<JobId> = {
+        let st = lock(&sh.state);
+        ids.iter()
+            .filter(|id| {
+                st.jobs.get(*id).map(|e| e.status) == Some(crate::state::JobStatus::in_batch(index))
+            })
+            .cloned()
+            .collect()
+    };
+    fail_jobs(
+        sh,
+        index,
+        &open,
+        &format!("batch {batch_id} no longer exists at {kind}; rerun with retry_failed (CLI: --retry-failed) to submit these jobs again"),
+        false,
+    )?;
+    sh.cost.release(reserved);
+    lock(&sh.state).record_batch_ended(index, "lost")?;
+    set_batch(sh, index, |b| b.status = "lost".into());
+    Ok(())
+}

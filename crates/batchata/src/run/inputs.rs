@@ -1,0 +1,209 @@
+//! Bringing a batch's jobs into the run's state, by content as well as by id.
+//!
+//! A rerun over an existing state matches each job to what the state knows
+//! by id *and* fingerprint ([`crate::fingerprint`]): unchanged jobs keep
+//! their results, new jobs are added, and a known id whose request changed
+//! is refused (or, when asked, run again with its old result removed), so an
+//! answer is never handed back for a prompt it does not answer. Jobs the
+//! state knows that are no longer in the input are reported and kept; those
+//! that never ran are not submitted.
+//!
+//! A results folder that holds result files for this run's jobs but no
+//! state is refused the same way (or its matching completed results are
+//! adopted), so a deleted state file never pays for every job again.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::batch::BatchParams;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::result::{JobOutcome, JobResult};
+use crate::spool::JobSpool;
+use crate::state::{JobId, JobStatus, StateStore};
+
+/// How many ids a refusal lists before it counts the rest.
+const LISTED: usize = 20;
+
+/// What reading the input into the state found.
+#[derive(Debug, Default)]
+pub(super) struct Reconciled {
+    /// Jobs new to the state.
+    pub added: usize,
+    /// Jobs whose request changed, queued again (`rerun_changed`).
+    pub rerun: usize,
+    /// Jobs adopted from result files left without a state.
+    pub adopted: usize,
+    /// Jobs the state knows that the input no longer has and that have not
+    /// run: kept, not submitted.
+    pub absent_pending: HashSet<JobId>,
+}
+
+fn listed(ids: &[String]) -> String {
+    let mut s = ids
+        .iter()
+        .take(LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > LISTED {
+        s.push_str(&format!(" and {} more", ids.len() - LISTED));
+    }
+    s
+}
+
+fn result_path(results_dir: &Path, id: &str) -> std::path::PathBuf {
+    results_dir.join(format!("{id}.json"))
+}
+
+/// Before a state is created over a results folder: result files for this
+/// run's jobs and no state to say what they answer mean the state was lost.
+/// Refuses, unless `adopt_results`; nothing is written either way.
+pub(super) fn check_orphan_results(jobs: &JobSpool, params: &BatchParams) -> Result<()> {
+    if params.adopt_results {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    let mut count = 0usize;
+    for job in jobs.iter()? {
+        let job = job?;
+        if result_path(&params.results_dir, job.id_str()).is_file() {
+            count += 1;
+            if found.len() < LISTED {
+                found.push(job.id_str().to_string());
+            }
+        }
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let more = if count > found.len() {
+        format!(" and {} more", count - found.len())
+    } else {
+        String::new()
+    };
+    Err(Error::Validation(format!(
+        "{} already holds results for {count} of these jobs ({}{more}) but no state file says what they answer (it was deleted, or the run used another one), so running would pay for them again and overwrite them; \
+         keep the results whose job and request are unchanged and run only the rest with adopt_results (CLI: --adopt-results), or run everything again with reuse off (CLI: --fresh)",
+        params.results_dir.display(),
+        found.join(", ")
+    )))
+}
+
+/// Reads the input's jobs into a new state; with `adopt_results`, a job
+/// whose completed result file answers exactly its request is recorded
+/// done instead of being run.
+pub(super) fn into_new_state(
+    store: &mut StateStore,
+    jobs: &JobSpool,
+    params: &BatchParams,
+) -> Result<Reconciled> {
+    let mut out = Reconciled::default();
+    store.reserve_jobs(jobs.len());
+    for job in jobs.iter()? {
+        let job = job?;
+        store.add_job(&job)?;
+        out.added += 1;
+        if params.adopt_results {
+            if let Some(r) = adoptable(&params.results_dir, &job) {
+                store.record_done(job.id_str(), JobOutcome::Completed, r.cost_usd, false)?;
+                out.adopted += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A completed result file that answers exactly this job's request.
+fn adoptable(results_dir: &Path, job: &Job) -> Option<JobResult> {
+    let path = result_path(results_dir, job.id_str());
+    if !path.is_file() {
+        return None;
+    }
+    let r = JobResult::load_from_json(&path).ok()?;
+    let same = r.job_id == job.id_str()
+        && r.fingerprint.is_some()
+        && r.fingerprint == job.fingerprint
+        && r.outcome() == JobOutcome::Completed;
+    same.then_some(r)
+}
+
+/// Reads the input's jobs into an existing state, by id and fingerprint.
+/// Refuses changed jobs unless `rerun_changed`; then their old result
+/// files are removed and they run again.
+pub(super) fn into_existing_state(
+    store: &mut StateStore,
+    jobs: &JobSpool,
+    params: &BatchParams,
+) -> Result<Reconciled> {
+    // First pass: compare, write nothing.
+    let mut changed: Vec<String> = Vec::new();
+    let mut seen: HashSet<JobId> = HashSet::with_capacity(store.jobs.len());
+    let mut new_jobs = 0usize;
+    for job in jobs.iter()? {
+        let job = job?;
+        match store.jobs.get_key_value(job.id_str()) {
+            Some((id, entry)) => {
+                let fp = crate::fingerprint::short(job.fingerprint.as_deref());
+                // 0: the state predates fingerprints and cannot tell.
+                if entry.fingerprint != 0 && fp != 0 && entry.fingerprint != fp {
+                    changed.push(id.to_string());
+                }
+                seen.insert(id.clone());
+            }
+            None => new_jobs += 1,
+        }
+    }
+    if !changed.is_empty() && !params.rerun_changed {
+        return Err(Error::Validation(format!(
+            "{} job(s) changed since the state recorded them (prompt, file content, model, parameters or schema): {}; \
+             their recorded results answer the old requests. Run exactly the changed and new jobs, replacing those results, with rerun_changed (CLI: --rerun-changed), or start over with reuse off (CLI: --fresh)",
+            changed.len(),
+            listed(&changed)
+        )));
+    }
+    let mut out = Reconciled::default();
+    // Jobs the input no longer has (an empty input resumes the state as it is).
+    let mut absent: Vec<String> = Vec::new();
+    if !jobs.is_empty() {
+        for id in &store.order {
+            if seen.contains(id) {
+                continue;
+            }
+            absent.push(id.to_string());
+            if store.jobs.get(id).map(|e| e.status) == Some(JobStatus::Pending) {
+                out.absent_pending.insert(id.clone());
+            }
+        }
+    }
+    drop(seen);
+    if !absent.is_empty() {
+        tracing::warn!(
+            count = absent.len(),
+            not_run = out.absent_pending.len(),
+            ids = %listed(&absent),
+            "jobs in the state are not in this input: their results are kept, and those that never ran are not submitted"
+        );
+    }
+    let changed: HashSet<String> = changed.into_iter().collect();
+    store.reserve_jobs(new_jobs);
+    // Second pass: add the new jobs and the new versions of changed ones.
+    for job in jobs.iter()? {
+        let job = job?;
+        let known = store.jobs.contains_key(job.id_str());
+        if known && !changed.contains(job.id_str()) {
+            continue;
+        }
+        if known {
+            // The new request replaces the old in the state (its entry goes
+            // back to pending; a batch still holding the old request has its
+            // answer ignored) and its old answer leaves the folder.
+            let _ = std::fs::remove_file(result_path(&params.results_dir, job.id_str()));
+            out.rerun += 1;
+        } else {
+            out.added += 1;
+        }
+        store.add_job(&job)?;
+    }
+    Ok(out)
+}
