@@ -494,8 +494,9 @@ fn other_failures_exit_1_and_name_the_path() {
         .output()
         .unwrap();
     let (_, e) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(e.contains("taken"), "{e}");
+    // A folder that is a file is bad input, told before anything is sent.
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("taken") && e.contains("is a file"), "{e}");
     // status of a file that is not a state.
     let o = bin()
         .args(["status", "--state"])

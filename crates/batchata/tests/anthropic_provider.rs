@@ -369,7 +369,7 @@ async fn a_large_create_body_is_streamed_and_built_again_for_a_retry() {
     let h = Emulator::start(EmulatorConfig::new().fail_first(
         Endpoint::AnthropicCreate,
         1,
-        FaultKind::Status529,
+        FaultKind::Status429 { retry_after_ms: 50 },
     ))
     .await
     .unwrap();
@@ -461,7 +461,32 @@ async fn rate_limit_and_overload_storms_are_retried_with_the_advertised_delays()
         "retries never create a second batch"
     );
 
-    // A storm longer than the retry budget fails with the provider's words.
+    // A 429 storm longer than the retry budget fails with the provider's words.
+    let h = Emulator::start(EmulatorConfig::new().fail_first(
+        Endpoint::AnthropicCreate,
+        5,
+        FaultKind::Status429 { retry_after_ms: 50 },
+    ))
+    .await
+    .unwrap();
+    let e = provider(&h)
+        .create_batch(BatchRequest {
+            jobs: &jobs,
+            run_id: "r",
+            batch_index: 0,
+            raw_dir: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("429") && e.is_retryable(), "{e}");
+    assert_eq!(
+        h.stats().calls_to("anthropic.create"),
+        3,
+        "first try + 2 retries"
+    );
+
+    // A 529 on a create may come after the batch was made: the outcome is
+    // unknown and the call is not repeated (the engine looks it up).
     let h = Emulator::start(EmulatorConfig::new().fail_first(
         Endpoint::AnthropicCreate,
         5,
@@ -478,12 +503,11 @@ async fn rate_limit_and_overload_storms_are_retried_with_the_advertised_delays()
         })
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("529"), "{e}");
-    assert_eq!(
-        h.stats().calls_to("anthropic.create"),
-        3,
-        "first try + 2 retries"
+    assert!(
+        matches!(e, batchata::Error::OutcomeUnknown(_)) && e.to_string().contains("529"),
+        "{e}"
     );
+    assert_eq!(h.stats().calls_to("anthropic.create"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -775,7 +799,11 @@ async fn dropped_connections_are_retried_and_should_retry_false_is_obeyed() {
     let h = Emulator::start(
         EmulatorConfig::new()
             .fail_first(Endpoint::AnthropicResults, 1, FaultKind::DropConnection)
-            .fail_first(Endpoint::AnthropicCreate, 1, FaultKind::DropConnection),
+            .fail_first(
+                Endpoint::AnthropicCreate,
+                1,
+                FaultKind::Status429 { retry_after_ms: 50 },
+            ),
     )
     .await
     .unwrap();
@@ -806,6 +834,22 @@ async fn dropped_connections_are_retried_and_should_retry_false_is_obeyed() {
     .await
     .unwrap();
     let e = provider(&h)
+        .get_batch_status("msgbatch_anything")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("529"), "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(h.stats().calls_to("anthropic.retrieve"), 1);
+
+    // A cut connection on a create is an unknown outcome: not repeated.
+    let h = Emulator::start(EmulatorConfig::new().fail_first(
+        Endpoint::AnthropicCreate,
+        1,
+        FaultKind::DropConnection,
+    ))
+    .await
+    .unwrap();
+    let e = provider(&h)
         .create_batch(BatchRequest {
             jobs: &jobs,
             run_id: "r",
@@ -814,7 +858,6 @@ async fn dropped_connections_are_retried_and_should_retry_false_is_obeyed() {
         })
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("529"), "{e}");
-    assert!(!e.is_retryable());
+    assert!(matches!(e, batchata::Error::OutcomeUnknown(_)), "{e:?}");
     assert_eq!(h.stats().calls_to("anthropic.create"), 1);
 }

@@ -85,7 +85,12 @@ const PYTHON_FIELDS: [&str; 10] = [
 #[test]
 fn json_uses_exactly_the_python_field_names() {
     let v: Value = serde_json::from_str(&full_result().to_json().unwrap()).unwrap();
-    let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let mut keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    // Ours, beside Python's (its from_dict ignores extra fields).
+    assert!(
+        keys.remove("fingerprint"),
+        "the request's fingerprint is kept"
+    );
     assert_eq!(keys, PYTHON_FIELDS.into_iter().collect());
     assert_eq!(
         v["error"],
@@ -115,7 +120,12 @@ fn json_uses_exactly_the_python_field_names() {
     // A failed result: every field still there.
     let failed = JobResult::failed("j2", "Cost limit exceeded");
     let v = serde_json::to_value(&failed).unwrap();
-    let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let mut keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    // Ours, beside Python's (its from_dict ignores extra fields).
+    assert!(
+        keys.remove("fingerprint"),
+        "the request's fingerprint is kept"
+    );
     assert_eq!(keys, PYTHON_FIELDS.into_iter().collect());
     assert_eq!(v["raw_response"], Value::Null);
     assert_eq!(v["input_tokens"], 0);

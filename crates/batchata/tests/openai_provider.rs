@@ -474,7 +474,13 @@ async fn retries_honour_retry_after_and_back_off() {
                     retry_after_ms: 300,
                 },
             )
-            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::Status500)
+            .fail_first(
+                Endpoint::OpenAiBatchesCreate,
+                1,
+                FaultKind::Status429 {
+                    retry_after_ms: 400,
+                },
+            )
             .fail_first(Endpoint::OpenAiBatchesRetrieve, 2, FaultKind::Status503)
             .fail_first(Endpoint::OpenAiFilesContent, 1, FaultKind::DropConnection),
     )
@@ -485,9 +491,11 @@ async fn retries_honour_retry_after_and_back_off() {
     let t = Instant::now();
     let created = p.create_batch(request(&jobs, None)).await.unwrap();
     let create_time = t.elapsed();
-    // Two 429s each asking for 300 ms, then one 500 backing off >= 375 ms.
+    // Two 429s on the upload each asking for 300 ms, then a 429 on the
+    // create asking for 400 ms: a rate limit means "not created", so even
+    // a create is repeated.
     assert!(
-        create_time >= Duration::from_millis(600 + 375),
+        create_time >= Duration::from_millis(600 + 400),
         "{create_time:?}"
     );
 
@@ -508,11 +516,45 @@ async fn retries_honour_retry_after_and_back_off() {
     assert_eq!(stats.calls_to("openai.batches.create"), 2);
     assert!(stats.calls_to("openai.batches.retrieve") >= 3);
     assert_eq!(stats.calls_to("openai.files.content"), 2);
-    assert_eq!(stats.faults_of("429"), 2);
+    assert_eq!(stats.faults_of("429"), 3);
     // The retried upload streamed the whole file again: one batch, all lines.
     let batches: Vec<_> = stats.batches_for("openai").collect();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].request_count, 5);
+}
+
+#[tokio::test]
+async fn a_create_that_may_have_happened_is_not_repeated() {
+    // A 500 or a cut connection after the create was sent: the batch may
+    // exist. The provider does not repeat the call; the engine looks it
+    // up first (run engine tests). The input file is kept for a retry.
+    for fault in [FaultKind::Status500, FaultKind::DropAfter] {
+        let emu =
+            emulator(EmulatorConfig::default().fail_first(Endpoint::OpenAiBatchesCreate, 1, fault))
+                .await;
+        let p = provider(&emu);
+        let jobs = prompt_jobs(3);
+        let e = p.create_batch(request(&jobs, None)).await.unwrap_err();
+        assert!(
+            matches!(e, batchata::Error::OutcomeUnknown(_)),
+            "{fault:?}: {e:?}"
+        );
+        assert_eq!(emu.stats().calls_to("openai.batches.create"), 1);
+        // Created again (the engine found it absent): the kept input file is
+        // used, not uploaded a second time.
+        let again = p.create_batch(request(&jobs, None)).await;
+        let stats = emu.stats();
+        assert_eq!(stats.calls_to("openai.files.create"), 1, "{fault:?}");
+        if fault == FaultKind::Status500 {
+            again.unwrap();
+            assert_eq!(stats.batches_for("openai").count(), 1);
+        } else {
+            // drop-after: the first create did happen; a blind second one
+            // would pay twice, which is why the engine looks first.
+            again.unwrap();
+            assert_eq!(stats.batches_for("openai").count(), 2);
+        }
+    }
 }
 
 #[tokio::test]
