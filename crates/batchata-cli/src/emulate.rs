@@ -84,8 +84,10 @@ pub(crate) struct EmulateArgs {
     /// Fraction of connections closed without an answer.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     drop_rate: f64,
-    /// Fail the first COUNT calls with FAULT (429, 429:MS, 500, 503, 529, drop), optionally
-    /// only on one endpoint (e.g. anthropic.create, openai.files.create). Repeatable.
+    /// Fail the first COUNT calls with FAULT (429, 429:MS, 500, 503, 529, drop, drop-after),
+    /// optionally only on one endpoint (e.g. anthropic.create, openai.files.create).
+    /// drop closes the connection before the call is handled; drop-after handles it (the
+    /// batch is created, the file stored) and then closes the connection unanswered. Repeatable.
     #[arg(long, value_name = "COUNT:FAULT[@ENDPOINT]", value_parser = fail_first)]
     fail_first: Vec<(u32, FaultKind, Option<Endpoint>)>,
     /// Fraction of batches that expire instead of completing.

@@ -138,12 +138,19 @@ pub enum FaultKind {
     Status503,
     /// 529 `overloaded_error` on Anthropic; OpenAI has no 529 and gets a 503.
     Status529,
-    /// Close the connection without sending any response.
+    /// Close the connection without sending any response; the request is
+    /// not handled (nothing is created or stored).
     DropConnection,
+    /// Handle the request in full (a batch is created and stored, a file is
+    /// uploaded, ...), then close the connection without sending a single
+    /// response byte: the client sees a transport error although its
+    /// request was committed. Only available through `fail_first` rules.
+    DropAfter,
 }
 
 impl FaultKind {
-    /// The stable name used in stats: `"429"`, `"500"`, `"503"`, `"529"` or `"drop"`.
+    /// The stable name used in stats: `"429"`, `"500"`, `"503"`, `"529"`,
+    /// `"drop"` or `"drop-after"`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Status429 { .. } => "429",
@@ -151,6 +158,7 @@ impl FaultKind {
             FaultKind::Status503 => "503",
             FaultKind::Status529 => "529",
             FaultKind::DropConnection => "drop",
+            FaultKind::DropAfter => "drop-after",
         }
     }
 }
@@ -167,7 +175,8 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
 
-    /// Parses `429` (1 s delay), `429:<ms>`, `500`, `503`, `529` or `drop`.
+    /// Parses `429` (1 s delay), `429:<ms>`, `500`, `503`, `529`, `drop` or
+    /// `drop-after`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(ms) = s.strip_prefix("429:") {
@@ -184,8 +193,9 @@ impl FromStr for FaultKind {
             "503" => Ok(FaultKind::Status503),
             "529" => Ok(FaultKind::Status529),
             "drop" => Ok(FaultKind::DropConnection),
+            "drop-after" => Ok(FaultKind::DropAfter),
             _ => Err(format!(
-                "unknown fault '{s}'; expected 429, 429:<ms>, 500, 503, 529 or drop"
+                "unknown fault '{s}'; expected 429, 429:<ms>, 500, 503, 529, drop or drop-after"
             )),
         }
     }
@@ -469,6 +479,8 @@ mod tests {
             })
         );
         assert_eq!("drop".parse::<FaultKind>(), Ok(FaultKind::DropConnection));
+        assert_eq!("drop-after".parse::<FaultKind>(), Ok(FaultKind::DropAfter));
+        assert_eq!(FaultKind::DropAfter.to_string(), "drop-after");
         assert_eq!("529".parse::<FaultKind>(), Ok(FaultKind::Status529));
         assert!("418".parse::<FaultKind>().is_err());
     }

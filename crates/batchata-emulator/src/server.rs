@@ -5,7 +5,9 @@
 //! fault if the plan says so (`fail_first` rules first, then the seeded
 //! random rates), checks auth headers, runs the handler, and finally renders
 //! error envelopes with the request id and sets the `request-id` /
-//! `x-request-id` header. `/_emulator/*` bypasses all of that: control
+//! `x-request-id` header. A `drop` fault cuts the connection before the
+//! handler runs; a `drop-after` fault lets the handler commit its work and
+//! cuts the connection instead of sending the answer. `/_emulator/*` bypasses all of that: control
 //! endpoints are never faulted, delayed or counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,7 +300,8 @@ fn fault_error(config: &EmulatorConfig, provider: Provider, fault: FaultKind) ->
             None,
             None,
         ),
-        (_, FaultKind::DropConnection) => {
+        // Never rendered: the front door cuts the connection instead.
+        (_, FaultKind::DropConnection | FaultKind::DropAfter) => {
             ApiError::anthropic(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "dropped")
         }
     };
@@ -432,20 +435,20 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         tokio::time::sleep(state.config.latency).await;
     }
 
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|ConnectInfo(c)| c.clone());
+    let mut drop_after = false;
     let mut resp = 'answer: {
         if endpoint != Endpoint::Unknown {
             if let Some(fault) = state.faults.decide(&state.config, endpoint) {
                 state.counters.record_fault(endpoint, fault);
-                if fault == FaultKind::DropConnection {
-                    if let Some(ConnectInfo(conn)) =
-                        req.extensions().get::<ConnectInfo<ConnHandle>>()
-                    {
-                        conn.kill();
-                    }
-                    // Never written: the connection fails on the first write.
-                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                match fault {
+                    FaultKind::DropConnection => return cut(conn.as_ref()),
+                    FaultKind::DropAfter => drop_after = true,
+                    _ => break 'answer fault_error(&state.config, provider, fault).into_response(),
                 }
-                break 'answer fault_error(&state.config, provider, fault).into_response();
             }
             if let Err(err) = check_auth(&state.config, provider, req.headers()) {
                 break 'answer err.into_response();
@@ -453,6 +456,11 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         }
         next.run(req).await
     };
+    if drop_after {
+        // The handler has run to completion (the batch or file is stored);
+        // now the answer is lost on the way back.
+        return cut(conn.as_ref());
+    }
 
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = err.render(Some(&request_id));
@@ -462,6 +470,15 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
             .insert(HeaderName::from_static(provider.request_id_header()), v);
     }
     resp
+}
+
+/// Cuts the connection so that not a byte of the returned response is sent.
+fn cut(conn: Option<&ConnHandle>) -> Response {
+    if let Some(conn) = conn {
+        conn.kill();
+    }
+    // Never written: the connection fails on the first write.
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// Why a request body could not be read.

@@ -21,7 +21,8 @@ pub struct EmulatorStats {
     /// endpoint name such as `"anthropic.create"` (see [`Endpoint::as_str`]).
     /// Endpoints never called are absent.
     pub calls: BTreeMap<String, u64>,
-    /// Injected faults keyed by kind: `"429"`, `"500"`, `"503"`, `"529"`, `"drop"`.
+    /// Injected faults keyed by kind: `"429"`, `"500"`, `"503"`, `"529"`,
+    /// `"drop"`, `"drop-after"` (see [`FaultKind::as_str`]).
     pub faults: BTreeMap<String, u64>,
     /// Injected faults keyed by endpoint name.
     pub faults_by_endpoint: BTreeMap<String, u64>,
