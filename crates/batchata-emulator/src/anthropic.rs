@@ -173,12 +173,33 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Whether a client can still see the batch at `now` (neither deleted
+    /// nor forgotten).
+    fn known(&self, now: Instant) -> bool {
+        !self.deleted && !self.timeline.is_forgotten(now)
+    }
+}
+
 impl Store {
-    fn get(&self, id: &str) -> Result<&Batch, ApiError> {
+    /// The batch `id` if it is known at `now`, else the not-found error.
+    fn get(&self, id: &str, now: Instant) -> Result<&Batch, ApiError> {
         self.batches
             .get(id)
-            .filter(|b| !b.deleted)
+            .filter(|b| b.known(now))
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Forgets every batch that exists now; returns how many were still known.
+    pub(crate) fn forget_all(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        for b in self.batches.values_mut() {
+            if b.known(now) {
+                n += 1;
+            }
+            b.timeline.forgotten = true;
+        }
+        n
     }
 
     /// `(creation sequence, summary)` for every batch.
@@ -200,6 +221,7 @@ impl Store {
                         created_at: rfc3339(b.timeline.created_wall),
                         metadata: None,
                         deleted: b.deleted,
+                        forgotten: b.timeline.is_forgotten(now),
                     },
                 )
             })
@@ -362,13 +384,14 @@ pub(crate) async fn create(
     let config = &state.config;
     let expiring =
         unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let timeline = Timeline::start(
+    let mut timeline = Timeline::start(
         config.processing_delay,
         (0.0, 1.0),
         config.cancel_delay,
         expiring,
         config.expire_keep_fraction,
     );
+    timeline.forget_after = config.forget_batches_after;
     let batch = Batch {
         id: state.ids.anthropic_batch(),
         seq,
@@ -388,9 +411,9 @@ pub(crate) async fn retrieve(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = lock(&state.anthropic);
-    let b = store.get(&id)?;
     let now = Instant::now();
+    let store = lock(&state.anthropic);
+    let b = store.get(&id, now)?;
     Ok(Json(b.view(now, b.status(now), &state.base_url)))
 }
 
@@ -418,13 +441,14 @@ pub(crate) async fn list(
             "Only one of after_id and before_id may be given",
         ));
     }
+    let now = Instant::now();
     let store = lock(&state.anthropic);
     let visible: Vec<&Batch> = store
         .order
         .iter()
         .rev()
         .filter_map(|id| store.batches.get(id))
-        .filter(|b| !b.deleted)
+        .filter(|b| b.known(now))
         .collect();
     let position = |id: &str| visible.iter().position(|b| b.id == id);
     let (page, has_more): (&[&Batch], bool) = if let Some(a) = after {
@@ -447,7 +471,6 @@ pub(crate) async fn list(
     } else {
         (&visible[..visible.len().min(limit)], visible.len() > limit)
     };
-    let now = Instant::now();
     let data: Vec<Value> = page
         .iter()
         .map(|b| b.view(now, b.status(now), &state.base_url))
@@ -465,9 +488,9 @@ pub(crate) async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut store = lock(&state.anthropic);
-    store.get(&id)?;
     let now = Instant::now();
+    let mut store = lock(&state.anthropic);
+    store.get(&id, now)?;
     let Some(b) = store.batches.get_mut(&id) else {
         return Err(not_found(&id));
     };
@@ -488,8 +511,9 @@ pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let now = Instant::now();
     let mut store = lock(&state.anthropic);
-    let status = store.get(&id)?.status(Instant::now());
+    let status = store.get(&id, now)?.status(now);
     if !matches!(status, Status::Ended(_)) {
         return Err(ApiError::anthropic_invalid(format!(
             "Message batch {id} is still {}; cancel it and wait for it to end before deleting it.",
@@ -521,9 +545,10 @@ pub(crate) async fn results(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let plan = {
+        let now = Instant::now();
         let store = lock(&state.anthropic);
-        let b = store.get(&id)?;
-        let Status::Ended(at) = b.status(Instant::now()) else {
+        let b = store.get(&id, now)?;
+        let Status::Ended(at) = b.status(now) else {
             return Err(ApiError::anthropic_invalid(format!(
                 "Message batch {id} is still processing; results are available once processing_status is 'ended'."
             )));

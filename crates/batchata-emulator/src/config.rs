@@ -260,6 +260,12 @@ pub struct EmulatorConfig {
     pub openai_max_file_bytes: usize,
     /// The only API key accepted; `None` accepts any non-empty key.
     pub api_key: Option<String>,
+    /// When set, every batch becomes unknown to the provider this long after
+    /// its creation: retrieve, cancel, results and delete answer 404 with the
+    /// provider's not-found envelope and lists leave it out, as when a
+    /// provider has lost or purged a batch. `None` (the default) keeps
+    /// batches forever.
+    pub forget_batches_after: Option<Duration>,
     /// Seed for every deterministic choice.
     pub seed: u64,
     /// "Fail the first N calls" rules, checked before the random rates.
@@ -288,6 +294,7 @@ impl Default for EmulatorConfig {
             openai_max_requests: OPENAI_MAX_REQUESTS,
             openai_max_file_bytes: OPENAI_MAX_FILE_BYTES,
             api_key: None,
+            forget_batches_after: None,
             seed: 0,
             fail_first: Vec::new(),
         }
@@ -414,6 +421,13 @@ impl EmulatorConfig {
     /// Requires exactly this API key.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// Makes every batch unknown (404) `after` its creation; see
+    /// [`forget_batches_after`](Self::forget_batches_after).
+    pub fn forget_batches_after(mut self, after: Duration) -> Self {
+        self.forget_batches_after = Some(after);
         self
     }
 

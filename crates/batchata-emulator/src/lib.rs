@@ -157,6 +157,18 @@ impl EmulatorHandle {
         self.state.stats()
     }
 
+    /// Makes every batch that exists now unknown to its provider, as if the
+    /// provider had lost or purged it (same as `POST /_emulator/forget`):
+    /// retrieve, cancel, results and delete of those ids answer 404 with the
+    /// provider's not-found envelope, lists leave them out, and an OpenAI
+    /// batch's output and error files go with it. Batches created afterwards
+    /// behave normally. [`stats`](Self::stats) keeps listing the forgotten
+    /// batches, with `forgotten: true`. Returns how many batches were still
+    /// known.
+    pub fn forget_batches(&self) -> usize {
+        self.state.forget_batches()
+    }
+
     /// Forgets all batches, files, counters and fault progress
     /// (same as `POST /_emulator/reset`).
     pub fn reset(&self) {

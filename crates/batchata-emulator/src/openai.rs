@@ -66,6 +66,9 @@ struct File {
     expires_at: Option<i64>,
     content: Bytes,
     deleted: bool,
+    /// The batch whose output or error file this is (`None` for uploads):
+    /// when the provider forgets that batch, the file goes with it.
+    batch_id: Option<String>,
 }
 
 impl File {
@@ -200,12 +203,22 @@ impl Status {
     }
 }
 
-fn oai_not_found(kind: &str, id: &str) -> ApiError {
+fn file_not_found(id: &str) -> ApiError {
     ApiError::openai(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
-        format!("No such {kind}: '{id}'"),
+        format!("No such File object: {id}"),
         Some("id"),
+        None,
+    )
+}
+
+fn batch_not_found(id: &str) -> ApiError {
+    ApiError::openai(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("No batch found with id '{id}'."),
+        None,
         None,
     )
 }
@@ -312,17 +325,43 @@ impl Batch {
 }
 
 impl Store {
-    fn batch(&self, id: &str) -> Result<&Batch, ApiError> {
+    /// The batch `id` if the provider still knows it at `now`.
+    fn batch(&self, id: &str, now: Instant) -> Result<&Batch, ApiError> {
         self.batches
             .get(id)
-            .ok_or_else(|| oai_not_found("batch", id))
+            .filter(|b| !b.timeline.is_forgotten(now))
+            .ok_or_else(|| batch_not_found(id))
     }
 
-    fn file(&self, id: &str) -> Result<&File, ApiError> {
+    /// Whether a client can see file `f` at `now`: not deleted, and not the
+    /// output of a forgotten batch.
+    fn file_known(&self, f: &File, now: Instant) -> bool {
+        !f.deleted
+            && f.batch_id.as_ref().is_none_or(|b| {
+                self.batches
+                    .get(b)
+                    .is_some_and(|b| !b.timeline.is_forgotten(now))
+            })
+    }
+
+    /// The file `id` if it is visible at `now`.
+    fn file(&self, id: &str, now: Instant) -> Result<&File, ApiError> {
         self.files
             .get(id)
-            .filter(|f| !f.deleted)
-            .ok_or_else(|| oai_not_found("File object", id))
+            .filter(|f| self.file_known(f, now))
+            .ok_or_else(|| file_not_found(id))
+    }
+
+    /// Forgets every batch that exists now; returns how many were still known.
+    pub(crate) fn forget_all(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        for b in self.batches.values_mut() {
+            if !b.timeline.is_forgotten(now) {
+                n += 1;
+            }
+            b.timeline.forgotten = true;
+        }
+        n
     }
 
     fn add_file(&mut self, file: File) -> Value {
@@ -353,6 +392,7 @@ impl Store {
                             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                         metadata: b.metadata.clone(),
                         deleted: false,
+                        forgotten: b.timeline.is_forgotten(now),
                     },
                 )
             })
@@ -461,6 +501,7 @@ pub(crate) async fn upload_file(
         expires_at: ttl.map(|s| created_at + s),
         content,
         deleted: false,
+        batch_id: None,
     };
     Ok(Json(lock(&state.openai).add_file(file)))
 }
@@ -470,7 +511,7 @@ pub(crate) async fn retrieve_file(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(lock(&state.openai).file(&id)?.view()))
+    Ok(Json(lock(&state.openai).file(&id, Instant::now())?.view()))
 }
 
 /// `DELETE /v1/files/{id}`
@@ -479,7 +520,7 @@ pub(crate) async fn delete_file(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut store = lock(&state.openai);
-    store.file(&id)?;
+    store.file(&id, Instant::now())?;
     if let Some(f) = store.files.get_mut(&id) {
         f.deleted = true;
         f.content = Bytes::new();
@@ -492,7 +533,10 @@ pub(crate) async fn file_content(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let content = lock(&state.openai).file(&id)?.content.clone();
+    let content = lock(&state.openai)
+        .file(&id, Instant::now())?
+        .content
+        .clone();
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         content,
@@ -520,12 +564,13 @@ pub(crate) async fn list_files(
             ))
         }
     };
+    let now = Instant::now();
     let store = lock(&state.openai);
     let mut files: Vec<&File> = store
         .file_order
         .iter()
         .filter_map(|id| store.files.get(id))
-        .filter(|f| !f.deleted && purpose.is_none_or(|p| f.purpose == p))
+        .filter(|f| store.file_known(f, now) && purpose.is_none_or(|p| f.purpose == p))
         .collect();
     if !ascending {
         files.reverse();
@@ -905,6 +950,14 @@ pub(crate) async fn create_batch(
     let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
     let expiring =
         unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
+    let mut timeline = Timeline::start(
+        config.processing_delay,
+        (0.1, 0.9),
+        config.cancel_delay,
+        expiring,
+        config.expire_keep_fraction,
+    );
+    timeline.forget_after = config.forget_batches_after;
     let batch = Batch {
         id: state.ids.openai_batch(),
         seq,
@@ -912,13 +965,7 @@ pub(crate) async fn create_batch(
         input_file_id,
         completion_window,
         metadata,
-        timeline: Timeline::start(
-            config.processing_delay,
-            (0.1, 0.9),
-            config.cancel_delay,
-            expiring,
-            config.expire_keep_fraction,
-        ),
+        timeline,
         data: Arc::new(data),
         outputs: Arc::new(tokio::sync::OnceCell::new()),
     };
@@ -1114,6 +1161,7 @@ async fn ensure_outputs(
                 expires_at: Some(created_at + FILE_TTL_SECS),
                 content: Bytes::from(content),
                 deleted: false,
+                batch_id: Some(batch_id.clone()),
             });
             Some(id)
         };
@@ -1140,7 +1188,7 @@ async fn render(
         let store = lock(&state.openai);
         let mut pending = Vec::new();
         for id in ids {
-            let b = store.batch(id)?;
+            let b = store.batch(id, now)?;
             let status = forced.unwrap_or_else(|| b.status(now));
             if let Some(at) = status.output_time() {
                 if b.outputs.get().is_none() {
@@ -1167,7 +1215,7 @@ async fn render(
     let store = lock(&state.openai);
     ids.iter()
         .map(|id| {
-            let b = store.batch(id)?;
+            let b = store.batch(id, now)?;
             Ok(b.view(now, forced.unwrap_or_else(|| b.status(now))))
         })
         .collect()
@@ -1189,12 +1237,17 @@ pub(crate) async fn list_batches(
 ) -> Result<Json<Value>, ApiError> {
     let q = query_pairs(uri.query());
     let limit = parse_limit(query_get(&q, "limit"), 20, 100)?;
-    let ids: Vec<String> = lock(&state.openai)
-        .batch_order
-        .iter()
-        .rev()
-        .cloned()
-        .collect();
+    let now = Instant::now();
+    let ids: Vec<String> = {
+        let store = lock(&state.openai);
+        store
+            .batch_order
+            .iter()
+            .rev()
+            .filter(|id| store.batch(id, now).is_ok())
+            .cloned()
+            .collect()
+    };
     let start = match query_get(&q, "after").filter(|a| !a.is_empty()) {
         Some(a) => ids
             .iter()
@@ -1204,7 +1257,7 @@ pub(crate) async fn list_batches(
     };
     let rest = &ids[start..];
     let chosen = &rest[..rest.len().min(limit)];
-    let views = render(&state, chosen, Instant::now(), None).await?;
+    let views = render(&state, chosen, now, None).await?;
     Ok(Json(json!({
         "object": "list",
         "data": views,
@@ -1222,9 +1275,9 @@ pub(crate) async fn cancel_batch(
     let now = Instant::now();
     {
         let mut store = lock(&state.openai);
-        store.batch(&id)?;
+        store.batch(&id, now)?;
         let Some(b) = store.batches.get_mut(&id) else {
-            return Err(oai_not_found("batch", &id));
+            return Err(batch_not_found(&id));
         };
         match b.status(now) {
             Status::Cancelling => {}

@@ -74,6 +74,13 @@ impl AppState {
         stats
     }
 
+    /// Makes every batch that exists now unknown to its provider; returns
+    /// how many were still known.
+    pub(crate) fn forget_batches(&self) -> usize {
+        let now = std::time::Instant::now();
+        lock(&self.anthropic).forget_all(now) + lock(&self.openai).forget_all(now)
+    }
+
     /// Forgets all batches, files, counters and fault progress.
     pub(crate) fn reset(&self) {
         *lock(&self.anthropic) = anthropic::Store::default();
@@ -201,6 +208,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/batches/{id}/cancel", post(openai::cancel_batch))
         .route("/_emulator/stats", get(stats_handler))
         .route("/_emulator/reset", post(reset_handler))
+        .route("/_emulator/forget", post(forget_handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are size-checked by the handlers against the configured limits.
@@ -216,6 +224,11 @@ async fn stats_handler(State(state): State<Arc<AppState>>) -> Json<EmulatorStats
 async fn reset_handler(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     state.reset();
     Json(serde_json::json!({"reset": true}))
+}
+
+async fn forget_handler(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let n = state.forget_batches();
+    Json(serde_json::json!({"forgotten": n}))
 }
 
 async fn not_found(req: Request) -> ApiError {

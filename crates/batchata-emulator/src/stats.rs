@@ -30,7 +30,8 @@ pub struct EmulatorStats {
     pub total_calls: u64,
     /// Sum of [`faults`](Self::faults).
     pub total_faults: u64,
-    /// Every batch created (and not since reset), oldest first.
+    /// Every batch created (and not since reset), oldest first, deleted and
+    /// forgotten ones included.
     pub batches: Vec<BatchSummary>,
 }
 
@@ -70,6 +71,11 @@ pub struct BatchSummary {
     pub metadata: Option<serde_json::Value>,
     /// Whether the batch was deleted (Anthropic).
     pub deleted: bool,
+    /// Whether the provider has forgotten the batch (`/_emulator/forget` or
+    /// `forget_batches_after`): calls naming it answer 404 and lists leave
+    /// it out, but it stays listed here.
+    #[serde(default)]
+    pub forgotten: bool,
 }
 
 /// Thread-safe call and fault counters.
