@@ -201,6 +201,46 @@ impl FromStr for FaultKind {
     }
 }
 
+/// How provider calls are refused once keys are revoked at run time
+/// ([`EmulatorHandle::revoke_keys_as`](crate::EmulatorHandle::revoke_keys_as),
+/// `POST /_emulator/revoke-keys?status=401|403`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyRejection {
+    /// 401: Anthropic `authentication_error` "invalid x-api-key"; OpenAI
+    /// `invalid_request_error` with code `invalid_api_key` and a masked key
+    /// ("Incorrect API key provided: sk-abc...wxyz").
+    #[default]
+    Unauthorized,
+    /// 403: Anthropic `permission_error`; OpenAI `request_forbidden`
+    /// (`unsupported_country_region_territory`), its documented 403.
+    Forbidden,
+}
+
+impl KeyRejection {
+    /// The HTTP status answered: 401 or 403.
+    pub fn status(self) -> u16 {
+        match self {
+            KeyRejection::Unauthorized => 401,
+            KeyRejection::Forbidden => 403,
+        }
+    }
+}
+
+impl FromStr for KeyRejection {
+    type Err = String;
+
+    /// Parses `401` or `403`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "401" => Ok(KeyRejection::Unauthorized),
+            "403" => Ok(KeyRejection::Forbidden),
+            other => Err(format!(
+                "unknown key rejection status '{other}'; expected 401 or 403"
+            )),
+        }
+    }
+}
+
 /// "Fail the first `count` matching calls with `fault`, then behave."
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailFirst {
@@ -258,7 +298,9 @@ pub struct EmulatorConfig {
     pub openai_max_requests: usize,
     /// Maximum OpenAI upload size in bytes; past it: 413.
     pub openai_max_file_bytes: usize,
-    /// The only API key accepted; `None` accepts any non-empty key.
+    /// The only API key accepted; `None` accepts any non-empty key. Other
+    /// keys get the provider's 401 authentication envelope (the same answer
+    /// as after [`revoke_keys`](crate::EmulatorHandle::revoke_keys)).
     pub api_key: Option<String>,
     /// When set, every batch becomes unknown to the provider this long after
     /// its creation: retrieve, cancel, results and delete answer 404 with the
@@ -497,6 +539,17 @@ mod tests {
         assert_eq!(FaultKind::DropAfter.to_string(), "drop-after");
         assert_eq!("529".parse::<FaultKind>(), Ok(FaultKind::Status529));
         assert!("418".parse::<FaultKind>().is_err());
+    }
+
+    #[test]
+    fn key_rejections_parse() {
+        assert_eq!(
+            "401".parse::<KeyRejection>(),
+            Ok(KeyRejection::Unauthorized)
+        );
+        assert_eq!("403".parse::<KeyRejection>(), Ok(KeyRejection::Forbidden));
+        assert!("500".parse::<KeyRejection>().is_err());
+        assert_eq!(KeyRejection::default().status(), 401);
     }
 
     #[test]

@@ -51,8 +51,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    EmulatorConfig, Endpoint, FailFirst, FaultKind, ANTHROPIC_MAX_BYTES, ANTHROPIC_MAX_REQUESTS,
-    OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
+    EmulatorConfig, Endpoint, FailFirst, FaultKind, KeyRejection, ANTHROPIC_MAX_BYTES,
+    ANTHROPIC_MAX_REQUESTS, OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
 };
 pub use stats::{BatchSummary, EmulatorStats};
 
@@ -169,8 +169,31 @@ impl EmulatorHandle {
         self.state.forget_batches()
     }
 
-    /// Forgets all batches, files, counters and fault progress
-    /// (same as `POST /_emulator/reset`).
+    /// Stops accepting every API key: each later provider call answers 401
+    /// with the provider's authentication envelope, as when a key is revoked
+    /// mid-run (same as `POST /_emulator/revoke-keys`). Undo with
+    /// [`restore_keys`](Self::restore_keys).
+    pub fn revoke_keys(&self) {
+        self.state
+            .set_key_rejection(Some(KeyRejection::Unauthorized));
+    }
+
+    /// Like [`revoke_keys`](Self::revoke_keys), answering with `rejection`:
+    /// [`KeyRejection::Forbidden`] gives 403 permission errors instead
+    /// (same as `POST /_emulator/revoke-keys?status=403`).
+    pub fn revoke_keys_as(&self, rejection: KeyRejection) {
+        self.state.set_key_rejection(Some(rejection));
+    }
+
+    /// Accepts keys again after [`revoke_keys`](Self::revoke_keys) (same as
+    /// `POST /_emulator/restore-keys`); the configured
+    /// [`api_key`](EmulatorConfig::api_key), if any, applies as before.
+    pub fn restore_keys(&self) {
+        self.state.set_key_rejection(None);
+    }
+
+    /// Forgets all batches, files, counters and fault progress, and accepts
+    /// keys again (same as `POST /_emulator/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }

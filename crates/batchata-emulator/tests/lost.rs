@@ -212,3 +212,203 @@ async fn batches_are_forgotten_a_while_after_creation() {
     let a2 = create_anthropic(&c, &emu, vec![req("b", params("y"))]).await;
     get_anthropic(&c, &emu, a2["id"].as_str().unwrap()).await;
 }
+
+/// A long OpenAI-style key, to check the 401 message masks it.
+const LONG_KEY: &str = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-MxYA";
+
+async fn control(c: &Client, emu: &EmulatorHandle, path: &str) -> (u16, Value) {
+    let r = c
+        .post(format!("{}/_emulator/{path}", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// An Anthropic list call with the usual test key.
+async fn anthropic_list(
+    c: &Client,
+    emu: &EmulatorHandle,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    json_of(
+        anth(c, emu, Method::GET, "/v1/messages/batches")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// An OpenAI list call with [`LONG_KEY`].
+async fn openai_list(c: &Client, emu: &EmulatorHandle) -> (u16, reqwest::header::HeaderMap, Value) {
+    json_of(
+        c.get(format!("{}/batches", emu.openai_base_url()))
+            .bearer_auth(LONG_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+fn assert_anthropic_401(status: u16, headers: &reqwest::header::HeaderMap, err: &Value) {
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(
+        err,
+        &json!({
+            "type": "error",
+            "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+            "request_id": headers["request-id"].to_str().unwrap(),
+        })
+    );
+}
+
+fn assert_openai_401(status: u16, headers: &reqwest::header::HeaderMap, err: &Value) {
+    assert_eq!(status, 401, "{err}");
+    assert!(headers.contains_key("x-request-id"));
+    let e = &err["error"];
+    assert_eq!(e["type"], "invalid_request_error", "{err}");
+    assert_eq!(e["code"], "invalid_api_key", "{err}");
+    assert!(e["param"].is_null(), "{err}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Incorrect API key provided: sk-proj-*"),
+        "{message}"
+    );
+    assert!(
+        message.contains("*MxYA. You can find your API key"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(LONG_KEY),
+        "never the whole key: {message}"
+    );
+    assert_eq!(e.as_object().unwrap().len(), 4, "{err}");
+}
+
+#[tokio::test]
+async fn revoked_keys_get_401s_until_restored() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    create_anthropic(&c, &emu, vec![req("a", params("x"))]).await;
+    assert_eq!(anthropic_list(&c, &emu).await.0, 200);
+    assert_eq!(openai_list(&c, &emu).await.0, 200);
+
+    assert_eq!(
+        control(&c, &emu, "revoke-keys").await,
+        (200, json!({"keys": "revoked", "status": 401}))
+    );
+    let (status, headers, err) = anthropic_list(&c, &emu).await;
+    assert_anthropic_401(status, &headers, &err);
+    let (status, headers, err) = openai_list(&c, &emu).await;
+    assert_openai_401(status, &headers, &err);
+    // A create is refused before anything is stored.
+    let (status, _, _) = json_of(
+        anth(&c, &emu, Method::POST, "/v1/messages/batches")
+            .json(&json!({"requests": [req("b", params("y"))]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(emu.stats().batches.len(), 1);
+    // The control endpoints themselves are never refused.
+    assert!(c
+        .get(emu.stats_url())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+
+    assert_eq!(
+        control(&c, &emu, "restore-keys").await,
+        (200, json!({"keys": "restored"}))
+    );
+    assert_eq!(anthropic_list(&c, &emu).await.0, 200);
+    assert_eq!(openai_list(&c, &emu).await.0, 200);
+
+    // The same from Rust, and a reset accepts keys again too.
+    emu.revoke_keys();
+    assert_eq!(anthropic_list(&c, &emu).await.0, 401);
+    emu.restore_keys();
+    assert_eq!(anthropic_list(&c, &emu).await.0, 200);
+    emu.revoke_keys();
+    emu.reset();
+    assert_eq!(openai_list(&c, &emu).await.0, 200);
+}
+
+#[tokio::test]
+async fn revoked_keys_can_get_403_permission_errors() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    assert_eq!(
+        control(&c, &emu, "revoke-keys?status=403").await,
+        (200, json!({"keys": "revoked", "status": 403}))
+    );
+    let (status, headers, err) = anthropic_list(&c, &emu).await;
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(
+        err,
+        json!({
+            "type": "error",
+            "error": {
+                "type": "permission_error",
+                "message": "Your API key does not have permission to use the specified resource.",
+            },
+            "request_id": headers["request-id"].to_str().unwrap(),
+        })
+    );
+    let (status, _, err) = openai_list(&c, &emu).await;
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(
+        err,
+        json!({"error": {
+            "message": "Country, region, or territory not supported",
+            "type": "request_forbidden",
+            "param": null,
+            "code": "unsupported_country_region_territory",
+        }})
+    );
+    // Revoking again as 401 switches the answer; nonsense is refused.
+    control(&c, &emu, "revoke-keys?status=401").await;
+    assert_eq!(anthropic_list(&c, &emu).await.0, 401);
+    let (status, body) = control(&c, &emu, "revoke-keys?status=500").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("401 or 403"),
+        "{body}"
+    );
+    emu.revoke_keys_as(batchata_emulator::KeyRejection::Forbidden);
+    assert_eq!(openai_list(&c, &emu).await.0, 403);
+    control(&c, &emu, "restore-keys").await;
+    assert_eq!(openai_list(&c, &emu).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_configured_key_refuses_others_with_the_same_envelopes() {
+    let emu = start(EmulatorConfig::default().api_key(KEY)).await;
+    let c = client();
+    assert_eq!(anthropic_list(&c, &emu).await.0, 200);
+    let (status, headers, err) = json_of(
+        c.get(format!("{}/v1/messages/batches", emu.anthropic_base_url()))
+            .header("x-api-key", "wrong-key")
+            .header("anthropic-version", "2023-06-01")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_anthropic_401(status, &headers, &err);
+    // LONG_KEY is not the configured key.
+    let (status, headers, err) = openai_list(&c, &emu).await;
+    assert_openai_401(status, &headers, &err);
+    // Revoking refuses even the configured key; restoring goes back to it.
+    emu.revoke_keys();
+    assert_eq!(anthropic_list(&c, &emu).await.0, 401);
+    emu.restore_keys();
+    assert_eq!(anthropic_list(&c, &emu).await.0, 200);
+    assert_eq!(openai_list(&c, &emu).await.0, 401);
+}
