@@ -33,7 +33,7 @@ use crate::ids::{base62, hash_parts, unit};
 use crate::lifecycle::{count_done, is_done, Timeline};
 use crate::pdf;
 use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
-use crate::stats::BatchSummary;
+use crate::stats::{request_digest, BatchSummary};
 
 /// What became of one request once it is processed.
 #[derive(Debug, Clone)]
@@ -73,6 +73,8 @@ struct Batch {
     timeline: Timeline,
     data: Arc<BatchData>,
     deleted: bool,
+    /// How many of its requests had been submitted in an earlier batch.
+    resubmitted: u64,
 }
 
 /// All Anthropic batches of an emulator.
@@ -81,6 +83,8 @@ pub(crate) struct Store {
     batches: HashMap<String, Batch>,
     /// Ids in creation order.
     order: Vec<String>,
+    /// Digests of every request submitted so far (see [`request_digest`]).
+    submitted: HashSet<u64>,
 }
 
 /// The processing status at one moment.
@@ -222,6 +226,7 @@ impl Store {
                         metadata: None,
                         deleted: b.deleted,
                         forgotten: b.timeline.is_forgotten(now),
+                        resubmitted: b.resubmitted,
                     },
                 )
             })
@@ -257,9 +262,12 @@ fn valid_custom_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Parses and validates a create body into batch data (CPU-bound; run off
-/// the async runtime).
-fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData, ApiError> {
+/// Parses and validates a create body into batch data and the digest of
+/// each request (CPU-bound; run off the async runtime).
+fn build_batch(
+    body: &[u8],
+    config: &crate::EmulatorConfig,
+) -> Result<(BatchData, Vec<u64>), ApiError> {
     let parsed: CreateBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::anthropic_invalid(format!(
             "Request body is not a valid batch create request: {e}"
@@ -283,6 +291,7 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
     }
     let mut seen = HashSet::with_capacity(n);
     let mut items = Vec::with_capacity(n);
+    let mut digests = Vec::with_capacity(n);
     for (i, item) in parsed.requests.into_iter().enumerate() {
         let custom_id = match item.custom_id {
             None => {
@@ -312,7 +321,12 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
                 "requests.{i}.params: Field required"
             )));
         };
-        let outcome = match serde_json::from_str::<Value>(params.get())
+        let value = serde_json::from_str::<Value>(params.get());
+        digests.push(request_digest(
+            &custom_id,
+            value.as_ref().unwrap_or(&Value::Null),
+        ));
+        let outcome = match value
             .map_err(|e| e.to_string())
             .and_then(|v| parse_params(&v, false, params.get().len()))
         {
@@ -343,11 +357,14 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
     }
     ok_sorted.sort_unstable();
     err_sorted.sort_unstable();
-    Ok(BatchData {
-        items,
-        ok_sorted,
-        err_sorted,
-    })
+    Ok((
+        BatchData {
+            items,
+            ok_sorted,
+            err_sorted,
+        },
+        digests,
+    ))
 }
 
 /// `POST /v1/messages/batches`
@@ -370,7 +387,7 @@ pub(crate) async fn create(
             }
         })?;
     let st = state.clone();
-    let data = tokio::task::spawn_blocking(move || build_batch(&bytes, &st.config))
+    let (data, digests) = tokio::task::spawn_blocking(move || build_batch(&bytes, &st.config))
         .await
         .map_err(|e| {
             ApiError::anthropic(
@@ -392,15 +409,22 @@ pub(crate) async fn create(
         config.expire_keep_fraction,
     );
     timeline.forget_after = config.forget_batches_after;
-    let batch = Batch {
+    let mut batch = Batch {
         id: state.ids.anthropic_batch(),
         seq,
         timeline,
         data: Arc::new(data),
         deleted: false,
+        resubmitted: 0,
     };
     let view = batch.view(Instant::now(), Status::InProgress, &state.base_url);
     let mut store = lock(&state.anthropic);
+    store.submitted.reserve(digests.len());
+    batch.resubmitted = digests
+        .into_iter()
+        .filter(|d| !store.submitted.insert(*d))
+        .count() as u64;
+    state.counters.record_batch(batch.resubmitted);
     store.order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))

@@ -28,7 +28,7 @@ use crate::ids::{base62, hash_parts, hex, unit};
 use crate::lifecycle::{count_done, is_done, Timeline};
 use crate::pdf;
 use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
-use crate::stats::BatchSummary;
+use crate::stats::{request_digest, BatchSummary};
 
 /// The one endpoint whose requests the emulator can answer.
 const CHAT_ENDPOINT: &str = "/v1/chat/completions";
@@ -156,6 +156,8 @@ struct Batch {
     timeline: Timeline,
     data: Arc<BatchData>,
     outputs: Arc<tokio::sync::OnceCell<Outputs>>,
+    /// How many of its requests had been submitted in an earlier batch.
+    resubmitted: u64,
 }
 
 /// All OpenAI files and batches of an emulator.
@@ -165,6 +167,8 @@ pub(crate) struct Store {
     file_order: Vec<String>,
     batches: HashMap<String, Batch>,
     batch_order: Vec<String>,
+    /// Digests of every request submitted so far (see [`request_digest`]).
+    submitted: HashSet<u64>,
 }
 
 /// A batch status at one moment (durations are since creation).
@@ -393,6 +397,7 @@ impl Store {
                         metadata: b.metadata.clone(),
                         deleted: false,
                         forgotten: b.timeline.is_forgotten(now),
+                        resubmitted: b.resubmitted,
                     },
                 )
             })
@@ -624,7 +629,13 @@ fn err_entry(
 }
 
 /// Validates every line of an input file (CPU-bound; run off the runtime).
-fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> BatchData {
+/// Also returns the digest of each request when the input is valid (a batch
+/// that fails validation submits nothing).
+fn build_batch(
+    file: Bytes,
+    endpoint: &str,
+    config: &crate::EmulatorConfig,
+) -> (BatchData, Vec<u64>) {
     let mut spans = Vec::new();
     let mut offset = 0;
     for (i, raw) in file.split(|b| *b == b'\n').enumerate() {
@@ -656,7 +667,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             None,
             None,
         ));
-        return data;
+        return (data, Vec::new());
     }
     if spans.len() > config.openai_max_requests {
         data.errors.push(err_entry(
@@ -669,11 +680,12 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             None,
             None,
         ));
-        return data;
+        return (data, Vec::new());
     }
     let mut seen: HashSet<String> = HashSet::with_capacity(spans.len());
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(spans.len());
+    let mut digests = Vec::with_capacity(spans.len());
     for (line_no, start, end) in spans {
         if errors.len() >= MAX_ERRORS {
             break;
@@ -781,6 +793,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             }
             Ok(_) => Outcome::Ok,
         };
+        digests.push(request_digest(&custom_id, body));
         let frac = (hash_parts(config.seed, &[b"finish", custom_id.as_bytes()]) >> 32) as u32;
         lines.push(Line {
             custom_id: custom_id.into_boxed_str(),
@@ -793,7 +806,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
     data.distinct_ids = seen.len();
     if !errors.is_empty() {
         data.errors = errors;
-        return data;
+        return (data, Vec::new());
     }
     for l in &lines {
         match l.outcome {
@@ -804,7 +817,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
     data.ok_sorted.sort_unstable();
     data.err_sorted.sort_unstable();
     data.lines = lines;
-    data
+    (data, digests)
 }
 
 /// `POST /v1/batches`
@@ -934,17 +947,18 @@ pub(crate) async fn create_batch(
     };
     let st = state.clone();
     let ep = endpoint.clone();
-    let data = tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
-        .await
-        .map_err(|e| {
-            ApiError::openai(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-                None,
-                None,
-            )
-        })?;
+    let (data, digests) =
+        tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
+            .await
+            .map_err(|e| {
+                ApiError::openai(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    e.to_string(),
+                    None,
+                    None,
+                )
+            })?;
 
     let config = &state.config;
     let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
@@ -958,7 +972,7 @@ pub(crate) async fn create_batch(
         config.expire_keep_fraction,
     );
     timeline.forget_after = config.forget_batches_after;
-    let batch = Batch {
+    let mut batch = Batch {
         id: state.ids.openai_batch(),
         seq,
         endpoint,
@@ -968,9 +982,16 @@ pub(crate) async fn create_batch(
         timeline,
         data: Arc::new(data),
         outputs: Arc::new(tokio::sync::OnceCell::new()),
+        resubmitted: 0,
     };
     let view = batch.view(Instant::now(), Status::Validating);
     let mut store = lock(&state.openai);
+    store.submitted.reserve(digests.len());
+    batch.resubmitted = digests
+        .into_iter()
+        .filter(|d| !store.submitted.insert(*d))
+        .count() as u64;
+    state.counters.record_batch(batch.resubmitted);
     store.batch_order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))

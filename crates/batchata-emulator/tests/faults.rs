@@ -184,6 +184,7 @@ async fn drop_after_commits_the_anthropic_create_then_loses_the_answer() {
     assert_eq!(stats.faults_of("drop-after"), 1);
     assert_eq!(stats.faults_by_endpoint["anthropic.create"], 1);
     assert_eq!(stats.batches.len(), 1);
+    assert_eq!(stats.batches_created, 1);
     assert_eq!(stats.batches[0].id, id);
 }
 
@@ -240,6 +241,7 @@ async fn drop_after_commits_openai_uploads_and_creates() {
     assert_eq!(stats.faults_by_endpoint["openai.files.create"], 1);
     assert_eq!(stats.faults_by_endpoint["openai.batches.create"], 1);
     assert_eq!(stats.batches.len(), 1);
+    assert_eq!(stats.batches_created, 1);
 }
 
 #[tokio::test]
@@ -395,6 +397,8 @@ async fn stats_over_http_match_the_handle_and_reset_clears() {
     assert_eq!(over_http.calls_to("anthropic.create"), 1);
     assert_eq!(over_http.total_calls, 6);
     assert_eq!(over_http.batches.len(), 2);
+    assert_eq!(over_http.batches_created, 2);
+    assert_eq!(over_http.requests_resubmitted, 0);
     assert_eq!(over_http.batches[0].provider, "anthropic");
     assert_eq!(over_http.batches[0].request_count, 2);
     assert_eq!(over_http.batches[1].provider, "openai");
@@ -409,6 +413,7 @@ async fn stats_over_http_match_the_handle_and_reset_clears() {
         .await
         .unwrap();
     assert!(after.batches.is_empty() && after.calls.is_empty());
+    assert_eq!(after.batches_created, 0);
     let (status, _, _) = json_of(
         anth(
             &c,
@@ -422,6 +427,66 @@ async fn stats_over_http_match_the_handle_and_reset_clears() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn resubmitted_requests_are_counted_per_provider() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    create_anthropic(&c, &emu, vec![req("a", params("x")), req("b", params("y"))]).await;
+    let stats = emu.stats();
+    assert_eq!(stats.requests_resubmitted, 0);
+    // "a" again unchanged, "b" edited, "c" new, and "x" sent under another id.
+    let second = create_anthropic(
+        &c,
+        &emu,
+        vec![
+            req("a", params("x")),
+            req("b", params("y, edited")),
+            req("c", params("z")),
+            req("d", params("x")),
+        ],
+    )
+    .await;
+    let stats = emu.stats();
+    assert_eq!(stats.requests_resubmitted, 1);
+    assert_eq!(stats.batches[1].id, second["id"]);
+    assert_eq!(stats.batches[1].resubmitted, 1);
+    assert_eq!(stats.batches[0].resubmitted, 0);
+    // The same request with its keys in another order is still the same.
+    let reordered: serde_json::Value = serde_json::from_str(
+        r#"{"requests": [{"params": {"messages": [{"content": "x", "role": "user"}],
+            "max_tokens": 1024, "model": "claude-sonnet-4-5"}, "custom_id": "a"}]}"#,
+    )
+    .unwrap();
+    let (status, _, _) = json_of(
+        anth(&c, &emu, Method::POST, "/v1/messages/batches")
+            .json(&reordered)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(emu.stats().requests_resubmitted, 2);
+
+    // OpenAI keeps its own tally.
+    create_openai(&c, &emu, &[chat_line("a", "x"), chat_line("o2", "y")]).await;
+    assert_eq!(emu.stats().requests_resubmitted, 2);
+    create_openai(&c, &emu, &[chat_line("a", "x"), chat_line("o2", "y!")]).await;
+    // A batch that fails validation submits nothing.
+    let dup = [chat_line("a", "x"), chat_line("a", "x")];
+    let failed = create_openai(&c, &emu, &dup).await;
+    let failed = wait_terminal(&c, &emu, failed["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed");
+    let stats = emu.stats();
+    assert_eq!(stats.requests_resubmitted, 3);
+    let per_batch: Vec<u64> = stats.batches.iter().map(|b| b.resubmitted).collect();
+    assert_eq!(per_batch, vec![0, 1, 1, 0, 1, 0]);
+    assert_eq!(stats.batches_created, 6);
+    emu.reset();
+    create_anthropic(&c, &emu, vec![req("a", params("x"))]).await;
+    assert_eq!(emu.stats().requests_resubmitted, 0);
 }
 
 #[tokio::test]

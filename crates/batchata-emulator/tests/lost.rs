@@ -161,9 +161,15 @@ async fn forgotten_batches_answer_404_on_both_providers() {
             (o2_id, false)
         ]
     );
+    assert_eq!(stats.batches_created, 4);
     // Forgetting again forgets only the two new ones.
     assert_eq!(emu.forget_batches(), 2);
-    assert!(emu.stats().batches.iter().all(|b| b.forgotten));
+    let stats = emu.stats();
+    assert!(stats.batches.iter().all(|b| b.forgotten));
+    assert_eq!(
+        stats.batches_created, 4,
+        "forgetting never lowers the count"
+    );
 }
 
 #[tokio::test]
