@@ -50,6 +50,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use answers::answer_tag;
 pub use config::{
     EmulatorConfig, Endpoint, FailFirst, FaultKind, KeyRejection, ANTHROPIC_MAX_BYTES,
     ANTHROPIC_MAX_REQUESTS, OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
