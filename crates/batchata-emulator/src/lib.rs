@@ -23,8 +23,22 @@
 //!
 //! Behaviour is set by [`EmulatorConfig`]; what happened is reported by
 //! [`EmulatorStats`], in-process via [`EmulatorHandle::stats`] or over HTTP
-//! at `GET /_emulator/stats` (`POST /_emulator/reset` clears state).
-//! Only loopback (127.0.0.1) is ever bound.
+//! at `GET /_emulator/stats`. A running emulator can also be changed, from
+//! Rust or over HTTP (`POST`, no body; these control endpoints are never
+//! faulted, delayed or counted):
+//!
+//! | HTTP | Rust | effect |
+//! |---|---|---|
+//! | `/_emulator/forget` | [`EmulatorHandle::forget_batches`] | every batch that exists now becomes unknown: 404 in the provider's envelope, gone from lists |
+//! | `/_emulator/revoke-keys[?status=403]` | [`EmulatorHandle::revoke_keys`], [`EmulatorHandle::revoke_keys_as`] | every later provider call answers 401 (or 403) in the provider's envelope |
+//! | `/_emulator/restore-keys` | [`EmulatorHandle::restore_keys`] | keys are accepted again |
+//! | `/_emulator/reset` | [`EmulatorHandle::reset`] | a fresh emulator: no batches, files, counters or fault progress |
+//!
+//! Faults that need no call at run time are configuration: [`FaultKind`]s
+//! for the first calls to an endpoint (`drop-after` loses the answer to a
+//! call that was carried out), random rates, expiry, and
+//! [`EmulatorConfig::forget_batches_after`]. Only loopback (127.0.0.1) is
+//! ever bound.
 
 #![warn(missing_docs)]
 
