@@ -1,7 +1,8 @@
 //! `batchata emulate`: serve the local emulator of the providers' batch APIs
 //! on a port, its fault flags mapped onto `batchata_emulator`'s config, so a
 //! pipeline (ours, the official SDKs, anyone's) can be tried against slow
-//! batches, rate limits, outages, errored requests and expiry with no key.
+//! batches, rate limits, outages, lost answers, errored requests, expiry,
+//! forgotten batches and revoked keys, with no real API key.
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,12 +17,19 @@ Examples:
   batchata emulate --port 8765 --processing-delay 20s --error-rate 0.1
   batchata emulate --port 8765 --rate-limit-rate 0.2 --retry-after 500ms --drop-rate 0.05
   batchata emulate --port 8765 --fail-first 3:529@anthropic.create --expire-rate 0.5
+  batchata emulate --port 8765 --fail-first 1:drop-after@anthropic.create --forget-batches-after 10m
+  batchata emulate --port 8765 --api-key sk-test-key
 
 Point a pipeline at it with:
   ANTHROPIC_BASE_URL=http://127.0.0.1:PORT  ANTHROPIC_API_KEY=anything
   OPENAI_BASE_URL=http://127.0.0.1:PORT/v1  OPENAI_API_KEY=anything
 or: batchata run jobs.jsonl --results-dir out --emulator-url http://127.0.0.1:PORT
-Statistics (calls per endpoint, faults, batches): GET http://127.0.0.1:PORT/_emulator/stats
+Statistics (calls, faults, batches, resubmitted requests): GET http://127.0.0.1:PORT/_emulator/stats
+Change it while it runs (POST http://127.0.0.1:PORT/...):
+  /_emulator/forget                  every batch that exists now becomes unknown (404, gone from lists)
+  /_emulator/revoke-keys             every later call answers 401 (?status=403: permission errors)
+  /_emulator/restore-keys            keys are accepted again
+  /_emulator/reset                   forget all batches, files, counters and fault progress
 Answers are deterministic for a seed: structured output follows the request's schema,
 citations quote the documents sent. Stop it with Ctrl+C.";
 
@@ -84,10 +92,16 @@ pub(crate) struct EmulateArgs {
     /// Fraction of connections closed without an answer.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     drop_rate: f64,
-    /// Fail the first COUNT calls with FAULT (429, 429:MS, 500, 503, 529, drop), optionally
-    /// only on one endpoint (e.g. anthropic.create, openai.files.create). Repeatable.
+    /// Fail the first COUNT calls with FAULT (429, 429:MS, 500, 503, 529, drop, drop-after),
+    /// optionally only on one endpoint (e.g. anthropic.create, openai.files.create).
+    /// drop closes the connection before the call is handled; drop-after handles it (the
+    /// batch is created, the file stored) and then closes the connection unanswered. Repeatable.
     #[arg(long, value_name = "COUNT:FAULT[@ENDPOINT]", value_parser = fail_first)]
     fail_first: Vec<(u32, FaultKind, Option<Endpoint>)>,
+    /// Each batch becomes unknown to the provider this long after its creation
+    /// (e.g. 10m): retrieve, cancel and results answer 404, lists leave it out.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    forget_batches_after: Option<Duration>,
     /// Fraction of batches that expire instead of completing.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     expire_rate: f64,
@@ -106,7 +120,7 @@ pub(crate) struct EmulateArgs {
     /// Return results in request order instead of completion order.
     #[arg(long)]
     ordered_results: bool,
-    /// Accept only this API key [default: any non-empty key].
+    /// Accept only this API key; others get the provider's 401 [default: any non-empty key].
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
     /// Seed for the deterministic faults and answers.
@@ -150,6 +164,9 @@ impl EmulateArgs {
         }
         if let Some(k) = &self.api_key {
             cfg = cfg.api_key(k.clone());
+        }
+        if let Some(d) = self.forget_batches_after {
+            cfg = cfg.forget_batches_after(d);
         }
         cfg
     }

@@ -643,6 +643,64 @@ async fn emulate_serves_faults_a_dry_run_never_reaches_it_and_a_run_rides_them_o
     assert!(e.contains("unknown fault '418'"), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulate_loses_answers_forgets_batches_and_lists_its_controls() {
+    let o = bin().args(["emulate", "--help"]).output().unwrap();
+    let (help, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    for needle in [
+        "--forget-batches-after",
+        "--api-key",
+        "drop-after",
+        "/_emulator/forget",
+        "/_emulator/revoke-keys",
+        "/_emulator/restore-keys",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from: {help}");
+    }
+
+    let emu = EmulateProcess::spawn(&[
+        "--forget-batches-after",
+        "1s",
+        "--fail-first",
+        "1:drop-after@anthropic.create",
+    ]);
+    let c = reqwest::Client::new();
+    let anthropic = |method: reqwest::Method, path: String| {
+        c.request(method, format!("{}{path}", emu.url))
+            .header("x-api-key", "sk-ant-cli-test")
+            .header("anthropic-version", "2023-06-01")
+    };
+    let body = serde_json::json!({"requests": [{"custom_id": "a", "params": {
+        "model": "claude-haiku-4-5", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]}}]});
+    let lost = anthropic(reqwest::Method::POST, "/v1/messages/batches".into())
+        .json(&body)
+        .send()
+        .await;
+    assert!(lost.is_err(), "the answer to the create is lost: {lost:?}");
+    let stats = emu.stats().await;
+    assert_eq!(stats.faults_of("drop-after"), 1);
+    assert_eq!(stats.batches_created, 1, "yet the batch was created");
+    let id = stats.batches[0].id.clone();
+    let path = format!("/v1/messages/batches/{id}");
+    let r = anthropic(reqwest::Method::GET, path.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = anthropic(reqwest::Method::GET, path).send().await.unwrap();
+    assert_eq!(r.status(), 404, "forgotten a second after creation");
+    assert!(emu.stats().await.batches[0].forgotten);
+
+    let o = bin()
+        .args(["emulate", "--port", "0", "--forget-batches-after", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
+
 /// The first command of the README's quick start, as written: `cargo run
 /// ... -- ARGS`. The test runs ARGS with this build's binary.
 fn readme_quickstart_args(root: &Path) -> Vec<String> {

@@ -15,6 +15,34 @@
 //! * usage is `ceil(bytes / 4)` of the request body for input and of the
 //!   reply for output, capped by `max_tokens` (the reply is then truncated
 //!   and the stop reason says so).
+//!
+//! # The content tag
+//!
+//! The `#<8 hex>` ending a plain answer is [`answer_tag`] of the request: a
+//! hash of, in order, the model, the system prompt (Anthropic `system` text
+//! blocks joined by `\n`; OpenAI `system` and `developer` messages joined
+//! by `\n`), the text of each user message (its text blocks joined by
+//! `\n`) and the body of each document (plain text as sent; PDF pages as
+//! extracted, joined by `\u{1}`; custom-content blocks joined by `\u{1}`).
+//! Assistant turns, document titles, images, tools, the output schema and
+//! sampling parameters such as `max_tokens` or `temperature` are not in it.
+//! The hash does not depend on the emulator's seed, the batch or the
+//! `custom_id`, so the same request gets the same tag in any batch on
+//! either provider.
+//!
+//! A test can use it in two ways:
+//!
+//! * compare: two plain answers with the same tag came from requests with
+//!   the same content (up to a 2^-32 chance); an answer whose tag differs
+//!   from the one a request would get was not produced from that request —
+//!   e.g. a result served from a stale batch after the job was edited;
+//! * recompute: for a text-only request, `batchata_emulator::answer_tag(model,
+//!   system, &[user texts], &[])` gives the expected 8 hex digits, and the
+//!   answer text ends with `#` followed by them (unless `max_tokens` cut it).
+//!
+//! Only plain-text answers (and OpenAI `json_object` answers, as
+//! `{"answer": "Echo: ... #<tag>"}`) always carry the tag; structured
+//! answers carry the echo only in string fields the input could not fill.
 
 use serde_json::Value;
 
@@ -198,10 +226,7 @@ impl Conversation {
 
     /// The `Echo: ...` text.
     fn echo(&self) -> String {
-        let mut parts: Vec<&[u8]> = vec![self.model.as_bytes(), self.system.as_bytes()];
-        for t in &self.user_texts {
-            parts.push(t.as_bytes());
-        }
+        let users: Vec<&str> = self.user_texts.iter().map(String::as_str).collect();
         let doc_texts: Vec<String> = self
             .documents
             .iter()
@@ -210,13 +235,34 @@ impl Conversation {
                 DocBody::Pdf(p) | DocBody::Blocks(p) => p.join("\u{1}"),
             })
             .collect();
-        for t in &doc_texts {
-            parts.push(t.as_bytes());
-        }
-        let h = hash_parts(0, &parts);
+        let docs: Vec<&str> = doc_texts.iter().map(String::as_str).collect();
+        let tag = answer_tag(&self.model, &self.system, &users, &docs);
         let snippet: String = self.last_user_text().trim().chars().take(80).collect();
-        format!("Echo: {snippet} #{:08x}", h >> 32)
+        format!("Echo: {snippet} #{tag}")
     }
+}
+
+/// The content tag of a request: the 8 lowercase hex digits that end the
+/// emulator's plain answer to it, after a `#` (`Echo: <question> #1a2b3c4d`).
+///
+/// `user_texts` holds the text of each user message in order (a message's
+/// text blocks joined by `\n`), `documents` the body of each document in
+/// order (see the `answers` module notes in the source for PDFs). The tag
+/// is the top 32 bits of a 64-bit FNV-1a hash of eight zero bytes followed,
+/// for each part, by its length as a little-endian `u64` and its bytes,
+/// finished with the splitmix64 mixer. It depends on nothing else: not on
+/// the seed, the batch, the `custom_id` or the provider.
+///
+/// ```
+/// let tag = batchata_emulator::answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+2?"], &[]);
+/// assert_eq!(tag.len(), 8);
+/// assert_ne!(tag, batchata_emulator::answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+3?"], &[]));
+/// ```
+pub fn answer_tag(model: &str, system: &str, user_texts: &[&str], documents: &[&str]) -> String {
+    let mut parts: Vec<&[u8]> = vec![model.as_bytes(), system.as_bytes()];
+    parts.extend(user_texts.iter().map(|t| t.as_bytes()));
+    parts.extend(documents.iter().map(|t| t.as_bytes()));
+    format!("{:08x}", hash_parts(0, &parts) >> 32)
 }
 
 /// Produces the reply for a conversation.

@@ -33,7 +33,7 @@ use crate::ids::{base62, hash_parts, unit};
 use crate::lifecycle::{count_done, is_done, Timeline};
 use crate::pdf;
 use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
-use crate::stats::BatchSummary;
+use crate::stats::{request_digest, BatchSummary};
 
 /// What became of one request once it is processed.
 #[derive(Debug, Clone)]
@@ -73,6 +73,8 @@ struct Batch {
     timeline: Timeline,
     data: Arc<BatchData>,
     deleted: bool,
+    /// How many of its requests had been submitted in an earlier batch.
+    resubmitted: u64,
 }
 
 /// All Anthropic batches of an emulator.
@@ -81,6 +83,8 @@ pub(crate) struct Store {
     batches: HashMap<String, Batch>,
     /// Ids in creation order.
     order: Vec<String>,
+    /// Digests of every request submitted so far (see [`request_digest`]).
+    submitted: HashSet<u64>,
 }
 
 /// The processing status at one moment.
@@ -173,12 +177,33 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Whether a client can still see the batch at `now` (neither deleted
+    /// nor forgotten).
+    fn known(&self, now: Instant) -> bool {
+        !self.deleted && !self.timeline.is_forgotten(now)
+    }
+}
+
 impl Store {
-    fn get(&self, id: &str) -> Result<&Batch, ApiError> {
+    /// The batch `id` if it is known at `now`, else the not-found error.
+    fn get(&self, id: &str, now: Instant) -> Result<&Batch, ApiError> {
         self.batches
             .get(id)
-            .filter(|b| !b.deleted)
+            .filter(|b| b.known(now))
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Forgets every batch that exists now; returns how many were still known.
+    pub(crate) fn forget_all(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        for b in self.batches.values_mut() {
+            if b.known(now) {
+                n += 1;
+            }
+            b.timeline.forgotten = true;
+        }
+        n
     }
 
     /// `(creation sequence, summary)` for every batch.
@@ -200,6 +225,8 @@ impl Store {
                         created_at: rfc3339(b.timeline.created_wall),
                         metadata: None,
                         deleted: b.deleted,
+                        forgotten: b.timeline.is_forgotten(now),
+                        resubmitted: b.resubmitted,
                     },
                 )
             })
@@ -235,9 +262,12 @@ fn valid_custom_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Parses and validates a create body into batch data (CPU-bound; run off
-/// the async runtime).
-fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData, ApiError> {
+/// Parses and validates a create body into batch data and the digest of
+/// each request (CPU-bound; run off the async runtime).
+fn build_batch(
+    body: &[u8],
+    config: &crate::EmulatorConfig,
+) -> Result<(BatchData, Vec<u64>), ApiError> {
     let parsed: CreateBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::anthropic_invalid(format!(
             "Request body is not a valid batch create request: {e}"
@@ -261,6 +291,7 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
     }
     let mut seen = HashSet::with_capacity(n);
     let mut items = Vec::with_capacity(n);
+    let mut digests = Vec::with_capacity(n);
     for (i, item) in parsed.requests.into_iter().enumerate() {
         let custom_id = match item.custom_id {
             None => {
@@ -290,7 +321,12 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
                 "requests.{i}.params: Field required"
             )));
         };
-        let outcome = match serde_json::from_str::<Value>(params.get())
+        let value = serde_json::from_str::<Value>(params.get());
+        digests.push(request_digest(
+            &custom_id,
+            value.as_ref().unwrap_or(&Value::Null),
+        ));
+        let outcome = match value
             .map_err(|e| e.to_string())
             .and_then(|v| parse_params(&v, false, params.get().len()))
         {
@@ -321,11 +357,14 @@ fn build_batch(body: &[u8], config: &crate::EmulatorConfig) -> Result<BatchData,
     }
     ok_sorted.sort_unstable();
     err_sorted.sort_unstable();
-    Ok(BatchData {
-        items,
-        ok_sorted,
-        err_sorted,
-    })
+    Ok((
+        BatchData {
+            items,
+            ok_sorted,
+            err_sorted,
+        },
+        digests,
+    ))
 }
 
 /// `POST /v1/messages/batches`
@@ -348,7 +387,7 @@ pub(crate) async fn create(
             }
         })?;
     let st = state.clone();
-    let data = tokio::task::spawn_blocking(move || build_batch(&bytes, &st.config))
+    let (data, digests) = tokio::task::spawn_blocking(move || build_batch(&bytes, &st.config))
         .await
         .map_err(|e| {
             ApiError::anthropic(
@@ -362,22 +401,30 @@ pub(crate) async fn create(
     let config = &state.config;
     let expiring =
         unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let timeline = Timeline::start(
+    let mut timeline = Timeline::start(
         config.processing_delay,
         (0.0, 1.0),
         config.cancel_delay,
         expiring,
         config.expire_keep_fraction,
     );
-    let batch = Batch {
+    timeline.forget_after = config.forget_batches_after;
+    let mut batch = Batch {
         id: state.ids.anthropic_batch(),
         seq,
         timeline,
         data: Arc::new(data),
         deleted: false,
+        resubmitted: 0,
     };
     let view = batch.view(Instant::now(), Status::InProgress, &state.base_url);
     let mut store = lock(&state.anthropic);
+    store.submitted.reserve(digests.len());
+    batch.resubmitted = digests
+        .into_iter()
+        .filter(|d| !store.submitted.insert(*d))
+        .count() as u64;
+    state.counters.record_batch(batch.resubmitted);
     store.order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))
@@ -388,9 +435,9 @@ pub(crate) async fn retrieve(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = lock(&state.anthropic);
-    let b = store.get(&id)?;
     let now = Instant::now();
+    let store = lock(&state.anthropic);
+    let b = store.get(&id, now)?;
     Ok(Json(b.view(now, b.status(now), &state.base_url)))
 }
 
@@ -418,13 +465,14 @@ pub(crate) async fn list(
             "Only one of after_id and before_id may be given",
         ));
     }
+    let now = Instant::now();
     let store = lock(&state.anthropic);
     let visible: Vec<&Batch> = store
         .order
         .iter()
         .rev()
         .filter_map(|id| store.batches.get(id))
-        .filter(|b| !b.deleted)
+        .filter(|b| b.known(now))
         .collect();
     let position = |id: &str| visible.iter().position(|b| b.id == id);
     let (page, has_more): (&[&Batch], bool) = if let Some(a) = after {
@@ -447,7 +495,6 @@ pub(crate) async fn list(
     } else {
         (&visible[..visible.len().min(limit)], visible.len() > limit)
     };
-    let now = Instant::now();
     let data: Vec<Value> = page
         .iter()
         .map(|b| b.view(now, b.status(now), &state.base_url))
@@ -465,9 +512,9 @@ pub(crate) async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut store = lock(&state.anthropic);
-    store.get(&id)?;
     let now = Instant::now();
+    let mut store = lock(&state.anthropic);
+    store.get(&id, now)?;
     let Some(b) = store.batches.get_mut(&id) else {
         return Err(not_found(&id));
     };
@@ -488,8 +535,9 @@ pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let now = Instant::now();
     let mut store = lock(&state.anthropic);
-    let status = store.get(&id)?.status(Instant::now());
+    let status = store.get(&id, now)?.status(now);
     if !matches!(status, Status::Ended(_)) {
         return Err(ApiError::anthropic_invalid(format!(
             "Message batch {id} is still {}; cancel it and wait for it to end before deleting it.",
@@ -521,9 +569,10 @@ pub(crate) async fn results(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let plan = {
+        let now = Instant::now();
         let store = lock(&state.anthropic);
-        let b = store.get(&id)?;
-        let Status::Ended(at) = b.status(Instant::now()) else {
+        let b = store.get(&id, now)?;
+        let Status::Ended(at) = b.status(now) else {
             return Err(ApiError::anthropic_invalid(format!(
                 "Message batch {id} is still processing; results are available once processing_status is 'ended'."
             )));

@@ -138,12 +138,19 @@ pub enum FaultKind {
     Status503,
     /// 529 `overloaded_error` on Anthropic; OpenAI has no 529 and gets a 503.
     Status529,
-    /// Close the connection without sending any response.
+    /// Close the connection without sending any response; the request is
+    /// not handled (nothing is created or stored).
     DropConnection,
+    /// Handle the request in full (a batch is created and stored, a file is
+    /// uploaded, ...), then close the connection without sending a single
+    /// response byte: the client sees a transport error although its
+    /// request was committed. Only available through `fail_first` rules.
+    DropAfter,
 }
 
 impl FaultKind {
-    /// The stable name used in stats: `"429"`, `"500"`, `"503"`, `"529"` or `"drop"`.
+    /// The stable name used in stats: `"429"`, `"500"`, `"503"`, `"529"`,
+    /// `"drop"` or `"drop-after"`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Status429 { .. } => "429",
@@ -151,6 +158,7 @@ impl FaultKind {
             FaultKind::Status503 => "503",
             FaultKind::Status529 => "529",
             FaultKind::DropConnection => "drop",
+            FaultKind::DropAfter => "drop-after",
         }
     }
 }
@@ -167,7 +175,8 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
 
-    /// Parses `429` (1 s delay), `429:<ms>`, `500`, `503`, `529` or `drop`.
+    /// Parses `429` (1 s delay), `429:<ms>`, `500`, `503`, `529`, `drop` or
+    /// `drop-after`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(ms) = s.strip_prefix("429:") {
@@ -184,8 +193,49 @@ impl FromStr for FaultKind {
             "503" => Ok(FaultKind::Status503),
             "529" => Ok(FaultKind::Status529),
             "drop" => Ok(FaultKind::DropConnection),
+            "drop-after" => Ok(FaultKind::DropAfter),
             _ => Err(format!(
-                "unknown fault '{s}'; expected 429, 429:<ms>, 500, 503, 529 or drop"
+                "unknown fault '{s}'; expected 429, 429:<ms>, 500, 503, 529, drop or drop-after"
+            )),
+        }
+    }
+}
+
+/// How provider calls are refused once keys are revoked at run time
+/// ([`EmulatorHandle::revoke_keys_as`](crate::EmulatorHandle::revoke_keys_as),
+/// `POST /_emulator/revoke-keys?status=401|403`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyRejection {
+    /// 401: Anthropic `authentication_error` "invalid x-api-key"; OpenAI
+    /// `invalid_request_error` with code `invalid_api_key` and a masked key
+    /// ("Incorrect API key provided: sk-abc...wxyz").
+    #[default]
+    Unauthorized,
+    /// 403: Anthropic `permission_error`; OpenAI `request_forbidden`
+    /// (`unsupported_country_region_territory`), its documented 403.
+    Forbidden,
+}
+
+impl KeyRejection {
+    /// The HTTP status answered: 401 or 403.
+    pub fn status(self) -> u16 {
+        match self {
+            KeyRejection::Unauthorized => 401,
+            KeyRejection::Forbidden => 403,
+        }
+    }
+}
+
+impl FromStr for KeyRejection {
+    type Err = String;
+
+    /// Parses `401` or `403`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "401" => Ok(KeyRejection::Unauthorized),
+            "403" => Ok(KeyRejection::Forbidden),
+            other => Err(format!(
+                "unknown key rejection status '{other}'; expected 401 or 403"
             )),
         }
     }
@@ -248,8 +298,16 @@ pub struct EmulatorConfig {
     pub openai_max_requests: usize,
     /// Maximum OpenAI upload size in bytes; past it: 413.
     pub openai_max_file_bytes: usize,
-    /// The only API key accepted; `None` accepts any non-empty key.
+    /// The only API key accepted; `None` accepts any non-empty key. Other
+    /// keys get the provider's 401 authentication envelope (the same answer
+    /// as after [`revoke_keys`](crate::EmulatorHandle::revoke_keys)).
     pub api_key: Option<String>,
+    /// When set, every batch becomes unknown to the provider this long after
+    /// its creation: retrieve, cancel, results and delete answer 404 with the
+    /// provider's not-found envelope and lists leave it out, as when a
+    /// provider has lost or purged a batch. `None` (the default) keeps
+    /// batches forever.
+    pub forget_batches_after: Option<Duration>,
     /// Seed for every deterministic choice.
     pub seed: u64,
     /// "Fail the first N calls" rules, checked before the random rates.
@@ -278,6 +336,7 @@ impl Default for EmulatorConfig {
             openai_max_requests: OPENAI_MAX_REQUESTS,
             openai_max_file_bytes: OPENAI_MAX_FILE_BYTES,
             api_key: None,
+            forget_batches_after: None,
             seed: 0,
             fail_first: Vec::new(),
         }
@@ -407,6 +466,13 @@ impl EmulatorConfig {
         self
     }
 
+    /// Makes every batch unknown (404) `after` its creation; see
+    /// [`forget_batches_after`](Self::forget_batches_after).
+    pub fn forget_batches_after(mut self, after: Duration) -> Self {
+        self.forget_batches_after = Some(after);
+        self
+    }
+
     /// Sets [`seed`](Self::seed).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -469,8 +535,21 @@ mod tests {
             })
         );
         assert_eq!("drop".parse::<FaultKind>(), Ok(FaultKind::DropConnection));
+        assert_eq!("drop-after".parse::<FaultKind>(), Ok(FaultKind::DropAfter));
+        assert_eq!(FaultKind::DropAfter.to_string(), "drop-after");
         assert_eq!("529".parse::<FaultKind>(), Ok(FaultKind::Status529));
         assert!("418".parse::<FaultKind>().is_err());
+    }
+
+    #[test]
+    fn key_rejections_parse() {
+        assert_eq!(
+            "401".parse::<KeyRejection>(),
+            Ok(KeyRejection::Unauthorized)
+        );
+        assert_eq!("403".parse::<KeyRejection>(), Ok(KeyRejection::Forbidden));
+        assert!("500".parse::<KeyRejection>().is_err());
+        assert_eq!(KeyRejection::default().status(), 401);
     }
 
     #[test]

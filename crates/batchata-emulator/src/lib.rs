@@ -23,8 +23,22 @@
 //!
 //! Behaviour is set by [`EmulatorConfig`]; what happened is reported by
 //! [`EmulatorStats`], in-process via [`EmulatorHandle::stats`] or over HTTP
-//! at `GET /_emulator/stats` (`POST /_emulator/reset` clears state).
-//! Only loopback (127.0.0.1) is ever bound.
+//! at `GET /_emulator/stats`. A running emulator can also be changed, from
+//! Rust or over HTTP (`POST`, no body; these control endpoints are never
+//! faulted, delayed or counted):
+//!
+//! | HTTP | Rust | effect |
+//! |---|---|---|
+//! | `/_emulator/forget` | [`EmulatorHandle::forget_batches`] | every batch that exists now becomes unknown: 404 in the provider's envelope, gone from lists |
+//! | `/_emulator/revoke-keys[?status=403]` | [`EmulatorHandle::revoke_keys`], [`EmulatorHandle::revoke_keys_as`] | every later provider call answers 401 (or 403) in the provider's envelope |
+//! | `/_emulator/restore-keys` | [`EmulatorHandle::restore_keys`] | keys are accepted again |
+//! | `/_emulator/reset` | [`EmulatorHandle::reset`] | a fresh emulator: no batches, files, counters or fault progress |
+//!
+//! Faults that need no call at run time are configuration: [`FaultKind`]s
+//! for the first calls to an endpoint (`drop-after` loses the answer to a
+//! call that was carried out), random rates, expiry, and
+//! [`EmulatorConfig::forget_batches_after`]. Only loopback (127.0.0.1) is
+//! ever bound.
 
 #![warn(missing_docs)]
 
@@ -50,9 +64,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use answers::answer_tag;
 pub use config::{
-    EmulatorConfig, Endpoint, FailFirst, FaultKind, ANTHROPIC_MAX_BYTES, ANTHROPIC_MAX_REQUESTS,
-    OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
+    EmulatorConfig, Endpoint, FailFirst, FaultKind, KeyRejection, ANTHROPIC_MAX_BYTES,
+    ANTHROPIC_MAX_REQUESTS, OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
 };
 pub use stats::{BatchSummary, EmulatorStats};
 
@@ -157,8 +172,43 @@ impl EmulatorHandle {
         self.state.stats()
     }
 
-    /// Forgets all batches, files, counters and fault progress
-    /// (same as `POST /_emulator/reset`).
+    /// Makes every batch that exists now unknown to its provider, as if the
+    /// provider had lost or purged it (same as `POST /_emulator/forget`):
+    /// retrieve, cancel, results and delete of those ids answer 404 with the
+    /// provider's not-found envelope, lists leave them out, and an OpenAI
+    /// batch's output and error files go with it. Batches created afterwards
+    /// behave normally. [`stats`](Self::stats) keeps listing the forgotten
+    /// batches, with `forgotten: true`. Returns how many batches were still
+    /// known.
+    pub fn forget_batches(&self) -> usize {
+        self.state.forget_batches()
+    }
+
+    /// Stops accepting every API key: each later provider call answers 401
+    /// with the provider's authentication envelope, as when a key is revoked
+    /// mid-run (same as `POST /_emulator/revoke-keys`). Undo with
+    /// [`restore_keys`](Self::restore_keys).
+    pub fn revoke_keys(&self) {
+        self.state
+            .set_key_rejection(Some(KeyRejection::Unauthorized));
+    }
+
+    /// Like [`revoke_keys`](Self::revoke_keys), answering with `rejection`:
+    /// [`KeyRejection::Forbidden`] gives 403 permission errors instead
+    /// (same as `POST /_emulator/revoke-keys?status=403`).
+    pub fn revoke_keys_as(&self, rejection: KeyRejection) {
+        self.state.set_key_rejection(Some(rejection));
+    }
+
+    /// Accepts keys again after [`revoke_keys`](Self::revoke_keys) (same as
+    /// `POST /_emulator/restore-keys`); the configured
+    /// [`api_key`](EmulatorConfig::api_key), if any, applies as before.
+    pub fn restore_keys(&self) {
+        self.state.set_key_rejection(None);
+    }
+
+    /// Forgets all batches, files, counters and fault progress, and accepts
+    /// keys again (same as `POST /_emulator/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }

@@ -3,7 +3,8 @@
 //!
 //! Nothing runs in the background. A batch stores its creation instant, the
 //! processing delay and, once cancelled, the moment of the cancel; its state
-//! at any instant is a pure function of those. Each request gets a fixed
+//! at any instant is a pure function of those (and of whether the provider
+//! has been made to forget it). Each request gets a fixed
 //! "finish fraction" (a hash of its `custom_id`): it is done once the batch's
 //! progress passes that fraction. So requests finish progressively, and a
 //! cancel or an expiry splits them into done and not done deterministically.
@@ -34,6 +35,12 @@ pub(crate) struct Timeline {
     cutoff: u64,
     /// Whether this batch expires instead of completing.
     pub(crate) expiring: bool,
+    /// Set once the provider has been told to forget the batch
+    /// (`/_emulator/forget`): from then on it is unknown.
+    pub(crate) forgotten: bool,
+    /// The batch becomes unknown this long after creation
+    /// (`forget_batches_after`).
+    pub(crate) forget_after: Option<Duration>,
 }
 
 impl Timeline {
@@ -63,7 +70,15 @@ impl Timeline {
             cancel_at: None,
             cutoff,
             expiring,
+            forgotten: false,
+            forget_after: None,
         }
+    }
+
+    /// Whether the provider has forgotten the batch at `now`: every call
+    /// naming it then answers 404 and lists leave it out.
+    pub(crate) fn is_forgotten(&self, now: Instant) -> bool {
+        self.forgotten || self.forget_after.is_some_and(|d| self.elapsed(now) >= d)
     }
 
     /// Time since creation.
@@ -142,6 +157,19 @@ mod tests {
         let thr = t.threshold(Duration::from_secs(1));
         assert!(is_done(1, thr));
         assert!(!is_done(u32::MAX, thr));
+    }
+
+    #[test]
+    fn forgetting_on_request_or_after_a_while() {
+        let mut t = Timeline::start(Duration::ZERO, (0.0, 1.0), Duration::ZERO, false, 0.5);
+        let now = Instant::now();
+        assert!(!t.is_forgotten(now));
+        t.forget_after = Some(Duration::from_secs(60));
+        assert!(!t.is_forgotten(now));
+        assert!(t.is_forgotten(now + Duration::from_secs(61)));
+        t.forget_after = None;
+        t.forgotten = true;
+        assert!(t.is_forgotten(now));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::ids::{base62, hash_parts, hex, unit};
 use crate::lifecycle::{count_done, is_done, Timeline};
 use crate::pdf;
 use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
-use crate::stats::BatchSummary;
+use crate::stats::{request_digest, BatchSummary};
 
 /// The one endpoint whose requests the emulator can answer.
 const CHAT_ENDPOINT: &str = "/v1/chat/completions";
@@ -66,6 +66,9 @@ struct File {
     expires_at: Option<i64>,
     content: Bytes,
     deleted: bool,
+    /// The batch whose output or error file this is (`None` for uploads):
+    /// when the provider forgets that batch, the file goes with it.
+    batch_id: Option<String>,
 }
 
 impl File {
@@ -153,6 +156,8 @@ struct Batch {
     timeline: Timeline,
     data: Arc<BatchData>,
     outputs: Arc<tokio::sync::OnceCell<Outputs>>,
+    /// How many of its requests had been submitted in an earlier batch.
+    resubmitted: u64,
 }
 
 /// All OpenAI files and batches of an emulator.
@@ -162,6 +167,8 @@ pub(crate) struct Store {
     file_order: Vec<String>,
     batches: HashMap<String, Batch>,
     batch_order: Vec<String>,
+    /// Digests of every request submitted so far (see [`request_digest`]).
+    submitted: HashSet<u64>,
 }
 
 /// A batch status at one moment (durations are since creation).
@@ -200,12 +207,22 @@ impl Status {
     }
 }
 
-fn oai_not_found(kind: &str, id: &str) -> ApiError {
+fn file_not_found(id: &str) -> ApiError {
     ApiError::openai(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
-        format!("No such {kind}: '{id}'"),
+        format!("No such File object: {id}"),
         Some("id"),
+        None,
+    )
+}
+
+fn batch_not_found(id: &str) -> ApiError {
+    ApiError::openai(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("No batch found with id '{id}'."),
+        None,
         None,
     )
 }
@@ -312,17 +329,43 @@ impl Batch {
 }
 
 impl Store {
-    fn batch(&self, id: &str) -> Result<&Batch, ApiError> {
+    /// The batch `id` if the provider still knows it at `now`.
+    fn batch(&self, id: &str, now: Instant) -> Result<&Batch, ApiError> {
         self.batches
             .get(id)
-            .ok_or_else(|| oai_not_found("batch", id))
+            .filter(|b| !b.timeline.is_forgotten(now))
+            .ok_or_else(|| batch_not_found(id))
     }
 
-    fn file(&self, id: &str) -> Result<&File, ApiError> {
+    /// Whether a client can see file `f` at `now`: not deleted, and not the
+    /// output of a forgotten batch.
+    fn file_known(&self, f: &File, now: Instant) -> bool {
+        !f.deleted
+            && f.batch_id.as_ref().is_none_or(|b| {
+                self.batches
+                    .get(b)
+                    .is_some_and(|b| !b.timeline.is_forgotten(now))
+            })
+    }
+
+    /// The file `id` if it is visible at `now`.
+    fn file(&self, id: &str, now: Instant) -> Result<&File, ApiError> {
         self.files
             .get(id)
-            .filter(|f| !f.deleted)
-            .ok_or_else(|| oai_not_found("File object", id))
+            .filter(|f| self.file_known(f, now))
+            .ok_or_else(|| file_not_found(id))
+    }
+
+    /// Forgets every batch that exists now; returns how many were still known.
+    pub(crate) fn forget_all(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        for b in self.batches.values_mut() {
+            if !b.timeline.is_forgotten(now) {
+                n += 1;
+            }
+            b.timeline.forgotten = true;
+        }
+        n
     }
 
     fn add_file(&mut self, file: File) -> Value {
@@ -353,6 +396,8 @@ impl Store {
                             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                         metadata: b.metadata.clone(),
                         deleted: false,
+                        forgotten: b.timeline.is_forgotten(now),
+                        resubmitted: b.resubmitted,
                     },
                 )
             })
@@ -461,6 +506,7 @@ pub(crate) async fn upload_file(
         expires_at: ttl.map(|s| created_at + s),
         content,
         deleted: false,
+        batch_id: None,
     };
     Ok(Json(lock(&state.openai).add_file(file)))
 }
@@ -470,7 +516,7 @@ pub(crate) async fn retrieve_file(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(lock(&state.openai).file(&id)?.view()))
+    Ok(Json(lock(&state.openai).file(&id, Instant::now())?.view()))
 }
 
 /// `DELETE /v1/files/{id}`
@@ -479,7 +525,7 @@ pub(crate) async fn delete_file(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut store = lock(&state.openai);
-    store.file(&id)?;
+    store.file(&id, Instant::now())?;
     if let Some(f) = store.files.get_mut(&id) {
         f.deleted = true;
         f.content = Bytes::new();
@@ -492,7 +538,10 @@ pub(crate) async fn file_content(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let content = lock(&state.openai).file(&id)?.content.clone();
+    let content = lock(&state.openai)
+        .file(&id, Instant::now())?
+        .content
+        .clone();
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         content,
@@ -520,12 +569,13 @@ pub(crate) async fn list_files(
             ))
         }
     };
+    let now = Instant::now();
     let store = lock(&state.openai);
     let mut files: Vec<&File> = store
         .file_order
         .iter()
         .filter_map(|id| store.files.get(id))
-        .filter(|f| !f.deleted && purpose.is_none_or(|p| f.purpose == p))
+        .filter(|f| store.file_known(f, now) && purpose.is_none_or(|p| f.purpose == p))
         .collect();
     if !ascending {
         files.reverse();
@@ -579,7 +629,13 @@ fn err_entry(
 }
 
 /// Validates every line of an input file (CPU-bound; run off the runtime).
-fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> BatchData {
+/// Also returns the digest of each request when the input is valid (a batch
+/// that fails validation submits nothing).
+fn build_batch(
+    file: Bytes,
+    endpoint: &str,
+    config: &crate::EmulatorConfig,
+) -> (BatchData, Vec<u64>) {
     let mut spans = Vec::new();
     let mut offset = 0;
     for (i, raw) in file.split(|b| *b == b'\n').enumerate() {
@@ -611,7 +667,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             None,
             None,
         ));
-        return data;
+        return (data, Vec::new());
     }
     if spans.len() > config.openai_max_requests {
         data.errors.push(err_entry(
@@ -624,11 +680,12 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             None,
             None,
         ));
-        return data;
+        return (data, Vec::new());
     }
     let mut seen: HashSet<String> = HashSet::with_capacity(spans.len());
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(spans.len());
+    let mut digests = Vec::with_capacity(spans.len());
     for (line_no, start, end) in spans {
         if errors.len() >= MAX_ERRORS {
             break;
@@ -736,6 +793,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
             }
             Ok(_) => Outcome::Ok,
         };
+        digests.push(request_digest(&custom_id, body));
         let frac = (hash_parts(config.seed, &[b"finish", custom_id.as_bytes()]) >> 32) as u32;
         lines.push(Line {
             custom_id: custom_id.into_boxed_str(),
@@ -748,7 +806,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
     data.distinct_ids = seen.len();
     if !errors.is_empty() {
         data.errors = errors;
-        return data;
+        return (data, Vec::new());
     }
     for l in &lines {
         match l.outcome {
@@ -759,7 +817,7 @@ fn build_batch(file: Bytes, endpoint: &str, config: &crate::EmulatorConfig) -> B
     data.ok_sorted.sort_unstable();
     data.err_sorted.sort_unstable();
     data.lines = lines;
-    data
+    (data, digests)
 }
 
 /// `POST /v1/batches`
@@ -889,41 +947,51 @@ pub(crate) async fn create_batch(
     };
     let st = state.clone();
     let ep = endpoint.clone();
-    let data = tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
-        .await
-        .map_err(|e| {
-            ApiError::openai(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-                None,
-                None,
-            )
-        })?;
+    let (data, digests) =
+        tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
+            .await
+            .map_err(|e| {
+                ApiError::openai(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    e.to_string(),
+                    None,
+                    None,
+                )
+            })?;
 
     let config = &state.config;
     let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
     let expiring =
         unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let batch = Batch {
+    let mut timeline = Timeline::start(
+        config.processing_delay,
+        (0.1, 0.9),
+        config.cancel_delay,
+        expiring,
+        config.expire_keep_fraction,
+    );
+    timeline.forget_after = config.forget_batches_after;
+    let mut batch = Batch {
         id: state.ids.openai_batch(),
         seq,
         endpoint,
         input_file_id,
         completion_window,
         metadata,
-        timeline: Timeline::start(
-            config.processing_delay,
-            (0.1, 0.9),
-            config.cancel_delay,
-            expiring,
-            config.expire_keep_fraction,
-        ),
+        timeline,
         data: Arc::new(data),
         outputs: Arc::new(tokio::sync::OnceCell::new()),
+        resubmitted: 0,
     };
     let view = batch.view(Instant::now(), Status::Validating);
     let mut store = lock(&state.openai);
+    store.submitted.reserve(digests.len());
+    batch.resubmitted = digests
+        .into_iter()
+        .filter(|d| !store.submitted.insert(*d))
+        .count() as u64;
+    state.counters.record_batch(batch.resubmitted);
     store.batch_order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))
@@ -1114,6 +1182,7 @@ async fn ensure_outputs(
                 expires_at: Some(created_at + FILE_TTL_SECS),
                 content: Bytes::from(content),
                 deleted: false,
+                batch_id: Some(batch_id.clone()),
             });
             Some(id)
         };
@@ -1140,7 +1209,7 @@ async fn render(
         let store = lock(&state.openai);
         let mut pending = Vec::new();
         for id in ids {
-            let b = store.batch(id)?;
+            let b = store.batch(id, now)?;
             let status = forced.unwrap_or_else(|| b.status(now));
             if let Some(at) = status.output_time() {
                 if b.outputs.get().is_none() {
@@ -1167,7 +1236,7 @@ async fn render(
     let store = lock(&state.openai);
     ids.iter()
         .map(|id| {
-            let b = store.batch(id)?;
+            let b = store.batch(id, now)?;
             Ok(b.view(now, forced.unwrap_or_else(|| b.status(now))))
         })
         .collect()
@@ -1189,12 +1258,17 @@ pub(crate) async fn list_batches(
 ) -> Result<Json<Value>, ApiError> {
     let q = query_pairs(uri.query());
     let limit = parse_limit(query_get(&q, "limit"), 20, 100)?;
-    let ids: Vec<String> = lock(&state.openai)
-        .batch_order
-        .iter()
-        .rev()
-        .cloned()
-        .collect();
+    let now = Instant::now();
+    let ids: Vec<String> = {
+        let store = lock(&state.openai);
+        store
+            .batch_order
+            .iter()
+            .rev()
+            .filter(|id| store.batch(id, now).is_ok())
+            .cloned()
+            .collect()
+    };
     let start = match query_get(&q, "after").filter(|a| !a.is_empty()) {
         Some(a) => ids
             .iter()
@@ -1204,7 +1278,7 @@ pub(crate) async fn list_batches(
     };
     let rest = &ids[start..];
     let chosen = &rest[..rest.len().min(limit)];
-    let views = render(&state, chosen, Instant::now(), None).await?;
+    let views = render(&state, chosen, now, None).await?;
     Ok(Json(json!({
         "object": "list",
         "data": views,
@@ -1222,9 +1296,9 @@ pub(crate) async fn cancel_batch(
     let now = Instant::now();
     {
         let mut store = lock(&state.openai);
-        store.batch(&id)?;
+        store.batch(&id, now)?;
         let Some(b) = store.batches.get_mut(&id) else {
-            return Err(oai_not_found("batch", &id));
+            return Err(batch_not_found(&id));
         };
         match b.status(now) {
             Status::Cancelling => {}

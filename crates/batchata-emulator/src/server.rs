@@ -5,7 +5,9 @@
 //! fault if the plan says so (`fail_first` rules first, then the seeded
 //! random rates), checks auth headers, runs the handler, and finally renders
 //! error envelopes with the request id and sets the `request-id` /
-//! `x-request-id` header. `/_emulator/*` bypasses all of that: control
+//! `x-request-id` header. A `drop` fault cuts the connection before the
+//! handler runs; a `drop-after` fault lets the handler commit its work and
+//! cuts the connection instead of sending the answer. `/_emulator/*` bypasses all of that: control
 //! endpoints are never faulted, delayed or counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::config::{EmulatorConfig, Endpoint, FaultKind};
+use crate::config::{EmulatorConfig, Endpoint, FaultKind, KeyRejection};
 use crate::conn::ConnHandle;
 use crate::error::{ApiError, Provider};
 use crate::ids::{hash_parts, unit, IdGen};
@@ -39,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) openai: Mutex<openai::Store>,
     /// Creation sequence shared by both providers (orders the stats list).
     pub(crate) batch_seq: AtomicU64,
+    /// Set while keys are revoked (`/_emulator/revoke-keys`).
+    key_rejection: Mutex<Option<KeyRejection>>,
 }
 
 /// Locks a mutex, ignoring poisoning (state stays consistent per operation).
@@ -59,6 +63,7 @@ impl AppState {
             anthropic: Mutex::new(anthropic::Store::default()),
             openai: Mutex::new(openai::Store::default()),
             batch_seq: AtomicU64::new(0),
+            key_rejection: Mutex::new(None),
         }
     }
 
@@ -72,8 +77,22 @@ impl AppState {
         stats
     }
 
-    /// Forgets all batches, files, counters and fault progress.
+    /// Makes every batch that exists now unknown to its provider; returns
+    /// how many were still known.
+    pub(crate) fn forget_batches(&self) -> usize {
+        let now = std::time::Instant::now();
+        lock(&self.anthropic).forget_all(now) + lock(&self.openai).forget_all(now)
+    }
+
+    /// Revokes every key (`Some`) or accepts keys again (`None`).
+    pub(crate) fn set_key_rejection(&self, rejection: Option<KeyRejection>) {
+        *lock(&self.key_rejection) = rejection;
+    }
+
+    /// Forgets all batches, files, counters and fault progress, and accepts
+    /// keys again.
     pub(crate) fn reset(&self) {
+        self.set_key_rejection(None);
         *lock(&self.anthropic) = anthropic::Store::default();
         *lock(&self.openai) = openai::Store::default();
         self.counters.reset();
@@ -199,6 +218,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/batches/{id}/cancel", post(openai::cancel_batch))
         .route("/_emulator/stats", get(stats_handler))
         .route("/_emulator/reset", post(reset_handler))
+        .route("/_emulator/forget", post(forget_handler))
+        .route("/_emulator/revoke-keys", post(revoke_keys_handler))
+        .route("/_emulator/restore-keys", post(restore_keys_handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are size-checked by the handlers against the configured limits.
@@ -214,6 +236,37 @@ async fn stats_handler(State(state): State<Arc<AppState>>) -> Json<EmulatorStats
 async fn reset_handler(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     state.reset();
     Json(serde_json::json!({"reset": true}))
+}
+
+async fn forget_handler(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let n = state.forget_batches();
+    Json(serde_json::json!({"forgotten": n}))
+}
+
+/// `POST /_emulator/revoke-keys[?status=401|403]`
+async fn revoke_keys_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let q = query_pairs(req.uri().query());
+    let rejection = match query_get(&q, "status") {
+        None => KeyRejection::Unauthorized,
+        Some(s) => match s.parse::<KeyRejection>() {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(serde_json::json!({"error": e})),
+                )
+                    .into_response()
+            }
+        },
+    };
+    state.set_key_rejection(Some(rejection));
+    Json(serde_json::json!({"keys": "revoked", "status": rejection.status()})).into_response()
+}
+
+/// `POST /_emulator/restore-keys`
+async fn restore_keys_handler(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    state.set_key_rejection(None);
+    Json(serde_json::json!({"keys": "restored"}))
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -298,7 +351,8 @@ fn fault_error(config: &EmulatorConfig, provider: Provider, fault: FaultKind) ->
             None,
             None,
         ),
-        (_, FaultKind::DropConnection) => {
+        // Never rendered: the front door cuts the connection instead.
+        (_, FaultKind::DropConnection | FaultKind::DropAfter) => {
             ApiError::anthropic(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "dropped")
         }
     };
@@ -351,11 +405,71 @@ fn plausible_version(v: &str) -> bool {
         })
 }
 
+/// An API key as the OpenAI API echoes it in a 401: the first and last few
+/// characters around a run of `*` (`sk-proj-****...****MxYA`). Never the
+/// whole key: at most a third of it in front and a quarter of it behind.
+fn masked_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let n = chars.len();
+    let head = (n / 3).min(8);
+    let tail = (n / 4).min(4);
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', n - head - tail));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+/// The provider's answer to a key it does not accept.
+fn key_refused(provider: Provider, rejection: KeyRejection, key: &str) -> ApiError {
+    match (provider, rejection) {
+        (Provider::Anthropic, KeyRejection::Unauthorized) => ApiError::anthropic(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid x-api-key",
+        ),
+        (Provider::Anthropic, KeyRejection::Forbidden) => ApiError::anthropic(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
+        (Provider::OpenAi, KeyRejection::Unauthorized) => ApiError::openai(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            format!(
+                "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                masked_key(key)
+            ),
+            None,
+            Some("invalid_api_key"),
+        ),
+        (Provider::OpenAi, KeyRejection::Forbidden) => ApiError::openai(
+            StatusCode::FORBIDDEN,
+            "request_forbidden",
+            "Country, region, or territory not supported",
+            None,
+            Some("unsupported_country_region_territory"),
+        ),
+    }
+}
+
+/// Checks the auth (and, for Anthropic, version) headers. A missing key is
+/// always a 401; a present key is refused while keys are revoked
+/// (`rejection`) or when it is not the configured one.
 fn check_auth(
     config: &EmulatorConfig,
+    rejection: Option<KeyRejection>,
     provider: Provider,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
+    let refusal = |key: &str| {
+        rejection.or_else(|| {
+            config
+                .api_key
+                .as_deref()
+                .is_some_and(|k| k != key)
+                .then_some(KeyRejection::Unauthorized)
+        })
+    };
     match provider {
         Provider::Anthropic => {
             let key = header_str(headers, "x-api-key").or_else(|| bearer(headers));
@@ -366,12 +480,8 @@ fn check_auth(
                     "x-api-key header is required",
                 ));
             };
-            if config.api_key.as_deref().is_some_and(|k| k != key) {
-                return Err(ApiError::anthropic(
-                    StatusCode::UNAUTHORIZED,
-                    "authentication_error",
-                    "invalid x-api-key",
-                ));
+            if let Some(r) = refusal(key) {
+                return Err(key_refused(provider, r, key));
             }
             match header_str(headers, "anthropic-version") {
                 None => Err(ApiError::anthropic_invalid(
@@ -393,24 +503,10 @@ fn check_auth(
                     Some("invalid_api_key"),
                 ));
             };
-            if config.api_key.as_deref().is_some_and(|k| k != key) {
-                let shown: String = key
-                    .chars()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                return Err(ApiError::openai(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_request_error",
-                    format!("Incorrect API key provided: ****{shown}."),
-                    None,
-                    Some("invalid_api_key"),
-                ));
+            match refusal(key) {
+                Some(r) => Err(key_refused(provider, r, key)),
+                None => Ok(()),
             }
-            Ok(())
         }
     }
 }
@@ -432,27 +528,33 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         tokio::time::sleep(state.config.latency).await;
     }
 
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|ConnectInfo(c)| c.clone());
+    let mut drop_after = false;
     let mut resp = 'answer: {
         if endpoint != Endpoint::Unknown {
             if let Some(fault) = state.faults.decide(&state.config, endpoint) {
                 state.counters.record_fault(endpoint, fault);
-                if fault == FaultKind::DropConnection {
-                    if let Some(ConnectInfo(conn)) =
-                        req.extensions().get::<ConnectInfo<ConnHandle>>()
-                    {
-                        conn.kill();
-                    }
-                    // Never written: the connection fails on the first write.
-                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                match fault {
+                    FaultKind::DropConnection => return cut(conn.as_ref()),
+                    FaultKind::DropAfter => drop_after = true,
+                    _ => break 'answer fault_error(&state.config, provider, fault).into_response(),
                 }
-                break 'answer fault_error(&state.config, provider, fault).into_response();
             }
-            if let Err(err) = check_auth(&state.config, provider, req.headers()) {
+            let rejection = *lock(&state.key_rejection);
+            if let Err(err) = check_auth(&state.config, rejection, provider, req.headers()) {
                 break 'answer err.into_response();
             }
         }
         next.run(req).await
     };
+    if drop_after {
+        // The handler has run to completion (the batch or file is stored);
+        // now the answer is lost on the way back.
+        return cut(conn.as_ref());
+    }
 
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = err.render(Some(&request_id));
@@ -462,6 +564,15 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
             .insert(HeaderName::from_static(provider.request_id_header()), v);
     }
     resp
+}
+
+/// Cuts the connection so that not a byte of the returned response is sent.
+fn cut(conn: Option<&ConnHandle>) -> Response {
+    if let Some(conn) = conn {
+        conn.kill();
+    }
+    // Never written: the connection fails on the first write.
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// Why a request body could not be read.
@@ -567,6 +678,20 @@ mod tests {
             Endpoint::OpenAiBatchesCancel
         );
         assert_eq!(classify(&Method::PUT, "/v1/batches"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn masked_keys_never_show_the_whole_key() {
+        let long = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789MxYA";
+        let m = masked_key(long);
+        assert!(m.starts_with("sk-proj-*") && m.ends_with("*MxYA"), "{m}");
+        assert_eq!(m.chars().count(), long.chars().count());
+        assert_eq!(masked_key("test-key"), "te****ey");
+        for key in ["a", "ab", "abc", "abcd", "abcdefgh", "ü-key-ü"] {
+            let m = masked_key(key);
+            assert_ne!(m, key);
+            assert!(m.contains('*'), "{m}");
+        }
     }
 
     #[test]

@@ -312,3 +312,31 @@ async fn replies_are_a_function_of_the_request() {
     }
     assert_eq!(texts[0], texts[1]);
 }
+
+#[tokio::test]
+async fn plain_answers_end_with_the_recomputable_content_tag() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    let mut p = params("What is 2+2?");
+    p["system"] = json!("Be brief.");
+    let result = run_one(&c, &emu, p).await;
+    let text = result["message"]["content"][0]["text"].as_str().unwrap();
+    let tag =
+        batchata_emulator::answer_tag("claude-sonnet-4-5", "Be brief.", &["What is 2+2?"], &[]);
+    assert_eq!(text, format!("Echo: What is 2+2? #{tag}"));
+
+    // OpenAI: system and user messages, the same recipe.
+    let b = create_openai(&c, &emu, &[chat_line("o", "What is 2+2?")]).await;
+    let b = wait_terminal(&c, &emu, b["id"].as_str().unwrap()).await;
+    let lines = file_lines(&c, &emu, &b["output_file_id"]).await;
+    let content = lines[0]["response"]["body"]["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    let tag = batchata_emulator::answer_tag("gpt-5-mini", "Be brief.", &["What is 2+2?"], &[]);
+    assert!(content.ends_with(&format!("#{tag}")), "{content}");
+    // An edited question gets another tag.
+    assert_ne!(
+        tag,
+        batchata_emulator::answer_tag("gpt-5-mini", "Be brief.", &["What is 2+3?"], &[])
+    );
+}
