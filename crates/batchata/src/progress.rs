@@ -440,6 +440,9 @@ pub fn summary(s: &RunStatus, elapsed: Duration, results_dir: &Path) -> String {
             crate::StopReason::AuthFailed => {
                 "the provider refused the API key; batches in flight continue at the provider"
             }
+            crate::StopReason::Failed => {
+                "stopped after an error on our side; nothing more was submitted"
+            }
         };
         row("stopped", why.to_string());
     }

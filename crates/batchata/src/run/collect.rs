@@ -293,15 +293,20 @@ pub(super) async fn poll_and_collect(
     let mut actual = 0.0;
     let mut last_err = None;
     let mut finisher = Finisher::new(sh, index);
+    // Our own failure to record a result (a full disk, a folder we cannot
+    // write) is not the download's: it is not retried, and it stops the run
+    // with the batch still open, so a rerun collects what was not recorded.
+    let mut local_failure: Option<Error> = None;
     for attempt in 0..COLLECT_ATTEMPTS {
         let ctx = ResultsContext {
             jobs: &jobs,
             raw_dir: sh.raw_dir.as_deref(),
         };
         let mut sink = |mut r: JobResult| -> Result<()> {
-            if !seen.insert(r.job_id.clone()) {
+            if seen.contains(&r.job_id) {
                 return Ok(());
             }
+            let id = r.job_id.clone();
             let mut rerun = false;
             if r.outcome() == JobOutcome::Cancelled {
                 rerun = true;
@@ -312,8 +317,19 @@ pub(super) async fn poll_and_collect(
             if r.batch_id.is_none() {
                 r.batch_id = Some(batch_id.to_string());
             }
-            actual += r.cost_usd;
-            finisher.finish(r, rerun)
+            let cost = r.cost_usd;
+            match finisher.finish(r, rerun) {
+                Ok(()) => {
+                    actual += cost;
+                    seen.insert(id);
+                    Ok(())
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    local_failure = Some(e);
+                    Err(Error::State(msg))
+                }
+            }
         };
         match provider.get_batch_results(batch_id, ctx, &mut sink).await {
             Ok(()) => {
@@ -330,6 +346,7 @@ pub(super) async fn poll_and_collect(
                 drop(_collecting);
                 return lost(sh, provider, index, batch_id, ids, reserved);
             }
+            Err(_) if local_failure.is_some() => break,
             Err(e) => {
                 tracing::warn!(batch = index, attempt, error = %e, "downloading results failed; retrying");
                 last_err = Some(e);
@@ -338,6 +355,12 @@ pub(super) async fn poll_and_collect(
         }
     }
     finisher.flush()?;
+    if let Some(e) = local_failure {
+        sh.cost.settle(0.0, actual);
+        return Err(Error::State(format!(
+            "a result of batch {batch_id} could not be recorded ({e}); nothing is lost: the batch stays open in the state, fix the cause and rerun with the same state file to collect the rest without paying again"
+        )));
+    }
     if let Some(e) = last_err {
         // The provider has the results; a rerun re-attaches and collects
         // them. Nothing is marked failed, and the reservation stays owed.

@@ -41,7 +41,7 @@ pub(super) struct Shared {
     pub(super) run: Arc<RunInner>,
     pub(super) raw_dir: Option<PathBuf>,
     pub(super) providers: HashMap<ProviderKind, Arc<dyn Provider>>,
-    pub(super) semaphore: Semaphore,
+    pub(super) semaphore: Arc<Semaphore>,
     /// Held from a batch's intent until its provider id is recorded (or it
     /// is known not to exist), so at most one create call is ever
     /// unaccounted for: finding it again by time and size (Anthropic has no
@@ -219,7 +219,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         cost: cost.clone(),
     });
     let shared = Arc::new(Shared {
-        semaphore: Semaphore::new(params.max_parallel_batches),
+        semaphore: Arc::new(Semaphore::new(params.max_parallel_batches)),
         create_lock: tokio::sync::Mutex::new(()),
         collect_lock: tokio::sync::Mutex::new(()),
         params,
@@ -573,11 +573,18 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     let mut set = JoinSet::new();
     for w in work {
         let sh = sh.clone();
+        // Batches already at the provider take their slots before any new
+        // batch can: a new batch waiting for budget must never hold the slot
+        // a re-attached batch needs to settle that budget.
+        let permit = match &w {
+            Work::Attach { .. } => sh.semaphore.clone().try_acquire_owned().ok(),
+            Work::New { .. } => None,
+        };
         set.spawn(async move {
             let index = match &w {
                 Work::New { index, .. } | Work::Attach { index, .. } => *index,
             };
-            let r = run_work(&sh, w).await;
+            let r = run_work(&sh, w, permit).await;
             finish_batch_progress(&sh, index);
             r.map_err(|e| (index, e))
         });
@@ -590,8 +597,20 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 tracing::error!(batch = index, error = %e, "batch stopped");
                 if e.is_auth() {
                     stop_for_auth(&sh, &e);
-                } else if first_err.is_none() {
-                    first_err = Some(e);
+                } else {
+                    // Our trouble: submit nothing more, let the batches in
+                    // flight finish.
+                    sh.run.stop.send_if_modified(|cur| {
+                        if matches!(cur, None | Some(StopReason::Drain)) {
+                            *cur = Some(StopReason::Failed);
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "a batch task panicked"),
@@ -645,7 +664,11 @@ fn finish_batch_progress(sh: &Shared, index: usize) {
     }
 }
 
-async fn run_work(sh: &Arc<Shared>, work: Work) -> Result<()> {
+async fn run_work(
+    sh: &Arc<Shared>,
+    work: Work,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<()> {
     match work {
         Work::Attach {
             index,
@@ -658,12 +681,9 @@ async fn run_work(sh: &Arc<Shared>, work: Work) -> Result<()> {
                 b.provider = provider.kind();
                 b.status = "re-attached".into();
             });
-            // In flight already: it takes a slot like any other batch.
-            let _permit = sh
-                .semaphore
-                .acquire()
-                .await
-                .map_err(|_| Error::State("scheduler closed".into()))?;
+            // In flight already: it holds a slot, taken before any new
+            // batch could (none when the bound was lowered since).
+            let _permit = permit;
             super::collect::poll_and_collect(sh, &provider, index, &batch_id, &jobs, reserved).await
         }
         Work::New { index, jobs } => super::submit::submit(sh, index, jobs).await,

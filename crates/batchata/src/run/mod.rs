@@ -45,6 +45,10 @@ pub enum StopReason {
     /// A provider refused the key (401/403): nothing more is submitted,
     /// batches in flight are left running at the provider.
     AuthFailed,
+    /// Trouble on our side (results that could not be downloaded or
+    /// recorded, a provider that stayed unreachable): nothing more is
+    /// submitted, batches in flight are let finish and collected.
+    Failed,
 }
 
 /// One provider batch as the progress display sees it.

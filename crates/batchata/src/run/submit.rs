@@ -51,10 +51,14 @@ async fn wait_unless_stopped(sh: &Shared, d: Duration) -> bool {
 /// refused key leaves them pending, silently; any other stop records them
 /// not run (they run again on resume).
 fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> Result<()> {
+    let silent = matches!(
+        stop_reason(sh),
+        Some(StopReason::AuthFailed | StopReason::Failed)
+    );
     if intent_recorded {
         let mut st = lock(&sh.state);
         st.record_batch_ended(index, "not_submitted")?;
-        if stop_reason(sh) == Some(StopReason::AuthFailed) {
+        if silent {
             for id in ids {
                 st.reset_job(id)?;
             }
@@ -62,10 +66,10 @@ fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> R
         }
     }
     set_batch(sh, index, |b| b.status = "not submitted".into());
-    match stop_reason(sh) {
-        Some(StopReason::AuthFailed) => Ok(()),
-        r => fail_jobs(sh, index, ids, not_run_error(r), true),
+    if silent {
+        return Ok(());
     }
+    fail_jobs(sh, index, ids, not_run_error(stop_reason(sh)), true)
 }
 
 /// Whether the stop means: stop waiting on the provider now.
