@@ -2,14 +2,16 @@
 //! calls, while polling, while downloading and writing results — and rerun
 //! until it finishes. Whatever the moment, every job must end with exactly
 //! one result file, identical to an uninterrupted run, and the provider must
-//! have been asked to run each job exactly once.
+//! have been asked to run each job exactly once. The trials mix in the
+//! faults a long run meets: lost create replies, 500s and 429s on create,
+//! dropped downloads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind};
 
 const JOBS: usize = 40;
 
@@ -101,6 +103,35 @@ fn results(dir: &Path) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
+/// Batches the plan makes: 20 jobs per provider, 5 per batch.
+const PLANNED_BATCHES: u64 = 8;
+
+/// The emulator of a trial: 25 ms per call and 300 ms per batch, so kills
+/// land inside create calls, polls and downloads alike, plus a fault mix.
+fn fault_mix(which: usize) -> EmulatorConfig {
+    let c = EmulatorConfig::new()
+        .processing_delay(Duration::from_millis(300))
+        .latency(Duration::from_millis(25));
+    match which {
+        1 => c
+            .fail_first(Endpoint::AnthropicCreate, 1, FaultKind::DropAfter)
+            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::DropAfter),
+        2 => c
+            .fail_first(Endpoint::AnthropicCreate, 2, FaultKind::Status500)
+            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::Status500)
+            .fail_first(Endpoint::AnthropicResults, 1, FaultKind::DropConnection),
+        3 => c
+            .fail_first(
+                Endpoint::AnthropicCreate,
+                3,
+                FaultKind::Status429 { retry_after_ms: 30 },
+            )
+            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::DropAfter)
+            .fail_first(Endpoint::OpenAiFilesContent, 1, FaultKind::DropConnection),
+        _ => c,
+    }
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
     loop {
@@ -147,7 +178,11 @@ async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
     let mut total_kills = 0;
     let trials = trials();
     for trial in 0..trials {
-        h.reset();
+        // SIGKILL alone, or mixed with the faults a long run meets: a create
+        // whose reply is lost after the batch was made, creates refused
+        // with 500s (outcome unknown) or 429s, a dropped download.
+        let faults = trial % 4;
+        let h = Emulator::start(fault_mix(faults)).await.unwrap();
         let dir = work.path().join(format!("trial-{trial}"));
         let mut kills = 0;
         let mut finished = false;
@@ -190,9 +225,27 @@ async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
         let submitted: u64 = stats.batches.iter().map(|b| b.request_count).sum();
         assert_eq!(
             submitted, JOBS as u64,
-            "trial {trial}: {} batches created holding {submitted} requests for {JOBS} jobs after {kills} kills",
+            "trial {trial} (faults {faults}): {} batches created holding {submitted} requests for {JOBS} jobs after {kills} kills",
             stats.batches.len()
         );
+        assert_eq!(
+            stats.batches_created, PLANNED_BATCHES,
+            "trial {trial} (faults {faults}): batches created"
+        );
+        assert_eq!(
+            stats.requests_resubmitted, 0,
+            "trial {trial} (faults {faults}): requests paid twice"
+        );
+        // Each answer is its own request's: the emulator echoes the prompt.
+        for (id, v) in &got {
+            let i: usize = id.trim_start_matches("job-").parse().unwrap();
+            let text = v["raw_response"].as_str().unwrap_or_default();
+            assert!(
+                text.contains(&format!("the number {i}.")),
+                "trial {trial}: {id} holds another job's answer: {text}"
+            );
+        }
+        h.shutdown().await;
     }
     assert!(
         total_kills >= trials,

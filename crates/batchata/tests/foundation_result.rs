@@ -125,12 +125,16 @@ fn json_uses_exactly_the_python_field_names() {
     assert_eq!(v["raw_response"], Value::Null);
     assert_eq!(v["input_tokens"], 0);
 
-    // Our two extra fields appear only when they say something.
+    // Our extra fields appear only when they say something.
     let mut r = full_result();
     r.validation_errors = vec!["/total: \"x\" is not of type \"number\"".into()];
     r.warnings = vec!["3 of 5 fields found no citation".into()];
     let v = serde_json::to_value(&r).unwrap();
-    assert_eq!(v.as_object().unwrap().len(), 12);
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        13,
+        "10 + validation_errors, warnings, fingerprint"
+    );
     assert_eq!(JobResult::from_json(&r.to_json().unwrap()).unwrap(), r);
 }
 
