@@ -208,15 +208,16 @@ impl<'a> FileCache<'a> {
 
 fn load_file(job_id: &str, path: &Path) -> Result<FileData> {
     let field = |e: Error| Error::job_field(job_id, "file", e);
-    let kind = files::file_kind(path).map_err(field)?;
-    let data: String = match kind {
+    // The kind (and an image's media type) comes from the bytes.
+    let file = files::load(path).map_err(field)?;
+    let data: String = match file.kind {
         FileKind::Pdf | FileKind::Image(_) => {
-            base64::engine::general_purpose::STANDARD.encode(files::read(path).map_err(field)?)
+            base64::engine::general_purpose::STANDARD.encode(&file.bytes)
         }
-        FileKind::Text | FileKind::Docx => files::document_text(path, kind).map_err(field)?,
+        FileKind::Text | FileKind::Docx => file.text(path).map_err(field)?,
     };
     Ok(FileData {
-        kind,
+        kind: file.kind,
         data: Arc::from(data),
     })
 }
