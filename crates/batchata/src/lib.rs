@@ -16,6 +16,7 @@ pub mod files;
 pub mod fixtures;
 mod fsutil;
 pub mod job;
+pub mod preflight;
 #[cfg(feature = "progress")]
 pub mod progress;
 pub mod providers;

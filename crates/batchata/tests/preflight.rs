@@ -1,13 +1,16 @@
 //! Preflight: what is checked before anything is sent — file types by
-//! content and encodings.
+//! content, encodings, size and context limits, OpenAI strict schemas, and
+//! every problem reported at once.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use batchata::files::{self, Content, FileKind};
-use batchata::{Batch, DefaultParams, Job};
-use serde_json::Value;
+use batchata::{Batch, DefaultParams, Job, ResponseSchema};
+use serde_json::{json, Value};
 
 const CLAUDE: &str = "claude-haiku-4-5";
+const GPT: &str = "gpt-5-mini";
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -19,6 +22,10 @@ fn batch(dir: &Path, model: &str) -> Batch {
     Batch::new(dir.join("results"))
         .default_params(DefaultParams::new().model(model).max_tokens(500))
         .handle_interrupts(false)
+}
+
+fn add_err(dir: &Path, model: &str, job: Job) -> String {
+    batch(dir, model).add_job(job).unwrap_err().to_string()
 }
 
 /// A PNG whose header says `w` x `h`, followed by `extra` bytes of body.
@@ -112,6 +119,66 @@ fn every_supported_type_is_recognised_by_its_bytes() {
     }
 }
 
+#[test]
+fn a_file_whose_name_and_content_disagree_is_refused_naming_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "x.pdf",
+            b"just some notes, not a PDF".to_vec(),
+            "UTF-8 text",
+        ),
+        (
+            "photo.png",
+            b"a text file with a .png name".to_vec(),
+            "UTF-8 text",
+        ),
+        ("photo2.png", jpeg(), "a JPEG image"),
+        ("report.pdf", png(10, 10, 0), "a PNG image"),
+        (
+            "notes.txt",
+            batchata::fixtures::pdf(&["x"]).unwrap(),
+            "a PDF document",
+        ),
+        ("memo.docx", zip_with("data/a.xml"), "ZIP"),
+    ];
+    for (name, bytes, really) in cases {
+        let p = write(d, name, &bytes);
+        for model in [CLAUDE, GPT] {
+            let e = add_err(d, model, Job::file(&p, "Summarise.").id("j1"));
+            assert!(
+                e.contains("job 'j1'")
+                    && e.contains("field 'file'")
+                    && e.contains(name)
+                    && e.contains(really),
+                "{name} for {model}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pdf_that_does_not_parse_is_refused_when_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "broken.pdf",
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ngarbage, no xref, no trailer\n",
+    );
+    for model in [CLAUDE, GPT] {
+        let e = add_err(dir.path(), model, Job::file(&p, "Summarise.").id("b"));
+        assert!(
+            e.contains("broken.pdf") && e.contains("not a readable PDF"),
+            "{model}: {e}"
+        );
+    }
+    // A damaged image header likewise.
+    let p = write(dir.path(), "cut.png", b"\x89PNG\r\n\x1a\n\x00\x00");
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Describe.").id("c"));
+    assert!(e.contains("cut.png") && e.contains("damaged"), "{e}");
+}
+
 /// The create body the Anthropic provider would send for `jobs`.
 fn anthropic_body(jobs: &[Job]) -> Value {
     let catalog = batchata::Catalog::builtin();
@@ -173,6 +240,30 @@ fn text_that_is_not_utf8_is_refused_never_replaced() {
 }
 
 #[test]
+fn latin1_text_is_refused_with_the_offset_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    // "Caf\xe9 au lait" in Latin-1: byte 3 is 0xE9.
+    let p = write(dir.path(), "menu.txt", b"Caf\xe9 au lait");
+    for model in [CLAUDE, GPT] {
+        let e = add_err(dir.path(), model, Job::file(&p, "Translate.").id("m"));
+        assert!(
+            e.contains("menu.txt") && e.contains("not UTF-8") && e.contains("byte offset 3 (0xE9)"),
+            "{model}: {e}"
+        );
+    }
+    // Never replaced on the way out either.
+    let e = files::read_text(&p).unwrap_err().to_string();
+    assert!(e.contains("byte offset 3"), "{e}");
+    // UTF-16 is named as such.
+    let p = write(dir.path(), "u16.txt", b"\xFF\xFEh\x00i\x00");
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Read.").id("u"));
+    assert!(e.contains("UTF-16") && e.contains("byte offset 0"), "{e}");
+    let p = write(dir.path(), "u16le.txt", b"h\x00i\x00");
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Read.").id("u"));
+    assert!(e.contains("NUL") && e.contains("byte offset 1"), "{e}");
+}
+
+#[test]
 fn utf8_text_with_a_byte_order_mark_is_sent_without_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "bom.md", "\u{feff}# Grüße\nhello".as_bytes());
@@ -184,4 +275,221 @@ fn utf8_text_with_a_byte_order_mark_is_sent_without_it() {
         .unwrap();
     assert_eq!(data, "# Grüße\nhello");
     assert_eq!(files::read_text(&p).unwrap(), "# Grüße\nhello");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Size and context limits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_100_mb_text_file_is_refused_with_the_numbers_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "The quick brown fox jumps over the lazy dog. ".repeat(20) + "\n";
+    let mut text = String::with_capacity(100 << 20);
+    while text.len() < 100_000_000 {
+        text.push_str(&line);
+    }
+    let p = write(dir.path(), "huge.txt", text.as_bytes());
+    drop(text);
+    let started = std::time::Instant::now();
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Summarise.").id("big"));
+    assert!(
+        e.contains("job 'big'")
+            && e.contains("huge.txt")
+            && e.contains("context window of 200,000 tokens")
+            && e.contains("at least 33,3")
+            && e.contains("split the file"),
+        "{e}"
+    );
+    // The request size too, in the same report.
+    assert!(
+        e.contains("more than the 32 MB one Anthropic request may hold"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refused without tokenizing 100 MB: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_exact_count_is_used_where_a_tokenizer_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    // ~150k o200k tokens: past gpt-4o's 128k window.
+    let text = "word ".repeat(150_000);
+    let p = write(dir.path(), "long.txt", text.as_bytes());
+    let e = add_err(dir.path(), "gpt-4o", Job::file(&p, "Summarise.").id("l"));
+    assert!(
+        e.contains("counted with o200k_base")
+            && e.contains("context window of 128,000 tokens")
+            && e.contains("plus max_tokens 500"),
+        "{e}"
+    );
+    // A window that holds it: accepted.
+    batch(dir.path(), "gpt-4.1")
+        .add_job(Job::file(&p, "Summarise.").id("l"))
+        .unwrap();
+    // max_tokens counts against the window.
+    let p = write(dir.path(), "mid.txt", "word ".repeat(120_000).as_bytes());
+    let e = add_err(
+        dir.path(),
+        "gpt-4o",
+        Job::file(&p, "Summarise.").id("m").max_tokens(16_000),
+    );
+    assert!(e.contains("plus max_tokens 16,000"), "{e}");
+    batch(dir.path(), "gpt-4o")
+        .add_job(Job::file(&p, "Summarise.").id("m").max_tokens(100))
+        .unwrap();
+}
+
+#[test]
+fn anthropic_pdf_limits_pages_and_request_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages: Vec<String> = (1..=101).map(|i| format!("Page {i}")).collect();
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let p = write(
+        dir.path(),
+        "long.pdf",
+        &batchata::fixtures::pdf(&pages).unwrap(),
+    );
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Summarise.").id("p"));
+    assert!(
+        e.contains("long.pdf") && e.contains("101 pages") && e.contains("at most 100"),
+        "{e}"
+    );
+    // OpenAI documents no page limit (and gpt-5-mini's window holds it).
+    batch(dir.path(), GPT)
+        .add_job(Job::file(&p, "Summarise.").id("p"))
+        .unwrap();
+
+    // 26 MB of PDF is about 35 MB base64-encoded: past Anthropic's 32 MB.
+    let big = big_pdf(26 << 20);
+    let p = write(dir.path(), "big.pdf", &big);
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Summarise.").id("big"));
+    assert!(
+        e.contains("big.pdf")
+            && e.contains("base64")
+            && e.contains("more than the 32 MB one Anthropic request may hold"),
+        "{e}"
+    );
+}
+
+/// A one-page PDF carrying `n` bytes in a stream no page draws.
+fn big_pdf(n: usize) -> Vec<u8> {
+    use lopdf::{dictionary, Document, Object, Stream};
+    let mut doc = Document::load_mem(&batchata::fixtures::pdf(&["Cover"]).unwrap()).unwrap();
+    let blob = doc.add_object(Stream::new(dictionary! {}, vec![b'x'; n]));
+    let catalog = doc.catalog_mut().unwrap();
+    catalog.set("Blob", Object::Reference(blob));
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn anthropic_image_limits_size_and_dimensions_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "wide.png", &png(9000, 10, 0));
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Describe.").id("w"));
+    assert!(
+        e.contains("9000 x 10 pixels") && e.contains("8000 x 8000"),
+        "{e}"
+    );
+    // Too heavy and too wide: both problems in one report.
+    let p = write(dir.path(), "heavy.png", &png(9000, 10, 4 << 20));
+    let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Describe.").id("h"));
+    assert!(
+        e.contains("images of at most 5 MB") && e.contains("9000 x 10"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 2, "{e}");
+    // OpenAI documents neither limit here.
+    batch(dir.path(), GPT)
+        .add_job(Job::file(&p, "Describe.").id("h"))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 5. OpenAI strict schemas
+// ---------------------------------------------------------------------------
+
+#[test]
+fn openai_strict_schemas_need_an_object_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let list =
+        ResponseSchema::from_value(json!({"type": "array", "items": {"type": "string"}})).unwrap();
+    let any = ResponseSchema::from_value(json!({})).unwrap();
+    for s in [list.clone(), any] {
+        let e = add_err(
+            dir.path(),
+            GPT,
+            Job::prompt("List three rivers.").id("s").response_schema(s),
+        );
+        assert!(
+            e.contains("field 'response_schema'")
+                && e.contains("The root must be an object")
+                && e.contains("\"properties\": {\"items\": <your schema>}"),
+            "{e}"
+        );
+    }
+    // Anthropic takes it (a forced tool wraps it), and so does an object root.
+    batch(dir.path(), CLAUDE)
+        .add_job(Job::prompt("List three rivers.").response_schema(list))
+        .unwrap();
+    let obj = ResponseSchema::from_value(json!({"type": "object",
+        "properties": {"rivers": {"type": "array", "items": {"type": "string"}}}}))
+    .unwrap();
+    batch(dir.path(), GPT)
+        .add_job(Job::prompt("List three rivers.").response_schema(obj))
+        .unwrap();
+    // A map strict mode cannot express is named with its path.
+    let map = ResponseSchema::from_value(json!({"type": "object",
+        "properties": {"counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}))
+    .unwrap();
+    let e = add_err(dir.path(), GPT, Job::prompt("Count.").response_schema(map));
+    assert!(e.contains("#/properties/counts is a map"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Every problem at once
+// ---------------------------------------------------------------------------
+
+#[test]
+fn plan_and_run_report_every_job_whose_file_went_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut b = batch(d, CLAUDE);
+    let mut paths = Vec::new();
+    for i in 0..4 {
+        let p = write(
+            d,
+            &format!("doc{i}.pdf"),
+            &batchata::fixtures::pdf(&[&format!("Document {i}")]).unwrap(),
+        );
+        b.add_job(Job::file(&p, "Summarise.").id(format!("d{i}")))
+            .unwrap();
+        paths.push(p);
+    }
+    b.add_job(Job::prompt("No file here.").id("plain")).unwrap();
+    b.plan().unwrap();
+    // Two files replaced by text, one removed.
+    std::fs::write(&paths[0], "not a pdf any more").unwrap();
+    std::fs::write(&paths[2], b"Caf\xe9").unwrap();
+    std::fs::remove_file(&paths[3]).unwrap();
+    let e = b.plan().unwrap_err().to_string();
+    assert!(e.starts_with("3 problem(s)"), "{e}");
+    for want in [
+        "job 'd0'", "doc0.pdf", "job 'd2'", "doc2.pdf", "job 'd3'", "doc3.pdf",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    assert!(!e.contains("job 'd1'") && !e.contains("'plain'"), "{e}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt.block_on(b.run()).unwrap_err().to_string();
+    assert!(e.starts_with("3 problem(s)"), "{e}");
+    assert!(!d.join("results").join("d1.json").exists());
 }
