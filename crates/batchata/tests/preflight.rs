@@ -1,12 +1,14 @@
 //! Preflight: what is checked before anything is sent — file types by
-//! content, encodings, size and context limits, OpenAI strict schemas, and
-//! every problem reported at once.
+//! content, encodings, size and context limits, model ids carried verbatim,
+//! OpenAI strict schemas, and every problem reported at once.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use batchata::files::{self, Content, FileKind};
+use batchata::providers::{ProviderConfig, ProviderSettings};
 use batchata::{Batch, DefaultParams, Job, ResponseSchema};
+use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 
 const CLAUDE: &str = "claude-haiku-4-5";
@@ -408,6 +410,99 @@ fn anthropic_image_limits_size_and_dimensions_all_reported() {
     batch(dir.path(), GPT)
         .add_job(Job::file(&p, "Describe.").id("h"))
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 4. Model ids verbatim
+// ---------------------------------------------------------------------------
+
+fn settings(h: &EmulatorHandle) -> ProviderSettings {
+    ProviderSettings {
+        anthropic: ProviderConfig::default()
+            .api_key("sk-ant-test")
+            .base_url(h.anthropic_base_url())
+            .poll_interval(Duration::from_millis(30)),
+        openai: ProviderConfig::default()
+            .api_key("sk-test")
+            .base_url(h.openai_base_url())
+            .poll_interval(Duration::from_millis(30)),
+        ..Default::default()
+    }
+}
+
+fn raw_requests(results: &Path) -> Vec<(String, String)> {
+    let dir = results.join("raw_files").join("requests");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_carries_the_model_id_as_written() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut b = Batch::new(&results)
+        .providers(settings(&h))
+        .handle_interrupts(false)
+        .default_params(DefaultParams::new().max_tokens(50));
+    let models = [
+        "claude-3-5-sonnet-20240620",
+        "claude-sonnet-4-20250514",
+        "claude-haiku-4-5",
+        "gpt-5-2025-08-07",
+        "gpt-5",
+    ];
+    for (i, m) in models.iter().enumerate() {
+        b.add_job(Job::prompt("Say hi.").id(format!("j{i}")).model(*m))
+            .unwrap();
+    }
+    let run = b.run().await.unwrap();
+    assert_eq!(run.status().completed, models.len());
+
+    let mut sent = Vec::new();
+    for (name, body) in raw_requests(&results) {
+        if name.starts_with("anthropic") {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            for r in v["requests"].as_array().unwrap() {
+                sent.push((
+                    r["custom_id"].as_str().unwrap().to_string(),
+                    r["params"]["model"].as_str().unwrap().to_string(),
+                ));
+            }
+        } else {
+            // One model per OpenAI batch: the alias and the name it stands
+            // for are not mixed in one input file.
+            let lines: Vec<Value> = body
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(lines.len(), 1, "{name}: {body}");
+            for l in lines {
+                sent.push((
+                    l["custom_id"].as_str().unwrap().to_string(),
+                    l["body"]["model"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    sent.sort();
+    let want: Vec<(String, String)> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("j{i}"), m.to_string()))
+        .collect();
+    assert_eq!(sent, want);
+    h.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------

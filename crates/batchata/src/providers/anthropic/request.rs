@@ -276,6 +276,14 @@ pub fn output_mode(job: &Job, model: &ModelInfo) -> Option<AnthropicOutput> {
         .map(|_| structured::anthropic_output(model, job.enable_citations))
 }
 
+/// The model id a request carries: the job's own, as written.
+fn wire_model<'a>(job: &'a Job, model: &'a ModelInfo) -> &'a str {
+    match job.model.as_deref() {
+        Some(m) if !m.is_empty() => m,
+        _ => &model.name,
+    }
+}
+
 /// Size of the pieces a streamed create body is sent in.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
@@ -458,7 +466,9 @@ impl<'a> BodyWriter<'a> {
         let entry = Entry {
             custom_id: id,
             params: Params {
-                model: &model.name,
+                // Exactly the id the user wrote: an alias (a dated snapshot)
+                // is only for catalog look-ups, never rewritten on the wire.
+                model: wire_model(job, model),
                 max_tokens: job.max_tokens_or_default(),
                 messages,
                 system,
