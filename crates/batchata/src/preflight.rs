@@ -209,7 +209,7 @@ impl FileChecks {
                     problems.push(Error::job_field(
                         id,
                         "response_schema",
-                        strict_message(&strict, &model.name),
+                        strict_message(strict, &model.name),
                     ));
                 }
             }
@@ -725,12 +725,14 @@ fn strict_message(problems: &[String], model: &str) -> String {
 /// 1,234,567.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    let head = match digits.len() % 3 {
+        0 => 3,
+        h => h,
+    };
+    let mut out = digits[..head].to_string();
+    for group in digits.as_bytes()[head..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     out
 }
