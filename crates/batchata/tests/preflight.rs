@@ -213,6 +213,17 @@ fn the_media_type_sent_comes_from_the_bytes() {
         })
         .collect();
     assert_eq!(types, ["image/jpeg", "image/gif", "image/webp"]);
+    // Even handed straight to the request builder, a JPEG named .png is
+    // never sent as image/png.
+    let p = write(d, "photo.png", &jpeg());
+    let job = Job::file(&p, "Describe.").id("photo").model(CLAUDE);
+    let catalog = batchata::Catalog::builtin();
+    let e = batchata::providers::anthropic::request::build_body(&[job], |j| {
+        catalog.lookup(j.model_name())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("photo.png") && e.contains("a JPEG image"), "{e}");
     let loaded = files::load(&write(d, "d.jpeg", &jpeg())).unwrap();
     assert_eq!(loaded.kind, FileKind::Image("image/jpeg"));
 }
