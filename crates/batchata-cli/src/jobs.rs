@@ -1,8 +1,9 @@
 //! Reading a JSONL jobs file into a batch: one job per line, with the
 //! library's `Job` field names. The file is streamed line by line; every
 //! line is checked (shape here, model and content rules by `add_job`)
-//! before anything is submitted, and an error names the file, the line, the
-//! field and the fix.
+//! before anything is submitted. The whole file is checked even after a bad
+//! line, and every problem is reported at once (the first 50, then a count),
+//! each naming the file, the line, the field and the fix.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -99,7 +100,7 @@ impl LineParser {
         if let Some(v) = self.schemas.get(&path) {
             return Ok(v.clone());
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = std::fs::read_to_string(&path).map(strip_bom).map_err(|e| {
             format!(
                 "field 'response_schema': cannot read the schema file '{}' ({e}); give a path relative to the jobs file's folder, or the schema object itself",
                 path.display()
@@ -115,23 +116,35 @@ impl LineParser {
         Ok(v)
     }
 
-    /// Parses one line into a job.
+    /// Parses one line into a job; the error is the line's first problem.
+    #[cfg(test)]
     pub fn parse(&mut self, line: &str) -> Result<Job, String> {
+        self.parse_all(line)
+            .map_err(|mut problems| problems.swap_remove(0))
+    }
+
+    /// Parses one line into a job, or lists every problem the line has
+    /// (each unknown field, each field of the wrong type, ...).
+    pub fn parse_all(&mut self, line: &str) -> Result<Job, Vec<String>> {
         let value: Value = serde_json::from_str(line).map_err(|e| {
-            format!("not valid JSON ({e}); each line must be one JSON object such as {{\"prompt\": \"...\", \"model\": \"...\"}}")
+            vec![format!("not valid JSON ({e}); each line must be one JSON object such as {{\"prompt\": \"...\", \"model\": \"...\"}}")]
         })?;
         let Value::Object(mut map) = value else {
-            return Err(
+            return Err(vec![
                 "each line must be a JSON object such as {\"prompt\": \"...\", \"model\": \"...\"}"
                     .into(),
-            );
+            ]);
         };
-        for key in map.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                return Err(unknown_field("field", key, FIELDS));
-            }
+        let mut problems: Vec<String> = map
+            .keys()
+            .filter(|key| !FIELDS.contains(&key.as_str()))
+            .map(|key| unknown_field("field", key, FIELDS))
+            .collect();
+        map.retain(|key, _| FIELDS.contains(&key.as_str()));
+        if let Err(e) = check_messages(&map) {
+            problems.push(e);
+            map.remove("messages");
         }
-        check_messages(&map)?;
         if let Some(Value::String(f)) = map.get("file") {
             let p = resolve(&self.base, f);
             map.insert(
@@ -141,26 +154,43 @@ impl LineParser {
         }
         let schema = match map.remove("response_schema") {
             None | Some(Value::Null) => None,
-            Some(Value::String(p)) => Some(self.schema_file(&p)?),
+            Some(Value::String(p)) => self.schema_file(&p).map_err(|e| problems.push(e)).ok(),
             Some(v @ Value::Object(_)) => Some(v),
             Some(_) => {
-                return Err(
+                problems.push(
                     "field 'response_schema': give a JSON Schema object, or the path of a .json file holding one"
                         .into(),
-                )
+                );
+                None
             }
         };
-        let mut job: Job = match serde_json::from_value(Value::Object(map.clone())) {
-            Ok(job) => job,
-            Err(e) => return Err(field_error(&map, &e.to_string())),
+        let job: Option<Job> = match serde_json::from_value(Value::Object(map.clone())) {
+            Ok(job) => Some(job),
+            Err(e) => {
+                problems.extend(field_errors(&map, &e.to_string()));
+                None
+            }
         };
-        if let Some(v) = schema {
-            job.response_schema = Some(
-                ResponseSchema::from_value(v)
-                    .map_err(|e| format!("field 'response_schema': {e}"))?,
-            );
+        let schema = schema.and_then(|v| {
+            ResponseSchema::from_value(v)
+                .map_err(|e| problems.push(format!("field 'response_schema': {e}")))
+                .ok()
+        });
+        match job {
+            Some(mut job) if problems.is_empty() => {
+                job.response_schema = schema;
+                Ok(job)
+            }
+            _ => Err(problems),
         }
-        Ok(job)
+    }
+}
+
+/// `text` without a leading UTF-8 byte-order mark (editors on Windows write one).
+fn strip_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
     }
 }
 
@@ -200,23 +230,27 @@ fn check_messages(map: &Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-/// Finds which field made the whole-line parse fail: each field is parsed on
-/// its own (every `Job` field is optional), and the first that fails is named.
-fn field_error(map: &Map<String, Value>, whole: &str) -> String {
+/// Finds which fields made the whole-line parse fail: each field is parsed
+/// on its own (every `Job` field is optional), and each that fails is named.
+fn field_errors(map: &Map<String, Value>, whole: &str) -> Vec<String> {
+    let mut out = Vec::new();
     for (key, value) in map {
         let mut one = Map::new();
         one.insert(key.clone(), value.clone());
         if let Err(e) = serde_json::from_value::<Job>(Value::Object(one)) {
             let e = e.to_string();
             let e = e.split(" at line").next().unwrap_or(&e);
-            return format!(
+            out.push(format!(
                 "field '{key}': {e}; expected {} (got {})",
                 expected(key),
                 clip_json(value)
-            );
+            ));
         }
     }
-    format!("{whole}; check the fields' types")
+    if out.is_empty() {
+        out.push(format!("{whole}; check the fields' types"));
+    }
+    out
 }
 
 fn clip_json(v: &Value) -> String {
@@ -244,9 +278,14 @@ fn cli_hint(e: &str, base: &Path) -> String {
     }
 }
 
+/// Problems listed one by one; the rest are counted.
+pub const MAX_LISTED: usize = batchata::preflight::MAX_LISTED;
+
 /// Reads every line of `path` into `batch` and returns how many jobs it
-/// holds. Blank lines and lines starting with `//` are skipped. The first
-/// bad line stops the run before anything is submitted.
+/// holds. Blank lines and lines starting with `//` are skipped, and a UTF-8
+/// byte-order mark at the start is ignored. Every line is checked, and when
+/// any is bad, every problem is reported (each with its line and field) and
+/// nothing is submitted.
 pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
     let file = std::fs::File::open(path).map_err(|e| {
         JobsError(format!(
@@ -259,25 +298,67 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut parser = LineParser::new(base);
+    let mut problems = Problems::new(path);
     let mut n = 0;
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let lineno = i + 1;
-        let at = |e: &dyn std::fmt::Display| JobsError(format!("{}:{lineno}: {e}", path.display()));
-        let line = line.map_err(|e| {
-            at(&format!(
-                "cannot read this line ({e}); the file must be UTF-8 text"
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut offset = 0u64;
+    for lineno in 1.. {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            JobsError(format!(
+                "{}:{lineno}: cannot read the jobs file: {e}",
+                path.display()
             ))
         })?;
+        if read == 0 {
+            break;
+        }
+        let start = offset;
+        offset += read as u64;
+        let mut bytes = buf.as_slice();
+        if lineno == 1 {
+            bytes = bytes
+                .strip_prefix(batchata::files::UTF8_BOM)
+                .unwrap_or(bytes);
+        }
+        let line = match std::str::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                let at = e.valid_up_to();
+                let skipped = (buf.len() - bytes.len()) as u64;
+                problems.add(
+                    lineno,
+                    &format!(
+                        "byte offset {} of the file (0x{:02X}) is not valid UTF-8; save the jobs file as UTF-8",
+                        start + skipped + at as u64,
+                        bytes[at]
+                    ),
+                );
+                continue;
+            }
+        };
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with("//") {
             continue;
         }
-        let job = parser.parse(trimmed).map_err(|e| at(&e))?;
-        batch
-            .add_job(job)
-            .map_err(|e| at(&cli_hint(&e.to_string(), base)))?;
-        n += 1;
+        match parser.parse_all(trimmed) {
+            Ok(job) => match batch.add_job(job) {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    for problem in e.to_string().lines() {
+                        problems.add(lineno, &cli_hint(problem, base));
+                    }
+                }
+            },
+            Err(line_problems) => {
+                for problem in line_problems {
+                    problems.add(lineno, &problem);
+                }
+            }
+        }
     }
+    problems.into_result()?;
     if n == 0 {
         return Err(JobsError(format!(
             "{}: no jobs; write one JSON object per line, e.g. {{\"prompt\": \"Hello\", \"model\": \"claude-haiku-4-5\"}}",
@@ -285,6 +366,44 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
         )));
     }
     Ok(n)
+}
+
+/// The problems found in a jobs file: the first [`MAX_LISTED`] kept, all counted.
+struct Problems<'a> {
+    path: &'a Path,
+    listed: Vec<String>,
+    total: usize,
+}
+
+impl<'a> Problems<'a> {
+    fn new(path: &'a Path) -> Self {
+        Problems {
+            path,
+            listed: Vec::new(),
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, lineno: usize, problem: &str) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed
+                .push(format!("{}:{lineno}: {problem}", self.path.display()));
+        }
+    }
+
+    /// One problem as it is; several under a line that counts them.
+    fn into_result(self) -> Result<(), JobsError> {
+        match self.total {
+            0 => Ok(()),
+            1 => Err(JobsError(self.listed.concat())),
+            total => Err(JobsError(format!(
+                "{}: {total} problems; nothing was submitted. Fix them all, then run again:\n{}",
+                self.path.display(),
+                batchata::preflight::list(self.listed.into_iter().map(|l| format!("  {l}")), total)
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -329,6 +448,39 @@ mod tests {
         let e = parse(r#"{"messages": [{"role": "user", "content": [{"type": "text"}]}]}"#)
             .unwrap_err();
         assert!(e.contains("'file' field"), "{e}");
+    }
+
+    #[test]
+    fn a_line_lists_all_its_problems_and_a_schema_file_may_start_with_a_bom() {
+        let e = LineParser::new(".")
+            .parse_all(
+                r#"{"promt": "x", "temprature": 1, "max_tokens": "many", "enable_citations": 3}"#,
+            )
+            .unwrap_err();
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e[0].contains("'promt'") && e[1].contains("'temprature'"),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|p| p.starts_with("field 'max_tokens'")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|p| p.starts_with("field 'enable_citations'")),
+            "{e:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("s.json"),
+            "\u{feff}{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}}}",
+        )
+        .unwrap();
+        let job = LineParser::new(dir.path())
+            .parse(r#"{"prompt": "x", "response_schema": "s.json"}"#)
+            .unwrap();
+        assert!(job.response_schema.is_some());
     }
 
     #[test]

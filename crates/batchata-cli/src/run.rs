@@ -28,7 +28,8 @@ Jobs file: one JSON object per line with the library's Job fields:
   {\"id\": \"c1\", \"model\": \"gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}
   {\"id\": \"f1\", \"file\": \"docs/a.pdf\", \"prompt\": \"...\", \"response_schema\": \"schema.json\", \"enable_citations\": true}
 Other fields: temperature, max_tokens. Relative paths resolve against the jobs file's folder.
-A bad line stops everything before anything is submitted, naming the line, the field and the fix.
+The whole file is checked before anything is submitted (files by content, encodings, size and
+context limits, schemas); every problem is listed with its line, field and fix, and the exit status is 2.
 
 Resuming: the state file (default RESULTS_DIR/.batchata-state.jsonl) records every step, so
 running the same command again after a crash or Ctrl+C resumes: finished jobs are not run

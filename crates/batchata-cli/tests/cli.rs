@@ -296,6 +296,103 @@ fn bad_jobs_files_name_the_line_and_submit_nothing() {
     }
 }
 
+/// `batchata run` on a jobs file that no emulator will ever see.
+fn run_offline(jobs: &Path, out: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("run")
+        .arg(jobs)
+        .arg("--results-dir")
+        .arg(out)
+        .args(extra)
+        .env("ANTHROPIC_API_KEY", "k")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_problem_of_a_jobs_file_is_listed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("x.pdf"), "plain notes, not a PDF").unwrap();
+    std::fs::write(d.join("latin.txt"), b"Caf\xe9").unwrap();
+    let m = "claude-haiku-4-5";
+    let lines: Vec<String> = vec![
+        prompts(1, Some(m))[0].clone(),
+        format!(r#"{{"promt": "hi", "max_tokens": "many", "model": "{m}"}}"#),
+        format!(r#"{{"id": "pdf", "prompt": "x", "model": "{m}", "file": "x.pdf"}}"#),
+        format!(r#"{{"id": "latin", "prompt": "x", "model": "{m}", "file": "latin.txt"}}"#),
+        "{not json".into(),
+        r#"{"id": "list", "prompt": "x", "model": "gpt-5-mini", "response_schema": {"type": "array", "items": {"type": "string"}}}"#.into(),
+    ];
+    // With a byte-order mark in front, as some editors save it.
+    let jobs = d.join("jobs.jsonl");
+    std::fs::write(&jobs, format!("\u{feff}{}\n", lines.join("\n"))).unwrap();
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let o = run_offline(&jobs, &d.join("out"), extra);
+        let (out, e) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert!(e.contains("6 problems; nothing was submitted"), "{e}");
+        for (at, says) in [
+            (":2:", "unknown field 'promt'"),
+            (":2:", "field 'max_tokens'"),
+            (
+                ":3:",
+                "x.pdf' is named as a PDF document (.pdf) but it is UTF-8 text",
+            ),
+            (":4:", "latin.txt' is not UTF-8 text: byte offset 3 (0xE9)"),
+            (":5:", "not valid JSON"),
+            (":6:", "field 'response_schema'"),
+        ] {
+            assert!(
+                e.lines()
+                    .any(|l| l.contains(&format!("jobs.jsonl{at}")) && l.contains(says)),
+                "{at} {says}: {e}"
+            );
+        }
+        assert!(
+            !e.contains("jobs.jsonl:1:"),
+            "the BOM line is read normally: {e}"
+        );
+        assert!(!out.contains("Dry run"), "{out}");
+        assert!(!d.join("out").exists(), "nothing written");
+    }
+
+    // Past 50 problems, the rest are counted.
+    let bad: Vec<String> = (0..60)
+        .map(|i| format!(r#"{{"prompt": "x", "max_tokens": {i}, "modle": "m"}}"#))
+        .collect();
+    let jobs = jobs_file(d, &bad);
+    let o = run_offline(&jobs, &d.join("out"), &["--dry-run"]);
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("60 problems") && e.contains("… and 10 more"),
+        "{e}"
+    );
+    assert_eq!(
+        e.lines()
+            .filter(|l| l.contains("did you mean 'model'"))
+            .count(),
+        50,
+        "{e}"
+    );
+
+    // A good file with a byte-order mark runs.
+    let jobs = d.join("bom.jsonl");
+    std::fs::write(
+        &jobs,
+        format!("\u{feff}{}\n", prompts(2, Some(m)).join("\n")),
+    )
+    .unwrap();
+    let o = run_offline(&jobs, &d.join("out"), &["--dry-run"]);
+    let (out, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(out.contains("2 jobs in 1 provider batches"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_jobs_exit_3_and_retry_failed_reruns_only_those() {
     let bad = Emulator::start(EmulatorConfig::new().error_rate(0.5).seed(3))

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
-use crate::files::{self, FileKind};
 use crate::job::{Job, ResponseSchema};
 use crate::providers::ProviderSettings;
 
@@ -28,8 +27,6 @@ pub const DEFAULT_MAX_PARALLEL_BATCHES: usize = 10;
 pub const MIN_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// Longest time limit accepted (the providers' own batch window).
 pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
-/// PDFs with fewer characters of text per page than this get a warning when cited.
-const LOW_TEXT_CHARS_PER_PAGE: usize = 100;
 
 /// How much the run logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -188,6 +185,8 @@ pub struct Batch {
     /// Whether the default response schema has been checked (once, not per job).
     default_schema_checked: bool,
     pub(crate) catalog: Arc<Catalog>,
+    /// What preflight learnt about the jobs' files, so each is read once.
+    pub(crate) file_checks: crate::preflight::FileChecks,
     models_file_error: Option<String>,
     pub(crate) progress: Option<crate::run::ProgressCallback>,
     pub(crate) handle_ctrl_c: bool,
@@ -233,6 +232,7 @@ impl Batch {
             generated: HashMap::new(),
             default_schema_checked: false,
             catalog: Arc::new(catalog),
+            file_checks: Default::default(),
             models_file_error: err,
             progress: None,
             handle_ctrl_c: true,
@@ -512,13 +512,24 @@ impl Batch {
             }
             job.temperature = None;
         }
-        validate_against_model(&job, &model)?;
+        validate_with(&job, &model, &mut self.file_checks)?;
         Ok(job)
     }
 }
 
-/// Checks a merged job against what its model can do.
+/// Checks a merged job against what its model can do, and its request
+/// against what the provider accepts ([`crate::preflight`]). When the
+/// request has several problems, the error lists them all.
 pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
+    validate_with(job, model, &mut Default::default())
+}
+
+/// [`validate_against_model`] keeping what it learns about files in `files`.
+pub(crate) fn validate_with(
+    job: &Job,
+    model: &ModelInfo,
+    files: &mut crate::preflight::FileChecks,
+) -> Result<()> {
     let id = job.label();
     if let Some(t) = job.temperature {
         let top = model.capabilities.temperature_max;
@@ -550,52 +561,8 @@ pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
             model.name, model.provider
         )));
     }
-    if let Some(path) = &job.file {
-        let kind = files::file_kind(path).map_err(|e| Error::job_field(id, "file", e))?;
-        let ext = files::extension(path);
-        if !path.is_file() {
-            return Err(Error::job_field(
-                id,
-                "file",
-                format!("'{}' does not exist or is not a file", path.display()),
-            ));
-        }
-        if !model.accepts_file_type(&ext) {
-            return Err(Error::ModelNotSupported(format!(
-                "job '{id}': field 'file': model '{}' does not accept .{ext} files (it takes: {})",
-                model.name,
-                model.capabilities.file_types.join(", ")
-            )));
-        }
-        if job.enable_citations {
-            match kind {
-                FileKind::Image(_) => return Err(Error::job_field(
-                    id,
-                    "enable_citations",
-                    "images cannot be cited; send a PDF or text document, or turn citations off",
-                )),
-                FileKind::Pdf => {
-                    let info = files::pdf_info(&files::read(path)?)
-                        .map_err(|e| Error::job_field(id, "file", e))?;
-                    let chars = info.text_chars();
-                    if chars == 0 {
-                        return Err(Error::job_field(
-                            id,
-                            "enable_citations",
-                            format!(
-                                "'{}' has no extractable text (a scan?), so nothing can be cited; OCR it first or turn citations off",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    if chars < LOW_TEXT_CHARS_PER_PAGE * info.pages.max(1) {
-                        tracing::warn!(job = id, file = %path.display(), chars, pages = info.pages,
-                            "PDF has little extractable text; citations may be sparse");
-                    }
-                }
-                _ => {}
-            }
-        }
+    if let Some(e) = crate::preflight::combine(files.check_job(job, model)) {
+        return Err(e);
     }
     if model.provider == ProviderKind::Anthropic {
         if let Some(msgs) = &job.messages {

@@ -1,9 +1,17 @@
 //! Input files: what kind a file is, and what can be read out of it locally.
 //!
+//! A file's kind comes from its bytes, never from its name alone: a text file
+//! named `x.pdf` sent as a PDF makes the provider reject the whole batch it
+//! is in. The name says what the user meant ([`file_kind`]); the content
+//! ([`detect`]) says what the file is; [`load`] reads a file and refuses it
+//! when the two disagree. Text must be UTF-8 (a byte-order mark is dropped);
+//! anything else is refused with the offset of the first bad byte, never
+//! patched with replacement characters.
+//!
 //! Providers send PDFs and images as bytes, text-like files as text, and DOCX
 //! as the text we extract here (no provider takes DOCX bytes). PDFs are also
-//! opened locally to count pages (for token estimates) and to check that a
-//! document asked to be cited has text to cite.
+//! opened locally to count pages (for token estimates and page limits) and to
+//! check that a document asked to be cited has text to cite.
 
 use std::io::Read;
 use std::path::Path;
@@ -75,13 +83,223 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io("read the input file", path, e))
 }
 
-/// Reads a text-like file; invalid UTF-8 is replaced rather than refused.
+/// Reads a text-like file: UTF-8, with a leading byte-order mark dropped.
+/// Any other encoding is refused with the offset of the first bad byte.
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = read(path)?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    utf8_text(&bytes)
+        .map(str::to_string)
+        .map_err(|p| Error::Validation(not_utf8_message(path, &p)))
+}
+
+// ---------------------------------------------------------------------------
+// Kinds by content
+// ---------------------------------------------------------------------------
+
+/// The UTF-8 byte-order mark, dropped from the front of text.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why some bytes are not UTF-8 text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// Offset in the file of the first byte that is not valid UTF-8 text.
+    pub offset: usize,
+    /// That byte.
+    pub byte: u8,
+    /// What the bytes probably are.
+    pub guess: &'static str,
+}
+
+impl std::fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.byte == 0 {
+            write!(f, "byte offset {} is a NUL byte (0x00)", self.offset)?;
+        } else {
+            write!(
+                f,
+                "byte offset {} (0x{:02X}) is not valid UTF-8",
+                self.offset, self.byte
+            )?;
+        }
+        write!(f, "; the file looks like {}", self.guess)
+    }
+}
+
+/// The text of `bytes` when they are UTF-8 (a leading byte-order mark is
+/// dropped). NUL bytes are refused too: valid UTF-8, but in practice the
+/// sign of UTF-16 or binary data.
+pub fn utf8_text(bytes: &[u8]) -> std::result::Result<&str, NotUtf8> {
+    let (skip, body) = match bytes.strip_prefix(UTF8_BOM) {
+        Some(rest) => (UTF8_BOM.len(), rest),
+        None => (0, bytes),
+    };
+    let bad = |at: usize| {
+        let byte = body[at];
+        let guess = if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+            "UTF-16 text (it starts with a UTF-16 byte-order mark)"
+        } else if byte == 0 {
+            "UTF-16 text or binary data"
+        } else {
+            "text in another encoding (Latin-1 or Windows-1252?)"
+        };
+        NotUtf8 {
+            offset: skip + at,
+            byte,
+            guess,
+        }
+    };
+    let text = std::str::from_utf8(body).map_err(|e| bad(e.valid_up_to()))?;
+    // `contains` on bytes is a fast scan; the position only when needed.
+    if body.contains(&0) {
+        return Err(bad(body.iter().position(|&b| b == 0).unwrap_or(0)));
+    }
+    Ok(text)
+}
+
+fn not_utf8_message(path: &Path, p: &NotUtf8) -> String {
+    format!(
+        "'{}' is not UTF-8 text: {p}; convert it to UTF-8 (e.g. `iconv -f WINDOWS-1252 -t UTF-8`)",
+        path.display()
+    )
+}
+
+/// What a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// One of the kinds a job can send.
+    Supported(FileKind),
+    /// A format recognised but not sent (a ZIP archive, a video, ...),
+    /// described for an error message.
+    Other(String),
+    /// No known format, and not UTF-8 text either.
+    Unknown(NotUtf8),
+}
+
+/// Recognises a file's kind from its bytes: PDF, PNG, JPEG, GIF and WebP by
+/// their signatures, DOCX as a ZIP archive holding `word/document.xml`, and
+/// text as UTF-8 (see [`utf8_text`]). Other formats are named, from the
+/// `infer` crate's table of signatures, so an error can say what a file
+/// really is.
+///
+/// The signatures are checked strictly (`%PDF-` at the start, `RIFF….WEBP`,
+/// `GIF87a`/`GIF89a`), since a looser match (`infer`'s own PDF, WebP and GIF
+/// matchers) would take text that merely mentions one for the format itself.
+pub fn detect(bytes: &[u8]) -> Content {
+    if bytes.starts_with(b"%PDF-") {
+        return Content::Supported(FileKind::Pdf);
+    }
+    // PNG (0x89 "PNG") and JPEG (FF D8 FF) open with bytes no UTF-8 text
+    // can start with, so `infer`'s matchers are exact enough.
+    if infer::image::is_png(bytes) {
+        return Content::Supported(FileKind::Image("image/png"));
+    }
+    if infer::image::is_jpeg(bytes) {
+        return Content::Supported(FileKind::Image("image/jpeg"));
+    }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        return Content::Supported(FileKind::Image("image/gif"));
+    }
+    if bytes.starts_with(b"RIFF") && infer::image::is_webp(bytes) {
+        return Content::Supported(FileKind::Image("image/webp"));
+    }
+    if infer::archive::is_zip(bytes) {
+        return if zip_has(bytes, "word/document.xml") {
+            Content::Supported(FileKind::Docx)
+        } else {
+            Content::Other(describe_other(bytes).unwrap_or_else(|| {
+                "a ZIP archive without word/document.xml (not a Word document)".into()
+            }))
+        };
+    }
+    match utf8_text(bytes) {
+        Ok(_) => Content::Supported(FileKind::Text),
+        Err(e) => match describe_other(bytes) {
+            Some(what) => Content::Other(what),
+            None => Content::Unknown(e),
+        },
+    }
+}
+
+fn zip_has(bytes: &[u8], name: &str) -> bool {
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .is_ok_and(|z| z.index_for_name(name).is_some())
+}
+
+/// A binary format `infer` knows, as "a <ext> file (<media type>)".
+fn describe_other(bytes: &[u8]) -> Option<String> {
+    let t = infer::get(bytes).filter(|t| t.matcher_type() != infer::MatcherType::Text)?;
+    Some(match t.mime_type() {
+        "application/zip" => "a ZIP archive (application/zip)".to_string(),
+        "application/msword" => {
+            "an old Word .doc file (application/msword); save it as .docx".to_string()
+        }
+        m => format!("a .{} file ({m})", t.extension()),
     })
+}
+
+/// What a kind is called in messages: "a PDF document", "a PNG image", ...
+pub fn describe(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Pdf => "a PDF document",
+        FileKind::Text => "UTF-8 text",
+        FileKind::Docx => "a Word document",
+        FileKind::Image("image/png") => "a PNG image",
+        FileKind::Image("image/jpeg") => "a JPEG image",
+        FileKind::Image("image/gif") => "a GIF image",
+        FileKind::Image("image/webp") => "a WebP image",
+        FileKind::Image(_) => "an image",
+    }
+}
+
+/// The kind of `bytes`, which must agree with the kind `path`'s name gives;
+/// the error names the file and what it really is.
+pub fn kind_of(path: &Path, bytes: &[u8]) -> Result<FileKind> {
+    let named = file_kind(path)?;
+    let is = match detect(bytes) {
+        Content::Supported(k) if k == named => return Ok(k),
+        Content::Unknown(e) if named == FileKind::Text => {
+            return Err(Error::Validation(not_utf8_message(path, &e)))
+        }
+        Content::Supported(k) => describe(k).to_string(),
+        Content::Other(what) => what,
+        Content::Unknown(e) => format!("neither a known format nor UTF-8 text ({e})"),
+    };
+    let ext = extension(path);
+    Err(Error::Validation(format!(
+        "'{}' is named as {} (.{ext}) but it is {is}; give the file its right extension, or the file that was meant",
+        path.display(),
+        describe(named),
+    )))
+}
+
+/// A file's bytes and its kind, as its content shows.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The kind, from the bytes (and agreeing with the name).
+    pub kind: FileKind,
+    /// The whole file.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a file and recognises it by its content ([`kind_of`]).
+pub fn load(path: &Path) -> Result<Loaded> {
+    file_kind(path)?;
+    let bytes = read(path)?;
+    let kind = kind_of(path, &bytes)?;
+    Ok(Loaded { kind, bytes })
+}
+
+impl Loaded {
+    /// The text a text or DOCX file sends (UTF-8, byte-order mark dropped).
+    pub fn text(&self, path: &Path) -> Result<String> {
+        match self.kind {
+            FileKind::Docx => docx_text(&self.bytes)
+                .map_err(|e| Error::Parse(format!("file '{}': {e}", path.display()))),
+            _ => utf8_text(&self.bytes)
+                .map(str::to_string)
+                .map_err(|p| Error::Validation(not_utf8_message(path, &p))),
+        }
+    }
 }
 
 /// A PDF opened locally: page count and the text of each page.
@@ -167,9 +385,9 @@ pub fn docx_text(bytes: &[u8]) -> Result<String> {
 
 /// The text a text-like or DOCX file contributes to a request.
 pub fn document_text(path: &Path, kind: FileKind) -> Result<String> {
-    match kind {
-        FileKind::Docx => docx_text(&read(path)?)
-            .map_err(|e| Error::Parse(format!("file '{}': {e}", path.display()))),
-        _ => read_text(path),
+    Loaded {
+        kind,
+        bytes: read(path)?,
     }
+    .text(path)
 }

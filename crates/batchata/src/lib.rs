@@ -17,6 +17,7 @@ pub mod fingerprint;
 pub mod fixtures;
 mod fsutil;
 pub mod job;
+pub mod preflight;
 #[cfg(feature = "progress")]
 pub mod progress;
 pub mod providers;

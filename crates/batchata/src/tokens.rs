@@ -52,15 +52,16 @@ pub fn estimate_text(text: &str) -> u64 {
 
 /// Tokens of a file sent to a model.
 pub fn count_file(model: &ModelInfo, path: &Path) -> Result<u64> {
-    Ok(match files::file_kind(path)? {
+    let file = files::load(path)?;
+    Ok(match file.kind {
         FileKind::Pdf => {
-            let info = files::pdf_info(&files::read(path)?)
+            let info = files::pdf_info(&file.bytes)
                 .map_err(|e| Error::Parse(format!("file '{}': {e}", path.display())))?;
             let text: u64 = info.page_text.iter().map(|t| count_text(model, t)).sum();
             text + info.pages as u64 * PDF_PAGE_TOKENS
         }
         FileKind::Image(_) => IMAGE_TOKENS,
-        kind => count_text(model, &files::document_text(path, kind)?),
+        FileKind::Text | FileKind::Docx => count_text(model, &file.text(path)?),
     })
 }
 

@@ -309,8 +309,12 @@ impl Batch {
         self
     }
 
-    /// Starts the run in the background and returns its handle.
-    pub async fn start(self) -> Result<BatchRun> {
+    /// Starts the run in the background and returns its handle. The jobs'
+    /// files are checked again first (one may have changed since its job
+    /// was added): every problem is reported and nothing is sent.
+    pub async fn start(mut self) -> Result<BatchRun> {
+        let mut checks = std::mem::take(&mut self.file_checks);
+        self.recheck_files(&mut checks)?;
         engine::start(self).await
     }
 
@@ -339,8 +343,10 @@ impl Batch {
         Ok(report)
     }
 
-    /// The dry run's report without printing it.
+    /// The dry run's report without printing it. Like a run, it first
+    /// checks the jobs' files again and reports every problem.
     pub fn plan(&self) -> Result<DryRunReport> {
+        self.recheck_files(&mut self.file_checks.clone())?;
         dry_run::dry_run(self)
     }
 }

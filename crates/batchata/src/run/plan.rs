@@ -22,7 +22,8 @@ const BYTE_HEADROOM: f64 = 0.9;
 pub struct PlannedBatch {
     /// The provider.
     pub provider: ProviderKind,
-    /// The model when the batch has one model (always for OpenAI), else the first job's.
+    /// The model id as the jobs name it, when the batch has one model
+    /// (always for OpenAI), else the first job's.
     pub model: String,
     /// Job ids, in order.
     pub jobs: Vec<JobId>,
@@ -46,19 +47,23 @@ pub fn plan(
         if entry.status != JobStatus::Pending {
             continue;
         }
+        let name = state.model_of(entry);
         let model = catalog
-            .lookup(state.model_of(entry))
+            .lookup(name)
             .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
         let limits = default_limits(model.provider);
+        // Grouped by the id as the user wrote it, which is what the wire
+        // carries: an alias and its canonical name are different models to
+        // a provider that takes one model per batch.
         let key_model = if limits.one_model_per_batch {
-            model.name.clone()
+            name.to_string()
         } else {
             String::new()
         };
         let key = (model.provider, key_model);
         first_model
             .entry(key.clone())
-            .or_insert_with(|| model.name.clone());
+            .or_insert_with(|| name.to_string());
         groups
             .entry(key)
             .or_default()

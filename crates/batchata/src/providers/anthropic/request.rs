@@ -208,15 +208,16 @@ impl<'a> FileCache<'a> {
 
 fn load_file(job_id: &str, path: &Path) -> Result<FileData> {
     let field = |e: Error| Error::job_field(job_id, "file", e);
-    let kind = files::file_kind(path).map_err(field)?;
-    let data: String = match kind {
+    // The kind (and an image's media type) comes from the bytes.
+    let file = files::load(path).map_err(field)?;
+    let data: String = match file.kind {
         FileKind::Pdf | FileKind::Image(_) => {
-            base64::engine::general_purpose::STANDARD.encode(files::read(path).map_err(field)?)
+            base64::engine::general_purpose::STANDARD.encode(&file.bytes)
         }
-        FileKind::Text | FileKind::Docx => files::document_text(path, kind).map_err(field)?,
+        FileKind::Text | FileKind::Docx => file.text(path).map_err(field)?,
     };
     Ok(FileData {
-        kind,
+        kind: file.kind,
         data: Arc::from(data),
     })
 }
@@ -273,6 +274,14 @@ pub fn output_mode(job: &Job, model: &ModelInfo) -> Option<AnthropicOutput> {
     job.response_schema
         .as_ref()
         .map(|_| structured::anthropic_output(model, job.enable_citations))
+}
+
+/// The model id a request carries: the job's own, as written.
+fn wire_model<'a>(job: &'a Job, model: &'a ModelInfo) -> &'a str {
+    match job.model.as_deref() {
+        Some(m) if !m.is_empty() => m,
+        _ => &model.name,
+    }
 }
 
 /// Size of the pieces a streamed create body is sent in.
@@ -457,7 +466,9 @@ impl<'a> BodyWriter<'a> {
         let entry = Entry {
             custom_id: id,
             params: Params {
-                model: &model.name,
+                // Exactly the id the user wrote: an alias (a dated snapshot)
+                // is only for catalog look-ups, never rewritten on the wire.
+                model: wire_model(job, model),
                 max_tokens: job.max_tokens_or_default(),
                 messages,
                 system,

@@ -281,29 +281,25 @@ fn messages<'a>(job: &'a Job, model: &ModelInfo) -> Result<Vec<ChatMessage<'a>>>
         });
         return Ok(out);
     };
-    let kind = files::file_kind(path).map_err(|e| Error::job_field(id, "file", e))?;
+    // The kind (and an image's media type) comes from the bytes.
+    let file = files::load(path).map_err(|e| Error::job_field(id, "file", e))?;
     let name = files::file_name(path);
-    let file_part = match kind {
-        FileKind::Pdf => {
-            let bytes = files::read(path).map_err(|e| Error::job_field(id, "file", e))?;
-            ContentPart::File {
-                file: FileData {
-                    filename: name,
-                    file_data: data_url("application/pdf", &bytes),
-                },
-            }
-        }
-        FileKind::Image(media_type) => {
-            let bytes = files::read(path).map_err(|e| Error::job_field(id, "file", e))?;
-            ContentPart::ImageUrl {
-                image_url: ImageUrl {
-                    url: data_url(media_type, &bytes),
-                },
-            }
-        }
+    let file_part = match file.kind {
+        FileKind::Pdf => ContentPart::File {
+            file: FileData {
+                filename: name,
+                file_data: data_url("application/pdf", &file.bytes),
+            },
+        },
+        FileKind::Image(media_type) => ContentPart::ImageUrl {
+            image_url: ImageUrl {
+                url: data_url(media_type, &file.bytes),
+            },
+        },
         FileKind::Text | FileKind::Docx => {
-            let text =
-                files::document_text(path, kind).map_err(|e| Error::job_field(id, "file", e))?;
+            let text = file
+                .text(path)
+                .map_err(|e| Error::job_field(id, "file", e))?;
             ContentPart::Text {
                 text: Cow::Owned(format!("Document: {name}\n\n{text}")),
             }
