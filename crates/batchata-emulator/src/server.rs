@@ -24,7 +24,7 @@ use crate::conn::ConnHandle;
 use crate::error::{ApiError, Provider};
 use crate::ids::{hash_parts, unit, IdGen};
 use crate::stats::{Counters, EmulatorStats};
-use crate::{anthropic, openai};
+use crate::{anthropic, gemini, openai};
 
 /// Shared state of one emulator instance.
 #[derive(Debug)]
@@ -37,6 +37,7 @@ pub(crate) struct AppState {
     faults: FaultPlan,
     pub(crate) anthropic: Mutex<anthropic::Store>,
     pub(crate) openai: Mutex<openai::Store>,
+    pub(crate) gemini: Mutex<gemini::Store>,
     /// Creation sequence shared by both providers (orders the stats list).
     pub(crate) batch_seq: AtomicU64,
 }
@@ -58,6 +59,7 @@ impl AppState {
             faults,
             anthropic: Mutex::new(anthropic::Store::default()),
             openai: Mutex::new(openai::Store::default()),
+            gemini: Mutex::new(gemini::Store::default()),
             batch_seq: AtomicU64::new(0),
         }
     }
@@ -67,6 +69,7 @@ impl AppState {
         let mut stats = self.counters.snapshot();
         let mut batches = lock(&self.anthropic).summaries();
         batches.extend(lock(&self.openai).summaries());
+        batches.extend(lock(&self.gemini).summaries());
         batches.sort_by_key(|(seq, _)| *seq);
         stats.batches = batches.into_iter().map(|(_, b)| b).collect();
         stats
@@ -76,6 +79,7 @@ impl AppState {
     pub(crate) fn reset(&self) {
         *lock(&self.anthropic) = anthropic::Store::default();
         *lock(&self.openai) = openai::Store::default();
+        *lock(&self.gemini) = gemini::Store::default();
         self.counters.reset();
         self.faults.reset();
     }
@@ -171,7 +175,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Endpoint {
 
 /// Builds the router for `state`.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v1/messages/batches",
             post(anthropic::create).get(anthropic::list),
@@ -197,6 +201,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/batches/{id}", get(openai::retrieve_batch))
         .route("/v1/batches/{id}/cancel", post(openai::cancel_batch))
+        .merge(gemini::router())
         .route("/_emulator/stats", get(stats_handler))
         .route("/_emulator/reset", post(reset_handler))
         .fallback(not_found)
@@ -204,7 +209,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // Bodies are size-checked by the handlers against the configured limits.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), front_door))
-        .with_state(state)
+        .with_state(state);
+    // Runs before the routes above are chosen: Gemini's `/v1` paths that
+    // OpenAI's routes share are moved to `/v1beta` first.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(gemini_v1))
+}
+
+async fn gemini_v1(mut req: Request, next: Next) -> Response {
+    let rewritten = gemini::rewrite_v1(req.uri().path(), req.uri().query(), req.headers());
+    if let Some(uri) = rewritten.and_then(|u| u.parse().ok()) {
+        *req.uri_mut() = uri;
+    }
+    next.run(req).await
 }
 
 async fn stats_handler(State(state): State<Arc<AppState>>) -> Json<EmulatorStats> {
@@ -229,6 +247,7 @@ async fn not_found(req: Request) -> ApiError {
             None,
             None,
         ),
+        Provider::Gemini => gemini::unknown_path(req.method(), &path),
     }
 }
 
@@ -248,12 +267,16 @@ async fn method_not_allowed(req: Request) -> ApiError {
             None,
             None,
         ),
+        Provider::Gemini => {
+            ApiError::gemini(StatusCode::METHOD_NOT_ALLOWED, "UNIMPLEMENTED", message)
+        }
     }
 }
 
 /// The error answer for an injected fault.
 fn fault_error(config: &EmulatorConfig, provider: Provider, fault: FaultKind) -> ApiError {
     let err = match (provider, fault) {
+        (Provider::Gemini, fault) => gemini::fault_error(fault),
         (Provider::Anthropic, FaultKind::Status429 { retry_after_ms }) => ApiError::anthropic(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -412,6 +435,8 @@ fn check_auth(
             }
             Ok(())
         }
+        // Needs the query too (`?key=`): see `gemini::check_auth`.
+        Provider::Gemini => Ok(()),
     }
 }
 
@@ -422,10 +447,16 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         return next.run(req).await;
     }
     let provider = Provider::for_path(&path);
-    let endpoint = classify(req.method(), &path);
+    let endpoint = match provider {
+        Provider::Gemini => {
+            gemini::classify(req.method(), &path, req.uri().query()).unwrap_or(Endpoint::Unknown)
+        }
+        _ => classify(req.method(), &path),
+    };
     let request_id = match provider {
         Provider::Anthropic => state.ids.anthropic_request(),
         Provider::OpenAi => state.ids.openai_request(),
+        Provider::Gemini => String::new(),
     };
     state.counters.record_call(endpoint);
     if !state.config.latency.is_zero() {
@@ -447,7 +478,13 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
                 }
                 break 'answer fault_error(&state.config, provider, fault).into_response();
             }
-            if let Err(err) = check_auth(&state.config, provider, req.headers()) {
+            let auth = match provider {
+                Provider::Gemini => {
+                    gemini::check_auth(&state.config, endpoint, req.uri(), req.headers())
+                }
+                _ => check_auth(&state.config, provider, req.headers()),
+            };
+            if let Err(err) = auth {
                 break 'answer err.into_response();
             }
         }
@@ -457,9 +494,11 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = err.render(Some(&request_id));
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static(provider.request_id_header()), v);
+    if let (Some(name), Ok(v)) = (
+        provider.request_id_header(),
+        HeaderValue::from_str(&request_id),
+    ) {
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
     }
     resp
 }
