@@ -54,13 +54,14 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     /// Anthropic `error.type`, OpenAI `error.type` or Gemini `error.status`.
     pub(crate) kind: &'static str,
-    pub(crate) message: String,
+    pub(crate) message: Box<str>,
     /// OpenAI only.
     pub(crate) param: Option<String>,
     /// OpenAI only.
     pub(crate) code: Option<String>,
     /// Gemini only: `error.details` (`google.rpc` messages such as `ErrorInfo`).
-    pub(crate) details: Vec<serde_json::Value>,
+    /// (A JSON array, boxed: an error stays small enough to return by value.)
+    pub(crate) details: Option<Box<serde_json::Value>>,
     pub(crate) headers: Vec<(HeaderName, String)>,
 }
 
@@ -75,10 +76,10 @@ impl ApiError {
             provider: Provider::Anthropic,
             status,
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             param: None,
             code: None,
-            details: Vec::new(),
+            details: None,
             headers: Vec::new(),
         }
     }
@@ -93,10 +94,10 @@ impl ApiError {
             provider: Provider::Gemini,
             status,
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             param: None,
             code: None,
-            details: Vec::new(),
+            details: None,
             headers: Vec::new(),
         }
     }
@@ -108,7 +109,12 @@ impl ApiError {
 
     /// Adds a `google.rpc` detail message (Gemini).
     pub(crate) fn with_detail(mut self, detail: serde_json::Value) -> Self {
-        self.details.push(detail);
+        let list = self
+            .details
+            .get_or_insert_with(|| Box::new(serde_json::Value::Array(Vec::new())));
+        if let serde_json::Value::Array(items) = list.as_mut() {
+            items.push(detail);
+        }
         self
     }
 
@@ -124,10 +130,10 @@ impl ApiError {
             provider: Provider::OpenAi,
             status,
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             param: param.map(str::to_string),
             code: code.map(str::to_string),
-            details: Vec::new(),
+            details: None,
             headers: Vec::new(),
         }
     }
@@ -170,7 +176,7 @@ impl ApiError {
                     "code": self.code,
                 }
             }),
-            Provider::Gemini if self.details.is_empty() => json!({
+            Provider::Gemini if self.details.is_none() => json!({
                 "error": {"code": self.status.as_u16(), "message": self.message, "status": self.kind}
             }),
             Provider::Gemini => json!({

@@ -226,7 +226,7 @@ pub(crate) fn check_auth(
 
 /// `"1.500s"`: a `google.protobuf.Duration` in JSON.
 fn duration_json(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)
