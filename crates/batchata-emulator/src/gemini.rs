@@ -1120,11 +1120,17 @@ fn check_request(
 
 // ------------------------------------------------------------- answering
 
-/// One `GenerateContentResponse`.
-fn generate(conv: &Conversation, h: u64) -> Value {
+/// One `GenerateContentResponse`. `content_hash` (of the request alone)
+/// decides how long the model thinks, so the same request costs the same in
+/// any batch; `id_hash` names the response.
+fn generate(conv: &Conversation, content_hash: u64, id_hash: u64) -> Value {
     let mut conv = conv.clone();
     // Thinking models spend part of `maxOutputTokens` thinking.
-    let mut thoughts = if thinks(&conv.model) { 24 + h % 40 } else { 0 };
+    let mut thoughts = if thinks(&conv.model) {
+        24 + content_hash % 40
+    } else {
+        0
+    };
     if let Some(max) = conv.max_tokens {
         thoughts = thoughts.min(max / 2);
         conv.max_tokens = Some(max - thoughts);
@@ -1172,7 +1178,7 @@ fn generate(conv: &Conversation, h: u64) -> Value {
         "candidates": [{"content": content, "finishReason": finish, "index": 0}],
         "usageMetadata": Value::Object(usage),
         "modelVersion": conv.model,
-        "responseId": base62(h, 22),
+        "responseId": base62(id_hash, 22),
     })
 }
 
@@ -1187,15 +1193,12 @@ fn result_of(item: &Item, model: &str, seed: u64, batch_id: &str) -> (&'static s
         Outcome::Ok => match check_request(model, &item.request, "request", true, item.bytes) {
             Ok(conv) => {
                 let key = item.key.as_deref().unwrap_or("");
-                let h = hash_parts(
+                let content = hash_parts(
                     seed,
-                    &[
-                        batch_id.as_bytes(),
-                        key.as_bytes(),
-                        &item.frac.to_le_bytes(),
-                    ],
+                    &[model.as_bytes(), item.request.to_string().as_bytes()],
                 );
-                ("response", generate(&conv, h))
+                let id = hash_parts(seed, &[batch_id.as_bytes(), key.as_bytes()]);
+                ("response", generate(&conv, content, id))
             }
             Err(RequestError::Payload(m) | RequestError::Invalid(m)) => {
                 ("error", json!({"code": 3, "message": m}))
