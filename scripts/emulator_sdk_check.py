@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Shape check: drive a running batchata emulator with the official SDKs.
 
-Proves that what the emulator sends parses with the official `anthropic` and
-`openai` Python packages, and that no object carries unexpected fields or
-lacks required ones (every raw JSON object is validated against the SDK's
-pydantic model with `model_validate`, then compared key by key, recursively).
+Proves that what the emulator sends parses with the official `anthropic`,
+`openai` and `google-genai` Python packages, and that no object carries
+unexpected fields or lacks required ones (every raw JSON object is validated
+against the SDK's pydantic model with `model_validate`, then compared key by
+key, recursively).
 
 Usage (start the emulator first, with a processing delay so cancel can be
 exercised):
 
-    cargo run -p batchata-emulator --example serve -- 8765 --delay-ms 1500 &
-    python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install anthropic openai
+    cargo run -p batchata-emulator --example serve -- 8765 --delay-ms 1500 --api-key sdk-check-key &
+    python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install anthropic openai google-genai
     /tmp/sdkvenv/bin/python scripts/emulator_sdk_check.py [--base-url http://127.0.0.1:8765]
 
 The base URL can also come from EMULATOR_URL. Exits non-zero on any failure.
@@ -26,8 +27,13 @@ import sys
 import time
 from typing import Any
 
+import io
+
 import anthropic
 import openai
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as gtypes
 
 try:  # newer SDK releases ship their HTTP client as `httpx2`
     import httpx2 as httpx
@@ -345,14 +351,155 @@ def check_openai(base: str, key: str) -> None:
         keys_exactly(e.body if isinstance(e.body, dict) else {}, {"message", "type", "param", "code"}, "openai.404")
 
 
+def check_gemini(base: str, key: str) -> None:
+    """The google-genai SDK on the emulator's Gemini routes: inline and file
+    batches, get, list, cancel, delete, results, file upload and download, and
+    the raw JSON of answers and files against the SDK's own types."""
+    section("gemini")
+    # The SDK's default API version (v1 in 3.x) and the docs' v1beta.
+    clients = {
+        "default": genai.Client(api_key=key, http_options={"base_url": base}),
+        "v1beta": genai.Client(api_key=key, http_options={"base_url": base, "api_version": "v1beta"}),
+    }
+    raw_headers = {"x-goog-api-key": key}
+    pdf = base64.b64encode(build_pdf(["Invoice number: INV-003", "Total: 99.5"])).decode()
+    for label, client in clients.items():
+        batches = client.batches
+        requests = [
+            {"contents": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}],
+             "metadata": {"key": "plain"}},
+            {"contents": [{"role": "user", "parts": [
+                {"inline_data": {"mime_type": "application/pdf", "data": base64.b64decode(pdf)}},
+                {"text": "Extract the invoice."}]}],
+             "config": {"response_mime_type": "application/json", "response_json_schema": INVOICE_SCHEMA,
+                        "system_instruction": "Extract fields.", "max_output_tokens": 400},
+             "metadata": {"key": "schema"}},
+            {"contents": [{"role": "user", "parts": [{"text": "Invoice number: A-9, Total: 3"}]}],
+             "config": {"response_mime_type": "application/json",
+                        "response_schema": {"type": "OBJECT", "properties": {
+                            "invoice_number": {"type": "STRING"}, "total": {"type": "NUMBER"}},
+                            "required": ["invoice_number", "total"]}},
+             "metadata": {"key": "openapi"}},
+        ]
+        created = batches.create(model="gemini-2.5-flash", src=requests, config={"display_name": f"sdk-check-{label}"})
+        if not created.name or not created.name.startswith("batches/"):
+            fail(f"gemini[{label}] create: name {created.name}")
+            continue
+        if created.state not in (gtypes.JobState.JOB_STATE_PENDING, gtypes.JobState.JOB_STATE_RUNNING):
+            fail(f"gemini[{label}] create: state {created.state}")
+        if created.display_name != f"sdk-check-{label}" or created.model != "models/gemini-2.5-flash":
+            fail(f"gemini[{label}] create: {created}")
+        done = wait(lambda: batches.get(name=created.name), lambda b: b.state in (
+            gtypes.JobState.JOB_STATE_SUCCEEDED, gtypes.JobState.JOB_STATE_FAILED,
+            gtypes.JobState.JOB_STATE_CANCELLED, gtypes.JobState.JOB_STATE_EXPIRED), f"gemini[{label}] batch")
+        if done.state != gtypes.JobState.JOB_STATE_SUCCEEDED or done.end_time is None:
+            fail(f"gemini[{label}] batch ended {done.state}")
+            continue
+        inlined = done.dest.inlined_responses if done.dest else None
+        by_key = {r.metadata.get("key"): r for r in (inlined or []) if r.metadata}
+        if set(by_key) != {"plain", "schema", "openapi"}:
+            fail(f"gemini[{label}] inline results by key: {sorted(by_key)}")
+            continue
+        if any(r.error is not None or r.response is None for r in by_key.values()):
+            fail(f"gemini[{label}] inline results with errors: {inlined}")
+            continue
+        if "capital of France" not in (by_key["plain"].response.text or ""):
+            fail(f"gemini[{label}] plain answer: {by_key['plain'].response.text}")
+        for k, want in (("schema", {"invoice_number": "INV-003", "total": 99.5}),
+                        ("openapi", {"invoice_number": "A-9", "total": 3})):
+            got = json.loads(by_key[k].response.text)
+            if got != want:
+                fail(f"gemini[{label}] {k} answer: {got}")
+        usage = by_key["plain"].response.usage_metadata
+        if not usage or not usage.prompt_token_count or not usage.thoughts_token_count:
+            fail(f"gemini[{label}] usage: {usage}")
+
+        # The raw Operation: proto3 JSON, both output locations, answers strict.
+        raw = httpx.get(f"{base}/v1beta/{created.name}", headers=raw_headers).json()
+        meta = raw.get("metadata", {})
+        if raw.get("done") is not True or meta.get("state") != "BATCH_STATE_SUCCEEDED":
+            fail(f"gemini[{label}] raw operation state: {meta.get('state')} done={raw.get('done')}")
+        stats = meta.get("batchStats", {})
+        if stats != {"requestCount": "3", "successfulRequestCount": "3"}:
+            fail(f"gemini[{label}] batchStats (int64 strings, zeros left out): {stats}")
+        if raw.get("response", {}).get("inlinedResponses") != meta.get("output", {}).get("inlinedResponses"):
+            fail(f"gemini[{label}] output differs between metadata.output and response")
+        for i, item in enumerate(raw["response"]["inlinedResponses"]["inlinedResponses"]):
+            strict(gtypes.InlinedResponse, item, f"gemini[{label}].inlinedResponses[{i}]")
+
+        # List pages until the batch shows up (newest first).
+        listed = [b.name for b in batches.list(config={"page_size": 1})]
+        if created.name not in listed:
+            fail(f"gemini[{label}] list: {created.name} missing from {listed}")
+        page = httpx.get(f"{base}/v1beta/batches", params={"pageSize": 2}, headers=raw_headers).json()
+        keys_exactly(page, {"operations", "nextPageToken"} if "nextPageToken" in page else {"operations"}, f"gemini[{label}].list")
+
+        # Cancel (needs a processing delay on the emulator side).
+        to_cancel = batches.create(model="gemini-2.5-flash", src=requests[:1])
+        batches.cancel(name=to_cancel.name)
+        cancelled = wait(lambda: batches.get(name=to_cancel.name),
+                         lambda b: b.state == gtypes.JobState.JOB_STATE_CANCELLED, f"gemini[{label}] cancel")
+        if cancelled.state != gtypes.JobState.JOB_STATE_CANCELLED:
+            fail(f"gemini[{label}] cancel state: {cancelled.state}")
+
+        # Delete; then the batch is gone.
+        batches.delete(name=to_cancel.name)
+        try:
+            batches.get(name=to_cancel.name)
+            fail(f"gemini[{label}] get after delete did not fail")
+        except genai_errors.ClientError as e:
+            if e.code != 404 or e.status != "NOT_FOUND":
+                fail(f"gemini[{label}] get after delete: {e.code} {e.status}")
+
+    # A file batch: the resumable upload, create from the file, download.
+    client = clients["default"]
+    lines = [{"key": f"line-{i}", "request": {"contents": [{"role": "user", "parts": [{"text": f"Line {i}"}]}]}}
+             for i in range(3)]
+    content = "".join(json.dumps(l) + "\n" for l in lines).encode()
+    uploaded = client.files.upload(file=io.BytesIO(content),
+                                   config={"mime_type": "application/jsonl", "display_name": "sdk-check"})
+    if uploaded.size_bytes != len(content) or uploaded.source != gtypes.FileSource.UPLOADED:
+        fail(f"gemini upload: {uploaded}")
+    strict(gtypes.File, httpx.get(f"{base}/v1beta/{uploaded.name}", headers=raw_headers).json(), "gemini.files.get")
+    fb = client.batches.create(model="gemini-2.5-flash-lite", src=uploaded.name)
+    fdone = wait(lambda: client.batches.get(name=fb.name),
+                 lambda b: b.state == gtypes.JobState.JOB_STATE_SUCCEEDED, "gemini file batch")
+    result_file = fdone.dest.file_name if fdone.dest else None
+    if not result_file:
+        fail(f"gemini file batch: no result file in {fdone}")
+    else:
+        meta = client.files.get(name=result_file)
+        if meta.source != gtypes.FileSource.GENERATED or not meta.download_uri:
+            fail(f"gemini result file: {meta}")
+        data = client.files.download(file=result_file)
+        rows = [json.loads(l) for l in data.decode().splitlines() if l.strip()]
+        if sorted(r.get("key") for r in rows) != ["line-0", "line-1", "line-2"]:
+            fail(f"gemini result lines: {rows}")
+        for i, row in enumerate(rows):
+            keys_exactly(row, {"key", "response"}, f"gemini.results[{i}]")
+            strict(gtypes.GenerateContentResponse, row.get("response"), f"gemini.results[{i}].response")
+    client.files.delete(name=uploaded.name)
+
+    # A wrong key: Google's 400 INVALID_ARGUMENT with reason API_KEY_INVALID.
+    bad = genai.Client(api_key="wrong-key", http_options={"base_url": base})
+    try:
+        bad.batches.get(name=fb.name)
+        fail("gemini: a wrong key was accepted (start the emulator with --api-key)")
+    except genai_errors.ClientError as e:
+        reasons = [d.get("reason") for d in (e.details or {}).get("error", {}).get("details", [])]
+        if e.code != 400 or e.status != "INVALID_ARGUMENT" or "API_KEY_INVALID" not in reasons:
+            fail(f"gemini wrong key: {e.code} {e.status} {reasons}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-url", default=os.environ.get("EMULATOR_URL", "http://127.0.0.1:8765"),
                     help="emulator root URL (Anthropic base; OpenAI base is <url>/v1)")
     ap.add_argument("--api-key", default=os.environ.get("EMULATOR_API_KEY", "sdk-check-key"))
     args = ap.parse_args()
-    print(f"anthropic {anthropic.__version__}, openai {openai.__version__}, emulator {args.base_url}")
-    for check in (check_anthropic, check_openai):
+    print(f"anthropic {anthropic.__version__}, openai {openai.__version__}, "
+          f"google-genai {genai.__version__}, emulator {args.base_url}")
+    for check in (check_anthropic, check_openai, check_gemini):
         try:
             check(args.base_url.rstrip("/"), args.api_key)
         except Exception as e:  # any SDK parse error or transport error is a failure

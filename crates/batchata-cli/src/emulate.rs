@@ -23,6 +23,7 @@ Examples:
 Point a pipeline at it with:
   ANTHROPIC_BASE_URL=http://127.0.0.1:PORT  ANTHROPIC_API_KEY=anything
   OPENAI_BASE_URL=http://127.0.0.1:PORT/v1  OPENAI_API_KEY=anything
+  GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:PORT  GOOGLE_API_KEY=anything
 or: batchata run jobs.jsonl --results-dir out --emulator-url http://127.0.0.1:PORT
 Statistics (calls, faults, batches, resubmitted requests): GET http://127.0.0.1:PORT/_emulator/stats
 Change it while it runs (POST http://127.0.0.1:PORT/...):
@@ -71,13 +72,13 @@ pub(crate) struct EmulateArgs {
     /// How long a cancelled batch stays cancelling.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
     cancel_delay: Duration,
-    /// Fraction of requests that end errored (api_error / an error-file line).
+    /// Fraction of requests that end errored (api_error / an error-file line / an INTERNAL status).
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     error_rate: f64,
     /// Fraction of HTTP calls answered 429.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     rate_limit_rate: f64,
-    /// The delay 429s advertise in retry-after / retry-after-ms.
+    /// The delay 429s advertise in retry-after / retry-after-ms (Gemini: RetryInfo.retryDelay).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1s")]
     retry_after: Duration,
     /// Fraction of HTTP calls answered 500.
@@ -86,16 +87,17 @@ pub(crate) struct EmulateArgs {
     /// Fraction of HTTP calls answered 503.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     unavailable_rate: f64,
-    /// Fraction of HTTP calls answered 529 overloaded (503 on OpenAI, which has no 529).
+    /// Fraction of HTTP calls answered 529 overloaded (503 on OpenAI and Gemini, which have no 529).
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     overloaded_rate: f64,
     /// Fraction of connections closed without an answer.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, default_value_t = 0.0)]
     drop_rate: f64,
     /// Fail the first COUNT calls with FAULT (429, 429:MS, 500, 503, 529, drop, drop-after),
-    /// optionally only on one endpoint (e.g. anthropic.create, openai.files.create).
-    /// drop closes the connection before the call is handled; drop-after handles it (the
-    /// batch is created, the file stored) and then closes the connection unanswered. Repeatable.
+    /// optionally only on one endpoint (e.g. anthropic.create, openai.files.create,
+    /// gemini.create). drop closes the connection before the call is handled; drop-after
+    /// handles it (the batch is created, the file stored) and then closes the connection
+    /// unanswered. Repeatable.
     #[arg(long, value_name = "COUNT:FAULT[@ENDPOINT]", value_parser = fail_first)]
     fail_first: Vec<(u32, FaultKind, Option<Endpoint>)>,
     /// Each batch becomes unknown to the provider this long after its creation
@@ -183,10 +185,11 @@ pub(crate) async fn emulate(a: EmulateArgs) -> Result<u8, Failure> {
     // The address first, on its own line: scripts read it. Whoever reads
     // may close the pipe after that line; the server keeps serving.
     let banner = format!(
-        "batchata emulator listening on {}\n  ANTHROPIC_BASE_URL={}\n  OPENAI_BASE_URL={}\n  stats: {}\nPress Ctrl+C to stop.",
+        "batchata emulator listening on {}\n  ANTHROPIC_BASE_URL={}\n  OPENAI_BASE_URL={}\n  GOOGLE_GEMINI_BASE_URL={}\n  stats: {}\nPress Ctrl+C to stop.",
         h.base_url(),
         h.anthropic_base_url(),
         h.openai_base_url(),
+        h.gemini_base_url(),
         h.stats_url()
     );
     let mut out = std::io::stdout();

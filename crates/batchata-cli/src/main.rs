@@ -36,7 +36,7 @@ Examples:
   batchata models";
 
 /// Run large numbers of LLM requests through the providers' batch APIs
-/// (Anthropic Message Batches, OpenAI Batch) at half price.
+/// (Anthropic Message Batches, OpenAI Batch, Gemini batch mode) at half price.
 #[derive(Parser)]
 #[command(name = "batchata", version, about, after_help = EXIT_HELP)]
 struct Cli {
@@ -87,9 +87,10 @@ Examples:
   batchata cancel --state out/.batchata-state.jsonl
   batchata cancel --state out/.batchata-state.jsonl --emulator-url http://127.0.0.1:8765
 
-Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL and OPENAI_API_KEY /
-OPENAI_BASE_URL. The run, if it is still going, collects what the batches finished and
-exits 3; otherwise rerun it to collect them.")]
+Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, OPENAI_API_KEY /
+OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL. The run,
+if it is still going, collects what the batches finished and exits 3; otherwise rerun it
+to collect them.")]
     Cancel {
         /// The run's state file.
         #[arg(long)]
@@ -108,7 +109,7 @@ named by the BATCHATA_MODELS_FILE environment variable.")]
         #[arg(long)]
         json: bool,
     },
-    /// Serve the local emulator of the Anthropic and OpenAI batch APIs.
+    /// Serve the local emulator of the Anthropic, OpenAI and Gemini batch APIs.
     #[command(after_help = emulate::EMULATE_HELP)]
     Emulate(emulate::EmulateArgs),
 }
@@ -245,7 +246,7 @@ pub(crate) fn init_logs(level: Verbosity) {
 }
 
 /// Provider settings for a `batchata emulate` server at `url`
-/// (`http://127.0.0.1:PORT`): both base URLs from it; the keys from the
+/// (`http://127.0.0.1:PORT`): every base URL from it; the keys from the
 /// environment when set (an emulator started with `--api-key` checks them),
 /// a placeholder otherwise.
 pub(crate) fn emulator_settings(url: &str) -> Result<ProviderSettings, Failure> {
@@ -269,7 +270,9 @@ pub(crate) fn emulator_settings(url: &str) -> Result<ProviderSettings, Failure> 
         openai: ProviderConfig::default()
             .api_key(key(&env.openai))
             .base_url(format!("{root}/v1")),
-        ..Default::default()
+        gemini: ProviderConfig::default()
+            .api_key(key(&env.gemini))
+            .base_url(root),
     })
 }
 

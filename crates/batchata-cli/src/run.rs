@@ -26,6 +26,7 @@ Examples:
 Jobs file: one JSON object per line with the library's Job fields:
   {\"id\": \"q1\", \"model\": \"claude-haiku-4-5\", \"prompt\": \"...\"}
   {\"id\": \"c1\", \"model\": \"gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}
+  {\"id\": \"g1\", \"model\": \"gemini-2.5-flash\", \"prompt\": \"...\"}
   {\"id\": \"f1\", \"file\": \"docs/a.pdf\", \"prompt\": \"...\", \"response_schema\": \"schema.json\", \"enable_citations\": true}
 Other fields: temperature, max_tokens. Relative paths resolve against the jobs file's folder.
 The whole file is checked before anything is submitted (files by content, encodings, size and
@@ -42,8 +43,9 @@ failed. One run at a time holds a results folder and its state; a second exits 2
 Ctrl+C once: submit nothing more, cancel the active batches, keep what they finished.
 Ctrl+C twice: exit at once (the state is already safe on disk).
 
-Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL and OPENAI_API_KEY /
-OPENAI_BASE_URL, as with the official SDKs. --emulator needs none of them.
+Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, OPENAI_API_KEY /
+OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL, as with
+the official SDKs. --emulator needs none of them.
 
 Exit status:
   0  every job completed
@@ -85,7 +87,7 @@ pub(crate) struct RunArgs {
     /// Stop after this long, cancelling what still runs (e.g. 90s, 10m, 2h).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     time_limit: Option<Duration>,
-    /// How often to poll batches [default: 1s Anthropic, 5s OpenAI; 100ms on an emulator].
+    /// How often to poll batches [default: 1s Anthropic, 5s OpenAI, 2s Gemini; 100ms on an emulator].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     poll_interval: Option<Duration>,
     /// Print the plan and its cost (worst case and expected); submit nothing.
@@ -194,12 +196,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         let poll = args.poll_interval.unwrap_or(EMULATOR_POLL);
         s.anthropic.poll_interval = Some(poll);
         s.openai.poll_interval = Some(poll);
+        s.gemini.poll_interval = Some(poll);
         s
     } else {
         let mut s = batch.params().providers.clone();
         if let Some(p) = args.poll_interval {
             s.anthropic.poll_interval = Some(p);
             s.openai.poll_interval = Some(p);
+            s.gemini.poll_interval = Some(p);
         }
         s
     };
@@ -298,7 +302,10 @@ fn emulated(root: &str, poll: Duration) -> ProviderSettings {
             .api_key("emulator")
             .base_url(format!("{root}/v1"))
             .poll_interval(poll),
-        ..Default::default()
+        gemini: ProviderConfig::default()
+            .api_key("emulator")
+            .base_url(root)
+            .poll_interval(poll),
     }
 }
 

@@ -28,11 +28,12 @@ fn trials() -> usize {
 fn write_jobs(dir: &Path) -> std::path::PathBuf {
     let mut text = String::new();
     for i in 0..JOBS {
-        // Half Anthropic, half OpenAI: both ways of finding a batch again.
-        let model = if i % 2 == 0 {
-            "claude-haiku-4-5"
-        } else {
-            "gpt-4o-mini"
+        // A third each of Anthropic, OpenAI and Gemini: the three ways of
+        // finding a batch again (creation time and size, metadata, display name).
+        let model = match i % 3 {
+            0 => "claude-haiku-4-5",
+            1 => "gpt-4o-mini",
+            _ => "gemini-2.5-flash",
         };
         text.push_str(
             &serde_json::json!({
@@ -71,6 +72,9 @@ fn spawn_run(h: &EmulatorHandle, jobs: &Path, dir: &Path) -> Child {
         .env("ANTHROPIC_BASE_URL", h.anthropic_base_url())
         .env("OPENAI_API_KEY", "sk-kill-test")
         .env("OPENAI_BASE_URL", h.openai_base_url())
+        .env("GOOGLE_API_KEY", "AIza-kill-test")
+        .env_remove("GEMINI_API_KEY")
+        .env("GOOGLE_GEMINI_BASE_URL", h.gemini_base_url())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -167,6 +171,7 @@ async fn sigkill_at_random_moments_never_pays_twice_nor_loses_a_result() {
     let reference = results(&ref_dir);
     assert_eq!(reference.len(), JOBS);
     assert!(reference.values().all(|v| v["error"].is_null()));
+    assert!(h.stats().batches_for("gemini").count() > 0);
 
     let mut seed: u64 = 0x5eed_ba7c;
     let mut next = move |max: u64| {

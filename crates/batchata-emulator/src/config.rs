@@ -17,6 +17,10 @@ pub const ANTHROPIC_MAX_BYTES: usize = 256 * 1024 * 1024;
 pub const OPENAI_MAX_REQUESTS: usize = 50_000;
 /// OpenAI's documented batch input file size cap (200 MB).
 pub const OPENAI_MAX_FILE_BYTES: usize = 200 * 1024 * 1024;
+/// Gemini's documented limit on an inline (`requests`) batch create body (20 MB).
+pub const GEMINI_MAX_INLINE_BYTES: usize = 20 * 1000 * 1000;
+/// Gemini's documented limit on a batch input file (2 GB).
+pub const GEMINI_MAX_FILE_BYTES: usize = 2 * 1000 * 1000 * 1000;
 
 /// One emulated HTTP endpoint, named the way `/_emulator/stats` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,13 +55,35 @@ pub enum Endpoint {
     OpenAiBatchesList,
     /// `POST /v1/batches/{id}/cancel`
     OpenAiBatchesCancel,
+    /// `POST /v1beta/models/{model}:batchGenerateContent`
+    GeminiCreate,
+    /// `GET /v1beta/batches/{id}`
+    GeminiGet,
+    /// `GET /v1beta/batches`
+    GeminiList,
+    /// `POST /v1beta/batches/{id}:cancel`
+    GeminiCancel,
+    /// `DELETE /v1beta/batches/{id}`
+    GeminiDelete,
+    /// `POST /upload/v1beta/files` (`X-Goog-Upload-Command: start`)
+    GeminiUploadStart,
+    /// `POST /upload/v1beta/files?upload_id=...` (the bytes)
+    GeminiUpload,
+    /// `GET /v1beta/files/{id}`
+    GeminiFilesGet,
+    /// `GET /v1beta/files`
+    GeminiFilesList,
+    /// `DELETE /v1beta/files/{id}`
+    GeminiFilesDelete,
+    /// `GET /v1beta/files/{id}:download?alt=media` (also under `/download/v1beta`)
+    GeminiDownload,
     /// Any other path or method (answered 404 or 405).
     Unknown,
 }
 
 impl Endpoint {
     /// Every endpoint, in a stable order.
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 27] = [
         Endpoint::AnthropicCreate,
         Endpoint::AnthropicRetrieve,
         Endpoint::AnthropicList,
@@ -73,6 +99,17 @@ impl Endpoint {
         Endpoint::OpenAiBatchesRetrieve,
         Endpoint::OpenAiBatchesList,
         Endpoint::OpenAiBatchesCancel,
+        Endpoint::GeminiCreate,
+        Endpoint::GeminiGet,
+        Endpoint::GeminiList,
+        Endpoint::GeminiCancel,
+        Endpoint::GeminiDelete,
+        Endpoint::GeminiUploadStart,
+        Endpoint::GeminiUpload,
+        Endpoint::GeminiFilesGet,
+        Endpoint::GeminiFilesList,
+        Endpoint::GeminiFilesDelete,
+        Endpoint::GeminiDownload,
         Endpoint::Unknown,
     ];
 
@@ -94,6 +131,17 @@ impl Endpoint {
             Endpoint::OpenAiBatchesRetrieve => "openai.batches.retrieve",
             Endpoint::OpenAiBatchesList => "openai.batches.list",
             Endpoint::OpenAiBatchesCancel => "openai.batches.cancel",
+            Endpoint::GeminiCreate => "gemini.create",
+            Endpoint::GeminiGet => "gemini.get",
+            Endpoint::GeminiList => "gemini.list",
+            Endpoint::GeminiCancel => "gemini.cancel",
+            Endpoint::GeminiDelete => "gemini.delete",
+            Endpoint::GeminiUploadStart => "gemini.files.start",
+            Endpoint::GeminiUpload => "gemini.files.upload",
+            Endpoint::GeminiFilesGet => "gemini.files.get",
+            Endpoint::GeminiFilesList => "gemini.files.list",
+            Endpoint::GeminiFilesDelete => "gemini.files.delete",
+            Endpoint::GeminiDownload => "gemini.files.download",
             Endpoint::Unknown => "unknown",
         }
     }
@@ -136,7 +184,7 @@ pub enum FaultKind {
     Status500,
     /// 503 (service unavailable).
     Status503,
-    /// 529 `overloaded_error` on Anthropic; OpenAI has no 529 and gets a 503.
+    /// 529 `overloaded_error` on Anthropic; OpenAI and Gemini have no 529 and get a 503.
     Status529,
     /// Close the connection without sending any response; the request is
     /// not handled (nothing is created or stored).
@@ -298,9 +346,13 @@ pub struct EmulatorConfig {
     pub openai_max_requests: usize,
     /// Maximum OpenAI upload size in bytes; past it: 413.
     pub openai_max_file_bytes: usize,
+    /// Maximum Gemini inline create body in bytes; past it: 400 `INVALID_ARGUMENT`.
+    pub gemini_max_inline_bytes: usize,
+    /// Maximum Gemini upload size in bytes; past it: 400 `INVALID_ARGUMENT`.
+    pub gemini_max_file_bytes: usize,
     /// The only API key accepted; `None` accepts any non-empty key. Other
-    /// keys get the provider's 401 authentication envelope (the same answer
-    /// as after [`revoke_keys`](crate::EmulatorHandle::revoke_keys)).
+    /// keys get the provider's authentication error (the same answer as
+    /// after [`revoke_keys`](crate::EmulatorHandle::revoke_keys)).
     pub api_key: Option<String>,
     /// When set, every batch becomes unknown to the provider this long after
     /// its creation: retrieve, cancel, results and delete answer 404 with the
@@ -335,6 +387,8 @@ impl Default for EmulatorConfig {
             anthropic_max_bytes: ANTHROPIC_MAX_BYTES,
             openai_max_requests: OPENAI_MAX_REQUESTS,
             openai_max_file_bytes: OPENAI_MAX_FILE_BYTES,
+            gemini_max_inline_bytes: GEMINI_MAX_INLINE_BYTES,
+            gemini_max_file_bytes: GEMINI_MAX_FILE_BYTES,
             api_key: None,
             forget_batches_after: None,
             seed: 0,
@@ -457,6 +511,13 @@ impl EmulatorConfig {
     pub fn openai_limits(mut self, max_requests: usize, max_file_bytes: usize) -> Self {
         self.openai_max_requests = max_requests;
         self.openai_max_file_bytes = max_file_bytes;
+        self
+    }
+
+    /// Sets the Gemini limits (inline create body bytes, upload bytes).
+    pub fn gemini_limits(mut self, max_inline_bytes: usize, max_file_bytes: usize) -> Self {
+        self.gemini_max_inline_bytes = max_inline_bytes;
+        self.gemini_max_file_bytes = max_file_bytes;
         self
     }
 

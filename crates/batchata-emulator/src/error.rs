@@ -1,7 +1,9 @@
 //! HTTP error answers in each provider's own envelope.
 //!
 //! Anthropic wraps errors as `{"type":"error","error":{"type","message"},"request_id"}`,
-//! OpenAI as `{"error":{"message","type","param","code"}}`. Handlers build an
+//! OpenAI as `{"error":{"message","type","param","code"}}`, Gemini (Google's
+//! `google.rpc.Status` over HTTP) as `{"error":{"code","message","status","details"}}`.
+//! Handlers build an
 //! [`ApiError`] in their provider's vocabulary; the front-door middleware
 //! renders it again once it knows the request id, so the body's
 //! `request_id` matches the `request-id` header.
@@ -17,24 +19,30 @@ pub(crate) enum Provider {
     Anthropic,
     /// The OpenAI Files and Batch APIs.
     OpenAi,
+    /// The Gemini API batch mode and Files API.
+    Gemini,
 }
 
 impl Provider {
     /// The provider a path belongs to: `/v1/messages...` is Anthropic,
+    /// `/v1beta/...`, `/upload/...` and `/download/...` are Gemini,
     /// everything else is answered OpenAI-style.
     pub(crate) fn for_path(path: &str) -> Provider {
         if path.starts_with("/v1/messages") {
             Provider::Anthropic
+        } else if crate::gemini::owns_path(path) {
+            Provider::Gemini
         } else {
             Provider::OpenAi
         }
     }
 
-    /// The response header carrying the request id.
-    pub(crate) fn request_id_header(self) -> &'static str {
+    /// The response header carrying the request id (Google's API sends none).
+    pub(crate) fn request_id_header(self) -> Option<&'static str> {
         match self {
-            Provider::Anthropic => "request-id",
-            Provider::OpenAi => "x-request-id",
+            Provider::Anthropic => Some("request-id"),
+            Provider::OpenAi => Some("x-request-id"),
+            Provider::Gemini => None,
         }
     }
 }
@@ -44,13 +52,16 @@ impl Provider {
 pub(crate) struct ApiError {
     pub(crate) provider: Provider,
     pub(crate) status: StatusCode,
-    /// Anthropic `error.type` or OpenAI `error.type`.
+    /// Anthropic `error.type`, OpenAI `error.type` or Gemini `error.status`.
     pub(crate) kind: &'static str,
-    pub(crate) message: String,
+    pub(crate) message: Box<str>,
     /// OpenAI only.
     pub(crate) param: Option<String>,
     /// OpenAI only.
     pub(crate) code: Option<String>,
+    /// Gemini only: `error.details` (`google.rpc` messages such as `ErrorInfo`).
+    /// (A JSON array, boxed: an error stays small enough to return by value.)
+    pub(crate) details: Option<Box<serde_json::Value>>,
     pub(crate) headers: Vec<(HeaderName, String)>,
 }
 
@@ -65,11 +76,46 @@ impl ApiError {
             provider: Provider::Anthropic,
             status,
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             param: None,
             code: None,
+            details: None,
             headers: Vec::new(),
         }
+    }
+
+    /// A Gemini error: `status` is the canonical code name (`INVALID_ARGUMENT`, ...).
+    pub(crate) fn gemini(
+        status: StatusCode,
+        kind: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            provider: Provider::Gemini,
+            status,
+            kind,
+            message: message.into().into_boxed_str(),
+            param: None,
+            code: None,
+            details: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Gemini 400 `INVALID_ARGUMENT`.
+    pub(crate) fn gemini_invalid(message: impl Into<String>) -> Self {
+        Self::gemini(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+    }
+
+    /// Adds a `google.rpc` detail message (Gemini).
+    pub(crate) fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        let list = self
+            .details
+            .get_or_insert_with(|| Box::new(serde_json::Value::Array(Vec::new())));
+        if let serde_json::Value::Array(items) = list.as_mut() {
+            items.push(detail);
+        }
+        self
     }
 
     /// An OpenAI error.
@@ -84,9 +130,10 @@ impl ApiError {
             provider: Provider::OpenAi,
             status,
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             param: param.map(str::to_string),
             code: code.map(str::to_string),
+            details: None,
             headers: Vec::new(),
         }
     }
@@ -127,6 +174,17 @@ impl ApiError {
                     "type": self.kind,
                     "param": self.param,
                     "code": self.code,
+                }
+            }),
+            Provider::Gemini if self.details.is_none() => json!({
+                "error": {"code": self.status.as_u16(), "message": self.message, "status": self.kind}
+            }),
+            Provider::Gemini => json!({
+                "error": {
+                    "code": self.status.as_u16(),
+                    "message": self.message,
+                    "status": self.kind,
+                    "details": self.details,
                 }
             }),
         }

@@ -48,6 +48,7 @@ pub(crate) fn unit(h: u64) -> f64 {
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const HEX: &[u8] = b"0123456789abcdef";
+const BASE36: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// `len` characters drawn from `alphabet`, derived from `h`.
 fn encode(mut h: u64, len: usize, alphabet: &[u8]) -> String {
@@ -76,6 +77,11 @@ pub(crate) fn base62(h: u64, len: usize) -> String {
 /// `len` lowercase hex characters derived from `h`.
 pub(crate) fn hex(h: u64, len: usize) -> String {
     encode(h, len, HEX)
+}
+
+/// `len` lowercase base-36 characters derived from `h` (Google resource ids).
+pub(crate) fn base36(h: u64, len: usize) -> String {
+    encode(h, len, BASE36)
 }
 
 /// Hands out fresh, deterministic identifiers: the n-th id of a kind depends
@@ -118,6 +124,21 @@ impl IdGen {
     /// An OpenAI file id, `file-` + 22 base-62 characters.
     pub(crate) fn openai_file(&self) -> String {
         format!("file-{}", base62(self.next_hash("file"), 22))
+    }
+
+    /// A Gemini batch id, the part after `batches/`: 36 lowercase base-36 characters.
+    pub(crate) fn gemini_batch(&self) -> String {
+        base36(self.next_hash("gbatch"), 36)
+    }
+
+    /// A Gemini file id, the part after `files/`: 12 lowercase base-36 characters.
+    pub(crate) fn gemini_file(&self) -> String {
+        base36(self.next_hash("gfile"), 12)
+    }
+
+    /// A resumable upload session id.
+    pub(crate) fn gemini_upload(&self) -> String {
+        format!("AB{}", base62(self.next_hash("gupload"), 40))
     }
 
     /// An OpenAI `x-request-id` header value.

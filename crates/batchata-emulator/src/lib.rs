@@ -1,5 +1,5 @@
-//! A local, wire-faithful emulator of the Anthropic Message Batches API and
-//! the OpenAI Files + Batch APIs.
+//! A local, wire-faithful emulator of the Anthropic Message Batches API, the
+//! OpenAI Files + Batch APIs and the Gemini API batch mode.
 //!
 //! It exists so the library, the CLI and their tests can run real batch
 //! workloads — including failures — without network access or cost. It shares
@@ -14,7 +14,8 @@
 //!     EmulatorConfig::new().fail_first(Endpoint::AnthropicCreate, 1, FaultKind::Status429 { retry_after_ms: 50 }),
 //! )
 //! .await?;
-//! // Point ANTHROPIC_BASE_URL at emu.anthropic_base_url(), OPENAI_BASE_URL at emu.openai_base_url().
+//! // Point ANTHROPIC_BASE_URL at emu.anthropic_base_url(), OPENAI_BASE_URL at
+//! // emu.openai_base_url(), GOOGLE_GEMINI_BASE_URL at emu.gemini_base_url().
 //! let stats = emu.stats();
 //! assert_eq!(stats.calls_to("anthropic.create"), 0);
 //! emu.shutdown().await;
@@ -47,6 +48,7 @@ mod anthropic;
 mod config;
 mod conn;
 mod error;
+mod gemini;
 mod ids;
 mod lifecycle;
 mod openai;
@@ -67,7 +69,8 @@ use tokio::task::JoinHandle;
 pub use answers::answer_tag;
 pub use config::{
     EmulatorConfig, Endpoint, FailFirst, FaultKind, KeyRejection, ANTHROPIC_MAX_BYTES,
-    ANTHROPIC_MAX_REQUESTS, OPENAI_MAX_FILE_BYTES, OPENAI_MAX_REQUESTS,
+    ANTHROPIC_MAX_REQUESTS, GEMINI_MAX_FILE_BYTES, GEMINI_MAX_INLINE_BYTES, OPENAI_MAX_FILE_BYTES,
+    OPENAI_MAX_REQUESTS,
 };
 pub use stats::{BatchSummary, EmulatorStats};
 
@@ -155,6 +158,13 @@ impl EmulatorHandle {
     /// The OpenAI base URL, `http://127.0.0.1:PORT/v1` — like `OPENAI_BASE_URL`.
     pub fn openai_base_url(&self) -> String {
         format!("{}/v1", self.base_url())
+    }
+
+    /// The Gemini base URL, `http://127.0.0.1:PORT` — like
+    /// `GOOGLE_GEMINI_BASE_URL`, request paths carry the API version
+    /// (`/v1beta/...`, and `/upload/v1beta/...` for uploads).
+    pub fn gemini_base_url(&self) -> String {
+        self.base_url()
     }
 
     /// The URL of the stats endpoint, `http://127.0.0.1:PORT/_emulator/stats`.

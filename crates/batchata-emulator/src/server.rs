@@ -26,7 +26,7 @@ use crate::conn::ConnHandle;
 use crate::error::{ApiError, Provider};
 use crate::ids::{hash_parts, unit, IdGen};
 use crate::stats::{Counters, EmulatorStats};
-use crate::{anthropic, openai};
+use crate::{anthropic, gemini, openai};
 
 /// Shared state of one emulator instance.
 #[derive(Debug)]
@@ -39,6 +39,7 @@ pub(crate) struct AppState {
     faults: FaultPlan,
     pub(crate) anthropic: Mutex<anthropic::Store>,
     pub(crate) openai: Mutex<openai::Store>,
+    pub(crate) gemini: Mutex<gemini::Store>,
     /// Creation sequence shared by both providers (orders the stats list).
     pub(crate) batch_seq: AtomicU64,
     /// Set while keys are revoked (`/_emulator/revoke-keys`).
@@ -62,6 +63,7 @@ impl AppState {
             faults,
             anthropic: Mutex::new(anthropic::Store::default()),
             openai: Mutex::new(openai::Store::default()),
+            gemini: Mutex::new(gemini::Store::default()),
             batch_seq: AtomicU64::new(0),
             key_rejection: Mutex::new(None),
         }
@@ -72,6 +74,7 @@ impl AppState {
         let mut stats = self.counters.snapshot();
         let mut batches = lock(&self.anthropic).summaries();
         batches.extend(lock(&self.openai).summaries());
+        batches.extend(lock(&self.gemini).summaries());
         batches.sort_by_key(|(seq, _)| *seq);
         stats.batches = batches.into_iter().map(|(_, b)| b).collect();
         stats
@@ -95,6 +98,7 @@ impl AppState {
         self.set_key_rejection(None);
         *lock(&self.anthropic) = anthropic::Store::default();
         *lock(&self.openai) = openai::Store::default();
+        *lock(&self.gemini) = gemini::Store::default();
         self.counters.reset();
         self.faults.reset();
     }
@@ -190,7 +194,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Endpoint {
 
 /// Builds the router for `state`.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v1/messages/batches",
             post(anthropic::create).get(anthropic::list),
@@ -216,6 +220,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/batches/{id}", get(openai::retrieve_batch))
         .route("/v1/batches/{id}/cancel", post(openai::cancel_batch))
+        .merge(gemini::router())
         .route("/_emulator/stats", get(stats_handler))
         .route("/_emulator/reset", post(reset_handler))
         .route("/_emulator/forget", post(forget_handler))
@@ -226,7 +231,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // Bodies are size-checked by the handlers against the configured limits.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), front_door))
-        .with_state(state)
+        .with_state(state);
+    // Runs before the routes above are chosen: Gemini's `/v1` paths that
+    // OpenAI's routes share are moved to `/v1beta` first.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(gemini_v1))
+}
+
+async fn gemini_v1(mut req: Request, next: Next) -> Response {
+    let rewritten = gemini::rewrite_v1(req.uri().path(), req.uri().query(), req.headers());
+    if let Some(uri) = rewritten.and_then(|u| u.parse().ok()) {
+        *req.uri_mut() = uri;
+    }
+    next.run(req).await
 }
 
 async fn stats_handler(State(state): State<Arc<AppState>>) -> Json<EmulatorStats> {
@@ -282,6 +300,7 @@ async fn not_found(req: Request) -> ApiError {
             None,
             None,
         ),
+        Provider::Gemini => gemini::unknown_path(req.method(), &path),
     }
 }
 
@@ -301,12 +320,16 @@ async fn method_not_allowed(req: Request) -> ApiError {
             None,
             None,
         ),
+        Provider::Gemini => {
+            ApiError::gemini(StatusCode::METHOD_NOT_ALLOWED, "UNIMPLEMENTED", message)
+        }
     }
 }
 
 /// The error answer for an injected fault.
 fn fault_error(config: &EmulatorConfig, provider: Provider, fault: FaultKind) -> ApiError {
     let err = match (provider, fault) {
+        (Provider::Gemini, fault) => gemini::fault_error(fault),
         (Provider::Anthropic, FaultKind::Status429 { retry_after_ms }) => ApiError::anthropic(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -422,6 +445,12 @@ fn masked_key(key: &str) -> String {
 /// The provider's answer to a key it does not accept.
 fn key_refused(provider: Provider, rejection: KeyRejection, key: &str) -> ApiError {
     match (provider, rejection) {
+        // Gemini's own check (gemini::check_auth) answers for it.
+        (Provider::Gemini, _) => ApiError::gemini(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+        ),
         (Provider::Anthropic, KeyRejection::Unauthorized) => ApiError::anthropic(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -508,6 +537,8 @@ fn check_auth(
                 None => Ok(()),
             }
         }
+        // Needs the query too (`?key=`): see `gemini::check_auth`.
+        Provider::Gemini => Ok(()),
     }
 }
 
@@ -518,10 +549,16 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         return next.run(req).await;
     }
     let provider = Provider::for_path(&path);
-    let endpoint = classify(req.method(), &path);
+    let endpoint = match provider {
+        Provider::Gemini => {
+            gemini::classify(req.method(), &path, req.uri().query()).unwrap_or(Endpoint::Unknown)
+        }
+        _ => classify(req.method(), &path),
+    };
     let request_id = match provider {
         Provider::Anthropic => state.ids.anthropic_request(),
         Provider::OpenAi => state.ids.openai_request(),
+        Provider::Gemini => String::new(),
     };
     state.counters.record_call(endpoint);
     if !state.config.latency.is_zero() {
@@ -544,7 +581,13 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
                 }
             }
             let rejection = *lock(&state.key_rejection);
-            if let Err(err) = check_auth(&state.config, rejection, provider, req.headers()) {
+            let auth = match provider {
+                Provider::Gemini => {
+                    gemini::check_auth(&state.config, rejection, endpoint, req.uri(), req.headers())
+                }
+                _ => check_auth(&state.config, rejection, provider, req.headers()),
+            };
+            if let Err(err) = auth {
                 break 'answer err.into_response();
             }
         }
@@ -559,9 +602,11 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = err.render(Some(&request_id));
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static(provider.request_id_header()), v);
+    if let (Some(name), Ok(v)) = (
+        provider.request_id_header(),
+        HeaderValue::from_str(&request_id),
+    ) {
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
     }
     resp
 }

@@ -497,8 +497,6 @@ impl Batch {
             .catalog
             .lookup(&model_name)
             .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
-        crate::providers::check_provider_available(model.provider)
-            .map_err(|e| Error::ProviderNotFound(format!("job '{id}': {e}")))?;
         if !model.capabilities.temperature && job.temperature.is_some() {
             if temperature_from_job {
                 return Err(Error::job_field(
@@ -554,6 +552,9 @@ pub(crate) fn validate_with(
                 model.name, model.max_output_tokens
             ),
         ));
+    }
+    if job.enable_citations && model.provider == ProviderKind::Gemini {
+        return Err(crate::providers::gemini::citations_refused(id, &model.name));
     }
     if job.enable_citations && !model.capabilities.citations {
         return Err(Error::ModelNotSupported(format!(

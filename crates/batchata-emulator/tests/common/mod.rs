@@ -262,3 +262,98 @@ pub fn build_pdf(pages: &[&[&str]]) -> Vec<u8> {
     ));
     out.into_bytes()
 }
+
+/// A Gemini request with the API key header; `path` starts with `/v1beta`
+/// (or `/upload`, `/download`).
+pub fn gem(c: &Client, emu: &EmulatorHandle, method: Method, path: &str) -> RequestBuilder {
+    c.request(method, format!("{}{path}", emu.gemini_base_url()))
+        .header("x-goog-api-key", KEY)
+}
+
+/// A `GenerateContentRequest` with one user text.
+pub fn gen_request(text: &str) -> Value {
+    json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
+}
+
+/// An inline request entry keyed `key`.
+pub fn inline(key: &str, request: Value) -> Value {
+    json!({"request": request, "metadata": {"key": key}})
+}
+
+/// Creates a Gemini batch from inline requests; returns the Operation.
+pub async fn create_gemini(
+    c: &Client,
+    emu: &EmulatorHandle,
+    model: &str,
+    requests: Vec<Value>,
+) -> Value {
+    let (status, _, v) = json_of(
+        gem(c, emu, Method::POST, &format!("/v1beta/models/{model}:batchGenerateContent"))
+            .json(&json!({"batch": {"displayName": "test", "inputConfig": {"requests": {"requests": requests}}}}))
+            .send()
+            .await
+            .expect("create"),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+pub async fn get_gemini(c: &Client, emu: &EmulatorHandle, name: &str) -> Value {
+    let (status, _, v) = json_of(
+        gem(c, emu, Method::GET, &format!("/v1beta/{name}"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Polls until the Operation is `done` (10 s at most).
+pub async fn wait_done(c: &Client, emu: &EmulatorHandle, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = get_gemini(c, emu, name).await;
+        if b["done"] == true {
+            return b;
+        }
+        assert!(Instant::now() < deadline, "batch {name} did not end: {b}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Uploads `content` with the resumable protocol; returns the File.
+pub async fn upload_gemini(c: &Client, emu: &EmulatorHandle, content: &[u8]) -> Value {
+    let start = gem(c, emu, Method::POST, "/upload/v1beta/files")
+        .header("X-Goog-Upload-Protocol", "resumable")
+        .header("X-Goog-Upload-Command", "start")
+        .header(
+            "X-Goog-Upload-Header-Content-Length",
+            content.len().to_string(),
+        )
+        .header("X-Goog-Upload-Header-Content-Type", "application/jsonl")
+        .json(&json!({"file": {"display_name": "requests"}}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), 200);
+    assert_eq!(start.headers()["x-goog-upload-status"], "active");
+    let url = start.headers()["x-goog-upload-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = c
+        .post(url)
+        .header("X-Goog-Upload-Command", "upload, finalize")
+        .header("X-Goog-Upload-Offset", "0")
+        .body(content.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.headers()["x-goog-upload-status"], "final");
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "{v}");
+    v["file"].clone()
+}

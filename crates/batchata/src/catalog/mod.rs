@@ -29,7 +29,7 @@ pub enum ProviderKind {
     /// OpenAI Files + Batch.
     #[serde(rename = "openai")]
     OpenAi,
-    /// Google Gemini batch mode (not yet supported by a provider).
+    /// Google Gemini API batch mode.
     Gemini,
 }
 

@@ -9,6 +9,12 @@
 //! provider's cap (60 s Anthropic; 120 s OpenAI, beyond which OpenAI does not
 //! retry at all); otherwise back off `min(0.5·2^k, 8)` seconds with up to 25%
 //! jitter. Two retries per call by default.
+//!
+//! Gemini follows the google-genai SDK with its retries turned on: retry
+//! 408, 429, 500, 502, 503 and 504 and connection errors, no other status and
+//! no `x-should-retry`; back off `min(2^k + U(0,1), 60)` seconds. Google sends
+//! no `retry-after`; a 429's `google.rpc.RetryInfo.retryDelay` is honoured
+//! when it is between 0 and 60 s.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -70,6 +76,18 @@ pub enum AuthStyle {
     GoogApiKey,
 }
 
+/// Whose SDK the retries follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryRules {
+    /// The Anthropic and OpenAI SDKs (Stainless).
+    Stainless,
+    /// The google-genai SDK with retries on.
+    Google,
+}
+
+/// Longest `RetryInfo` delay honoured on Gemini; beyond it the backoff applies.
+const GOOGLE_MAX_SERVER_DELAY: Duration = Duration::from_secs(60);
+
 /// An authenticated client for one provider's base URL.
 #[derive(Clone)]
 pub struct HttpClient {
@@ -84,6 +102,7 @@ pub struct HttpClient {
     max_server_delay: Duration,
     /// Whether a server delay above the cap means "do not retry" (OpenAI).
     refuse_long_delay: bool,
+    rules: RetryRules,
     key_env: &'static str,
 }
 
@@ -143,7 +162,12 @@ impl HttpClient {
         }
         let (max_server_delay, refuse_long_delay) = match cfg.kind {
             ProviderKind::OpenAi => (Duration::from_secs(120), true),
-            _ => (Duration::from_secs(60), false),
+            ProviderKind::Gemini => (GOOGLE_MAX_SERVER_DELAY, false),
+            ProviderKind::Anthropic => (Duration::from_secs(60), false),
+        };
+        let rules = match cfg.kind {
+            ProviderKind::Gemini => RetryRules::Google,
+            ProviderKind::Anthropic | ProviderKind::OpenAi => RetryRules::Stainless,
         };
         Ok(HttpClient {
             client,
@@ -155,6 +179,7 @@ impl HttpClient {
             headers,
             max_server_delay,
             refuse_long_delay,
+            rules,
             key_env: cfg.key_env,
         })
     }
@@ -180,9 +205,11 @@ impl HttpClient {
     }
 
     fn authorize(&self, rb: RequestBuilder, attempt: u32) -> RequestBuilder {
-        let rb = rb
-            .headers(self.headers.clone())
-            .header("x-stainless-retry-count", attempt.to_string());
+        let rb = rb.headers(self.headers.clone());
+        let rb = match self.rules {
+            RetryRules::Stainless => rb.header("x-stainless-retry-count", attempt.to_string()),
+            RetryRules::Google => rb,
+        };
         match self.auth {
             AuthStyle::XApiKey => rb.header("x-api-key", self.key.expose()),
             AuthStyle::Bearer => rb.bearer_auth(self.key.expose()),
@@ -225,11 +252,18 @@ impl HttpClient {
                         let err = self.status_error(what, status, &body);
                         return Err(Error::OutcomeUnknown(err.to_string()));
                     }
-                    let server_delay = retry_after(&headers);
-                    let mut retryable = match header_str(&headers, "x-should-retry") {
-                        Some("true") => true,
-                        Some("false") => false,
-                        _ => should_retry_status(status),
+                    let (server_delay, mut retryable) = match self.rules {
+                        RetryRules::Stainless => (
+                            retry_after(&headers),
+                            match header_str(&headers, "x-should-retry") {
+                                Some("true") => true,
+                                Some("false") => false,
+                                _ => should_retry_status(status),
+                            },
+                        ),
+                        RetryRules::Google => {
+                            (google_retry_delay(&body), google_should_retry(status))
+                        }
                     };
                     let mut delay = None;
                     if let Some(d) = server_delay {
@@ -281,7 +315,10 @@ impl HttpClient {
                 }
                 return Err(err);
             }
-            let wait = delay.unwrap_or_else(|| backoff(attempt));
+            let wait = delay.unwrap_or_else(|| match self.rules {
+                RetryRules::Stainless => backoff(attempt),
+                RetryRules::Google => google_backoff(attempt),
+            });
             tracing::info!(provider = %self.kind, what, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -419,6 +456,13 @@ impl HttpClient {
         };
         let advice = match status.as_u16() {
             401 => format!(" — the API key was refused; check {}", self.key_env),
+            // Google answers a bad key with 400 and reason API_KEY_INVALID.
+            400 if body.contains("API_KEY_INVALID") => {
+                format!(" — the API key was refused; check {}", self.key_env)
+            }
+            403 if self.rules == RetryRules::Google && body.contains("unregistered callers") => {
+                format!(" — no API key reached the provider; set {}", self.key_env)
+            }
             403 => " — the key lacks permission for this operation".to_string(),
             404 => " — not found; check the id and the base URL".to_string(),
             413 => " — the batch is too large; lower items_per_batch".to_string(),
@@ -426,14 +470,25 @@ impl HttpClient {
             s if s >= 500 => " — the provider had a problem; it is retried".to_string(),
             _ => String::new(),
         };
+        // Google refuses a bad key with a 400; it means what a 401 means
+        // everywhere else (the run stops, no job fails), so it is reported
+        // as one. The message keeps the real status.
+        let reported = if status.as_u16() == 400 && body.contains("API_KEY_INVALID") {
+            401
+        } else {
+            status.as_u16()
+        };
         Error::Http {
-            status: Some(status.as_u16()),
+            status: Some(reported),
             message: self.redact(&format!(
                 "{} {what} failed with HTTP {}: {detail}{advice}",
                 self.kind,
                 status.as_u16()
             )),
-            retryable: should_retry_status(status),
+            retryable: match self.rules {
+                RetryRules::Stainless => should_retry_status(status),
+                RetryRules::Google => google_should_retry(status),
+            },
         }
     }
 }
@@ -455,6 +510,37 @@ pub enum Attempts {
 /// Statuses that say the server did not act on a create.
 fn create_not_acted_on(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400..=499) && status.as_u16() != 409
+}
+
+/// Whether the google-genai SDK retries a status (when its retries are on).
+pub fn google_should_retry(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The google-genai SDK's backoff: `min(2^k + U(0,1), 60)` seconds.
+pub fn google_backoff(retries_taken: u32) -> Duration {
+    let base = 2f64.powi(retries_taken.min(10) as i32) + fastrand::f64();
+    Duration::from_secs_f64(base.min(60.0))
+}
+
+/// The delay a Google error body asks for in a `google.rpc.RetryInfo`
+/// detail (`"retryDelay": "1.5s"`), when it is between 0 and 60 s.
+pub fn google_retry_delay(body: &str) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let details = v.get("error")?.get("details")?.as_array()?;
+    let delay = details.iter().find_map(|d| {
+        let t = d.get("@type")?.as_str()?;
+        if !t.ends_with("google.rpc.RetryInfo") {
+            return None;
+        }
+        d.get("retryDelay")?.as_str()
+    })?;
+    let secs: f64 = delay.trim().strip_suffix('s')?.parse().ok()?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    let d = Duration::from_secs_f64(secs);
+    (d <= GOOGLE_MAX_SERVER_DELAY).then_some(d)
 }
 
 /// Whether a status is retried by default.
@@ -576,6 +662,40 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn google_rules() {
+        for s in [408u16, 429, 500, 502, 503, 504] {
+            assert!(google_should_retry(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400u16, 403, 404, 409, 501, 529] {
+            assert!(
+                !google_should_retry(StatusCode::from_u16(s).unwrap()),
+                "{s}"
+            );
+        }
+        for (k, lo, hi) in [
+            (0u32, 1.0, 2.0),
+            (1, 2.0, 3.0),
+            (3, 8.0, 9.0),
+            (9, 60.0, 60.0),
+        ] {
+            let d = google_backoff(k).as_secs_f64();
+            assert!(d >= lo && d <= hi, "k={k} d={d}");
+        }
+        let body = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.500s"}]}}"#;
+        assert_eq!(google_retry_delay(body), Some(Duration::from_millis(1500)));
+        assert_eq!(google_retry_delay(&body.replace("1.500s", "90s")), None);
+        assert_eq!(google_retry_delay("{}"), None);
+        let (t, m) = parse_error_envelope(body);
+        assert_eq!(
+            (t.as_deref(), m.as_deref()),
+            (
+                Some("RESOURCE_EXHAUSTED"),
+                Some("Resource has been exhausted (e.g. check quota).")
+            )
+        );
     }
 
     #[test]
