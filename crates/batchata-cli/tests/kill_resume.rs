@@ -107,8 +107,8 @@ fn results(dir: &Path) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
-/// Batches the plan makes: 20 jobs per provider, 5 per batch.
-const PLANNED_BATCHES: u64 = 8;
+/// Batches the plan makes: 14 Anthropic, 13 OpenAI and 13 Gemini jobs, 5 per batch.
+const PLANNED_BATCHES: u64 = 9;
 
 /// The emulator of a trial: 25 ms per call and 300 ms per batch, so kills
 /// land inside create calls, polls and downloads alike, plus a fault mix.
@@ -119,10 +119,12 @@ fn fault_mix(which: usize) -> EmulatorConfig {
     match which {
         1 => c
             .fail_first(Endpoint::AnthropicCreate, 1, FaultKind::DropAfter)
-            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::DropAfter),
+            .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::DropAfter)
+            .fail_first(Endpoint::GeminiCreate, 1, FaultKind::DropAfter),
         2 => c
             .fail_first(Endpoint::AnthropicCreate, 2, FaultKind::Status500)
             .fail_first(Endpoint::OpenAiBatchesCreate, 1, FaultKind::Status500)
+            .fail_first(Endpoint::GeminiCreate, 1, FaultKind::Status500)
             .fail_first(Endpoint::AnthropicResults, 1, FaultKind::DropConnection),
         3 => c
             .fail_first(
