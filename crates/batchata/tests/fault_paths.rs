@@ -142,6 +142,9 @@ async fn a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it() {
     .await
     .unwrap_err();
     assert!(matches!(e, Error::InUse(_)), "{e:?}");
+    // Reading the state (what `status` and `cancel` do) needs no lock.
+    let report = batchata::run::StateReport::load(&dir.path().join("state.jsonl")).unwrap();
+    assert_eq!(report.counts.total, 6);
     first.wait().await.unwrap();
     assert_eq!(h.stats().batches_created, 1);
     // Once the first has ended the folder is free: the rerun has nothing to pay.
