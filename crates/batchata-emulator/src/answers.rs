@@ -254,9 +254,12 @@ impl Conversation {
 /// the seed, the batch, the `custom_id` or the provider.
 ///
 /// ```
-/// let tag = batchata_emulator::answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+2?"], &[]);
+/// use batchata_emulator::answer_tag;
+///
+/// let tag = answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+2?"], &[]);
 /// assert_eq!(tag.len(), 8);
-/// assert_ne!(tag, batchata_emulator::answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+3?"], &[]));
+/// let edited = answer_tag("claude-haiku-4-5", "Be brief.", &["What is 2+3?"], &[]);
+/// assert_ne!(tag, edited);
 /// ```
 pub fn answer_tag(model: &str, system: &str, user_texts: &[&str], documents: &[&str]) -> String {
     let mut parts: Vec<&[u8]> = vec![model.as_bytes(), system.as_bytes()];

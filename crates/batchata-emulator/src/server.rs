@@ -7,8 +7,10 @@
 //! error envelopes with the request id and sets the `request-id` /
 //! `x-request-id` header. A `drop` fault cuts the connection before the
 //! handler runs; a `drop-after` fault lets the handler commit its work and
-//! cuts the connection instead of sending the answer. `/_emulator/*` bypasses all of that: control
-//! endpoints are never faulted, delayed or counted.
+//! cuts the connection instead of sending the answer. Revoked keys
+//! (`/_emulator/revoke-keys`) are refused at the auth check.
+//! `/_emulator/*` bypasses all of that: control endpoints are never
+//! faulted, delayed or counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
