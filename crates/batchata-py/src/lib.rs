@@ -230,11 +230,13 @@ impl NativeBatch {
         Ok((report.to_string(), total))
     }
 
-    /// Starts the run in the background; the batch cannot be used again.
+    /// Starts a run of the batch in the background. The batch stays usable:
+    /// as in batchata, running it again makes a new run of the same jobs
+    /// (which resumes from the state file when there is one).
     fn start(&self, py: Python<'_>, print_status: bool) -> PyResult<NativeRun> {
         let batch = {
-            let mut slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-            slot.take()
+            let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            slot.clone()
                 .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?
         };
         let total = batch.job_count();
@@ -485,12 +487,24 @@ fn start_emulator(
     })
 }
 
+/// Writes a PDF with one page per string (text only), for tests and examples.
+#[pyfunction]
+fn write_pdf(py: Python<'_>, path: PathBuf, pages: Vec<String>) -> PyResult<()> {
+    py.detach(|| {
+        let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+        let bytes = batchata::fixtures::pdf(&refs).map_err(to_py)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot write {}: {e}", path.display())))
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBatch>()?;
     m.add_class::<NativeRun>()?;
     m.add_class::<NativeEmulator>()?;
     m.add_function(wrap_pyfunction!(start_emulator, m)?)?;
+    m.add_function(wrap_pyfunction!(write_pdf, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

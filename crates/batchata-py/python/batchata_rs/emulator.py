@@ -11,7 +11,7 @@ fraction of requests come back as errors.
 """
 
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from . import _native
 
@@ -67,6 +67,11 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def write_pdf(path, pages: List[str]) -> None:
+    """Writes a text PDF with one page per string: documents for tests."""
+    _native.write_pdf(str(path), list(pages))
 
 
 def start(

@@ -13,6 +13,17 @@ from typing import Any, Dict, List, Optional
 from .types import Citation
 
 
+class CitationList(list):
+    """A list of :class:`Citation` that also answers ``.page``, ``.text``,
+    ``.source``... with its first citation's, so code written against
+    batchata's README (``citation_mappings.get("field").page``) runs."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in Citation.__dataclass_fields__:
+            raise AttributeError(name)
+        return getattr(self[0], name) if self else None
+
+
 @dataclass
 class JobResult:
     """Result of one job."""
@@ -77,7 +88,7 @@ class JobResult:
         mappings = None
         if data.get("citation_mappings"):
             mappings = {
-                field: [Citation._from_dict(c) for c in cs]
+                field: CitationList(Citation._from_dict(c) for c in cs)
                 for field, cs in data["citation_mappings"].items()
             }
         return cls(
