@@ -114,7 +114,12 @@ impl NativeBatch {
         }
     }
 
-    fn set_layout(&self, max_parallel_batches: usize, items_per_batch: usize, raw_files: bool) -> PyResult<()> {
+    fn set_layout(
+        &self,
+        max_parallel_batches: usize,
+        items_per_batch: usize,
+        raw_files: bool,
+    ) -> PyResult<()> {
         self.with(|b| {
             let b = b
                 .max_parallel_batches(max_parallel_batches)?
@@ -240,7 +245,11 @@ impl NativeBatch {
                 .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?
         };
         let total = batch.job_count();
-        let batch = if print_status { batch.live_progress() } else { batch };
+        let batch = if print_status {
+            batch.live_progress()
+        } else {
+            batch
+        };
         let run = py
             .detach(|| runtime().block_on(batch.start()))
             .map_err(to_py)?;
@@ -261,7 +270,11 @@ struct NativeRun {
     outcome: Mutex<Option<Result<(), String>>>,
 }
 
-fn status_dict<'py>(py: Python<'py>, s: &RunStatus, items_per_batch: usize) -> PyResult<Bound<'py, PyDict>> {
+fn status_dict<'py>(
+    py: Python<'py>,
+    s: &RunStatus,
+    items_per_batch: usize,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("total", s.total)?;
     d.set_item("pending", s.pending)?;
@@ -317,7 +330,11 @@ fn batches_dict<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyDi
 impl NativeRun {
     /// `(stats dict, elapsed seconds, batch data dict)`, as batchata's
     /// progress callback receives them.
-    fn progress<'py>(&self, py: Python<'py>, items_per_batch: usize) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyDict>)> {
+    fn progress<'py>(
+        &self,
+        py: Python<'py>,
+        items_per_batch: usize,
+    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyDict>)> {
         let s = self.run.status();
         Ok((
             status_dict(py, &s, items_per_batch)?,
@@ -337,7 +354,10 @@ impl NativeRun {
 
     #[getter]
     fn is_done(&self) -> bool {
-        self.outcome.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Waits at most `timeout` seconds (forever when None) with the GIL
@@ -348,11 +368,20 @@ impl NativeRun {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         loop {
-            if let Some(o) = self.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                return o.map(|_| true).map_err(|m| to_py(batchata::Error::State(m)));
+            if let Some(o) = self
+                .outcome
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return o
+                    .map(|_| true)
+                    .map_err(|m| to_py(batchata::Error::State(m)));
             }
             let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)),
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
                 None => Duration::from_millis(50),
             };
             let run = self.run.clone();
