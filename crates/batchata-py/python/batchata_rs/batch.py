@@ -1,0 +1,384 @@
+"""Batch and BatchRun: batchata 0.4.7's builder and run, on the Rust core.
+
+Everything about jobs, batches, cost, state and providers is done by the
+native module; this file keeps 0.4.7's Python surface (names, keywords,
+defaults, return shapes) and the parts that must stay in Python: the
+Pydantic models, the progress callback, and Ctrl+C.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from . import _native
+from .exceptions import BatchataError, ValidationError
+from .job_result import JobResult, _typed
+
+_JOB_PARAMS = ("model", "temperature", "max_tokens")
+
+
+@dataclass
+class BatchParams:
+    """The batch's configuration, as 0.4.7's ``Batch.config``."""
+
+    state_file: Optional[str]
+    results_dir: str
+    max_parallel_batches: int
+    items_per_batch: int
+    cost_limit_usd: Optional[float] = None
+    default_params: Dict[str, Any] = field(default_factory=dict)
+    reuse_state: bool = True
+    raw_files: bool = True
+    verbosity: str = "warn"
+    time_limit_seconds: Optional[float] = None
+
+
+@dataclass
+class Job:
+    """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses."""
+
+    id: str
+    model: str
+    messages: Optional[List[Dict[str, Any]]] = None
+    file: Optional[Path] = None
+    prompt: Optional[str] = None
+    temperature: Optional[float] = None
+    max_tokens: Optional[int] = None
+    response_model: Optional[Any] = None
+    enable_citations: bool = False
+
+
+def _flatten_messages(messages: List[Dict[str, Any]]) -> List[tuple]:
+    """(role, text) pairs; a content list's text parts are joined."""
+    out = []
+    for m in messages:
+        if not isinstance(m, dict) or "role" not in m:
+            raise ValidationError(f"each message needs a 'role' and 'content': {m!r}")
+        content = m.get("content", "")
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if isinstance(part, str):
+                    texts.append(part)
+                elif isinstance(part, dict) and part.get("type") == "text":
+                    texts.append(part.get("text", ""))
+                else:
+                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                    raise ValidationError(
+                        f"message content part of type {kind!r} is not supported; "
+                        "send files with add_job(file=..., prompt=...)"
+                    )
+            content = "\n".join(texts)
+        elif not isinstance(content, str):
+            raise ValidationError(f"message content must be a string or a list: {content!r}")
+        out.append((m["role"], content))
+    return out
+
+
+class Batch:
+    """Builder for a batch run, with batchata 0.4.7's methods."""
+
+    def __init__(
+        self,
+        results_dir: str,
+        max_parallel_batches: int = 10,
+        items_per_batch: int = 10,
+        raw_files: Optional[bool] = None,
+    ):
+        if raw_files is None:
+            raw_files = bool(results_dir and str(results_dir).strip())
+        self.config = BatchParams(
+            state_file=None,
+            results_dir=str(results_dir),
+            max_parallel_batches=max_parallel_batches,
+            items_per_batch=items_per_batch,
+            raw_files=raw_files,
+        )
+        self.jobs: List[Job] = []
+        self._native = _native.NativeBatch(str(results_dir))
+        self._native.set_layout(max_parallel_batches, items_per_batch, raw_files)
+
+    def set_default_params(self, **kwargs) -> "Batch":
+        """Defaults for every job, merged into earlier ones."""
+        if "model" in kwargs:
+            self._native.check_model(kwargs["model"])
+        self.config.default_params.update(kwargs)
+        return self
+
+    def set_state(self, file: Optional[str] = None, reuse_state: bool = True) -> "Batch":
+        """Keeps the run's state in ``file``; with ``reuse_state`` a rerun resumes."""
+        self.config.state_file = file
+        self.config.reuse_state = reuse_state
+        if file is not None:
+            self._native.set_state(str(file), reuse_state)
+        return self
+
+    def add_cost_limit(self, usd: float) -> "Batch":
+        """Never spends more than ``usd`` (estimated cost is reserved up front)."""
+        if usd <= 0:
+            raise ValueError("Cost limit must be positive")
+        self._native.set_cost_limit(float(usd))
+        self.config.cost_limit_usd = usd
+        return self
+
+    def raw_files(self, enabled: bool = True) -> "Batch":
+        """Whether provider requests and responses are saved under raw_files/."""
+        self._native.set_raw_files(enabled)
+        self.config.raw_files = enabled
+        return self
+
+    def set_verbosity(self, level: str) -> "Batch":
+        """One of "debug", "info", "warn", "error"."""
+        valid = {"debug", "info", "warn", "error"}
+        if level.lower() not in valid:
+            raise ValueError(f"Invalid verbosity level: {level}. Must be one of {valid}")
+        self._native.set_verbosity(level.lower())
+        self.config.verbosity = level.lower()
+        return self
+
+    def add_time_limit(
+        self,
+        seconds: Optional[float] = None,
+        minutes: Optional[float] = None,
+        hours: Optional[float] = None,
+    ) -> "Batch":
+        """Stops the run after this long: active batches are cancelled and
+        unfinished jobs fail with a time-limit error; nothing is raised."""
+        total = 0.0
+        if seconds is not None:
+            total += seconds
+        if minutes is not None:
+            total += minutes * 60
+        if hours is not None:
+            total += hours * 3600
+        if total == 0:
+            raise ValueError("Must specify at least one of seconds, minutes, or hours")
+        self._native.set_time_limit(float(total))
+        self.config.time_limit_seconds = total
+        return self
+
+    def add_job(
+        self,
+        messages: Optional[List[Dict[str, Any]]] = None,
+        file: Optional[Union[str, Path]] = None,
+        prompt: Optional[str] = None,
+        model: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        response_model: Optional[Any] = None,
+        enable_citations: bool = False,
+        **kwargs,
+    ) -> "Batch":
+        """Adds a job: ``messages``, or ``file`` with ``prompt``. Unset
+        parameters come from :meth:`set_default_params`."""
+        params = dict(self.config.default_params)
+        if model is not None:
+            params["model"] = model
+        if temperature is not None:
+            params["temperature"] = temperature
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        params.update(kwargs)
+        if "model" not in params:
+            raise ValueError("Model must be provided either in defaults or job parameters")
+        unknown = sorted(k for k in params if k not in _JOB_PARAMS)
+        if unknown:
+            raise ValidationError(f"unsupported job parameters: {', '.join(unknown)}")
+
+        schema_json = None
+        if response_model is not None:
+            schema_json = json.dumps(response_model.model_json_schema())
+        flat = _flatten_messages(messages) if messages is not None else None
+        path = Path(file) if file is not None else None
+
+        job_id = self._native.add_job(
+            params["model"],
+            flat,
+            str(path) if path is not None else None,
+            prompt,
+            params.get("temperature"),
+            params.get("max_tokens"),
+            schema_json,
+            bool(enable_citations),
+        )
+        self.jobs.append(
+            Job(
+                id=job_id,
+                model=params["model"],
+                messages=messages,
+                file=path,
+                prompt=prompt,
+                temperature=params.get("temperature"),
+                max_tokens=params.get("max_tokens"),
+                response_model=response_model,
+                enable_citations=enable_citations,
+            )
+        )
+        return self
+
+    def run(
+        self,
+        on_progress: Optional[Callable[[Dict, float, Dict], None]] = None,
+        progress_interval: float = 1.0,
+        print_status: bool = False,
+        dry_run: bool = False,
+    ) -> "BatchRun":
+        """Runs the batch to the end and returns the finished :class:`BatchRun`.
+
+        Ctrl+C stops it: nothing new is submitted, batches in flight are
+        cancelled, state is saved, then ``KeyboardInterrupt`` is raised.
+        """
+        if not self.jobs:
+            raise ValueError("No jobs added to batch")
+        run = BatchRun(self.config, self.jobs)
+        if dry_run:
+            text, estimated = self._native.plan()
+            print(text)
+            run._estimated_cost_usd = estimated
+            return run
+        self._native.set_progress_interval(float(progress_interval))
+        native_run = self._native.start(bool(print_status))
+        run._attach(native_run)
+        run._drive(None if print_status else on_progress, progress_interval)
+        return run
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __repr__(self) -> str:
+        return (
+            f"Batch(jobs={len(self.jobs)}, "
+            f"max_parallel_batches={self.config.max_parallel_batches}, "
+            f"cost_limit=${self.config.cost_limit_usd or 'None'})"
+        )
+
+
+class BatchRun:
+    """A run: its status, and its results once finished."""
+
+    def __init__(self, config: BatchParams, jobs: List[Job]):
+        self.config = config
+        self.jobs = {job.id: job for job in jobs}
+        self.results_dir = Path(config.results_dir)
+        self._native = None
+        self._estimated_cost_usd: Optional[float] = None
+
+    def _attach(self, native_run) -> None:
+        self._native = native_run
+
+    def _drive(self, on_progress, interval: float) -> None:
+        native = self._native
+        ipb = self.config.items_per_batch
+        try:
+            if on_progress is not None:
+                stats, _, batches = native.progress(ipb)
+                stats.pop("stop_reason", None)
+                on_progress(stats, 0.0, batches)
+            while True:
+                done = native.wait(max(float(interval), 0.05) if on_progress else 0.5)
+                if on_progress is not None:
+                    stats, elapsed, batches = native.progress(ipb)
+                    stats.pop("stop_reason", None)
+                    on_progress(stats, elapsed, batches)
+                if done:
+                    return
+        except KeyboardInterrupt:
+            # As the CLI does: submit nothing more, cancel what is in flight,
+            # let the run save its state, then let the interrupt through. A
+            # second Ctrl+C stops waiting (state on disk is already safe).
+            native.shutdown(False)
+            try:
+                while not native.wait(0.5):
+                    pass
+            except (KeyboardInterrupt, BatchataError):
+                pass
+            raise
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every job has finished (completed, failed or cancelled)."""
+        if self._native is None:
+            return False
+        return bool(self._native.status(self.config.items_per_batch)["is_complete"])
+
+    def status(self, print_status: bool = False) -> Dict:
+        """Counts of jobs and batches, cost, and whether the run is complete."""
+        if self._native is None:
+            n = len(self.jobs)
+            stats = {
+                "total": n, "pending": n, "active": 0, "completed": 0, "failed": 0,
+                "cancelled": 0, "cost_usd": 0.0, "cost_limit_usd": self.config.cost_limit_usd,
+                "is_complete": False, "batches_total": 0, "batches_completed": 0,
+                "batches_pending": 0, "current_batch_index": 0, "current_batch_size": 0,
+                "items_per_batch": self.config.items_per_batch,
+            }
+        else:
+            stats = self._native.status(self.config.items_per_batch)
+            stats.pop("stop_reason", None)
+        if print_status:
+            print("\nBatch Run Status:")
+            for key in ("total", "pending", "active", "completed", "failed", "cancelled"):
+                print(f"  {key.capitalize()}: {stats[key]}")
+            print(f"  Cost: ${stats['cost_usd']:.6f}")
+            if stats["cost_limit_usd"]:
+                print(f"  Cost limit: ${stats['cost_limit_usd']:.2f}")
+            print(f"  Complete: {stats['is_complete']}")
+        return stats
+
+    def results(self) -> Dict[str, List[JobResult]]:
+        """``{"completed": [...], "failed": [...], "cancelled": [...]}``, read
+        from the result files; ``parsed_response`` typed by each job's model."""
+        out: Dict[str, List[JobResult]] = {"completed": [], "failed": [], "cancelled": []}
+        if self._native is None:
+            return out
+        raw = self._native.results()
+        for key in out:
+            for text in raw[key]:
+                r = JobResult.from_dict(json.loads(text))
+                job = self.jobs.get(r.job_id)
+                out[key].append(_typed(r, job.response_model if job else None))
+        return out
+
+    def get_failed_jobs(self) -> Dict[str, str]:
+        """``{job_id: error}`` of the failed jobs (deprecated in 0.4.7 too)."""
+        return {r.job_id: r.error or "" for r in self.results()["failed"]}
+
+    def shutdown(self) -> None:
+        """Stops the run: nothing new is submitted and batches in flight are
+        cancelled. A no-op once ``run()`` has returned."""
+        if self._native is not None and not self._native.is_done:
+            self._native.shutdown(False)
+
+    def to_json(self) -> Dict:
+        """A JSON-able snapshot of the run, in 0.4.7's shape."""
+        now = datetime.now().isoformat()
+        res = self.results()
+        done = {r.job_id for k in res for r in res[k]}
+        return {
+            "created_at": now,
+            "pending_jobs": [
+                {"id": j.id, "model": j.model} for j in self.jobs.values() if j.id not in done
+            ],
+            "completed_results": [
+                {"job_id": r.job_id, "file_path": str(self.results_dir / f"{r.job_id}.json")}
+                for r in res["completed"]
+            ],
+            "failed_jobs": [
+                {"id": r.job_id, "error": r.error, "timestamp": now} for r in res["failed"]
+            ],
+            "cancelled_jobs": [
+                {"id": r.job_id, "reason": r.error, "timestamp": now} for r in res["cancelled"]
+            ],
+            "total_cost_usd": sum(r.cost_usd for k in res for r in res[k]),
+            "config": {
+                "state_file": self.config.state_file,
+                "results_dir": self.config.results_dir,
+                "max_parallel_batches": self.config.max_parallel_batches,
+                "items_per_batch": self.config.items_per_batch,
+                "cost_limit_usd": self.config.cost_limit_usd,
+                "default_params": self.config.default_params,
+                "raw_files": self.config.raw_files,
+            },
+        }

@@ -1,0 +1,539 @@
+//! The native half of the Python package `batchata_rs`.
+//!
+//! The Python API users call (`Batch`, `BatchRun`, `JobResult`, ...) lives in
+//! `python/batchata_rs/`, written in Python so that Pydantic stays in Python:
+//! schemas come from `model_json_schema()` and answers are validated by the
+//! user's own model. This module is the thin layer under it: it turns the
+//! Python side's plain values into the library's `Batch` and `Job`, runs the
+//! batch on a tokio runtime, and hands back statuses and results as plain
+//! dicts and JSON text.
+//!
+//! Waiting is done here with the GIL released, in short slices, checking for
+//! Python signals between them: a Ctrl+C surfaces as `KeyboardInterrupt`
+//! from `NativeRun.wait`, and the Python side then calls
+//! `shutdown(False)` and waits for the run to save its state.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use batchata::{Batch, BatchRun, Job, Message, ResponseSchema, Role, RunStatus, Verbosity};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// One runtime for the process: runs and emulators live on it.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("batchata-rs")
+            .build()
+            .expect("cannot start the async runtime")
+    })
+}
+
+/// Raises the library's error as the Python exception of the same name in
+/// `batchata_rs.exceptions` (batchata's names).
+fn to_py(err: batchata::Error) -> PyErr {
+    use batchata::Error as E;
+    let (class, msg) = match &err {
+        E::Validation(_) => ("ValidationError", err.to_string()),
+        E::ProviderNotFound(_) => ("ProviderNotFoundError", err.to_string()),
+        E::ModelNotSupported(_) => ("ModelNotSupportedError", err.to_string()),
+        E::BatchSubmission(_) => ("BatchSubmissionError", err.to_string()),
+        E::CostLimitExceeded(_) => ("CostLimitExceededError", err.to_string()),
+        E::State(_) | E::InUse(_) => ("StateError", err.to_string()),
+        E::Parse(_) => ("ParseError", err.to_string()),
+        E::Timeout(_) => ("TimeoutError", err.to_string()),
+        E::Auth(_) | E::OutcomeUnknown(_) => ("ProviderError", err.to_string()),
+        _ => ("BatchataError", err.to_string()),
+    };
+    Python::attach(|py| {
+        match py
+            .import("batchata_rs.exceptions")
+            .and_then(|m| m.getattr(class))
+        {
+            Ok(cls) => match cls.call1((msg.clone(),)) {
+                Ok(inst) => PyErr::from_value(inst),
+                Err(e) => e,
+            },
+            Err(_) => PyRuntimeError::new_err(msg),
+        }
+    })
+}
+
+/// The builder, owned by Python. The library's builder methods take `self`,
+/// so it is moved out and back on each call.
+#[pyclass(module = "batchata_rs._native")]
+struct NativeBatch {
+    batch: Mutex<Option<Batch>>,
+}
+
+impl NativeBatch {
+    fn with<R>(&self, f: impl FnOnce(Batch) -> batchata::Result<(Batch, R)>) -> PyResult<R> {
+        let mut slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = slot
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?;
+        let keep = batch.clone();
+        match f(batch) {
+            Ok((b, r)) => {
+                *slot = Some(b);
+                Ok(r)
+            }
+            Err(e) => {
+                *slot = Some(keep);
+                Err(to_py(e))
+            }
+        }
+    }
+}
+
+fn role(s: &str) -> PyResult<Role> {
+    match s {
+        "system" => Ok(Role::System),
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        other => Err(to_py(batchata::Error::Validation(format!(
+            "message role '{other}' is not one of system, user, assistant"
+        )))),
+    }
+}
+
+#[pymethods]
+impl NativeBatch {
+    #[new]
+    fn new(results_dir: PathBuf) -> Self {
+        // Ctrl+C is Python's: see the module comment.
+        let batch = Batch::new(results_dir).handle_interrupts(false);
+        NativeBatch {
+            batch: Mutex::new(Some(batch)),
+        }
+    }
+
+    fn set_layout(
+        &self,
+        max_parallel_batches: usize,
+        items_per_batch: usize,
+        raw_files: bool,
+    ) -> PyResult<()> {
+        self.with(|b| {
+            let b = b
+                .max_parallel_batches(max_parallel_batches)?
+                .items_per_batch(items_per_batch)?
+                .raw_files(raw_files);
+            Ok((b, ()))
+        })
+    }
+
+    fn set_raw_files(&self, on: bool) -> PyResult<()> {
+        self.with(|b| Ok((b.raw_files(on), ())))
+    }
+
+    fn set_state(&self, file: PathBuf, reuse: bool) -> PyResult<()> {
+        self.with(|b| Ok((b.state_file(file, reuse), ())))
+    }
+
+    fn set_cost_limit(&self, usd: f64) -> PyResult<()> {
+        self.with(|b| Ok((b.cost_limit_usd(usd)?, ())))
+    }
+
+    fn set_time_limit(&self, seconds: f64) -> PyResult<()> {
+        if !seconds.is_finite() || seconds <= 0.0 {
+            return Err(to_py(batchata::Error::Validation(format!(
+                "time limit must be positive, got {seconds} s"
+            ))));
+        }
+        self.with(|b| Ok((b.time_limit(Duration::from_secs_f64(seconds))?, ())))
+    }
+
+    fn set_verbosity(&self, level: &str) -> PyResult<()> {
+        let v: Verbosity = level.parse().map_err(to_py)?;
+        self.with(|b| Ok((b.verbosity(v), ())))
+    }
+
+    fn set_progress_interval(&self, seconds: f64) -> PyResult<()> {
+        let d = Duration::from_secs_f64(seconds.max(0.05));
+        self.with(|b| Ok((b.progress_interval(d), ())))
+    }
+
+    /// Whether the catalog knows `model` (an error naming close ones if not).
+    fn check_model(&self, model: &str) -> PyResult<()> {
+        self.with(|b| {
+            b.catalog().lookup(model)?;
+            Ok((b, ()))
+        })
+    }
+
+    /// Adds one job with its parameters already merged with the defaults;
+    /// returns its id. `messages` is a list of `(role, text)`;
+    /// `schema_json` the response model's JSON schema.
+    #[pyo3(signature = (model, messages=None, file=None, prompt=None, temperature=None, max_tokens=None, schema_json=None, enable_citations=false, job_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_job(
+        &self,
+        model: String,
+        messages: Option<Vec<(String, String)>>,
+        file: Option<PathBuf>,
+        prompt: Option<String>,
+        temperature: Option<f64>,
+        max_tokens: Option<u32>,
+        schema_json: Option<String>,
+        enable_citations: bool,
+        job_id: Option<String>,
+    ) -> PyResult<String> {
+        let mut job = Job {
+            id: job_id,
+            model: Some(model),
+            file,
+            prompt,
+            temperature,
+            max_tokens,
+            enable_citations,
+            ..Default::default()
+        };
+        if let Some(ms) = messages {
+            let mut out = Vec::with_capacity(ms.len());
+            for (r, content) in ms {
+                out.push(Message {
+                    role: role(&r)?,
+                    content,
+                });
+            }
+            job.messages = Some(out);
+        }
+        if let Some(s) = schema_json {
+            let value: serde_json::Value = serde_json::from_str(&s)
+                .map_err(|e| to_py(batchata::Error::Validation(format!("response schema: {e}"))))?;
+            job.response_schema = Some(ResponseSchema::from_value(value).map_err(to_py)?);
+        }
+        let mut slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = slot
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?;
+        batch.add_job(job).map_err(to_py)
+    }
+
+    fn __len__(&self) -> usize {
+        let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|b| b.job_count()).unwrap_or(0)
+    }
+
+    /// The dry run's plan as text (nothing is submitted) and its estimated
+    /// total cost.
+    fn plan(&self, py: Python<'_>) -> PyResult<(String, f64)> {
+        let batch = {
+            let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            slot.clone()
+                .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?
+        };
+        let report = py.detach(|| batch.plan()).map_err(to_py)?;
+        let total = report.worst_case_usd;
+        Ok((report.to_string(), total))
+    }
+
+    /// Starts a run of the batch in the background. The batch stays usable:
+    /// as in batchata, running it again makes a new run of the same jobs
+    /// (which resumes from the state file when there is one).
+    fn start(&self, py: Python<'_>, print_status: bool) -> PyResult<NativeRun> {
+        let batch = {
+            let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            slot.clone()
+                .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?
+        };
+        let total = batch.job_count();
+        let batch = if print_status {
+            batch.live_progress()
+        } else {
+            batch
+        };
+        let run = py
+            .detach(|| runtime().block_on(batch.start()))
+            .map_err(to_py)?;
+        Ok(NativeRun {
+            run,
+            total,
+            outcome: Mutex::new(None),
+        })
+    }
+}
+
+/// A started run.
+#[pyclass(module = "batchata_rs._native")]
+struct NativeRun {
+    run: BatchRun,
+    total: usize,
+    /// The run's end, once seen: `Some(Ok)` or the error text and kind.
+    outcome: Mutex<Option<Result<(), String>>>,
+}
+
+fn status_dict<'py>(
+    py: Python<'py>,
+    s: &RunStatus,
+    items_per_batch: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("total", s.total)?;
+    d.set_item("pending", s.pending)?;
+    let active: usize = s
+        .batches
+        .iter()
+        .filter(|b| b.batch_id.is_some() && !b.finished)
+        .map(|b| b.total - b.done.min(b.total))
+        .sum();
+    d.set_item("active", active)?;
+    d.set_item("completed", s.completed)?;
+    d.set_item("failed", s.failed)?;
+    d.set_item("cancelled", s.cancelled)?;
+    d.set_item("cost_usd", s.cost_used_usd)?;
+    d.set_item("cost_limit_usd", s.cost_limit_usd)?;
+    d.set_item("is_complete", s.is_complete)?;
+    d.set_item("batches_total", s.batches_total)?;
+    d.set_item("batches_completed", s.batches_completed)?;
+    d.set_item("batches_pending", s.batches_pending)?;
+    let current = s.batches.iter().find(|b| !b.finished);
+    d.set_item("current_batch_index", current.map(|b| b.index).unwrap_or(0))?;
+    d.set_item("current_batch_size", current.map(|b| b.total).unwrap_or(0))?;
+    d.set_item("items_per_batch", items_per_batch)?;
+    d.set_item(
+        "stop_reason",
+        s.stop_reason
+            .and_then(|r| serde_json::to_value(r).ok())
+            .and_then(|v| v.as_str().map(str::to_owned)),
+    )?;
+    Ok(d)
+}
+
+fn batches_dict<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for b in &s.batches {
+        let key = b
+            .batch_id
+            .clone()
+            .unwrap_or_else(|| format!("pending_{}", b.index));
+        let d = PyDict::new(py);
+        d.set_item("status", &b.status)?;
+        d.set_item("total", b.total)?;
+        d.set_item("completed", b.done)?;
+        d.set_item("cost", b.cost_usd)?;
+        d.set_item("provider", b.provider.as_str())?;
+        d.set_item("finished", b.finished)?;
+        out.set_item(key, d)?;
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl NativeRun {
+    /// `(stats dict, elapsed seconds, batch data dict)`, as batchata's
+    /// progress callback receives them.
+    fn progress<'py>(
+        &self,
+        py: Python<'py>,
+        items_per_batch: usize,
+    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyDict>)> {
+        let s = self.run.status();
+        Ok((
+            status_dict(py, &s, items_per_batch)?,
+            self.run.elapsed().as_secs_f64(),
+            batches_dict(py, &s)?,
+        ))
+    }
+
+    fn status<'py>(&self, py: Python<'py>, items_per_batch: usize) -> PyResult<Bound<'py, PyDict>> {
+        status_dict(py, &self.run.status(), items_per_batch)
+    }
+
+    #[getter]
+    fn total(&self) -> usize {
+        self.total
+    }
+
+    #[getter]
+    fn is_done(&self) -> bool {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Waits at most `timeout` seconds (forever when None) with the GIL
+    /// released, checking Python's signals every 50 ms so Ctrl+C raises
+    /// `KeyboardInterrupt` here. Returns whether the run has ended; raises
+    /// the run's error if it ended with one.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        loop {
+            if let Some(o) = self
+                .outcome
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return o
+                    .map(|_| true)
+                    .map_err(|m| to_py(batchata::Error::State(m)));
+            }
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
+                None => Duration::from_millis(50),
+            };
+            let run = self.run.clone();
+            let got = py.detach(|| runtime().block_on(run.wait_timeout(slice)));
+            match got {
+                Ok(Some(_)) => {
+                    *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(()));
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let py_err = to_py(e);
+                    *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Err(py_err.to_string()));
+                    return Err(py_err);
+                }
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Stops submitting; without `wait_for_active` the batches in flight
+    /// are cancelled too. State is saved either way.
+    #[pyo3(signature = (wait_for_active=false))]
+    fn shutdown(&self, wait_for_active: bool) {
+        self.run.shutdown(wait_for_active);
+    }
+
+    /// `{"completed": [json...], "failed": [...], "cancelled": [...]}`,
+    /// each result as the JSON text of its result file.
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let run = self.run.clone();
+        let res = py.detach(|| run.results()).map_err(to_py)?;
+        let out = PyDict::new(py);
+        for (name, list) in [
+            ("completed", &res.completed),
+            ("failed", &res.failed),
+            ("cancelled", &res.cancelled),
+        ] {
+            let items = PyList::empty(py);
+            for r in list {
+                items.append(r.to_json().map_err(to_py)?)?;
+            }
+            out.set_item(name, items)?;
+        }
+        Ok(out)
+    }
+
+    #[getter]
+    fn results_dir(&self) -> PathBuf {
+        self.run.results_dir().to_path_buf()
+    }
+}
+
+/// A running emulator of the providers' batch APIs, for tests.
+#[pyclass(module = "batchata_rs._native")]
+struct NativeEmulator {
+    handle: Mutex<Option<batchata_emulator::EmulatorHandle>>,
+    urls: (String, String, String, String),
+}
+
+#[pymethods]
+impl NativeEmulator {
+    #[getter]
+    fn base_url(&self) -> String {
+        self.urls.0.clone()
+    }
+    #[getter]
+    fn anthropic_base_url(&self) -> String {
+        self.urls.1.clone()
+    }
+    #[getter]
+    fn openai_base_url(&self) -> String {
+        self.urls.2.clone()
+    }
+    #[getter]
+    fn gemini_base_url(&self) -> String {
+        self.urls.3.clone()
+    }
+
+    /// Counters of what the emulator has seen, as JSON text.
+    fn stats_json(&self) -> PyResult<String> {
+        let slot = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        let h = slot
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the emulator has been stopped"))?;
+        Ok(format!("{:?}", h.stats()))
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        let h = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = h {
+            py.detach(|| runtime().block_on(h.shutdown()));
+        }
+    }
+}
+
+/// Starts an emulator on a free local port. `processing_delay` (seconds) is
+/// how long each batch stays in progress; `error_rate` the fraction of
+/// requests that come back as errors.
+#[pyfunction]
+#[pyo3(signature = (processing_delay=0.0, error_rate=0.0, api_key=None, seed=0))]
+fn start_emulator(
+    py: Python<'_>,
+    processing_delay: f64,
+    error_rate: f64,
+    api_key: Option<String>,
+    seed: u64,
+) -> PyResult<NativeEmulator> {
+    let config = batchata_emulator::EmulatorConfig {
+        processing_delay: Duration::from_secs_f64(processing_delay.max(0.0)),
+        error_rate,
+        api_key,
+        seed,
+        ..Default::default()
+    };
+    let h = py
+        .detach(|| runtime().block_on(batchata_emulator::Emulator::start(config)))
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the emulator: {e}")))?;
+    let urls = (
+        h.base_url(),
+        h.anthropic_base_url(),
+        h.openai_base_url(),
+        h.gemini_base_url(),
+    );
+    Ok(NativeEmulator {
+        handle: Mutex::new(Some(h)),
+        urls,
+    })
+}
+
+/// Writes a PDF with one page per string (text only), for tests and examples.
+#[pyfunction]
+fn write_pdf(py: Python<'_>, path: PathBuf, pages: Vec<String>) -> PyResult<()> {
+    py.detach(|| {
+        let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+        let bytes = batchata::fixtures::pdf(&refs).map_err(to_py)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot write {}: {e}", path.display())))
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeBatch>()?;
+    m.add_class::<NativeRun>()?;
+    m.add_class::<NativeEmulator>()?;
+    m.add_function(wrap_pyfunction!(start_emulator, m)?)?;
+    m.add_function(wrap_pyfunction!(write_pdf, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
