@@ -29,7 +29,7 @@ fn readme_test_command(readme: &str) -> String {
 fn readme_and_ci_run_the_same_test_command() {
     let (_, readme) = repo_file("README.md");
     let command = readme_test_command(&readme);
-    assert_eq!(command, "cargo test --workspace");
+    assert_eq!(command, "scripts/test-all");
     let (_, ci) = repo_file(".ci/run");
     let commands: Vec<&str> = ci
         .lines()
