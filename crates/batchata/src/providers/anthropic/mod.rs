@@ -308,6 +308,11 @@ impl Provider for AnthropicProvider {
                     status: Some(s),
                     message,
                     retryable: false,
+                } if matches!(s, 400 | 413 | 422) => Error::BatchRejected(message),
+                Error::Http {
+                    status: Some(s),
+                    message,
+                    retryable: false,
                 } if (400..500).contains(&s) && s != 401 && s != 403 => {
                     Error::BatchSubmission(message)
                 }

@@ -505,6 +505,11 @@ fn submission_error(e: Error) -> Error {
             status: Some(s),
             message,
             retryable: false,
+        } if matches!(s, 400 | 413 | 422) => Error::BatchRejected(message),
+        Error::Http {
+            status: Some(s),
+            message,
+            retryable: false,
         } if (400..500).contains(&s) && s != 401 && s != 403 => Error::BatchSubmission(message),
         other => other,
     }
