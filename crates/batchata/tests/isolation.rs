@@ -39,7 +39,6 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
         anthropic: cfg(h.anthropic_base_url()),
         openai: cfg(h.openai_base_url()),
         gemini: cfg(h.gemini_base_url()),
-        ..Default::default()
     }
 }
 

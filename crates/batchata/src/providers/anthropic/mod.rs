@@ -305,10 +305,10 @@ impl Provider for AnthropicProvider {
                 // (401/403) stays an HTTP error: it stops the run, it does
                 // not fail the jobs.
                 Error::Http {
-                    status: Some(s),
+                    status: Some(400 | 413 | 422),
                     message,
                     retryable: false,
-                } if matches!(s, 400 | 413 | 422) => Error::BatchRejected(message),
+                } => Error::BatchRejected(message),
                 Error::Http {
                     status: Some(s),
                     message,

@@ -502,10 +502,10 @@ fn submission_error(e: Error) -> Error {
         // A refused key (401/403) stays an HTTP error: it stops the run,
         // it does not fail the jobs.
         Error::Http {
-            status: Some(s),
+            status: Some(400 | 413 | 422),
             message,
             retryable: false,
-        } if matches!(s, 400 | 413 | 422) => Error::BatchRejected(message),
+        } => Error::BatchRejected(message),
         Error::Http {
             status: Some(s),
             message,
