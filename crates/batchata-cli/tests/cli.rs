@@ -992,3 +992,58 @@ async fn ctrl_c_cancels_active_batches_and_a_second_exits_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
+    // The provider refuses the whole batch for one document it cannot take
+    // (the emulator's reject marker stands for a PDF no client can check);
+    // the run isolates it: 9 results, 1 failure naming the file, exit 3.
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let docs = d.join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            let body = if i == 4 {
+                format!("Notes {i}. {}", batchata_emulator::REJECT_MARKER)
+            } else {
+                format!("Notes {i}.")
+            };
+            std::fs::write(docs.join(format!("notes-{i}.txt")), body).unwrap();
+            serde_json::json!({"id": format!("f{i}"), "model": "claude-haiku-4-5",
+                "file": format!("docs/notes-{i}.txt"), "prompt": "Summarise."})
+            .to_string()
+        })
+        .collect();
+    let jobs = jobs_file(d, &lines);
+    let out = d.join("out");
+    let o = run_cmd(&h, &jobs, &out, &["-q"]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{stdout}\n{stderr}");
+    let mut completed = 0;
+    let mut failures = Vec::new();
+    for i in 0..10 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("f{i}.json"))).unwrap())
+                .unwrap();
+        match v["error"].as_str() {
+            None => completed += 1,
+            Some(e) => failures.push((i, e.to_string())),
+        }
+    }
+    assert_eq!(completed, 9, "{failures:?}");
+    assert_eq!(failures.len(), 1);
+    let (i, e) = &failures[0];
+    assert_eq!(*i, 4);
+    assert!(
+        e.contains("notes-4.txt") && e.contains("invalid_request_error"),
+        "{e}"
+    );
+    let stats = h.stats();
+    // [0-9] → [0-4] [5-9 ok] → [0,1 ok] [2,3,4] → [2 ok] [3,4] → [3 ok]
+    // [4 refused]: 9 calls, the bound 1 + 2·⌈log2 10⌉; 4 batches exist.
+    assert_eq!(stats.calls_to("anthropic.create"), 9);
+    assert_eq!(stats.batches_created, 4);
+    assert_eq!(stats.requests_resubmitted, 0);
+}

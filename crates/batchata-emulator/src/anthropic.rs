@@ -322,6 +322,22 @@ fn build_batch(
             )));
         };
         let value = serde_json::from_str::<Value>(params.get());
+        if let Some(path) = value.as_ref().ok().and_then(crate::reject::find_marker) {
+            // A request the provider refuses for what it holds: the whole
+            // create is refused, naming it (see `reject`).
+            let v = value.as_ref().unwrap_or(&Value::Null);
+            let block = crate::reject::at(v, &path);
+            let kind = block
+                .get("type")
+                .and_then(Value::as_str)
+                .map(|t| format!(".{t}"))
+                .unwrap_or_default();
+            return Err(ApiError::anthropic_invalid(format!(
+                "requests.{i}.params.{}{kind}: {}",
+                path.join("."),
+                crate::reject::reason(v, &path)
+            )));
+        }
         digests.push(request_digest(
             &custom_id,
             value.as_ref().unwrap_or(&Value::Null),

@@ -1501,6 +1501,15 @@ fn build_inline(
     let mut data = BatchData::default();
     for (i, (req, meta)) in requests.into_iter().enumerate() {
         let at = format!("batch.input_config.requests.requests[{i}].request");
+        if let Some(path) = crate::reject::find_marker(&req) {
+            // A request the provider refuses for what it holds: the inline
+            // create is refused, naming it (see `reject`).
+            return Err(ApiError::gemini_invalid(format!(
+                "* BatchGenerateContentRequest.{at}.{}: {}\n",
+                path.join("."),
+                crate::reject::reason(&req, &path)
+            )));
+        }
         let outcome = match check_request(model, &req, &at, false, 0) {
             Ok(_) => Ok(()),
             Err(RequestError::Payload(m)) => return Err(ApiError::gemini_invalid(m)),
@@ -1553,6 +1562,16 @@ fn build_file(config: &EmulatorConfig, model: &str, content: &[u8]) -> BatchData
             fail(&mut data, n + 1, "'request' is required".into());
             break;
         };
+        if let Some(path) = crate::reject::find_marker(req) {
+            // Refused for what it holds: the file batch fails (see `reject`).
+            let why = crate::reject::reason(req, &path);
+            fail(
+                &mut data,
+                n + 1,
+                format!("request.{}: {why}", path.join(".")),
+            );
+            break;
+        }
         let outcome = check_request(model, req, "request", false, 0)
             .map(|_| ())
             .map_err(|e| match e {

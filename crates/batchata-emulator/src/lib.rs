@@ -53,6 +53,7 @@ mod ids;
 mod lifecycle;
 mod openai;
 mod pdf;
+mod reject;
 mod schema;
 mod server;
 mod stats;
@@ -72,6 +73,7 @@ pub use config::{
     ANTHROPIC_MAX_REQUESTS, GEMINI_MAX_FILE_BYTES, GEMINI_MAX_INLINE_BYTES, OPENAI_MAX_FILE_BYTES,
     OPENAI_MAX_REQUESTS,
 };
+pub use reject::REJECT_MARKER;
 pub use stats::{BatchSummary, EmulatorStats};
 
 use conn::{ConnHandle, KillableListener};

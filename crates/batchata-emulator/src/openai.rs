@@ -783,6 +783,20 @@ fn build_batch(
                 Some(_) => {}
             }
         }
+        if let Some(path) = crate::reject::find_marker(body) {
+            // A request the provider refuses for what it holds: the batch
+            // fails validation with this line named (see `reject`).
+            let param = format!("body.{}", path.join("."));
+            fail(
+                "invalid_request",
+                format!(
+                    "Invalid content in '{param}': {}",
+                    crate::reject::reason(body, &path)
+                ),
+                Some(&param),
+            );
+            continue;
+        }
         let outcome = match parse_chat(body, false, 0) {
             Err(e) => Outcome::Invalid(Box::new(e)),
             Ok(_)

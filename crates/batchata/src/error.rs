@@ -25,6 +25,11 @@ pub enum Error {
     /// A provider refused to create a batch.
     #[error("{0}")]
     BatchSubmission(String),
+    /// A provider refused a whole batch for what some of its requests hold
+    /// (a 400, 413 or 422 answer to the create: a document it cannot read,
+    /// content it refuses). The run splits such a batch to isolate them.
+    #[error("{0}")]
+    BatchRejected(String),
     /// Submitting would spend more than the cost limit allows.
     #[error("{0}")]
     CostLimitExceeded(String),

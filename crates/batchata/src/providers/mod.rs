@@ -212,6 +212,11 @@ pub struct BatchStatus {
     pub counts: RequestCounts,
     /// Why the batch failed, when it did.
     pub error: Option<String>,
+    /// The provider refused the batch's input without running any of it
+    /// (OpenAI: `validating` → `failed`, the bad lines in `errors`): the
+    /// run splits it to isolate the requests at fault.
+    #[serde(default)]
+    pub rejected: bool,
 }
 
 /// What `create_batch` needs.

@@ -259,6 +259,16 @@ async fn poll_to_end(
     }
 }
 
+/// What came of a batch polled to its end.
+pub(super) enum Collected {
+    /// Its results (or why it stopped) are recorded.
+    Done,
+    /// The provider refused its input without running any of it, for this
+    /// reason: nothing was collected, its reservation is released, and its
+    /// jobs are for the caller to isolate.
+    Rejected(String),
+}
+
 pub(super) async fn poll_and_collect(
     sh: &Arc<Shared>,
     provider: &Arc<dyn Provider>,
@@ -266,10 +276,20 @@ pub(super) async fn poll_and_collect(
     batch_id: &str,
     ids: &[JobId],
     reserved: f64,
-) -> Result<()> {
+) -> Result<Collected> {
     let status = match poll_to_end(sh, provider, index, batch_id).await {
+        Polled::Ended(st) if st.rejected => {
+            sh.cost.release(reserved);
+            let why = st
+                .error
+                .unwrap_or_else(|| format!("batch {batch_id} was refused"));
+            return Ok(Collected::Rejected(why));
+        }
         Polled::Ended(st) => st,
-        Polled::Lost => return lost(sh, provider, index, batch_id, ids, reserved),
+        Polled::Lost => {
+            lost(sh, provider, index, batch_id, ids, reserved)?;
+            return Ok(Collected::Done);
+        }
         Polled::LeftRunning => {
             // The jobs stay in the batch in the state; the reservation is
             // still owed, so it is not released.
@@ -280,7 +300,7 @@ pub(super) async fn poll_and_collect(
             }
             drop(s);
             set_batch(sh, index, |b| b.status = "left at provider".into());
-            return Ok(());
+            return Ok(Collected::Done);
         }
     };
     let _collecting = sh.collect_lock.lock().await;
@@ -339,12 +359,13 @@ pub(super) async fn poll_and_collect(
             Err(e) if e.is_auth() => {
                 finisher.flush()?;
                 stop_for_auth(sh, &e);
-                return Ok(());
+                return Ok(Collected::Done);
             }
             Err(e) if e.is_not_found() && seen.is_empty() => {
                 finisher.flush()?;
                 drop(_collecting);
-                return lost(sh, provider, index, batch_id, ids, reserved);
+                lost(sh, provider, index, batch_id, ids, reserved)?;
+                return Ok(Collected::Done);
             }
             Err(_) if local_failure.is_some() => break,
             Err(e) => {
@@ -389,7 +410,7 @@ pub(super) async fn poll_and_collect(
     let final_status = status.provider_status.clone();
     lock(&sh.state).record_batch_ended(index, &final_status)?;
     set_batch(sh, index, |b| b.status = final_status);
-    Ok(())
+    Ok(Collected::Done)
 }
 
 /// The provider no longer knows the batch: its unfinished jobs fail with

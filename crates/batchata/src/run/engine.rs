@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,9 @@ pub(super) struct Shared {
     /// batches end together.
     pub(super) collect_lock: tokio::sync::Mutex<()>,
     pub(super) batch_pos: Mutex<HashMap<usize, usize>>,
+    /// The next free batch index: batches split to isolate refused requests
+    /// take theirs from here, after every planned one.
+    pub(super) next_index: AtomicUsize,
     /// The first refused key (401/403): it stops the run, and `wait`
     /// returns it.
     pub(super) fatal: Mutex<Option<String>>,
@@ -230,6 +234,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         raw_dir,
         providers,
         batch_pos: Mutex::new(HashMap::new()),
+        next_index: AtomicUsize::new(0),
         fatal: Mutex::new(None),
         absent_pending: reconciled.absent_pending,
         locks: Mutex::new(Some(locks)),
@@ -536,6 +541,8 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
         }
         (planned, st.batches.len())
     };
+    sh.next_index
+        .store(first_index + planned.len(), Ordering::SeqCst);
     for (i, p) in planned.into_iter().enumerate() {
         work.push(Work::New {
             index: first_index + i,
@@ -652,7 +659,7 @@ pub(super) fn set_batch(sh: &Shared, index: usize, f: impl FnOnce(&mut BatchProg
     }
 }
 
-fn finish_batch_progress(sh: &Shared, index: usize) {
+pub(super) fn finish_batch_progress(sh: &Shared, index: usize) {
     let pos = lock(&sh.batch_pos).get(&index).copied();
     let mut s = lock(&sh.run.status);
     if let Some(b) = pos.and_then(|p| s.batches.get_mut(p)) {
@@ -683,8 +690,16 @@ async fn run_work(
             });
             // In flight already: it holds a slot, taken before any new
             // batch could (none when the bound was lowered since).
-            let _permit = permit;
-            super::collect::poll_and_collect(sh, &provider, index, &batch_id, &jobs, reserved).await
+            let collected =
+                super::collect::poll_and_collect(sh, &provider, index, &batch_id, &jobs, reserved)
+                    .await?;
+            drop(permit);
+            match collected {
+                super::collect::Collected::Done => Ok(()),
+                super::collect::Collected::Rejected(why) => {
+                    super::isolate::isolate(sh, index, jobs, &why).await
+                }
+            }
         }
         Work::New { index, jobs } => super::submit::submit(sh, index, jobs).await,
     }

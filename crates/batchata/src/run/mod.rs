@@ -12,6 +12,7 @@ mod dry_run;
 mod engine;
 mod inputs;
 mod inspect;
+mod isolate;
 pub mod lock;
 pub mod plan;
 mod submit;

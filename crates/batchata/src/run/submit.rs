@@ -9,13 +9,14 @@
 //! A create that certainly failed for a passing reason (a rate limit, a
 //! provider that is down) is tried again later in the same run, with
 //! backoff, for as long as the run goes on. Only a provider's refusal of
-//! the batch itself fails its jobs; a refused key stops the run.
+//! the batch itself fails its jobs; a refusal for what some of its
+//! requests hold is isolated (`isolate.rs`); a refused key stops the run.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::collect::{fail_jobs, not_run_error, poll_and_collect, Finisher};
+use super::collect::{fail_jobs, not_run_error, poll_and_collect, Collected, Finisher};
 use super::engine::{provider_for, set_batch, stop_for_auth, stop_reason, Shared};
 use super::{lock, StopReason};
 use crate::cost::Reservation;
@@ -307,6 +308,11 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         drop(jobs);
         drop(create_guard);
         if !transient {
+            if matches!(error, Error::BatchRejected(_)) {
+                // Refused for what some of its requests hold: isolate them.
+                drop(permit);
+                return super::isolate::isolate(sh, index, ids, &error.to_string()).await;
+            }
             // The provider refused the batch itself.
             lock(&sh.state).record_batch_ended(index, "submit_failed")?;
             set_batch(sh, index, |b| b.status = "submit failed".into());
@@ -342,9 +348,12 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         b.status = "submitted".into();
     });
     tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
-    let r = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
+    let collected = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
     drop(permit);
-    r
+    match collected? {
+        Collected::Done => Ok(()),
+        Collected::Rejected(why) => super::isolate::isolate(sh, index, ids, &why).await,
+    }
 }
 
 /// The batch may or may not exist at the provider: its intent stays open

@@ -106,6 +106,7 @@ impl MessageBatch {
                 expired: c.expired,
             },
             error: None,
+            rejected: false,
         }
     }
 

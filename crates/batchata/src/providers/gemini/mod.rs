@@ -502,6 +502,11 @@ fn submission_error(e: Error) -> Error {
         // A refused key (401/403) stays an HTTP error: it stops the run,
         // it does not fail the jobs.
         Error::Http {
+            status: Some(400 | 413 | 422),
+            message,
+            retryable: false,
+        } => Error::BatchRejected(message),
+        Error::Http {
             status: Some(s),
             message,
             retryable: false,

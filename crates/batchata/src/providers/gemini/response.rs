@@ -325,6 +325,7 @@ fn status_of(
         provider_status: short,
         counts,
         error,
+        rejected: false,
     }
 }
 

@@ -192,6 +192,8 @@ impl BatchObject {
             provider_status: self.status.clone(),
             counts,
             error,
+            // `failed` comes only out of `validating`: nothing ran.
+            rejected: self.status == "failed",
         }
     }
 }
