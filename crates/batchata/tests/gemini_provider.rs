@@ -13,7 +13,7 @@ use batchata::providers::gemini::{display_name, GeminiProvider};
 use batchata::providers::{
     BatchProbe, BatchRequest, BatchState, BatchStatus, Provider, ProviderConfig, ResultsContext,
 };
-use batchata::{Batch, DefaultParams, Error, Job, JobOutcome, JobResult, Message, ResponseSchema};
+use batchata::{Batch, DefaultParams, Job, JobOutcome, JobResult, Message, ResponseSchema};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind};
 use serde_json::{json, Value};
 
