@@ -215,12 +215,46 @@ fn main() -> ExitCode {
 /// through it so they never tear the live view.
 pub(crate) static DISPLAY: OnceLock<Arc<LiveDisplay>> = OnceLock::new();
 
-/// stderr, with the live view (if any) lifted off the screen while a log
-/// line is written.
-struct LogWriter;
+/// Where a run's full log goes besides stderr: a file in its results folder.
+static LOG_FILE: OnceLock<std::sync::Mutex<std::fs::File>> = OnceLock::new();
+/// Set while a live view is on screen: warnings are folded into its status
+/// line (and written in full to the log file) instead of tearing the view.
+static FOLD_WARNINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The name of the log file a run writes in its results folder.
+pub(crate) const LOG_FILE_NAME: &str = ".batchata.log";
+
+/// Keeps every log line of the run in `path` (appended).
+pub(crate) fn log_to_file(path: &Path) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = LOG_FILE.set(std::sync::Mutex::new(f));
+    }
+}
+
+/// While a live view is on screen, only errors reach stderr; warnings are
+/// counted in the view and kept in full in the log file.
+pub(crate) fn fold_warnings(on: bool) {
+    FOLD_WARNINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One log line's destination: the log file, and stderr (with the live
+/// view, if any, lifted off the screen while it is written) unless folded.
+struct LogWriter {
+    to_stderr: bool,
+}
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(f) = LOG_FILE.get() {
+            let _ = f.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf);
+        }
+        if !self.to_stderr {
+            return Ok(buf.len());
+        }
         match DISPLAY.get() {
             Some(d) => d.suspend(|| std::io::stderr().write(buf)),
             None => std::io::stderr().write(buf),
@@ -232,16 +266,33 @@ impl std::io::Write for LogWriter {
     }
 }
 
+struct Logs;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter { to_stderr: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogWriter {
+        let folded = FOLD_WARNINGS.load(std::sync::atomic::Ordering::Relaxed)
+            && *meta.level() > tracing::Level::ERROR;
+        LogWriter { to_stderr: !folded }
+    }
+}
+
 /// Logs go to stderr; quiet by default (warnings), `-v` info, `-vv` debug.
 /// `BATCHATA_LOG` (an env-filter such as `batchata=trace`) overrides.
 pub(crate) fn init_logs(level: Verbosity) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("batchata={}", level.as_str()))
     });
+    // No colour codes: the same lines go to the log file.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(Logs)
+        .with_ansi(false)
         .try_init();
 }
 

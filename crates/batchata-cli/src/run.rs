@@ -116,7 +116,10 @@ pub(crate) struct RunArgs {
     /// Run against a `batchata emulate` server at this address (e.g. http://127.0.0.1:8765).
     #[arg(long, value_name = "URL")]
     emulator_url: Option<String>,
-    /// More logs on stderr (-v info, -vv debug); progress then prints plain lines.
+    /// More logs on stderr (-v info, -vv debug); progress then prints plain
+    /// lines. Without -v a live view folds warnings into one status line;
+    /// every log line is kept in DIR/.batchata.log. BATCHATA_LOG (an
+    /// env-filter, e.g. batchata=trace) overrides the level.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// No progress and no summary; errors only. The exit status tells the outcome.
@@ -214,6 +217,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         (_, 0) => DisplayMode::detect(),
         _ => DisplayMode::Plain,
     };
+    // The full log goes to a file in the results folder; with a live view
+    // on screen, warnings are folded into its status line instead of
+    // printed (-v prints them all, with plain progress lines).
+    if std::fs::create_dir_all(&args.results_dir).is_ok() {
+        crate::log_to_file(&args.results_dir.join(crate::LOG_FILE_NAME));
+    }
+    crate::fold_warnings(mode == DisplayMode::Live);
     let display = Arc::new(LiveDisplay::with_mode(n, mode));
     let _ = crate::DISPLAY.set(display.clone());
     let d = display.clone();
