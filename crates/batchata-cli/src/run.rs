@@ -13,6 +13,9 @@ use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RunStatus, Verbosity}
 
 use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
 
+/// The state file's name inside the results folder, unless --state says otherwise.
+pub(crate) const DEFAULT_STATE_NAME: &str = ".batchata-state.jsonl";
+
 /// The poll interval against an emulator, which ends batches at once.
 const EMULATOR_POLL: Duration = Duration::from_millis(100);
 
@@ -138,7 +141,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let state = args
         .state
         .clone()
-        .unwrap_or_else(|| args.results_dir.join(".batchata-state.jsonl"));
+        .unwrap_or_else(|| args.results_dir.join(DEFAULT_STATE_NAME));
     let mut defaults = DefaultParams::new();
     if let Some(m) = &args.model {
         defaults = defaults.model(m);
@@ -334,7 +337,7 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     let mut shown = 0;
     let _ = report::for_each_result(dir, |r| {
         if r.outcome() != JobOutcome::Completed {
-            let err = r.error.as_deref().unwrap_or("").replace('\n', " ");
+            let err = crate::cli_words(r.error.as_deref().unwrap_or("")).replace('\n', " ");
             println!("  ! {}: {}", r.job_id, report::clip(&err, 160));
             shown += 1;
         }
