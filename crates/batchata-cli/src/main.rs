@@ -447,10 +447,23 @@ async fn refresh_counts(
 
 async fn cancel(state: &Path, emulator_url: Option<&str>) -> Result<u8, Failure> {
     init_logs(Verbosity::Warn);
-    let settings = match emulator_url {
-        Some(url) => emulator_settings(url)?,
-        None => ProviderSettings::from_env(),
-    };
+    let settings = settings_for(emulator_url)?;
+    if !state.is_file() {
+        return Err(Failure::input(format!(
+            "no state file at {}; give the run's results folder (`batchata cancel DIR`) or its --state",
+            state.display()
+        )));
+    }
+    // First tell a run still going to stop submitting: otherwise it would
+    // fill the slots of the batches cancelled here with new ones.
+    let stop = run::stop_file(state);
+    std::fs::write(&stop, b"stop requested by batchata cancel\n").map_err(|e| {
+        Failure::other(format!(
+            "cannot write the stop request {}: {e}",
+            stop.display()
+        ))
+    })?;
+    println!("asked a run still going on this state to stop (it exits as after Ctrl+C)");
     let catalog = Arc::new(Catalog::load_default().map_err(classify)?);
     let ids = batchata::run::cancel_from_state(state, &settings, catalog)
         .await

@@ -16,6 +16,17 @@ use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
 /// The state file's name inside the results folder, unless --state says otherwise.
 pub(crate) const DEFAULT_STATE_NAME: &str = ".batchata-state.jsonl";
 
+/// The file `batchata cancel` writes beside a state to stop the run that
+/// holds it: `STATE.stop`.
+pub(crate) fn stop_file(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap_or_default().to_os_string();
+    name.push(".stop");
+    state.with_file_name(name)
+}
+
+/// How often a run looks for its stop file.
+const STOP_FILE_EVERY: Duration = Duration::from_millis(200);
+
 /// The poll interval against an emulator, which ends batches at once.
 const EMULATOR_POLL: Duration = Duration::from_millis(100);
 
@@ -240,9 +251,15 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Interrupts::listen()
         .map_err(|e| Failure::other(format!("cannot listen for Ctrl+C: {e}")))?;
     let run = batch.start().await.map_err(classify)?;
+    // The run holds the state now; a stop request left from before is not for it.
+    let stop = stop_file(&state);
+    let _ = std::fs::remove_file(&stop);
     let interrupts = tokio::spawn(on_interrupt(signals, run.clone(), display.clone()));
+    let stop_requests = tokio::spawn(on_stop_file(stop.clone(), run.clone(), display.clone()));
     let status = run.wait().await.map_err(classify);
     interrupts.abort();
+    stop_requests.abort();
+    let _ = std::fs::remove_file(&stop);
     let status = status?;
     // The run's last report may still be on its way: draw the end now, once.
     display.finish(&status, run.elapsed());
@@ -302,6 +319,24 @@ async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveD
         );
         std::process::exit(130);
     }
+}
+
+/// `batchata cancel` from another shell: it writes the stop file, and the
+/// run stops as on a first Ctrl+C — nothing new submitted, the active
+/// batches cancelled, what they finished kept.
+async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
+    loop {
+        tokio::time::sleep(STOP_FILE_EVERY).await;
+        if stop.exists() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&stop);
+    display.println(
+        "Cancel requested (batchata cancel): submitting nothing new and cancelling the active \
+         batches; what they finished is kept.",
+    );
+    run.shutdown(false);
 }
 
 /// Settings for an emulator at `root`: a placeholder key, short polls.

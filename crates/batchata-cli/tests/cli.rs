@@ -474,10 +474,11 @@ async fn cancel_mid_run_from_another_process() {
         .arg(&out)
         .arg("--state")
         .arg(&state)
-        .args(["--poll-interval", "50ms", "--items-per-batch", "4", "-q"])
+        .args(["--poll-interval", "50ms", "--items-per-batch", "2"])
+        .args(["--max-parallel", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    let child = with_emulator(&mut c, &h).spawn().unwrap();
     let started = Instant::now();
     while h.stats().calls_to("anthropic.create") < 2 {
         assert!(
@@ -493,13 +494,27 @@ async fn cancel_mid_run_from_another_process() {
     let (s, e) = text(&o);
     assert!(o.status.success(), "{e}");
     assert_eq!(s.matches("cancel requested: msgbatch_").count(), 2, "{s}");
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "cancelled jobs → exit 3");
+    let o = child.wait_with_output().unwrap();
+    let (rs, re) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "cancelled jobs → exit 3: {rs}{re}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "the run ended after the cancel, not after the delay"
     );
-    assert_eq!(h.stats().calls_to("anthropic.cancel"), 2);
+    // The run stopped as on Ctrl+C: the two queued batches never went out.
+    assert_eq!(h.stats().calls_to("anthropic.create"), 2, "{re}");
+    assert!(re.contains("Cancel requested"), "{re}");
+    assert_eq!(summary_count(&rs, "cancelled"), 8, "{rs}");
+    assert!(rs.contains("stopped    interrupted"), "{rs}");
+    assert!(h.stats().calls_to("anthropic.cancel") >= 2);
+    assert!(
+        !stop_file_of(&state).exists(),
+        "the stop request is consumed"
+    );
     let o = bin().arg("results").arg(&out).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("cancelled"));
 }
@@ -550,6 +565,12 @@ async fn status_takes_the_results_dir_and_refresh_asks_the_provider() {
     assert_eq!(b["provider_counts"]["total"], 4, "{v}");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+fn stop_file_of(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap().to_os_string();
+    name.push(".stop");
+    state.with_file_name(name)
 }
 
 #[test]
