@@ -131,6 +131,8 @@ const CSV_COLUMNS: [&str; 7] = [
 
 /// `batchata results DIR [--format]`.
 pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
+    // A folder that is not there is told before any header is printed.
+    result_files(dir)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_err = None;

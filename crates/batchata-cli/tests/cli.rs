@@ -677,6 +677,15 @@ fn other_failures_exit_1_and_name_the_path() {
     // A folder that is a file is bad input, told before anything is sent.
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("taken") && e.contains("is a file"), "{e}");
+    // results of a folder that is not there: the error and nothing else.
+    let o = bin()
+        .arg("results")
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(s.is_empty(), "no header before the error: {s}");
     // status of a folder with no state.
     let o = bin().args(["status"]).arg(dir.path()).output().unwrap();
     let (_, e) = text(&o);
