@@ -108,9 +108,9 @@ Examples:
 
 A `run` still going on this state is told to stop (through the file STATE.stop
 beside the state): it submits nothing more, cancels its batches in flight, keeps
-what they finished and exits 3, as after Ctrl+C. The batches in flight are also
-cancelled from here, so a run that already died leaves nothing running; rerun it
-to collect what they finished.
+what they finished and exits 3, as after Ctrl+C. When no run answers within 2 s
+(it died or was killed), the batches in flight are cancelled from here; rerun
+it to collect what they finished.
 
 Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, OPENAI_API_KEY /
 OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL.")]
@@ -463,7 +463,21 @@ async fn cancel(state: &Path, emulator_url: Option<&str>) -> Result<u8, Failure>
             stop.display()
         ))
     })?;
-    println!("asked a run still going on this state to stop (it exits as after Ctrl+C)");
+    // A run going on looks for it every 200 ms and takes it away: wait for
+    // that before cancelling here, or the run could fill the slots freed by
+    // the cancels before it hears the stop.
+    let asked = std::time::Instant::now();
+    while stop.exists() && asked.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if stop.exists() {
+        println!("no run is going on this state (or it did not answer); cancelling its batches in flight");
+    } else {
+        // The run cancels its own batches, as on Ctrl+C, and records them;
+        // cancelling them here too would only race it.
+        println!("the running `run` stopped submitting; it cancels its active batches and exits as after Ctrl+C");
+        return Ok(0);
+    }
     let catalog = Arc::new(Catalog::load_default().map_err(classify)?);
     let ids = batchata::run::cancel_from_state(state, &settings, catalog)
         .await
