@@ -12,13 +12,14 @@ mod jobs;
 mod report;
 mod run;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
 use batchata::progress::LiveDisplay;
-use batchata::providers::{ProviderConfig, ProviderSettings};
-use batchata::{Catalog, Error, Verbosity};
+use batchata::providers::{create_provider, Provider, ProviderConfig, ProviderSettings};
+use batchata::{Catalog, Error, ProviderKind, Verbosity};
 use clap::{Parser, Subcommand};
 
 const EXIT_HELP: &str = "\
@@ -32,7 +33,8 @@ Exit status:
 Examples:
   batchata run examples/quickstart.jsonl --results-dir out --emulator
   batchata results out
-  batchata status --state out/.batchata-state.jsonl
+  batchata status out
+  batchata cancel out
   batchata models";
 
 /// Run large numbers of LLM requests through the providers' batch APIs
@@ -52,17 +54,34 @@ enum Command {
     /// Show a run's progress from its state file: counts, cost, batches.
     #[command(after_help = "\
 Examples:
-  batchata status --state out/.batchata-state.jsonl
-  batchata status --state out/.batchata-state.jsonl --json
+  batchata status out
+  batchata status out --json
+  batchata status out --refresh
+  batchata status --state runs/state.jsonl --refresh --emulator-url http://127.0.0.1:8765
 
-Reads the state file without writing to it: safe while the run goes on.")]
+Reads the state file without writing to it: safe while the run goes on.
+--json prints one object: run_id, created_at, results_dir, state_file,
+counts {total, pending, running, completed, failed, cancelled}, cost_used_usd
+(rounded to 1e-6), batches [{index, provider, batch_id, jobs, state
+(not_created | in_flight | ended), final_status (the provider's last word, or
+null), and with --refresh provider_status and provider_counts {total,
+processing, succeeded, errored, cancelled, expired} or provider_error}].")]
     Status {
-        /// The run's state file (by default RESULTS_DIR/.batchata-state.jsonl).
-        #[arg(long)]
-        state: PathBuf,
+        /// The run's results folder; its state is DIR/.batchata-state.jsonl [default: .].
+        dir: Option<PathBuf>,
+        /// The run's state file, when the run was given --state.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Ask the providers for the live counts of the batches in flight
+        /// (keys from the environment, as for `run`).
+        #[arg(long)]
+        refresh: bool,
+        /// With --refresh: ask a `batchata emulate` server at this address.
+        #[arg(long, value_name = "URL", requires = "refresh")]
+        emulator_url: Option<String>,
     },
     /// Print the results in a results folder, one row per job.
     #[command(after_help = "\
@@ -81,20 +100,26 @@ jsonl: each result file as one line (the library's JobResult).")]
         #[arg(long, value_enum, default_value_t = report::Format::Table)]
         format: report::Format,
     },
-    /// Cancel the run's batches still in flight at the providers.
+    /// Stop a running `run` as Ctrl+C does, and cancel its batches in flight.
     #[command(after_help = "\
 Examples:
-  batchata cancel --state out/.batchata-state.jsonl
-  batchata cancel --state out/.batchata-state.jsonl --emulator-url http://127.0.0.1:8765
+  batchata cancel out
+  batchata cancel --state runs/state.jsonl --emulator-url http://127.0.0.1:8765
+
+A `run` still going on this state is told to stop (through the file STATE.stop
+beside the state): it submits nothing more, cancels its batches in flight, keeps
+what they finished and exits 3, as after Ctrl+C. When no run answers within 2 s
+(it died or was killed), the batches in flight are cancelled from here; rerun
+it to collect what they finished.
 
 Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, OPENAI_API_KEY /
-OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL. The run,
-if it is still going, collects what the batches finished and exits 3; otherwise rerun it
-to collect them.")]
+OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL.")]
     Cancel {
-        /// The run's state file.
-        #[arg(long)]
-        state: PathBuf,
+        /// The run's results folder; its state is DIR/.batchata-state.jsonl [default: .].
+        dir: Option<PathBuf>,
+        /// The run's state file, when the run was given --state.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// Talk to a `batchata emulate` server at this address instead of the providers.
         #[arg(long, value_name = "URL")]
         emulator_url: Option<String>,
@@ -138,6 +163,36 @@ impl Failure {
     }
 }
 
+/// A library message in the CLI's words: the builder and config names the
+/// library uses become the flags and variables a CLI user has.
+pub(crate) fn cli_words(msg: &str) -> String {
+    const NAMES: [(&str, &str); 15] = [
+        ("retry_failed (CLI: --retry-failed)", "--retry-failed"),
+        ("rerun_changed (CLI: --rerun-changed)", "--rerun-changed"),
+        ("adopt_results (CLI: --adopt-results)", "--adopt-results"),
+        ("reuse off (CLI: --fresh)", "--fresh"),
+        (" (or pass a key with ProviderConfig::api_key)", ""),
+        (" (or ProviderConfig::api_key)", ""),
+        ("ProviderConfig::api_key", "the provider's API key variable"),
+        (
+            "(from default_params)",
+            "(from --model / --temperature / --max-tokens)",
+        ),
+        ("in default_params", "with --model"),
+        ("default_params", "--model / --temperature / --max-tokens"),
+        ("cost_limit_usd must be", "--cost-limit must be"),
+        ("cost_limit_usd", "--cost-limit"),
+        ("retry_failed", "--retry-failed"),
+        ("rerun_changed", "--rerun-changed"),
+        ("adopt_results", "--adopt-results"),
+    ];
+    let mut out = msg.to_string();
+    for (lib, cli) in NAMES {
+        out = out.replace(lib, cli);
+    }
+    out
+}
+
 /// Sorts a library error into "fix your input" (2) or "something else" (1).
 pub(crate) fn classify(e: Error) -> Failure {
     match e {
@@ -146,8 +201,8 @@ pub(crate) fn classify(e: Error) -> Failure {
         | Error::ProviderNotFound(_)
         | Error::CostLimitExceeded(_)
         | Error::Auth(_)
-        | Error::InUse(_) => Failure::input(e),
-        _ => Failure::other(e),
+        | Error::InUse(_) => Failure::input(cli_words(&e.to_string())),
+        _ => Failure::other(cli_words(&e.to_string())),
     }
 }
 
@@ -192,12 +247,30 @@ fn main() -> ExitCode {
     let outcome = rt.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
-            Command::Status { state, json } => report::status(&state, json),
+            Command::Status {
+                dir,
+                state,
+                json,
+                refresh,
+                emulator_url,
+            } => {
+                let state = report::state_path(dir.as_deref(), state.as_deref());
+                let live = if refresh {
+                    refresh_counts(&state, emulator_url.as_deref()).await?
+                } else {
+                    Default::default()
+                };
+                report::status(&state, json, &live)
+            }
             Command::Results { dir, format } => report::results(&dir, format),
             Command::Cancel {
+                dir,
                 state,
                 emulator_url,
-            } => cancel(&state, emulator_url.as_deref()).await,
+            } => {
+                let state = report::state_path(dir.as_deref(), state.as_deref());
+                cancel(&state, emulator_url.as_deref()).await
+            }
             Command::Models { json } => report::models(json),
             Command::Emulate(args) => emulate::emulate(args).await,
         }
@@ -205,7 +278,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("error: {}", cli_words(&f.message));
             ExitCode::from(f.code)
         }
     }
@@ -215,12 +288,46 @@ fn main() -> ExitCode {
 /// through it so they never tear the live view.
 pub(crate) static DISPLAY: OnceLock<Arc<LiveDisplay>> = OnceLock::new();
 
-/// stderr, with the live view (if any) lifted off the screen while a log
-/// line is written.
-struct LogWriter;
+/// Where a run's full log goes besides stderr: a file in its results folder.
+static LOG_FILE: OnceLock<std::sync::Mutex<std::fs::File>> = OnceLock::new();
+/// Set while a live view is on screen: warnings are folded into its status
+/// line (and written in full to the log file) instead of tearing the view.
+static FOLD_WARNINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The name of the log file a run writes in its results folder.
+pub(crate) const LOG_FILE_NAME: &str = ".batchata.log";
+
+/// Keeps every log line of the run in `path` (appended).
+pub(crate) fn log_to_file(path: &Path) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = LOG_FILE.set(std::sync::Mutex::new(f));
+    }
+}
+
+/// While a live view is on screen, only errors reach stderr; warnings are
+/// counted in the view and kept in full in the log file.
+pub(crate) fn fold_warnings(on: bool) {
+    FOLD_WARNINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One log line's destination: the log file, and stderr (with the live
+/// view, if any, lifted off the screen while it is written) unless folded.
+struct LogWriter {
+    to_stderr: bool,
+}
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(f) = LOG_FILE.get() {
+            let _ = f.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf);
+        }
+        if !self.to_stderr {
+            return Ok(buf.len());
+        }
         match DISPLAY.get() {
             Some(d) => d.suspend(|| std::io::stderr().write(buf)),
             None => std::io::stderr().write(buf),
@@ -232,16 +339,33 @@ impl std::io::Write for LogWriter {
     }
 }
 
+struct Logs;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter { to_stderr: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogWriter {
+        let folded = FOLD_WARNINGS.load(std::sync::atomic::Ordering::Relaxed)
+            && *meta.level() > tracing::Level::ERROR;
+        LogWriter { to_stderr: !folded }
+    }
+}
+
 /// Logs go to stderr; quiet by default (warnings), `-v` info, `-vv` debug.
 /// `BATCHATA_LOG` (an env-filter such as `batchata=trace`) overrides.
 pub(crate) fn init_logs(level: Verbosity) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("batchata={}", level.as_str()))
     });
+    // No colour codes: the same lines go to the log file.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(Logs)
+        .with_ansi(false)
         .try_init();
 }
 
@@ -276,12 +400,84 @@ pub(crate) fn emulator_settings(url: &str) -> Result<ProviderSettings, Failure> 
     })
 }
 
+/// Provider settings for `status --refresh` and `cancel`: an emulator's, or
+/// the environment's.
+fn settings_for(emulator_url: Option<&str>) -> Result<ProviderSettings, Failure> {
+    match emulator_url {
+        Some(url) => emulator_settings(url),
+        None => Ok(ProviderSettings::from_env()),
+    }
+}
+
+/// What the providers say now of each batch of the state still in flight.
+async fn refresh_counts(
+    state: &Path,
+    emulator_url: Option<&str>,
+) -> Result<HashMap<usize, Result<report::Live, String>>, Failure> {
+    init_logs(Verbosity::Error);
+    let r = report::load_state(state)?;
+    let settings = settings_for(emulator_url)?;
+    let catalog = Arc::new(Catalog::load_default().map_err(classify)?);
+    let mut clients: HashMap<ProviderKind, Result<Arc<dyn Provider>, String>> = HashMap::new();
+    let mut out = HashMap::new();
+    for b in r.batches.iter().filter(|b| b.ended.is_none()) {
+        let Some(id) = &b.batch_id else { continue };
+        let client = clients
+            .entry(b.provider)
+            .or_insert_with(|| {
+                create_provider(b.provider, settings.get(b.provider), catalog.clone())
+                    .map_err(|e| cli_words(&e.to_string()))
+            })
+            .clone();
+        let live = match client {
+            Ok(c) => c
+                .get_batch_status(id)
+                .await
+                .map(|st| report::Live {
+                    status: st.provider_status,
+                    counts: st.counts,
+                })
+                .map_err(|e| cli_words(&e.to_string())),
+            Err(e) => Err(e),
+        };
+        out.insert(b.index, live);
+    }
+    Ok(out)
+}
+
 async fn cancel(state: &Path, emulator_url: Option<&str>) -> Result<u8, Failure> {
     init_logs(Verbosity::Warn);
-    let settings = match emulator_url {
-        Some(url) => emulator_settings(url)?,
-        None => ProviderSettings::from_env(),
-    };
+    let settings = settings_for(emulator_url)?;
+    if !state.is_file() {
+        return Err(Failure::input(format!(
+            "no state file at {}; give the run's results folder (`batchata cancel DIR`) or its --state",
+            state.display()
+        )));
+    }
+    // First tell a run still going to stop submitting: otherwise it would
+    // fill the slots of the batches cancelled here with new ones.
+    let stop = run::stop_file(state);
+    std::fs::write(&stop, b"stop requested by batchata cancel\n").map_err(|e| {
+        Failure::other(format!(
+            "cannot write the stop request {}: {e}",
+            stop.display()
+        ))
+    })?;
+    // A run going on looks for it every 200 ms and takes it away: wait for
+    // that before cancelling here, or the run could fill the slots freed by
+    // the cancels before it hears the stop.
+    let asked = std::time::Instant::now();
+    while stop.exists() && asked.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if stop.exists() {
+        println!("no run is going on this state (or it did not answer); cancelling its batches in flight");
+    } else {
+        // The run cancels its own batches, as on Ctrl+C, and records them;
+        // cancelling them here too would only race it.
+        println!("the running `run` stopped submitting; it cancels its active batches and exits as after Ctrl+C");
+        return Ok(0);
+    }
     let catalog = Arc::new(Catalog::load_default().map_err(classify)?);
     let ids = batchata::run::cancel_from_state(state, &settings, catalog)
         .await

@@ -13,6 +13,20 @@ use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RunStatus, Verbosity}
 
 use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
 
+/// The state file's name inside the results folder, unless --state says otherwise.
+pub(crate) const DEFAULT_STATE_NAME: &str = ".batchata-state.jsonl";
+
+/// The file `batchata cancel` writes beside a state to stop the run that
+/// holds it: `STATE.stop`.
+pub(crate) fn stop_file(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap_or_default().to_os_string();
+    name.push(".stop");
+    state.with_file_name(name)
+}
+
+/// How often a run looks for its stop file.
+const STOP_FILE_EVERY: Duration = Duration::from_millis(200);
+
 /// The poll interval against an emulator, which ends batches at once.
 const EMULATOR_POLL: Duration = Duration::from_millis(100);
 
@@ -116,7 +130,10 @@ pub(crate) struct RunArgs {
     /// Run against a `batchata emulate` server at this address (e.g. http://127.0.0.1:8765).
     #[arg(long, value_name = "URL")]
     emulator_url: Option<String>,
-    /// More logs on stderr (-v info, -vv debug); progress then prints plain lines.
+    /// More logs on stderr (-v info, -vv debug); progress then prints plain
+    /// lines. Without -v a live view folds warnings into one status line;
+    /// every log line is kept in DIR/.batchata.log. BATCHATA_LOG (an
+    /// env-filter, e.g. batchata=trace) overrides the level.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// No progress and no summary; errors only. The exit status tells the outcome.
@@ -135,7 +152,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let state = args
         .state
         .clone()
-        .unwrap_or_else(|| args.results_dir.join(".batchata-state.jsonl"));
+        .unwrap_or_else(|| args.results_dir.join(DEFAULT_STATE_NAME));
     let mut defaults = DefaultParams::new();
     if let Some(m) = &args.model {
         defaults = defaults.model(m);
@@ -214,6 +231,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         (_, 0) => DisplayMode::detect(),
         _ => DisplayMode::Plain,
     };
+    // The full log goes to a file in the results folder; with a live view
+    // on screen, warnings are folded into its status line instead of
+    // printed (-v prints them all, with plain progress lines).
+    if std::fs::create_dir_all(&args.results_dir).is_ok() {
+        crate::log_to_file(&args.results_dir.join(crate::LOG_FILE_NAME));
+    }
+    crate::fold_warnings(mode == DisplayMode::Live);
     let display = Arc::new(LiveDisplay::with_mode(n, mode));
     let _ = crate::DISPLAY.set(display.clone());
     let d = display.clone();
@@ -227,9 +251,15 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Interrupts::listen()
         .map_err(|e| Failure::other(format!("cannot listen for Ctrl+C: {e}")))?;
     let run = batch.start().await.map_err(classify)?;
+    // The run holds the state now; a stop request left from before is not for it.
+    let stop = stop_file(&state);
+    let _ = std::fs::remove_file(&stop);
     let interrupts = tokio::spawn(on_interrupt(signals, run.clone(), display.clone()));
+    let stop_requests = tokio::spawn(on_stop_file(stop.clone(), run.clone(), display.clone()));
     let status = run.wait().await.map_err(classify);
     interrupts.abort();
+    stop_requests.abort();
+    let _ = std::fs::remove_file(&stop);
     let status = status?;
     // The run's last report may still be on its way: draw the end now, once.
     display.finish(&status, run.elapsed());
@@ -291,6 +321,24 @@ async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveD
     }
 }
 
+/// `batchata cancel` from another shell: it writes the stop file, and the
+/// run stops as on a first Ctrl+C — nothing new submitted, the active
+/// batches cancelled, what they finished kept.
+async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
+    loop {
+        tokio::time::sleep(STOP_FILE_EVERY).await;
+        if stop.exists() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&stop);
+    display.println(
+        "Cancel requested (batchata cancel): submitting nothing new and cancelling the active \
+         batches; what they finished is kept.",
+    );
+    run.shutdown(false);
+}
+
 /// Settings for an emulator at `root`: a placeholder key, short polls.
 fn emulated(root: &str, poll: Duration) -> ProviderSettings {
     ProviderSettings {
@@ -324,7 +372,7 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     let mut shown = 0;
     let _ = report::for_each_result(dir, |r| {
         if r.outcome() != JobOutcome::Completed {
-            let err = r.error.as_deref().unwrap_or("").replace('\n', " ");
+            let err = crate::cli_words(r.error.as_deref().unwrap_or("")).replace('\n', " ");
             println!("  ! {}: {}", r.job_id, report::clip(&err, 160));
             shown += 1;
         }

@@ -108,7 +108,7 @@ async fn run_with_every_flag_then_status_and_results_in_three_formats() {
     // Off a terminal: plain progress lines, one per batch state, no escape codes.
     assert!(!stderr.contains('\u{1b}'), "no escape codes off a terminal");
     assert!(
-        stderr.contains("batch   0 anthropic")
+        stderr.contains("batch #0   anthropic")
             && stderr.contains("  msgbatch_")
             && stderr.contains("7/7 jobs"),
         "{stderr}"
@@ -144,6 +144,20 @@ async fn run_with_every_flag_then_status_and_results_in_three_formats() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["counts"]["completed"], 7);
     assert_eq!(v["batches"].as_array().unwrap().len(), 4);
+    for b in v["batches"].as_array().unwrap() {
+        assert_eq!(b["state"], "ended", "{b}");
+        // The provider's own last word: `ended` (Anthropic), `completed` (OpenAI).
+        assert!(
+            ["ended", "completed"].contains(&b["final_status"].as_str().unwrap()),
+            "{b}"
+        );
+    }
+    let cost = v["cost_used_usd"].as_f64().unwrap();
+    assert_eq!(
+        cost,
+        (cost * 1e6).round() / 1e6,
+        "money rounded to 1e-6: {v}"
+    );
 
     // results, three ways
     let o = bin().arg("results").arg(&out).output().unwrap();
@@ -460,10 +474,11 @@ async fn cancel_mid_run_from_another_process() {
         .arg(&out)
         .arg("--state")
         .arg(&state)
-        .args(["--poll-interval", "50ms", "--items-per-batch", "4", "-q"])
+        .args(["--poll-interval", "50ms", "--items-per-batch", "2"])
+        .args(["--max-parallel", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    let child = with_emulator(&mut c, &h).spawn().unwrap();
     let started = Instant::now();
     while h.stats().calls_to("anthropic.create") < 2 {
         assert!(
@@ -478,16 +493,87 @@ async fn cancel_mid_run_from_another_process() {
     let o = with_emulator(&mut c, &h).output().unwrap();
     let (s, e) = text(&o);
     assert!(o.status.success(), "{e}");
-    assert_eq!(s.matches("cancel requested: msgbatch_").count(), 2, "{s}");
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "cancelled jobs → exit 3");
+    let created = h.stats().calls_to("anthropic.create");
+    // The run heard the stop and cancelled its batches itself (what is left
+    // in flight, if anything, the command cancels).
+    assert!(s.contains("the running `run` stopped submitting"), "{s}");
+    let o = child.wait_with_output().unwrap();
+    let (rs, re) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "cancelled jobs → exit 3: {rs}{re}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "the run ended after the cancel, not after the delay"
     );
-    assert_eq!(h.stats().calls_to("anthropic.cancel"), 2);
+    // The run stopped as on Ctrl+C: no batch went out after the cancel.
+    assert_eq!(h.stats().calls_to("anthropic.create"), created, "{re}");
+    assert!(re.contains("Cancel requested"), "{re}");
+    assert_eq!(summary_count(&rs, "cancelled"), 8, "{rs}");
+    assert!(rs.contains("stopped    interrupted"), "{rs}");
+    assert!(h.stats().calls_to("anthropic.cancel") >= 2);
+    assert!(
+        !stop_file_of(&state).exists(),
+        "the stop request is consumed"
+    );
     let o = bin().arg("results").arg(&out).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("cancelled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_takes_the_results_dir_and_refresh_asks_the_provider() {
+    let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(4, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    let mut c = bin();
+    c.arg("run")
+        .arg(&jobs)
+        .arg("--results-dir")
+        .arg(&out)
+        .args(["--poll-interval", "50ms", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    wait_calls(&h, "anthropic.create", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The results folder as a positional, and as --state (a folder).
+    for args in [
+        vec!["status".to_string(), out.display().to_string()],
+        vec![
+            "status".to_string(),
+            "--state".to_string(),
+            out.display().to_string(),
+        ],
+    ] {
+        let o = bin().args(&args).output().unwrap();
+        let (s, e) = text(&o);
+        assert!(o.status.success(), "{args:?}: {e}");
+        assert!(s.contains("1 in flight") && s.contains("--refresh"), "{s}");
+    }
+    let mut c = bin();
+    c.arg("status").arg(&out).args(["--refresh", "--json"]);
+    let o = with_emulator(&mut c, &h).output().unwrap();
+    let (s, e) = text(&o);
+    assert!(o.status.success(), "{e}");
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let b = &v["batches"][0];
+    assert_eq!(b["state"], "in_flight", "{v}");
+    assert_eq!(b["final_status"], serde_json::Value::Null, "{v}");
+    assert_eq!(b["provider_status"], "in_progress", "{v}");
+    assert_eq!(b["provider_counts"]["total"], 4, "{v}");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+fn stop_file_of(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap().to_os_string();
+    name.push(".stop");
+    state.with_file_name(name)
 }
 
 #[test]
@@ -594,6 +680,23 @@ fn other_failures_exit_1_and_name_the_path() {
     // A folder that is a file is bad input, told before anything is sent.
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("taken") && e.contains("is a file"), "{e}");
+    // results of a folder that is not there: the error and nothing else.
+    let o = bin()
+        .arg("results")
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(s.is_empty(), "no header before the error: {s}");
+    // status of a folder with no state.
+    let o = bin().args(["status"]).arg(dir.path()).output().unwrap();
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("no state file at") && e.contains("--state"),
+        "{e}"
+    );
     // status of a file that is not a state.
     let o = bin()
         .args(["status", "--state"])

@@ -33,6 +33,7 @@ fn batch(index: usize, status: &str, done: usize, finished: bool) -> BatchProgre
         done,
         cost_usd: done as f64 * 0.001,
         finished,
+        counts: Default::default(),
     }
 }
 
@@ -72,6 +73,13 @@ fn rows(screen: &str) -> Vec<&str> {
 #[test]
 fn live_view_shows_active_batches_counts_the_rest_and_ends_cleanly() {
     let (d, term) = live(200);
+    // No rate from a single look: it needs a few seconds of progress seen.
+    d.update(&snapshot(0, 0), Duration::ZERO);
+    assert!(
+        term.contents().contains("waiting for the first results"),
+        "{}",
+        term.contents()
+    );
     d.update(&snapshot(3, 12), Duration::from_secs(5));
     let screen = term.contents();
     assert!(
@@ -183,7 +191,7 @@ fn plain_lines_tell_each_change_once_and_a_periodic_summary() {
         "{text}"
     );
     assert!(
-        lines[0].starts_with("[    0.5s] batch   0 anthropic in_progress")
+        lines[0].starts_with("[    0.5s] batch #0   anthropic in_progress")
             && lines[0].ends_with("msgbatch_000"),
         "{text}"
     );
@@ -226,8 +234,19 @@ async fn a_real_run_draws_its_batches_while_they_run() {
         .unwrap();
     }
     let dd = d.clone();
+    // The provider's request counts reach the progress while batches run.
+    let counted = Arc::new(Mutex::new(false));
+    let cc = counted.clone();
     let run = b
-        .on_progress(move |s, e| dd.update(s, e))
+        .on_progress(move |s, e| {
+            if s.batches
+                .iter()
+                .any(|b| !b.finished && b.counts.total as usize == b.total)
+            {
+                *cc.lock().unwrap() = true;
+            }
+            dd.update(s, e)
+        })
         .start()
         .await
         .unwrap();
@@ -259,4 +278,87 @@ async fn a_real_run_draws_its_batches_while_they_run() {
     assert!(end.contains("batches: 0 active, 3 finished"), "{end}");
     assert!(end.contains("12 completed, 0 failed"), "{end}");
     assert!(!end.contains("in_progress"), "{end}");
+    assert!(*counted.lock().unwrap(), "no provider counts while running");
+}
+
+/// The screen at `cols` columns: no line longer than the terminal.
+fn assert_fits(screen: &str, cols: usize) {
+    for l in screen.lines() {
+        assert!(l.chars().count() <= cols, "line over {cols} columns: {l:?}");
+    }
+}
+
+#[test]
+fn provider_counts_show_inside_batches_at_80_and_120_columns() {
+    for cols in [80u16, 120] {
+        let term = InMemoryTerm::new(30, cols);
+        let d = LiveDisplay::live_to(20, ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let mut a = batch(0, "in_progress", 0, false);
+        let mut b = batch(1, "in_progress", 0, false);
+        // Nothing downloaded yet, but the providers count requests as they end.
+        a.counts.succeeded = 6;
+        a.counts.errored = 1;
+        a.counts.processing = 3;
+        b.counts.succeeded = 2;
+        b.counts.processing = 8;
+        let mut s = RunStatus {
+            total: 20,
+            pending: 20,
+            batches: vec![a.clone(), b.clone()],
+            polls_rate_limited: 3,
+            poll_failures: 3,
+            last_warning: Some("batch 1: HTTP 429 too many requests".into()),
+            ..Default::default()
+        };
+        d.update(&s, Duration::from_secs(1));
+        let screen = term.contents();
+        assert_fits(&screen, cols as usize);
+        let shown = rows(&screen);
+        assert!(
+            shown[0].contains(" #0 ") && shown[0].contains("7/10"),
+            "{screen}"
+        );
+        assert!(shown[0].contains("1 failed"), "{screen}");
+        assert!(shown[1].contains("2/10"), "{screen}");
+        assert!(screen.contains("9/20 jobs"), "{screen}");
+        assert!(
+            screen.contains("3 polls rate-limited, retrying"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("8 completed, 1 failed, 0 cancelled"),
+            "{screen}"
+        );
+        // Cancelled: the provider cancels the rest of batch 1; not done work.
+        b.counts.processing = 0;
+        b.counts.cancelled = 8;
+        s.batches = vec![a, b];
+        d.update(&s, Duration::from_secs(2));
+        let screen = term.contents();
+        assert!(screen.contains("9/20 jobs"), "{screen}");
+        assert!(shown_contains(&screen, "8 cancelled"), "{screen}");
+        // The end: every count on the last line, whatever the width.
+        let end = RunStatus {
+            total: 20,
+            completed: 8,
+            failed: 2,
+            cancelled: 10,
+            cost_used_usd: 0.123456,
+            cost_limit_usd: Some(1000.0),
+            cost_reserved_usd: 12.5,
+            is_complete: true,
+            ..Default::default()
+        };
+        d.finish(&end, Duration::from_secs(3));
+        let screen = term.contents();
+        assert_fits(&screen, cols as usize);
+        assert!(
+            screen.contains("8 completed, 2 failed, 10 cancelled"),
+            "{screen}"
+        );
+    }
+}
+
+fn shown_contains(screen: &str, what: &str) -> bool {
+    screen.lines().any(|l| l.contains(what))
 }

@@ -87,7 +87,7 @@ fn results(dir: &Path) -> BTreeMap<String, serde_json::Value> {
     for e in std::fs::read_dir(dir.join("results")).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if p.is_dir() || name == ".batchata.lock" {
+        if p.is_dir() || name == ".batchata.lock" || name == ".batchata.log" {
             continue;
         }
         assert!(

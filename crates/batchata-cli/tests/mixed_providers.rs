@@ -239,7 +239,8 @@ async fn a_gemini_batch_is_cancelled_from_another_process() {
     let o = with_emulator(&mut c, &h).output().unwrap();
     let (s, e) = text(&o);
     assert!(o.status.success(), "{e}");
-    assert_eq!(s.matches("cancel requested: batches/").count(), 2, "{s}");
+    // The running process hears the stop and cancels its own batches.
+    assert!(s.contains("the running `run` stopped submitting"), "{s}");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "cancelled jobs → exit 3");
     assert!(started.elapsed() < Duration::from_secs(15));

@@ -85,14 +85,18 @@ struct Live {
     rows: BTreeMap<usize, ProgressBar>,
     /// Finished / queued / hidden batches.
     footer: ProgressBar,
+    /// The folded warnings, added above the cost line at the first one.
+    warn: Option<ProgressBar>,
     cost: ProgressBar,
     row_style: ProgressStyle,
+    rate: Rate,
 }
 
 struct Plain {
     out: Box<dyn Write + Send>,
     seen: HashMap<usize, String>,
     last_summary: Option<Duration>,
+    rate: Rate,
 }
 
 /// Dollars with enough digits to see small costs: `$12.35`, `$0.0123`, `$0.000046`.
@@ -108,20 +112,106 @@ pub fn usd(v: f64) -> String {
     }
 }
 
-/// One batch: what matters first, the long id last (a narrow terminal cuts it).
+/// One batch's jobs as far as anyone knows: the results recorded, or the
+/// provider's live request counts when they say more (a batch's results are
+/// downloaded only when it ends, but the provider counts its requests as they
+/// finish). `(ended, failed, cancelled)`; failed includes expired.
+pub fn batch_counts(b: &BatchProgress) -> (usize, usize, usize) {
+    let c = &b.counts;
+    let failed = (c.errored + c.expired) as usize;
+    let cancelled = c.cancelled as usize;
+    let at_provider = c.succeeded as usize + failed + cancelled;
+    (b.done.max(at_provider).min(b.total), failed, cancelled)
+}
+
+/// One batch: its number (the one log lines and messages use), what matters
+/// first, the long id last (a narrow terminal cuts it).
 fn batch_line(b: &BatchProgress) -> String {
+    let (ended, failed, cancelled) = batch_counts(b);
+    let mut extra = Vec::new();
+    if failed > 0 {
+        extra.push(format!("{failed} failed"));
+    }
+    if cancelled > 0 {
+        extra.push(format!("{cancelled} cancelled"));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("{} · ", extra.join(", "))
+    };
     format!(
-        "{:<9} {:<12} {:>6}/{:<6} {:>10}  {}",
+        "#{:<3} {:<9} {:<12} {:>6}/{:<6} {:>10}  {extra}{}",
+        b.index,
         b.provider.as_str(),
         b.status,
-        b.done,
+        ended,
         b.total,
         usd(b.cost_usd),
         b.batch_id.as_deref().unwrap_or("(not created yet)")
     )
 }
 
+/// The run's jobs as far as anyone knows: the results recorded, plus what
+/// the provider reports finished in batches still open but not recorded yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Jobs with an answer.
+    pub completed: usize,
+    /// Jobs that failed (errored or expired at the provider).
+    pub failed: usize,
+    /// Jobs cancelled.
+    pub cancelled: usize,
+    /// All jobs.
+    pub total: usize,
+}
+
+impl Tally {
+    /// Adds up a status snapshot.
+    pub fn of(s: &RunStatus) -> Tally {
+        let mut t = Tally {
+            completed: s.completed,
+            failed: s.failed,
+            cancelled: s.cancelled,
+            total: s.total,
+        };
+        if s.is_complete {
+            return t;
+        }
+        for b in s.batches.iter().filter(|b| !b.finished) {
+            let c = &b.counts;
+            let at_provider = (c.succeeded + c.errored + c.expired + c.cancelled) as usize;
+            // Finished at the provider but not recorded yet: failures and
+            // cancellations first (they are few and recorded like the rest).
+            let mut extra = at_provider.min(b.total).saturating_sub(b.done);
+            let f = extra.min((c.errored + c.expired) as usize);
+            extra -= f;
+            let k = extra.min(c.cancelled as usize);
+            extra -= k;
+            t.failed += f;
+            t.cancelled += k;
+            t.completed += extra;
+        }
+        // Never more than all the jobs, whatever a provider says.
+        let over = (t.completed + t.failed + t.cancelled).saturating_sub(t.total);
+        t.completed = t.completed.saturating_sub(over);
+        t
+    }
+
+    /// Jobs the providers worked on: answered or failed, not cancelled.
+    pub fn processed(&self) -> usize {
+        self.completed + self.failed
+    }
+
+    /// Jobs not ended yet.
+    pub fn remaining(&self) -> usize {
+        self.total
+            .saturating_sub(self.completed + self.failed + self.cancelled)
+    }
+}
+
 fn cost_line(s: &RunStatus) -> String {
+    let t = Tally::of(s);
     let limit = match s.cost_limit_usd {
         Some(l) => format!(" of {} limit", usd(l)),
         None => String::new(),
@@ -131,25 +221,101 @@ fn cost_line(s: &RunStatus) -> String {
     } else {
         String::new()
     };
+    // The counts first: a narrow terminal cuts the end of the line.
     format!(
-        "cost {}{limit}{reserved} · {} completed, {} failed, {} cancelled",
+        "{} completed, {} failed, {} cancelled · cost {}{limit}{reserved}",
+        t.completed,
+        t.failed,
+        t.cancelled,
         usd(s.cost_used_usd),
-        s.completed,
-        s.failed,
-        s.cancelled
     )
 }
 
-/// `12.5 jobs/s · ETA 2m 05s`, from the run's average so far: results come
-/// in a batch at a time, so a recent rate would swing from zero to bursts.
-fn rate_and_eta(done: usize, total: usize, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64();
-    if done == 0 || secs <= 0.0 {
-        return "waiting for the first results".to_string();
+/// The recoverable warnings folded into one line, or `None` when there are
+/// none: `3 polls rate-limited, retrying · latest: batch 2: ...`.
+pub fn warning_line(s: &RunStatus) -> Option<String> {
+    let mut parts = Vec::new();
+    if s.polls_rate_limited > 0 {
+        parts.push(format!("{} polls rate-limited", s.polls_rate_limited));
     }
-    let rate = done as f64 / secs;
-    let left = total.saturating_sub(done) as f64 / rate;
-    format!("{rate:.1} jobs/s · ETA {}", short_duration(left))
+    let other = s.poll_failures.saturating_sub(s.polls_rate_limited);
+    if other > 0 {
+        parts.push(format!("{other} polls failed"));
+    }
+    if s.download_retries > 0 {
+        parts.push(format!("{} downloads/cancels failed", s.download_retries));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let latest = s
+        .last_warning
+        .as_deref()
+        .map(|w| format!(" · latest: {w}"))
+        .unwrap_or_default();
+    Some(format!("! {}, retrying{latest}", parts.join(", ")))
+}
+
+/// How long progress must be watched, and how many jobs must end in that
+/// time, before a rate means something.
+const MIN_SAMPLE: Duration = Duration::from_secs(5);
+const MIN_SAMPLE_JOBS: usize = 3;
+/// Time constant of the rate's smoothing: older samples fade over about this long.
+const RATE_SMOOTHING: Duration = Duration::from_secs(30);
+
+/// The jobs-per-second rate, measured from what this display saw happen
+/// (a resumed run's earlier results are not part of it; cancelled jobs are
+/// not work done) and smoothed, so the ETA does not jump with each batch.
+#[derive(Debug, Default)]
+pub struct Rate {
+    /// When the display first saw the run, and the jobs processed then.
+    start: Option<(Duration, usize)>,
+    /// The last sample folded in.
+    last: Option<(Duration, usize)>,
+    /// The smoothed rate, once the sample is meaningful.
+    smoothed: Option<f64>,
+}
+
+impl Rate {
+    /// Folds in the jobs processed so far at `elapsed`.
+    pub fn observe(&mut self, elapsed: Duration, processed: usize) {
+        let (t0, n0) = *self.start.get_or_insert((elapsed, processed));
+        match self.smoothed {
+            None => {
+                let dt = elapsed.saturating_sub(t0);
+                let dn = processed.saturating_sub(n0);
+                if dt >= MIN_SAMPLE && dn >= MIN_SAMPLE_JOBS {
+                    self.smoothed = Some(dn as f64 / dt.as_secs_f64());
+                    self.last = Some((elapsed, processed));
+                }
+            }
+            Some(rate) => {
+                let (t1, n1) = self.last.unwrap_or((t0, n0));
+                let dt = elapsed.saturating_sub(t1);
+                if dt < Duration::from_secs(1) {
+                    return;
+                }
+                let now = processed.saturating_sub(n1) as f64 / dt.as_secs_f64();
+                let alpha = 1.0 - (-dt.as_secs_f64() / RATE_SMOOTHING.as_secs_f64()).exp();
+                self.smoothed = Some(rate + alpha * (now - rate));
+                self.last = Some((elapsed, processed));
+            }
+        }
+    }
+
+    /// `12.5 jobs/s · ETA 2m 05s` once the sample means something.
+    pub fn text(&self, processed: usize, remaining: usize) -> String {
+        match self.smoothed {
+            _ if remaining == 0 => "all jobs ended".to_string(),
+            Some(rate) if rate > 0.0 => format!(
+                "{rate:.1} jobs/s · ETA {}",
+                short_duration(remaining as f64 / rate)
+            ),
+            Some(_) => "no job ended lately · ETA unknown".to_string(),
+            None if processed == 0 => "waiting for the first results".to_string(),
+            None => "measuring the rate".to_string(),
+        }
+    }
 }
 
 /// `45s`, `2m 05s`, `3h 20m`.
@@ -205,6 +371,7 @@ impl LiveDisplay {
                 out: Box::new(std::io::stderr()),
                 seen: HashMap::new(),
                 last_summary: None,
+                rate: Rate::default(),
             }),
             DisplayMode::Live => View::Live(Box::new(Live::new(
                 total,
@@ -225,6 +392,7 @@ impl LiveDisplay {
                 out,
                 seen: HashMap::new(),
                 last_summary: None,
+                rate: Rate::default(),
             })),
         }
     }
@@ -319,16 +487,22 @@ impl Live {
             jobs,
             rows: BTreeMap::new(),
             footer,
+            warn: None,
             cost,
             row_style,
+            rate: Rate::default(),
         }
     }
 
     fn update(&mut self, s: &RunStatus, elapsed: Duration) {
-        let done = s.completed + s.failed + s.cancelled;
+        // The bar counts the jobs the providers worked on; cancelled ones
+        // are counted apart (cost line), never as done.
+        let t = Tally::of(s);
+        self.rate.observe(elapsed, t.processed());
         self.jobs.set_length(s.total as u64);
-        self.jobs.set_position(done as u64);
-        self.jobs.set_message(rate_and_eta(done, s.total, elapsed));
+        self.jobs.set_position(t.processed() as u64);
+        self.jobs
+            .set_message(self.rate.text(t.processed(), t.remaining()));
         self.jobs.tick();
         let (shown, footer) = split_batches(s);
         // Rows of batches no longer shown go; new ones come in index order,
@@ -364,6 +538,16 @@ impl Live {
             bar.tick();
         }
         self.footer.set_message(footer);
+        if let Some(w) = warning_line(s) {
+            let bar = self.warn.get_or_insert_with(|| {
+                let bar = ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("  {wide_msg:.yellow}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                self.multi.insert_before(&self.cost, bar)
+            });
+            bar.set_message(w);
+        }
         self.cost.set_message(cost_line(s));
     }
 
@@ -374,6 +558,9 @@ impl Live {
         }
         self.jobs.finish();
         self.footer.finish();
+        if let Some(w) = &self.warn {
+            w.finish();
+        }
         self.cost.finish();
     }
 }
@@ -387,27 +574,24 @@ impl Plain {
             }
             let key = format!("{}|{}", b.status, b.batch_id.as_deref().unwrap_or(""));
             if self.seen.get(&b.index) != Some(&key) {
-                let _ = writeln!(
-                    self.out,
-                    "[{at:>7.1}s] batch {:>3} {}",
-                    b.index,
-                    batch_line(b)
-                );
+                let _ = writeln!(self.out, "[{at:>7.1}s] batch {}", batch_line(b));
                 self.seen.insert(b.index, key);
             }
         }
+        let t = Tally::of(s);
+        self.rate.observe(elapsed, t.processed());
         let due = self
             .last_summary
             .is_none_or(|last| elapsed >= last + PLAIN_SUMMARY_EVERY);
         if due || s.is_complete {
             self.last_summary = Some(elapsed);
-            let done = s.completed + s.failed + s.cancelled;
             let (_, batches) = split_batches(s);
             let _ = writeln!(
                 self.out,
-                "[{at:>7.1}s] {done}/{} jobs · {} · {} · {batches}",
+                "[{at:>7.1}s] {}/{} jobs · {} · {} · {batches}",
+                t.processed(),
                 s.total,
-                rate_and_eta(done, s.total, elapsed),
+                self.rate.text(t.processed(), t.remaining()),
                 cost_line(s)
             );
         }
@@ -471,20 +655,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_and_eta_come_from_the_average_so_far() {
-        assert_eq!(
-            rate_and_eta(0, 100, Duration::from_secs(3)),
-            "waiting for the first results"
-        );
-        assert_eq!(
-            rate_and_eta(50, 100, Duration::from_secs(10)),
-            "5.0 jobs/s · ETA 10s"
-        );
-        assert_eq!(
-            rate_and_eta(10, 1000, Duration::from_secs(10)),
-            "1.0 jobs/s · ETA 16m 30s"
-        );
+    fn the_rate_waits_for_a_meaningful_sample_then_smooths() {
+        let mut r = Rate::default();
+        // A resumed run starts with 500 jobs done: they are not this run's rate.
+        assert_eq!(r.text(0, 100), "waiting for the first results");
+        r.observe(Duration::from_millis(100), 500);
+        assert_eq!(r.text(500, 100), "measuring the rate");
+        r.observe(Duration::from_secs(2), 510);
+        assert_eq!(r.text(510, 90), "measuring the rate");
+        r.observe(Duration::from_secs(10), 550);
+        // 50 jobs in ~9.9 s.
+        assert_eq!(r.text(550, 50), "5.1 jobs/s · ETA 10s");
+        // A burst of a whole batch moves the rate, not by the whole burst.
+        r.observe(Duration::from_secs(11), 590);
+        let burst = r.smoothed.unwrap();
+        assert!(burst > 5.0 && burst < 7.0, "{burst}");
+        assert_eq!(r.text(600, 0), "all jobs ended");
         assert_eq!(short_duration(2.0 * 3600.0 + 61.0), "2h 01m");
+    }
+
+    #[test]
+    fn provider_counts_show_inside_a_batch_and_apart_by_outcome() {
+        let mut b = BatchProgress {
+            index: 3,
+            provider: crate::ProviderKind::OpenAi,
+            batch_id: Some("batch_1".into()),
+            status: "in_progress".into(),
+            total: 10,
+            done: 0,
+            cost_usd: 0.0,
+            finished: false,
+            counts: Default::default(),
+        };
+        b.counts.succeeded = 4;
+        b.counts.errored = 1;
+        b.counts.cancelled = 2;
+        b.counts.processing = 3;
+        assert_eq!(batch_counts(&b), (7, 1, 2));
+        let line = batch_line(&b);
+        assert!(line.starts_with("#3 "), "{line}");
+        assert!(line.contains("     7/10"), "{line}");
+        assert!(line.contains("1 failed, 2 cancelled"), "{line}");
+        let s = RunStatus {
+            total: 30,
+            completed: 5,
+            failed: 1,
+            batches: vec![b],
+            ..Default::default()
+        };
+        let t = Tally::of(&s);
+        assert_eq!((t.completed, t.failed, t.cancelled), (9, 2, 2));
+        assert_eq!(t.processed(), 11);
+        assert_eq!(t.remaining(), 17);
+        assert!(cost_line(&s).starts_with("9 completed, 2 failed, 2 cancelled · cost"));
+    }
+
+    #[test]
+    fn warnings_fold_into_one_line() {
+        let mut s = RunStatus::default();
+        assert_eq!(warning_line(&s), None);
+        s.poll_failures = 4;
+        s.polls_rate_limited = 3;
+        s.last_warning = Some("batch 2: 429 rate limited".into());
+        assert_eq!(
+            warning_line(&s).unwrap(),
+            "! 3 polls rate-limited, 1 polls failed, retrying · latest: batch 2: 429 rate limited"
+        );
     }
 
     #[test]

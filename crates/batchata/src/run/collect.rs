@@ -138,6 +138,37 @@ pub(super) fn fail_jobs(
     f.flush()
 }
 
+/// A recoverable trouble, counted for the display's folded warning line.
+enum Trouble {
+    /// A status poll failed and will be tried again.
+    Poll,
+    /// A download (or a cancel call) failed.
+    Download,
+}
+
+/// Counts a recoverable trouble in the run's status and keeps its message
+/// (one line) as the latest; the full story goes to the logs.
+fn note_warning(sh: &Shared, what: Trouble, index: usize, e: &Error) {
+    let mut s = lock(&sh.run.status);
+    match what {
+        Trouble::Poll => {
+            s.poll_failures += 1;
+            if matches!(
+                e,
+                Error::Http {
+                    status: Some(429),
+                    ..
+                }
+            ) {
+                s.polls_rate_limited += 1;
+            }
+        }
+        Trouble::Download => s.download_retries += 1,
+    }
+    let line: String = e.to_string().replace(['\n', '\r'], " ");
+    s.last_warning = Some(format!("batch {index}: {line}"));
+}
+
 /// How a batch's polling ended.
 enum Polled {
     /// The batch ended at the provider; collect it.
@@ -196,6 +227,7 @@ async fn poll_to_end(
                     }
                     Ok(Err(e)) if e.is_not_found() => return Polled::Lost,
                     Ok(Err(e)) => {
+                        note_warning(sh, Trouble::Download, index, &e);
                         tracing::warn!(batch = index, %batch_id, error = %e, "cancel request failed; the batch is left at the provider for a rerun to collect");
                         return Polled::LeftRunning;
                     }
@@ -226,7 +258,10 @@ async fn poll_to_end(
             Ok(st) => {
                 failures = 0;
                 not_found = 0;
-                set_batch(sh, index, |b| b.status = st.provider_status.clone());
+                set_batch(sh, index, |b| {
+                    b.status = st.provider_status.clone();
+                    b.counts = st.counts;
+                });
                 if st.state.is_terminal() {
                     return Polled::Ended(st);
                 }
@@ -249,6 +284,7 @@ async fn poll_to_end(
                     return Polled::LeftRunning;
                 }
                 wait = (interval * 2u32.saturating_pow(failures.min(16))).min(MAX_POLL_BACKOFF);
+                note_warning(sh, Trouble::Poll, index, &e);
                 tracing::warn!(batch = index, %batch_id, failures, error = %e, next_poll_s = wait.as_secs_f64(), "status poll failed; trying again");
             }
         }
@@ -370,6 +406,7 @@ pub(super) async fn poll_and_collect(
             Err(_) if local_failure.is_some() => break,
             Err(e) => {
                 tracing::warn!(batch = index, attempt, error = %e, "downloading results failed; retrying");
+                note_warning(sh, Trouble::Download, index, &e);
                 last_err = Some(e);
                 tokio::time::sleep(crate::providers::http::backoff(attempt + 1)).await;
             }

@@ -572,6 +572,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 done: 0,
                 cost_usd: 0.0,
                 finished: false,
+                counts: Default::default(),
             });
         }
         s.batches_total = work.len();

@@ -71,6 +71,11 @@ pub struct BatchProgress {
     pub cost_usd: f64,
     /// True once the batch needs nothing more.
     pub finished: bool,
+    /// The provider's request counts at the last poll (succeeded, errored,
+    /// cancelled, expired, processing): progress inside a batch before its
+    /// results are downloaded. All zero until the first poll answers.
+    #[serde(default)]
+    pub counts: crate::providers::RequestCounts,
 }
 
 /// A snapshot of a run.
@@ -104,6 +109,20 @@ pub struct RunStatus {
     pub stop_reason: Option<StopReason>,
     /// Per-batch detail.
     pub batches: Vec<BatchProgress>,
+    /// Status polls that failed and were tried again (all causes).
+    #[serde(default)]
+    pub poll_failures: usize,
+    /// Of those, the ones the provider rate-limited (HTTP 429).
+    #[serde(default)]
+    pub polls_rate_limited: usize,
+    /// Result downloads that failed and were tried again, and cancel
+    /// requests that failed.
+    #[serde(default)]
+    pub download_retries: usize,
+    /// The latest recoverable warning, in one line: a display folds the
+    /// warnings into one status line; the logs have each in full.
+    #[serde(default)]
+    pub last_warning: Option<String>,
 }
 
 /// The results of a run, split by outcome.
