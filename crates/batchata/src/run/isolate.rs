@@ -91,6 +91,7 @@ pub(super) async fn isolate(
                 done: 0,
                 cost_usd: 0.0,
                 finished: false,
+                counts: Default::default(),
             });
         }
         s.batches_total += 2;
