@@ -710,16 +710,10 @@ fn provider_name(p: ProviderKind) -> &'static str {
 }
 
 fn strict_message(problems: &[String], model: &str) -> String {
-    let mut s = format!(
+    format!(
         "{model} answers in OpenAI's strict structured-output mode, which cannot take this schema: {}",
         problems.join("; ")
-    );
-    if problems.iter().any(|p| p.starts_with("the root")) {
-        s.push_str(
-            ". The root must be an object: wrap the schema as {\"type\": \"object\", \"properties\": {\"items\": <your schema>}, \"required\": [\"items\"], \"additionalProperties\": false} and read parsed_response[\"items\"]",
-        );
-    }
-    s
+    )
 }
 
 /// 1,234,567.

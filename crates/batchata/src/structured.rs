@@ -88,6 +88,7 @@ pub fn parse(text: &str, schema: &ResponseSchema) -> Result<Parsed> {
     let mut first_fit: Option<Parsed> = None;
     let mut first_any: Option<Parsed> = None;
     for value in candidates {
+        let value = unwrap_answer(value, schema.as_value());
         let fits = want.is_empty() || want.iter().any(|t| type_matches(t, &value));
         let parsed = validate(value, schema)?;
         if parsed.validation_errors.is_empty() {
@@ -107,8 +108,9 @@ pub fn parse(text: &str, schema: &ResponseSchema) -> Result<Parsed> {
 /// Before validating, `null`s the model wrote for optional properties that
 /// do not allow `null` are removed: strict provider modes make every property
 /// required and nullable, and "absent" then arrives as `null`.
-pub fn validate(mut value: Value, schema: &ResponseSchema) -> Result<Parsed> {
+pub fn validate(value: Value, schema: &ResponseSchema) -> Result<Parsed> {
     let root = schema.as_value();
+    let mut value = unwrap_answer(value, root);
     drop_absent_nulls(&mut value, root, root, 0);
     let validator = cached_validator(root)?;
     let validation_errors = validator
@@ -501,24 +503,9 @@ pub const ANTHROPIC_TOOL_NAME: &str = "respond_with_json";
 /// object is wrapped as `{"value": <schema>}` (undone by
 /// [`from_anthropic_tool_input`]).
 pub fn anthropic_tool(schema: &Value) -> Value {
-    let mut input_schema = schema.clone();
+    let mut input_schema = wire_schema(schema).into_owned();
     if let Some(m) = input_schema.as_object_mut() {
         m.remove("$schema");
-    }
-    if !is_object_root(schema) {
-        let defs = input_schema
-            .as_object_mut()
-            .and_then(|m| m.remove("$defs"))
-            .filter(Value::is_object);
-        let mut wrapped = json!({
-            "type": "object",
-            "properties": {"value": input_schema},
-            "required": ["value"],
-        });
-        if let Some(defs) = defs {
-            wrapped["$defs"] = defs;
-        }
-        input_schema = wrapped;
     }
     json!({
         "name": ANTHROPIC_TOOL_NAME,
@@ -541,16 +528,67 @@ pub fn from_anthropic_tool_input(input: Value, schema: &Value) -> Value {
     }
 }
 
-fn is_object_root(schema: &Value) -> bool {
+/// Whether the schema's root (after a `$ref`) describes only objects.
+pub fn is_object_root(schema: &Value) -> bool {
     let root = resolve(schema, schema, 0);
     top_level_types(root) == ["object"]
+}
+
+/// The key a non-object schema is wrapped under on the wire.
+pub const WRAPPER_KEY: &str = "value";
+
+/// The schema as it is sent to any provider. Providers' structured output
+/// wants an object at the root (OpenAI strict mode, Anthropic's native
+/// output and tools), so a schema whose root is anything else (an array, a
+/// string, `{}`) is sent wrapped as `{"value": <schema>}` — its `$defs` /
+/// `definitions` lifted to the new root so `#/$defs/...` references still
+/// resolve — and the answer is unwrapped again by [`parse`] and
+/// [`validate`]: `parsed_response` is what the user's schema describes.
+pub fn wire_schema(schema: &Value) -> std::borrow::Cow<'_, Value> {
+    if is_object_root(schema) {
+        return std::borrow::Cow::Borrowed(schema);
+    }
+    let mut inner = schema.clone();
+    let mut lifted = Map::new();
+    if let Some(m) = inner.as_object_mut() {
+        m.remove("$schema");
+        for key in ["$defs", "definitions"] {
+            if let Some(d) = m.remove(key).filter(Value::is_object) {
+                lifted.insert(key.to_string(), d);
+            }
+        }
+    }
+    let mut wrapped = json!({
+        "type": "object",
+        "properties": {WRAPPER_KEY: inner},
+        "required": [WRAPPER_KEY],
+        "additionalProperties": false,
+    });
+    if let Some(m) = wrapped.as_object_mut() {
+        m.extend(lifted);
+    }
+    std::borrow::Cow::Owned(wrapped)
+}
+
+/// An answer to a wrapped schema ([`wire_schema`]), unwrapped; anything
+/// else as it is.
+fn unwrap_answer(value: Value, schema: &Value) -> Value {
+    if is_object_root(schema) {
+        return value;
+    }
+    match value {
+        Value::Object(mut m) if m.len() == 1 && m.contains_key(WRAPPER_KEY) => {
+            m.remove(WRAPPER_KEY).unwrap_or(Value::Null)
+        }
+        other => other,
+    }
 }
 
 /// The system-prompt text used when a model has no native JSON output (or
 /// the job wants citations): the schema itself, and the rule to answer with
 /// nothing but the JSON.
 pub fn schema_instruction(schema: &Value) -> String {
-    let mut schema = schema.clone();
+    let mut schema = wire_schema(schema).into_owned();
     if let Some(m) = schema.as_object_mut() {
         m.remove("$schema");
     }
@@ -685,7 +723,7 @@ const ANTHROPIC: Dialect = Dialect {
 /// Maps (`additionalProperties` with a schema) cannot be expressed and
 /// become closed objects: check [`openai_strict_problems`] first.
 pub fn to_openai_strict(schema: &Value) -> Value {
-    prepare(schema, &OPENAI)
+    prepare(&wire_schema(schema), &OPENAI)
 }
 
 /// A copy of `schema` that Anthropic's native JSON output accepts: every
@@ -696,16 +734,14 @@ pub fn to_openai_strict(schema: &Value) -> Value {
 /// ...) moved into the description, as Anthropic's own SDKs do. `required`
 /// is kept as written (optional properties are allowed).
 pub fn to_anthropic_schema(schema: &Value) -> Value {
-    prepare(schema, &ANTHROPIC)
+    prepare(&wire_schema(schema), &ANTHROPIC)
 }
 
 /// What strict OpenAI output cannot express in `schema`; empty when
 /// [`to_openai_strict`] keeps its full meaning. Each entry names the path.
 pub fn openai_strict_problems(schema: &Value) -> Vec<String> {
+    // A root that is not an object is wrapped on the wire (wire_schema).
     let mut out = Vec::new();
-    if !is_object_root(schema) {
-        out.push("the root is not an object; strict structured output needs a JSON object at the top (wrap the list in a struct field)".into());
-    }
     find_maps(schema, "#", &mut out, 0);
     out
 }
@@ -983,7 +1019,8 @@ fn make_nullable(schema: &mut Value) {
 /// (`additionalProperties`, `$schema`, `$defs`, `default`, `examples`, ...)
 /// removed. `enum` values are written as strings, as the subset requires.
 pub fn to_gemini_schema(schema: &Value) -> Value {
-    gemini_node(schema, schema, 0)
+    let schema = wire_schema(schema);
+    gemini_node(&schema, &schema, 0)
 }
 
 /// How deep Gemini schemas inline a recursive `$ref` before cutting it off.

@@ -437,7 +437,10 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
             .api_key("sk-test")
             .base_url(h.openai_base_url())
             .poll_interval(Duration::from_millis(30)),
-        ..Default::default()
+        gemini: ProviderConfig::default()
+            .api_key("AIza-test")
+            .base_url(h.gemini_base_url())
+            .poll_interval(Duration::from_millis(30)),
     }
 }
 
@@ -520,36 +523,54 @@ async fn the_request_carries_the_model_id_as_written() {
 // 5. OpenAI strict schemas
 // ---------------------------------------------------------------------------
 
-#[test]
-fn openai_strict_schemas_need_an_object_root() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_schema_root_is_wrapped_on_the_wire_and_unwrapped_in_the_answer() {
+    // Providers want an object at the root: a list (or `{}`) goes out as
+    // {"value": <schema>}, and parsed_response is the list again.
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let list =
-        ResponseSchema::from_value(json!({"type": "array", "items": {"type": "string"}})).unwrap();
+    let list = json!({"type": "array", "items": {"$ref": "#/$defs/river"}, "minItems": 1,
+        "$defs": {"river": {"type": "string"}}});
+    let list_schema = ResponseSchema::from_value(list.clone()).unwrap();
     let any = ResponseSchema::from_value(json!({})).unwrap();
-    for s in [list.clone(), any] {
-        let e = add_err(
-            dir.path(),
-            GPT,
-            Job::prompt("List three rivers.").id("s").response_schema(s),
-        );
+    for model in [GPT, CLAUDE, "claude-3-5-haiku-20241022", "gemini-2.5-flash"] {
+        let out = dir.path().join(model);
+        let mut b = Batch::new(&out)
+            .providers(settings(&h))
+            .handle_interrupts(false)
+            .default_params(DefaultParams::new().model(model).max_tokens(200));
+        b.add_job(
+            Job::prompt("List three rivers.")
+                .id("list")
+                .response_schema(list_schema.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+        b.add_job(
+            Job::prompt("Anything at all.")
+                .id("any")
+                .response_schema(any.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+        let run = b.run().await.unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(run.status().completed, 2, "{model}: {:?}", run.status());
+        let r: Value =
+            serde_json::from_slice(&std::fs::read(out.join("list.json")).unwrap()).unwrap();
+        let parsed = &r["parsed_response"];
+        assert!(parsed.is_array(), "{model}: {r}");
+        assert!(jsonschema::is_valid(&list, parsed), "{model}: {parsed}");
+        assert!(r["validation_errors"].is_null(), "{model}: {r}");
+        // The request carried the wrapped schema.
+        let sent: String = raw_requests(&out)
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect();
         assert!(
-            e.contains("field 'response_schema'")
-                && e.contains("The root must be an object")
-                && e.contains("\"properties\": {\"items\": <your schema>}"),
-            "{e}"
+            sent.contains("\"value\""),
+            "{model}: the wire schema is wrapped"
         );
     }
-    // Anthropic takes it (a forced tool wraps it), and so does an object root.
-    batch(dir.path(), CLAUDE)
-        .add_job(Job::prompt("List three rivers.").response_schema(list))
-        .unwrap();
-    let obj = ResponseSchema::from_value(json!({"type": "object",
-        "properties": {"rivers": {"type": "array", "items": {"type": "string"}}}}))
-    .unwrap();
-    batch(dir.path(), GPT)
-        .add_job(Job::prompt("List three rivers.").response_schema(obj))
-        .unwrap();
-    // A map strict mode cannot express is named with its path.
+
+    // OpenAI's strict mode still refuses what it cannot express, by path.
     let map = ResponseSchema::from_value(json!({"type": "object",
         "properties": {"counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}))
     .unwrap();

@@ -249,8 +249,19 @@ fn openai_strict_handles_ref_siblings_one_of_and_maps() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("extra"), "{problems:?}");
     assert!(structured::openai_strict_problems(&invoice_schema()).is_empty());
+    // A list at the root is no problem: it is sent wrapped.
     let list = json!({"type": "array", "items": {"type": "string"}});
-    assert!(structured::openai_strict_problems(&list)[0].contains("root"));
+    assert!(structured::openai_strict_problems(&list).is_empty());
+    let strict = structured::to_openai_strict(&list);
+    assert_eq!(strict["type"], "object");
+    assert_eq!(strict["properties"]["value"]["type"], "array");
+    assert_eq!(strict["required"], json!(["value"]));
+    assert_eq!(strict["additionalProperties"], false);
+    // ...and the answer unwrapped again.
+    let s = batchata::ResponseSchema::from_value(list).unwrap();
+    let p = structured::parse("{\"value\": [\"Ebro\", \"Tajo\"]}", &s).unwrap();
+    assert_eq!(p.value, json!(["Ebro", "Tajo"]));
+    assert!(p.validation_errors.is_empty());
 }
 
 #[test]
@@ -350,8 +361,9 @@ fn schema_instruction_carries_the_schema() {
     let embedded = structured::extract_json(&text[at..]).unwrap();
     assert_eq!(embedded["properties"], schema["properties"]);
     assert!(embedded.get("$schema").is_none());
+    // A list is asked for wrapped, as every provider path sends it.
     let list = structured::schema_instruction(&json!({"type": "array"}));
-    assert!(list.contains("only a JSON value"));
+    assert!(list.contains("only a JSON object") && list.contains("\"value\""), "{list}");
 }
 
 #[test]

@@ -157,7 +157,7 @@ fn prepare_schema(schema: &ResponseSchema, model: &ModelInfo) -> SchemaForm {
     if needs_openapi_schema(model) {
         return SchemaForm::OpenApi(crate::structured::to_gemini_schema(schema.as_value()));
     }
-    let mut v = schema.as_value().clone();
+    let mut v = crate::structured::wire_schema(schema.as_value()).into_owned();
     if let Some(m) = v.as_object_mut() {
         m.remove("$schema");
     }
