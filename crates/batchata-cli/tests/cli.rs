@@ -1106,6 +1106,8 @@ async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
     let d = dir.path();
     let docs = d.join("docs");
     std::fs::create_dir(&docs).unwrap();
+    // Ten PDFs that every local check accepts; the provider cannot process
+    // one of them.
     let lines: Vec<String> = (0..10)
         .map(|i| {
             let body = if i == 4 {
@@ -1113,9 +1115,13 @@ async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
             } else {
                 format!("Notes {i}.")
             };
-            std::fs::write(docs.join(format!("notes-{i}.txt")), body).unwrap();
+            std::fs::write(
+                docs.join(format!("notes-{i}.pdf")),
+                batchata::fixtures::pdf(&[&body]).unwrap(),
+            )
+            .unwrap();
             serde_json::json!({"id": format!("f{i}"), "model": "claude-haiku-4-5",
-                "file": format!("docs/notes-{i}.txt"), "prompt": "Summarise."})
+                "file": format!("docs/notes-{i}.pdf"), "prompt": "Summarise."})
             .to_string()
         })
         .collect();
@@ -1140,7 +1146,7 @@ async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
     let (i, e) = &failures[0];
     assert_eq!(*i, 4);
     assert!(
-        e.contains("notes-4.txt") && e.contains("invalid_request_error"),
+        e.contains("notes-4.pdf") && e.contains("invalid_request_error"),
         "{e}"
     );
     let stats = h.stats();
