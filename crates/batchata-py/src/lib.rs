@@ -108,7 +108,11 @@ impl NativeBatch {
     #[new]
     fn new(results_dir: PathBuf) -> Self {
         // Ctrl+C is Python's: see the module comment.
-        let batch = Batch::new(results_dir).handle_interrupts(false);
+        // The Python package is an application: its runs log to stderr at
+        // set_verbosity's level, as batchata does.
+        let batch = Batch::new(results_dir)
+            .handle_interrupts(false)
+            .log_to_stderr(true);
         NativeBatch {
             batch: Mutex::new(Some(batch)),
         }

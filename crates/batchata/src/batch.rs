@@ -149,6 +149,10 @@ pub struct BatchParams {
     pub raw_files: bool,
     /// How much to log.
     pub verbosity: Verbosity,
+    /// Install a `tracing` subscriber printing the library's logs to stderr
+    /// at `verbosity` (default off: a library leaves logging to its
+    /// application, which may install its own subscriber).
+    pub log_to_stderr: bool,
     /// Expected output as a fraction of `max_tokens`, for the dry run's expected cost.
     pub expected_output_fraction: f64,
     /// How often the progress callback fires.
@@ -223,6 +227,7 @@ impl Batch {
                 default_params: DefaultParams::default(),
                 raw_files: !results_dir.as_ref().as_os_str().is_empty(),
                 verbosity: Verbosity::default(),
+                log_to_stderr: false,
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
                 providers: ProviderSettings::from_env(),
@@ -235,7 +240,7 @@ impl Batch {
             file_checks: Default::default(),
             models_file_error: err,
             progress: None,
-            handle_ctrl_c: true,
+            handle_ctrl_c: false,
         }
     }
 
@@ -311,6 +316,15 @@ impl Batch {
     /// How much to log.
     pub fn verbosity(mut self, v: Verbosity) -> Self {
         self.params.verbosity = v;
+        self
+    }
+
+    /// Prints the library's logs to stderr at [`Batch::verbosity`] by
+    /// installing a global `tracing` subscriber when the run starts — unless
+    /// the application has installed one already. Off by default: the
+    /// library only emits `tracing` events and the application decides.
+    pub fn log_to_stderr(mut self, on: bool) -> Self {
+        self.params.log_to_stderr = on;
         self
     }
 

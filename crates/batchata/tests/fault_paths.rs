@@ -634,3 +634,21 @@ async fn an_unwritable_result_stops_the_run_and_a_rerun_collects_it_unpaid() {
         assert!(answers_its_own_prompt(r, &ps[i]));
     }
 }
+
+// The library behaves as a library: no signal handler or logger unless
+// asked, and run_blocking inside a runtime is an error, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_blocking_inside_a_runtime_is_an_error_and_defaults_install_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Batch::new(dir.path().join("results"))
+        .default_params(DefaultParams::new().model("claude-haiku-4-5"));
+    b.add_job(Job::prompt("hi")).unwrap();
+    let e = b.run_blocking().unwrap_err();
+    assert!(
+        matches!(e, Error::Validation(_)) && e.to_string().contains("run().await"),
+        "{e}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing was started");
+    let p = Batch::new("x").params().clone();
+    assert!(!p.log_to_stderr);
+}

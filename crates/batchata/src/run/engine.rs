@@ -93,7 +93,9 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     // The ids are in the spool and soon in the state; this set was only for
     // refusing duplicates while jobs were added.
     drop(user_ids);
-    init_logging(params.verbosity);
+    if params.log_to_stderr {
+        init_logging(params.verbosity);
+    }
     let results_dir = params.results_dir.clone();
     if results_dir.exists() && !results_dir.is_dir() {
         return Err(Error::Validation(format!(

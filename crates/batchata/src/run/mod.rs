@@ -321,9 +321,12 @@ impl Batch {
         self
     }
 
-    /// Whether the run listens for Ctrl+C itself (default on): the first
-    /// interrupt stops submitting, cancels active batches and saves state;
-    /// a second exits at once (state is already safe on disk).
+    /// Whether the run listens for Ctrl+C itself (default off: a library
+    /// installs no signal handler unless asked). When on, the first
+    /// interrupt stops submitting, cancels active batches and saves state,
+    /// and a second exits the process at once with status 130 (the state
+    /// is already safe on disk). An application that handles signals
+    /// itself calls [`BatchRun::shutdown`] instead, as the CLI does.
     pub fn handle_interrupts(mut self, on: bool) -> Self {
         self.handle_ctrl_c = on;
         self
@@ -345,8 +348,17 @@ impl Batch {
         Ok(run)
     }
 
-    /// [`Batch::run`] for callers without an async runtime.
+    /// [`Batch::run`] for callers without an async runtime. It starts one
+    /// of its own, so it cannot be called from inside a tokio runtime
+    /// (an async function, a `#[tokio::main]`): there, use
+    /// `run().await`. Called there anyway, it returns an error rather than
+    /// panicking.
     pub fn run_blocking(self) -> Result<BatchRun> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Validation(
+                "run_blocking was called inside an async runtime, where it cannot block; call run().await instead".into(),
+            ));
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
