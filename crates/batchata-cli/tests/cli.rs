@@ -339,7 +339,7 @@ fn every_problem_of_a_jobs_file_is_listed_at_once() {
         format!(r#"{{"id": "pdf", "prompt": "x", "model": "{m}", "file": "x.pdf"}}"#),
         format!(r#"{{"id": "latin", "prompt": "x", "model": "{m}", "file": "latin.txt"}}"#),
         "{not json".into(),
-        r#"{"id": "list", "prompt": "x", "model": "gpt-5-mini", "response_schema": {"type": "array", "items": {"type": "string"}}}"#.into(),
+        r#"{"id": "map", "prompt": "x", "model": "gpt-5-mini", "response_schema": {"type": "object", "properties": {"n": {"type": "object", "additionalProperties": {"type": "integer"}}}}}"#.into(),
     ];
     // With a byte-order mark in front, as some editors save it.
     let jobs = d.join("jobs.jsonl");
@@ -359,6 +359,7 @@ fn every_problem_of_a_jobs_file_is_listed_at_once() {
             (":4:", "latin.txt' is not UTF-8 text: byte offset 3 (0xE9)"),
             (":5:", "not valid JSON"),
             (":6:", "field 'response_schema'"),
+            (":6:", "#/properties/n is a map"),
         ] {
             assert!(
                 e.lines()
