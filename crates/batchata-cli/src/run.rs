@@ -360,9 +360,23 @@ fn emulated(root: &str, poll: Duration) -> ProviderSettings {
 /// How many failed jobs the summary names.
 const SHOWN_FAILURES: usize = 5;
 
+/// The summary's rows, with the failed and cancelled counts in red when
+/// there are any and `color` is on.
+pub(crate) fn colored_summary(s: &RunStatus, elapsed: Duration, dir: &Path, color: bool) -> String {
+    let mut out = String::new();
+    for line in batchata::progress::summary(s, elapsed, dir).lines() {
+        let bad = (s.failed > 0 && line.trim_start().starts_with("failed "))
+            || (s.cancelled > 0 && line.trim_start().starts_with("cancelled "));
+        out.push_str(&report::red(line, color && bad));
+        out.push('\n');
+    }
+    out
+}
+
 fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
+    let color = report::stdout_color();
     println!();
-    print!("{}", batchata::progress::summary(s, elapsed, dir));
+    print!("{}", colored_summary(s, elapsed, dir, color));
     let not_ok = s.failed + s.cancelled;
     if not_ok == 0 {
         println!("  list them: batchata results {}", dir.display());
@@ -373,7 +387,8 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     let _ = report::for_each_result(dir, |r| {
         if r.outcome() != JobOutcome::Completed {
             let err = crate::cli_words(r.error.as_deref().unwrap_or("")).replace('\n', " ");
-            println!("  ! {}: {}", r.job_id, report::clip(&err, 160));
+            let line = format!("  ! {}: {}", r.job_id, report::clip(&err, 160));
+            println!("{}", report::red(&line, color));
             shown += 1;
         }
         shown < SHOWN_FAILURES
@@ -384,5 +399,37 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     println!("  list them: batchata results {}", dir.display());
     if s.failed > 0 {
         println!("  rerun the same command with --retry-failed to try the failed jobs again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(failed: usize, cancelled: usize) -> RunStatus {
+        RunStatus {
+            total: 10,
+            completed: 10 - failed - cancelled,
+            failed,
+            cancelled,
+            is_complete: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn failed_and_cancelled_rows_are_red_only_when_colour_is_on() {
+        let dir = Path::new("out");
+        let t = Duration::from_secs(1);
+        let on = colored_summary(&status(2, 1), t, dir, true);
+        let red_rows: Vec<&str> = on.lines().filter(|l| l.contains("\x1b[31m")).collect();
+        assert_eq!(red_rows.len(), 2, "{on}");
+        assert!(red_rows[0].contains("failed") && red_rows[1].contains("cancelled"));
+        assert!(on
+            .lines()
+            .all(|l| !l.contains("completed") || !l.contains('\x1b')));
+        // Off (a pipe, NO_COLOR), or nothing failed: no escape codes at all.
+        assert!(!colored_summary(&status(2, 1), t, dir, false).contains('\x1b'));
+        assert!(!colored_summary(&status(0, 0), t, dir, true).contains('\x1b'));
     }
 }

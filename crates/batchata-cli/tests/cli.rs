@@ -971,7 +971,13 @@ fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
     assert_eq!(contract["parsed_response"]["party"], "Northwind Traders");
 
     // Structured answers: their fields in the table, and as CSV columns.
-    let o = bin().arg("results").arg(dir.path()).output().unwrap();
+    // (At 120 columns: in a pipe the table is 80 wide and the answers shorter.)
+    let o = bin()
+        .arg("results")
+        .arg(dir.path())
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
     let t = String::from_utf8_lossy(&o.stdout);
     let row = t.lines().find(|l| l.starts_with("invoice ")).unwrap();
     assert!(row.contains("invoice_number=INV-2041 total=1234.5"), "{t}");
@@ -1155,4 +1161,124 @@ async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
     assert_eq!(stats.calls_to("anthropic.create"), 9);
     assert_eq!(stats.batches_created, 4);
     assert_eq!(stats.requests_resubmitted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_shows_one_job_filters_by_status_and_fits_the_width() {
+    let bad = Emulator::start(EmulatorConfig::new().error_rate(0.5).seed(3))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(10, Some("claude-haiku-4-5"));
+    lines.push(
+        serde_json::json!({"id": "a-job-id-that-is-far-too-long-for-any-table-column", "model": "claude-haiku-4-5", "prompt": "x"})
+            .to_string(),
+    );
+    let jobs = jobs_file(dir.path(), &lines);
+    let out = dir.path().join("out");
+    let o = run_cmd(&bad, &jobs, &out, &["-q"]);
+    assert_eq!(o.status.code(), Some(3));
+    let results = |args: &[&str], columns: Option<&str>| {
+        let mut c = bin();
+        c.arg("results").arg(&out).args(args).env_remove("COLUMNS");
+        if let Some(n) = columns {
+            c.env("COLUMNS", n);
+        }
+        c.output().unwrap()
+    };
+    // Not a terminal and no COLUMNS: 80 columns; COLUMNS wins when set.
+    for (columns, width) in [(None, 80), (Some("60"), 60), (Some("120"), 120)] {
+        let o = results(&[], columns);
+        let (table, e) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{e}");
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= width,
+                "wider than {width}: {line:?}"
+            );
+        }
+        assert!(!table.contains('\u{1b}'), "no colour in a pipe: {table}");
+    }
+    // --status keeps one kind.
+    let (failed, _) = text(&results(&["--status", "failed"], None));
+    let (completed, _) = text(&results(&["--status", "completed"], None));
+    let rows = |t: &str, what: &str| t.lines().filter(|l| l.contains(what)).count();
+    let nf = rows(&failed, " failed ");
+    let nc = rows(&completed, " completed ");
+    assert!(nf > 0 && nc > 0, "{failed}\n{completed}");
+    assert_eq!(nf + nc, 11);
+    assert_eq!(rows(&failed, " completed "), 0, "{failed}");
+    assert!(
+        failed.contains(&format!("{nf} jobs: 0 completed, {nf} failed")),
+        "{failed}"
+    );
+    let (cancelled, _) = text(&results(&["--status", "cancelled"], None));
+    assert!(cancelled.contains("0 jobs:"), "{cancelled}");
+    // --job shows one result in full; an unknown id is an input error before any output.
+    let id = completed
+        .lines()
+        .find(|l| l.starts_with('p') && l.contains(" completed "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let o = results(&["--job", &id], Some("40"));
+    let (one, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(
+        one.starts_with(&format!("job      {id}\nstatus   completed\n")),
+        "{one}"
+    );
+    let answer = serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(out.join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap()["raw_response"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(one.contains(&answer), "the answer in full: {one}");
+    let o = results(&["--job", "nope"], None);
+    let (so, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        so.is_empty() && e.contains("no result for job 'nope'"),
+        "{e}"
+    );
+}
+#[test]
+fn models_fits_100_columns_and_wide_shows_the_rest() {
+    let narrow = String::from_utf8(bin().arg("models").output().unwrap().stdout).unwrap();
+    for line in narrow.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+        assert!(!line.contains('…'), "nothing cut: {line}");
+    }
+    let wide =
+        String::from_utf8(bin().args(["models", "--wide"]).output().unwrap().stdout).unwrap();
+    assert!(
+        wide.lines().any(|l| l.chars().count() > 100),
+        "--wide shows the notes in full"
+    );
+}
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef batchata"),
+        ("fish", "complete -c batchata"),
+    ] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        let s = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(s.contains(marker), "{shell}: {s}");
+        for word in ["results-dir", "cost-limit", "emulate", "status"] {
+            assert!(s.contains(word), "{shell} completes {word}");
+        }
+    }
+    let o = bin().args(["completions", "powershell"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let help = bin().args(["completions", "--help"]).output().unwrap();
+    assert!(String::from_utf8(help.stdout)
+        .unwrap()
+        .contains("Examples:"));
 }
