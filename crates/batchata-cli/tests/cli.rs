@@ -1246,6 +1246,62 @@ async fn results_shows_one_job_filters_by_status_and_fits_the_width() {
         "{e}"
     );
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_on_run_dry_run_and_models_is_one_documented_object() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(25, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    // The dry run's plan.
+    let o = run_cmd(
+        &h,
+        &jobs,
+        &out,
+        &[
+            "--dry-run",
+            "--json",
+            "--items-per-batch",
+            "10",
+            "--cost-limit",
+            "1",
+        ],
+    );
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    let plan: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(s.trim().lines().count(), 1, "{s}");
+    assert_eq!(plan["total_jobs"], 25);
+    assert_eq!(plan["batches"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["batches"][0]["provider"], "anthropic");
+    assert_eq!(plan["cost_limit_usd"], 1.0);
+    assert!(plan["worst_case_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(h.stats().total_calls, 0);
+    // The run's final summary, and nothing else on stdout.
+    let o = run_cmd(&h, &jobs, &out, &["--json"]);
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert_eq!(s.trim().lines().count(), 1, "{s}");
+    let sum: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(sum["total"], 25);
+    assert_eq!(sum["completed"], 25);
+    assert_eq!(sum["failed"], 0);
+    assert_eq!(sum["exit_code"], 0);
+    assert!(sum["stop_reason"].is_null());
+    let cost = sum["cost_usd"].as_f64().unwrap();
+    assert_eq!(cost, (cost * 1e6).round() / 1e6, "money rounded to 1e-6");
+    // Each schema is in the help.
+    let help = String::from_utf8(bin().args(["run", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(
+        help.contains("JSON (--json") && help.contains("batches_within_limit"),
+        "{help}"
+    );
+    let help =
+        String::from_utf8(bin().args(["models", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(
+        help.contains("Examples:") && help.contains("--json prints"),
+        "{help}"
+    );
+}
 #[test]
 fn models_fits_100_columns_and_wide_shows_the_rest() {
     let narrow = String::from_utf8(bin().arg("models").output().unwrap().stdout).unwrap();
@@ -1259,6 +1315,63 @@ fn models_fits_100_columns_and_wide_shows_the_rest() {
         wide.lines().any(|l| l.chars().count() > 100),
         "--wide shows the notes in full"
     );
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dash_reads_jobs_from_stdin_with_paths_from_the_current_folder() {
+    use std::io::Write;
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    std::fs::write(dir.path().join("docs/a.txt"), "A short note about cats.").unwrap();
+    let mut lines = prompts(3, Some("claude-haiku-4-5"));
+    lines.push(
+        serde_json::json!({"id": "f1", "model": "claude-haiku-4-5", "file": "docs/a.txt", "prompt": "Summarise"})
+            .to_string(),
+    );
+    let mut c = bin();
+    c.current_dir(dir.path())
+        .args([
+            "run",
+            "-",
+            "--results-dir",
+            "out",
+            "--poll-interval",
+            "20ms",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{s}{e}");
+    let sum: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(sum["completed"], 4);
+    assert!(dir.path().join("out/f1.json").is_file());
+    // A bad line on stdin is named as such.
+    let mut c = bin();
+    c.current_dir(dir.path())
+        .args(["run", "-", "--results-dir", "out2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{not json\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("<stdin>:1:"), "{:?}", text(&o));
 }
 #[test]
 fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
@@ -1281,4 +1394,61 @@ fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
     assert!(String::from_utf8(help.stdout)
         .unwrap()
         .contains("Examples:"));
+}
+#[test]
+fn every_run_option_comes_from_the_environment_and_a_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(25, None));
+    let plan = |extra: &[&str]| {
+        let o = bin()
+            .arg("run")
+            .arg(&jobs)
+            .args(extra)
+            .env("BATCHATA_RESULTS_DIR", dir.path().join("out"))
+            .env("BATCHATA_MODEL", "claude-haiku-4-5")
+            .env("BATCHATA_ITEMS_PER_BATCH", "10")
+            .env("BATCHATA_MAX_PARALLEL", "2")
+            .env("BATCHATA_COST_LIMIT", "1")
+            .env("BATCHATA_TIME_LIMIT", "2h")
+            .env("BATCHATA_DRY_RUN", "1")
+            .env("BATCHATA_JSON", "true")
+            .output()
+            .unwrap();
+        let (s, e) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{e}");
+        serde_json::from_str::<serde_json::Value>(s.trim()).expect(&s)
+    };
+    let p = plan(&[]);
+    assert_eq!(p["batches"].as_array().unwrap().len(), 3, "{p}");
+    assert_eq!(p["cost_limit_usd"], 1.0);
+    assert_eq!(p["max_parallel"], 2);
+    assert_eq!(p["batches"][0]["model"], "claude-haiku-4-5");
+    let p = plan(&["--items-per-batch", "5"]);
+    assert_eq!(
+        p["batches"].as_array().unwrap().len(),
+        5,
+        "the flag wins: {p}"
+    );
+    // A bad value from the environment is named like a bad flag.
+    let o = bin()
+        .arg("run")
+        .arg(&jobs)
+        .env("BATCHATA_RESULTS_DIR", dir.path().join("out"))
+        .env("BATCHATA_TIME_LIMIT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // --help shows each variable.
+    let help = String::from_utf8(bin().args(["run", "--help"]).output().unwrap().stdout).unwrap();
+    for v in [
+        "BATCHATA_COST_LIMIT",
+        "BATCHATA_TIME_LIMIT",
+        "BATCHATA_ITEMS_PER_BATCH",
+        "BATCHATA_MAX_PARALLEL",
+        "BATCHATA_MODEL",
+        "BATCHATA_RESULTS_DIR",
+        "BATCHATA_EMULATOR_URL",
+    ] {
+        assert!(help.contains(&format!("[env: {v}")), "{v} in --help");
+    }
 }
