@@ -1246,6 +1246,7 @@ async fn results_shows_one_job_filters_by_status_and_fits_the_width() {
         "{e}"
     );
 }
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_on_run_dry_run_and_models_is_one_documented_object() {
     let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
@@ -1302,6 +1303,7 @@ async fn json_on_run_dry_run_and_models_is_one_documented_object() {
         "{help}"
     );
 }
+
 #[test]
 fn models_fits_100_columns_and_wide_shows_the_rest() {
     let narrow = String::from_utf8(bin().arg("models").output().unwrap().stdout).unwrap();
@@ -1316,6 +1318,7 @@ fn models_fits_100_columns_and_wide_shows_the_rest() {
         "--wide shows the notes in full"
     );
 }
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_dash_reads_jobs_from_stdin_with_paths_from_the_current_folder() {
     use std::io::Write;
@@ -1373,6 +1376,7 @@ async fn run_dash_reads_jobs_from_stdin_with_paths_from_the_current_folder() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("<stdin>:1:"), "{:?}", text(&o));
 }
+
 #[test]
 fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
     for (shell, marker) in [
@@ -1395,6 +1399,7 @@ fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
         .unwrap()
         .contains("Examples:"));
 }
+
 #[test]
 fn every_run_option_comes_from_the_environment_and_a_flag_wins() {
     let dir = tempfile::tempdir().unwrap();
@@ -1450,5 +1455,38 @@ fn every_run_option_comes_from_the_environment_and_a_flag_wins() {
         "BATCHATA_EMULATOR_URL",
     ] {
         assert!(help.contains(&format!("[env: {v}")), "{v} in --help");
+    }
+}
+
+#[test]
+fn readme_installs_shows_the_whole_quickstart_file_and_a_live_demo() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick = readme.find("\n## Quick start").unwrap();
+    let install = readme.find("\n## Install").expect("an install section");
+    let next = readme[quick + 1..].find("\n## ").unwrap() + quick + 1;
+    assert_eq!(next, install, "Install comes right after the quick start");
+    assert!(readme.contains("cargo install --path crates/batchata-cli"));
+    for line in std::fs::read_to_string(root.join("examples/quickstart.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        assert!(readme.contains(line), "README lacks the jobs line {line}");
+    }
+    assert!(readme.contains("batchata emulate --port 8765 --processing-delay 20s\n"));
+    assert!(readme.contains("--emulator-url http://127.0.0.1:8765"));
+    // Examples in every command's --help.
+    for cmd in [
+        "run",
+        "status",
+        "results",
+        "cancel",
+        "models",
+        "emulate",
+        "completions",
+    ] {
+        let o = bin().args([cmd, "--help"]).output().unwrap();
+        let help = String::from_utf8(o.stdout).unwrap();
+        assert!(help.contains("Examples:"), "{cmd} --help has no examples");
     }
 }
