@@ -363,7 +363,10 @@ fn schema_instruction_carries_the_schema() {
     assert!(embedded.get("$schema").is_none());
     // A list is asked for wrapped, as every provider path sends it.
     let list = structured::schema_instruction(&json!({"type": "array"}));
-    assert!(list.contains("only a JSON object") && list.contains("\"value\""), "{list}");
+    assert!(
+        list.contains("only a JSON object") && list.contains("\"value\""),
+        "{list}"
+    );
 }
 
 #[test]
