@@ -287,16 +287,27 @@ pub const MAX_LISTED: usize = batchata::preflight::MAX_LISTED;
 /// any is bad, every problem is reported (each with its line and field) and
 /// nothing is submitted.
 pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        JobsError(format!(
-            "{}: cannot open the jobs file: {e}",
-            path.display()
-        ))
-    })?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    // `-` is standard input: its relative paths resolve against the
+    // current folder, and messages name it `<stdin>`.
+    let (file, base, path): (Box<dyn std::io::Read>, &Path, &Path) = if path == Path::new("-") {
+        (
+            Box::new(std::io::stdin()),
+            Path::new("."),
+            Path::new("<stdin>"),
+        )
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| {
+            JobsError(format!(
+                "{}: cannot open the jobs file: {e}",
+                path.display()
+            ))
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (Box::new(file), base, path)
+    };
     let mut parser = LineParser::new(base);
     let mut problems = Problems::new(path);
     let mut n = 0;

@@ -35,7 +35,8 @@ Examples:
   batchata results out
   batchata status out
   batchata cancel out
-  batchata models";
+  batchata models
+  batchata completions bash";
 
 /// Run large numbers of LLM requests through the providers' batch APIs
 /// (Anthropic Message Batches, OpenAI Batch, Gemini batch mode) at half price.
@@ -89,8 +90,11 @@ Examples:
   batchata results out
   batchata results out --format csv > results.csv
   batchata results out --format jsonl | jq .parsed_response
+  batchata results out --status failed
+  batchata results out --job q1
 
-table: job, status, tokens, cost and the answer (its fields when it was structured) or the error.
+table: job, status, tokens, cost and the answer (its fields when it was structured) or the error,
+       fitted to the terminal's width (COLUMNS, else the terminal's size; 80 in a pipe).
 csv:   the same columns in full, plus one column per field of structured answers.
 jsonl: each result file as one line (the library's JobResult).")]
     Results {
@@ -99,6 +103,12 @@ jsonl: each result file as one line (the library's JobResult).")]
         /// Output format.
         #[arg(long, value_enum, default_value_t = report::Format::Table)]
         format: report::Format,
+        /// Only the results with this status.
+        #[arg(long, value_enum, value_name = "STATUS")]
+        status: Option<report::StatusFilter>,
+        /// Show this job's result in full (answer, parsed fields, error, citations).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["status", "format"])]
+        job: Option<String>,
     },
     /// Stop a running `run` as Ctrl+C does, and cancel its batches in flight.
     #[command(after_help = "\
@@ -126,17 +136,64 @@ OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL.
     },
     /// List the known models with batch prices, limits and capabilities.
     #[command(after_help = "\
+Examples:
+  batchata models
+  batchata models --wide
+  batchata models --json | jq '.models[].name'
+
 Prices are per million tokens at batch rates (list price less the batch discount).
-Add or override models with a file of the same shape as `batchata models --json`,
+--json prints {models: [{name, provider, ...}]}, each model as the catalog holds it
+(prices per million tokens, limits, capabilities). Add or override models with a file of the same shape as `batchata models --json`,
 named by the BATCHATA_MODELS_FILE environment variable.")]
     Models {
         /// Print the catalog as JSON (the format of a models override file).
         #[arg(long)]
         json: bool,
+        /// Do not fit the table to 100 columns: add each model's notes in full.
+        #[arg(long)]
+        wide: bool,
     },
     /// Serve the local emulator of the Anthropic, OpenAI and Gemini batch APIs.
     #[command(after_help = emulate::EMULATE_HELP)]
     Emulate(emulate::EmulateArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    #[command(after_help = "\
+Examples:
+  batchata completions bash > ~/.local/share/bash-completion/completions/batchata
+  batchata completions zsh > ~/.zfunc/_batchata      # with fpath+=(~/.zfunc) in .zshrc
+  batchata completions fish > ~/.config/fish/completions/batchata.fish
+  source <(batchata completions bash)               # this shell only")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `batchata completions` writes for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `batchata completions SHELL`: the script on stdout.
+fn completions(shell: CompletionShell) -> Result<u8, Failure> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "batchata",
+        &mut std::io::stdout(),
+    );
+    Ok(0)
 }
 
 /// An error with the exit status it deserves.
@@ -262,7 +319,15 @@ fn main() -> ExitCode {
                 };
                 report::status(&state, json, &live)
             }
-            Command::Results { dir, format } => report::results(&dir, format),
+            Command::Results {
+                dir,
+                format,
+                status,
+                job,
+            } => match job {
+                Some(id) => report::one_result(&dir, &id, false),
+                None => report::results(&dir, format, status),
+            },
             Command::Cancel {
                 dir,
                 state,
@@ -271,8 +336,9 @@ fn main() -> ExitCode {
                 let state = report::state_path(dir.as_deref(), state.as_deref());
                 cancel(&state, emulator_url.as_deref()).await
             }
-            Command::Models { json } => report::models(json),
+            Command::Models { json, wide } => report::models(json, wide),
             Command::Emulate(args) => emulate::emulate(args).await,
+            Command::Completions { shell } => completions(shell),
         }
     });
     match outcome {

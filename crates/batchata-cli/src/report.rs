@@ -25,6 +25,66 @@ pub(crate) enum Format {
     Csv,
 }
 
+/// Which results `batchata results --status` keeps.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFilter {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl StatusFilter {
+    fn keeps(self, r: &JobResult) -> bool {
+        matches!(
+            (self, r.outcome()),
+            (StatusFilter::Completed, JobOutcome::Completed)
+                | (StatusFilter::Failed, JobOutcome::Failed)
+                | (StatusFilter::Cancelled, JobOutcome::Cancelled)
+        )
+    }
+}
+
+/// The width tables are fitted to: COLUMNS when set, else the terminal's,
+/// else (a pipe, a file) 80.
+pub(crate) fn terminal_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| cols as usize)
+        .filter(|n| *n > 0)
+        .unwrap_or(80)
+}
+
+/// Colour on stdout: never with NO_COLOR set (to anything but empty), and
+/// only on a terminal — as cargo does.
+pub(crate) fn color_enabled(no_color: Option<&std::ffi::OsStr>, is_terminal: bool) -> bool {
+    no_color.is_none_or(|v| v.is_empty()) && is_terminal
+}
+
+/// Whether stdout gets colour now.
+pub(crate) fn stdout_color() -> bool {
+    use std::io::IsTerminal;
+    color_enabled(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    )
+}
+
+/// `line` in red when `on`.
+pub(crate) fn red(line: &str, on: bool) -> String {
+    if on {
+        format!("\x1b[31m{line}\x1b[0m")
+    } else {
+        line.to_string()
+    }
+}
+
 /// At most `n` characters of `s`, with an ellipsis when cut.
 pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -129,10 +189,106 @@ const CSV_COLUMNS: [&str; 7] = [
     "response",
 ];
 
-/// `batchata results DIR [--format]`.
-pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
+/// One result in full (`batchata results DIR --job ID`).
+pub(crate) fn one_result(dir: &Path, id: &str, json: bool) -> Result<u8, Failure> {
+    let mut found = None;
+    for_each_result(dir, |r| {
+        if r.job_id == id {
+            found = Some(r);
+            false
+        } else {
+            true
+        }
+    })?;
+    let Some(r) = found else {
+        return Err(Failure::input(format!(
+            "no result for job '{id}' in {}; `batchata results {}` lists them",
+            dir.display(),
+            dir.display()
+        )));
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&r).map_err(Failure::other)?;
+        println!("{text}");
+        return Ok(0);
+    }
+    let color = stdout_color();
+    println!("job      {}", r.job_id);
+    let status = format!("status   {}", outcome_str(&r));
+    println!(
+        "{}",
+        red(&status, color && r.outcome() != JobOutcome::Completed)
+    );
+    println!("tokens   {} in, {} out", r.input_tokens, r.output_tokens);
+    println!("cost     {}", usd(r.cost_usd));
+    if let Some(b) = &r.batch_id {
+        println!("batch    {b}");
+    }
+    if let Some(e) = &r.error {
+        println!("error    {}", crate::cli_words(e));
+    }
+    for w in &r.warnings {
+        println!("warning  {w}");
+    }
+    for v in &r.validation_errors {
+        println!("invalid  {v}");
+    }
+    if let Some(p) = &r.parsed_response {
+        let text = serde_json::to_string_pretty(p).map_err(Failure::other)?;
+        println!("parsed\n{text}");
+    }
+    if let Some(t) = &r.raw_response {
+        println!("answer\n{t}");
+    }
+    if let Some(c) = &r.citations {
+        if !c.is_empty() {
+            let text = serde_json::to_string_pretty(c).map_err(Failure::other)?;
+            println!("citations\n{text}");
+        }
+    }
+    Ok(0)
+}
+
+/// The table's fixed columns before the answer: job, status, in, out, cost.
+const TABLE_STATUS: usize = 9;
+const TABLE_NUM: usize = 7;
+const TABLE_COST: usize = 10;
+
+/// Column widths of the results table at `width` columns: the job column
+/// and the answer share what the fixed columns leave.
+pub(crate) fn table_widths(width: usize, longest_id: usize) -> (usize, usize) {
+    let fixed = TABLE_STATUS + 2 * TABLE_NUM + TABLE_COST + 4 /* spaces */ + 2 /* gap */;
+    let room = width.saturating_sub(fixed + 1);
+    // The job id gets what it needs, up to a third of the room (at least 6).
+    let job = longest_id.max(3).min((room / 3).max(6));
+    let answer = room.saturating_sub(job).max(10);
+    (job, answer)
+}
+
+/// One table row (or the header), fitted to the widths.
+pub(crate) fn table_row(job_w: usize, answer_w: usize, cols: [&str; 5], answer: &str) -> String {
+    format!(
+        "{:<job_w$} {:<TABLE_STATUS$} {:>TABLE_NUM$} {:>TABLE_NUM$} {:>TABLE_COST$}  {}",
+        clip(cols[0], job_w),
+        cols[1],
+        cols[2],
+        cols[3],
+        cols[4],
+        clip(answer, answer_w)
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// `batchata results DIR [--format] [--status S]`.
+pub(crate) fn results(
+    dir: &Path,
+    format: Format,
+    filter: Option<StatusFilter>,
+) -> Result<u8, Failure> {
     // A folder that is not there is told before any header is printed.
     result_files(dir)?;
+    let keep = |r: &JobResult| filter.is_none_or(|f| f.keeps(r));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_err = None;
@@ -152,6 +308,9 @@ pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
     };
     let skipped = match format {
         Format::Jsonl => for_each_result(dir, |r| {
+            if !keep(&r) {
+                return true;
+            }
             count(&r);
             match serde_json::to_string(&r) {
                 Ok(line) => emit(line),
@@ -162,6 +321,9 @@ pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
             // First pass: the fields of structured answers, in first-seen order.
             let mut fields: Vec<String> = Vec::new();
             for_each_result(dir, |r| {
+                if !keep(&r) {
+                    return true;
+                }
                 if let Some(Value::Object(m)) = &r.parsed_response {
                     for k in m.keys() {
                         if !fields.contains(k) {
@@ -184,6 +346,9 @@ pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
                 .collect();
             emit(header.join(","));
             for_each_result(dir, |r| {
+                if !keep(&r) {
+                    return true;
+                }
                 count(&r);
                 let mut row = vec![
                     csv_field(&r.job_id),
@@ -206,25 +371,44 @@ pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
             })?
         }
         Format::Table => {
-            emit(format!(
-                "{:<24} {:<9} {:>7} {:>7} {:>10}  answer / error",
-                "job", "status", "in", "out", "cost"
+            // First pass: the longest job id, so the table fits the width.
+            let mut longest = 0;
+            for_each_result(dir, |r| {
+                if keep(&r) {
+                    longest = longest.max(r.job_id.chars().count());
+                }
+                true
+            })?;
+            let (job_w, answer_w) = table_widths(terminal_width(), longest);
+            let color = stdout_color();
+            emit(table_row(
+                job_w,
+                answer_w,
+                ["job", "status", "in", "out", "cost"],
+                "answer / error",
             ));
             let skipped = for_each_result(dir, |r| {
+                if !keep(&r) {
+                    return true;
+                }
                 count(&r);
                 let text = match &r.error {
                     Some(e) => e.replace(['\n', '\r'], " "),
                     None => answer_line(&r),
                 };
-                emit(format!(
-                    "{:<24} {:<9} {:>7} {:>7} {:>10}  {}",
-                    r.job_id,
-                    outcome_str(&r),
-                    r.input_tokens,
-                    r.output_tokens,
-                    usd(r.cost_usd),
-                    clip(&text, 70)
-                ))
+                let row = table_row(
+                    job_w,
+                    answer_w,
+                    [
+                        &r.job_id,
+                        outcome_str(&r),
+                        &r.input_tokens.to_string(),
+                        &r.output_tokens.to_string(),
+                        &usd(r.cost_usd),
+                    ],
+                    &text,
+                );
+                emit(red(&row, color && r.outcome() != JobOutcome::Completed))
             })?;
             let total = completed + failed + cancelled;
             emit(format!(
@@ -245,7 +429,7 @@ pub(crate) fn results(dir: &Path, format: Format) -> Result<u8, Failure> {
             return Err(Failure::other(format!("cannot write the results: {e}")));
         }
     }
-    if completed + failed + cancelled == 0 {
+    if completed + failed + cancelled == 0 && filter.is_none() {
         eprintln!(
             "no result files in {}; results appear there as a run's batches finish",
             dir.display()
@@ -404,8 +588,11 @@ pub(crate) fn load_state(state: &Path) -> Result<StateReport, Failure> {
     })
 }
 
-/// `batchata models [--json]`.
-pub(crate) fn models(json: bool) -> Result<u8, Failure> {
+/// How wide `batchata models` is without --wide.
+pub(crate) const MODELS_WIDTH: usize = 100;
+
+/// `batchata models [--json] [--wide]`.
+pub(crate) fn models(json: bool, wide: bool) -> Result<u8, Failure> {
     let catalog = Catalog::load_default().map_err(classify)?;
     if json {
         let models: Vec<_> = catalog.models().collect();
@@ -414,8 +601,15 @@ pub(crate) fn models(json: bool) -> Result<u8, Failure> {
         println!("{text}");
         return Ok(0);
     }
+    // Narrow columns and short capability names keep a row within 100
+    // columns; --wide spells them out and adds the notes.
+    let (name_w, prov_w, price_w, ctx_w, out_w) = if wide {
+        (28, 10, 9, 9, 8)
+    } else {
+        (24, 9, 7, 8, 7)
+    };
     println!(
-        "{:<28} {:<10} {:>9} {:>9} {:>9} {:>8}  capabilities",
+        "{:<name_w$} {:<prov_w$} {:>price_w$} {:>price_w$} {:>ctx_w$} {:>out_w$}  capabilities",
         "model", "provider", "in $/M", "out $/M", "context", "max out"
     );
     for m in catalog.models() {
@@ -431,28 +625,79 @@ pub(crate) fn models(json: bool) -> Result<u8, Failure> {
             caps.push("citations");
         }
         if c.structured_output {
-            caps.push("json-schema");
+            caps.push(if wide { "json-schema" } else { "schema" });
         }
         if !c.temperature {
-            caps.push("no-temperature");
+            caps.push(if wide { "no-temperature" } else { "no-temp" });
         }
-        println!(
-            "{:<28} {:<10} {:>9.3} {:>9.3} {:>9} {:>8}  {}{}",
+        let row = format!(
+            "{:<name_w$} {:<prov_w$} {:>price_w$.3} {:>price_w$.3} {:>ctx_w$} {:>out_w$}  {}",
             m.name,
             m.provider.as_str(),
             m.batch_input_price(),
             m.batch_output_price(),
             m.max_input_tokens,
             m.max_output_tokens,
-            caps.join(", "),
-            m.note
+            caps.join(if wide { ", " } else { " " }),
+        );
+        if wide {
+            let note = m
+                .note
                 .as_deref()
                 .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        );
+                .unwrap_or_default();
+            println!("{row}{note}");
+        } else {
+            println!("{}", clip(&row, MODELS_WIDTH));
+        }
     }
     println!(
         "\nPrices: USD per million tokens at batch rates (list price less the batch discount)."
     );
+    if !wide {
+        println!("schema: JSON-schema answers; no-temp: takes no temperature. --wide adds each model's notes.");
+    }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_follows_no_color_and_the_terminal() {
+        assert!(color_enabled(None, true));
+        assert!(!color_enabled(None, false), "no colour in a pipe");
+        assert!(!color_enabled(Some(OsStr::new("1")), true), "NO_COLOR wins");
+        assert!(
+            color_enabled(Some(OsStr::new("")), true),
+            "an empty NO_COLOR is not set"
+        );
+        assert_eq!(red("x", false), "x");
+        assert_eq!(red("x", true), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn the_results_table_fits_each_width() {
+        for width in [40, 60, 80, 100, 120, 200] {
+            for longest in [2, 8, 24, 60] {
+                let (job, answer) = table_widths(width, longest);
+                let id = "j".repeat(longest);
+                let row = table_row(
+                    job,
+                    answer,
+                    [&id, "cancelled", "1234567", "1234567", "$123.4567"],
+                    &"a".repeat(500),
+                );
+                if width >= 60 {
+                    assert!(row.chars().count() <= width, "{width} {longest}: {row}");
+                }
+            }
+        }
+        // Short ids keep their width; the answer takes the rest.
+        let (job, answer) = table_widths(120, 4);
+        assert_eq!(job, 4);
+        assert!(answer > 70);
+    }
 }

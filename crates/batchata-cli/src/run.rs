@@ -10,6 +10,7 @@ use std::time::Duration;
 use batchata::progress::{DisplayMode, LiveDisplay};
 use batchata::providers::{ProviderConfig, ProviderSettings};
 use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RunStatus, Verbosity};
+use clap::builder::BoolishValueParser;
 
 use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
 
@@ -36,13 +37,15 @@ Examples:
   batchata run jobs.jsonl --results-dir out --dry-run --cost-limit 5
   batchata run jobs.jsonl --results-dir out --model claude-haiku-4-5 --cost-limit 5 --time-limit 2h
   batchata run jobs.jsonl --results-dir out --retry-failed
+  make-jobs | batchata run - --results-dir out --json
 
 Jobs file: one JSON object per line with the library's Job fields:
   {\"id\": \"q1\", \"model\": \"claude-haiku-4-5\", \"prompt\": \"...\"}
   {\"id\": \"c1\", \"model\": \"gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}
   {\"id\": \"g1\", \"model\": \"gemini-2.5-flash\", \"prompt\": \"...\"}
   {\"id\": \"f1\", \"file\": \"docs/a.pdf\", \"prompt\": \"...\", \"response_schema\": \"schema.json\", \"enable_citations\": true}
-Other fields: temperature, max_tokens. Relative paths resolve against the jobs file's folder.
+Other fields: temperature, max_tokens. Relative paths resolve against the jobs file's folder
+(with `run -`, jobs read from standard input, against the current folder).
 The whole file is checked before anything is submitted (files by content, encodings, size and
 context limits, schemas); every problem is listed with its line, field and fix, and the exit status is 2.
 
@@ -57,9 +60,22 @@ failed. One run at a time holds a results folder and its state; a second exits 2
 Ctrl+C once: submit nothing more, cancel the active batches, keep what they finished.
 Ctrl+C twice: exit at once (the state is already safe on disk).
 
+Every option can also come from its environment variable, shown with it above
+(BATCHATA_COST_LIMIT=5, BATCHATA_TIME_LIMIT=2h, BATCHATA_MODEL=claude-haiku-4-5, ...);
+a flag on the command line wins. Switches take true/false (or 1/0).
+
 Keys and base URLs come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, OPENAI_API_KEY /
 OPENAI_BASE_URL and GOOGLE_API_KEY (or GEMINI_API_KEY) / GOOGLE_GEMINI_BASE_URL, as with
 the official SDKs. --emulator needs none of them.
+
+JSON (--json; one object on stdout, progress still on stderr):
+  run:       {total, completed, failed, cancelled, pending, cost_usd, cost_limit_usd (or null),
+              elapsed_s, results_dir, stop_reason (null | interrupted | drain | time_limit |
+              auth_failed | failed), exit_code}
+  --dry-run: {total_jobs, batches [{provider, model, jobs, input_tokens, worst_case_usd,
+              expected_usd}], worst_case_usd, expected_usd, expected_output_fraction,
+              cost_limit_usd (or null), batches_within_limit, items_per_batch, max_parallel}
+  Money is in USD, rounded to 1e-6.
 
 Exit status:
   0  every job completed
@@ -72,63 +88,67 @@ Exit status:
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The JSONL jobs file.
+    /// The JSONL jobs file; `-` reads the jobs from standard input.
     jobs: PathBuf,
     /// Where to write one {job_id}.json per job (created if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(env = "BATCHATA_RESULTS_DIR", long, value_name = "DIR")]
     results_dir: PathBuf,
     /// The state file that makes a rerun resume [default: DIR/.batchata-state.jsonl].
-    #[arg(long, value_name = "FILE")]
+    #[arg(env = "BATCHATA_STATE", long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Model for jobs that name none (see `batchata models`).
-    #[arg(long, value_name = "M")]
+    #[arg(env = "BATCHATA_MODEL", long, value_name = "M")]
     model: Option<String>,
     /// Temperature for jobs that set none.
-    #[arg(long, value_name = "T")]
+    #[arg(env = "BATCHATA_TEMPERATURE", long, value_name = "T")]
     temperature: Option<f64>,
     /// max_tokens for jobs that set none.
-    #[arg(long, value_name = "N")]
+    #[arg(env = "BATCHATA_MAX_TOKENS", long, value_name = "N")]
     max_tokens: Option<u32>,
     /// Jobs per provider batch (also capped by each provider's limits).
-    #[arg(long, value_name = "N", default_value_t = batchata::batch::DEFAULT_ITEMS_PER_BATCH)]
+    #[arg(env = "BATCHATA_ITEMS_PER_BATCH", long, value_name = "N", default_value_t = batchata::batch::DEFAULT_ITEMS_PER_BATCH)]
     items_per_batch: usize,
     /// Provider batches in flight at once.
-    #[arg(long, value_name = "N", default_value_t = batchata::batch::DEFAULT_MAX_PARALLEL_BATCHES)]
+    #[arg(env = "BATCHATA_MAX_PARALLEL", long, value_name = "N", default_value_t = batchata::batch::DEFAULT_MAX_PARALLEL_BATCHES)]
     max_parallel: usize,
     /// Never spend more than this many USD: each batch reserves its worst case first.
-    #[arg(long, value_name = "USD")]
+    #[arg(env = "BATCHATA_COST_LIMIT", long, value_name = "USD")]
     cost_limit: Option<f64>,
     /// Stop after this long, cancelling what still runs (e.g. 90s, 10m, 2h).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(env = "BATCHATA_TIME_LIMIT", long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     time_limit: Option<Duration>,
     /// How often to poll batches [default: 1s Anthropic, 5s OpenAI, 2s Gemini; 100ms on an emulator].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(env = "BATCHATA_POLL_INTERVAL", long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     poll_interval: Option<Duration>,
     /// Print the plan and its cost (worst case and expected); submit nothing.
-    #[arg(long)]
+    #[arg(env = "BATCHATA_DRY_RUN", value_parser = BoolishValueParser::new(), long)]
     dry_run: bool,
+    /// Print the final summary (or with --dry-run the plan) as one JSON
+    /// object on stdout; the schemas are below.
+    #[arg(env = "BATCHATA_JSON", value_parser = BoolishValueParser::new(), long)]
+    json: bool,
     /// Start over: ignore (and replace) an existing state file.
-    #[arg(long)]
+    #[arg(env = "BATCHATA_FRESH", value_parser = BoolishValueParser::new(), long)]
     fresh: bool,
     /// On resume, run the jobs that failed again too.
-    #[arg(long)]
+    #[arg(env = "BATCHATA_RETRY_FAILED", value_parser = BoolishValueParser::new(), long)]
     retry_failed: bool,
     /// On resume, run again the jobs whose request changed since the state
     /// recorded them, replacing their old results (otherwise: exit 2).
-    #[arg(long)]
+    #[arg(env = "BATCHATA_RERUN_CHANGED", value_parser = BoolishValueParser::new(), long)]
     rerun_changed: bool,
     /// With no state file, keep the completed result files in DIR whose job
     /// and request are unchanged, and run only the rest (otherwise: exit 2).
-    #[arg(long)]
+    #[arg(env = "BATCHATA_ADOPT_RESULTS", value_parser = BoolishValueParser::new(), long)]
     adopt_results: bool,
     /// Do not write raw request/response files under DIR/raw_files.
-    #[arg(long)]
+    #[arg(env = "BATCHATA_NO_RAW_FILES", value_parser = BoolishValueParser::new(), long)]
     no_raw_files: bool,
     /// Run against the built-in emulator of the provider APIs (no API key needed).
-    #[arg(long, conflicts_with = "emulator_url")]
+    #[arg(env = "BATCHATA_EMULATOR", value_parser = BoolishValueParser::new(), long, conflicts_with = "emulator_url")]
     emulator: bool,
     /// Run against a `batchata emulate` server at this address (e.g. http://127.0.0.1:8765).
-    #[arg(long, value_name = "URL")]
+    #[arg(env = "BATCHATA_EMULATOR_URL", long, value_name = "URL")]
     emulator_url: Option<String>,
     /// More logs on stderr (-v info, -vv debug); progress then prints plain
     /// lines. Without -v a live view folds warnings into one status line;
@@ -137,7 +157,7 @@ pub(crate) struct RunArgs {
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// No progress and no summary; errors only. The exit status tells the outcome.
-    #[arg(short, long)]
+    #[arg(env = "BATCHATA_QUIET", value_parser = BoolishValueParser::new(), short, long)]
     quiet: bool,
 }
 
@@ -188,8 +208,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let n = jobs::load(&args.jobs, &mut batch).map_err(Failure::input)?;
 
     if args.dry_run {
-        // Prints the plan: batches, jobs, tokens, worst-case and expected cost.
-        batch.dry_run().map_err(classify)?;
+        if args.json {
+            let plan = batch.plan().map_err(classify)?;
+            println!("{}", dry_run_json(&plan));
+        } else {
+            // Prints the plan: batches, jobs, tokens, worst-case and expected cost.
+            batch.dry_run().map_err(classify)?;
+        }
         return Ok(0);
     }
 
@@ -263,14 +288,68 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     let status = status?;
     // The run's last report may still be on its way: draw the end now, once.
     display.finish(&status, run.elapsed());
-    if !args.quiet {
-        print_summary(&status, run.elapsed(), &args.results_dir);
-    }
-    Ok(if status.failed + status.cancelled > 0 {
+    let code = if status.failed + status.cancelled > 0 {
         3
     } else {
         0
+    };
+    if args.json {
+        println!(
+            "{}",
+            summary_json(&status, run.elapsed(), &args.results_dir, code)
+        );
+    } else if !args.quiet {
+        print_summary(&status, run.elapsed(), &args.results_dir);
+    }
+    Ok(code)
+}
+
+/// `run --json`: the final summary as one JSON object (schema in RUN_HELP).
+pub(crate) fn summary_json(s: &RunStatus, elapsed: Duration, dir: &Path, code: u8) -> String {
+    serde_json::json!({
+        "total": s.total,
+        "completed": s.completed,
+        "failed": s.failed,
+        "cancelled": s.cancelled,
+        "pending": s.pending,
+        "cost_usd": report::money(s.cost_used_usd),
+        "cost_limit_usd": s.cost_limit_usd,
+        "elapsed_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "results_dir": dir,
+        "stop_reason": s.stop_reason,
+        "exit_code": code,
     })
+    .to_string()
+}
+
+/// `run --dry-run --json`: the plan as one JSON object (schema in RUN_HELP).
+pub(crate) fn dry_run_json(p: &batchata::run::DryRunReport) -> String {
+    let batches: Vec<serde_json::Value> = p
+        .batches
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "provider": b.provider.as_str(),
+                "model": b.model,
+                "jobs": b.jobs,
+                "input_tokens": b.input_tokens,
+                "worst_case_usd": report::money(b.worst_case_usd),
+                "expected_usd": report::money(b.expected_usd),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "total_jobs": p.total_jobs,
+        "batches": batches,
+        "worst_case_usd": report::money(p.worst_case_usd),
+        "expected_usd": report::money(p.expected_usd),
+        "expected_output_fraction": p.expected_output_fraction,
+        "cost_limit_usd": p.cost_limit_usd,
+        "batches_within_limit": p.batches_within_limit,
+        "items_per_batch": p.items_per_batch,
+        "max_parallel": p.max_parallel_batches,
+    })
+    .to_string()
 }
 
 /// Ctrl+C presses, registered from the moment this is made (tokio's
@@ -360,9 +439,23 @@ fn emulated(root: &str, poll: Duration) -> ProviderSettings {
 /// How many failed jobs the summary names.
 const SHOWN_FAILURES: usize = 5;
 
+/// The summary's rows, with the failed and cancelled counts in red when
+/// there are any and `color` is on.
+pub(crate) fn colored_summary(s: &RunStatus, elapsed: Duration, dir: &Path, color: bool) -> String {
+    let mut out = String::new();
+    for line in batchata::progress::summary(s, elapsed, dir).lines() {
+        let bad = (s.failed > 0 && line.trim_start().starts_with("failed "))
+            || (s.cancelled > 0 && line.trim_start().starts_with("cancelled "));
+        out.push_str(&report::red(line, color && bad));
+        out.push('\n');
+    }
+    out
+}
+
 fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
+    let color = report::stdout_color();
     println!();
-    print!("{}", batchata::progress::summary(s, elapsed, dir));
+    print!("{}", colored_summary(s, elapsed, dir, color));
     let not_ok = s.failed + s.cancelled;
     if not_ok == 0 {
         println!("  list them: batchata results {}", dir.display());
@@ -373,7 +466,8 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     let _ = report::for_each_result(dir, |r| {
         if r.outcome() != JobOutcome::Completed {
             let err = crate::cli_words(r.error.as_deref().unwrap_or("")).replace('\n', " ");
-            println!("  ! {}: {}", r.job_id, report::clip(&err, 160));
+            let line = format!("  ! {}: {}", r.job_id, report::clip(&err, 160));
+            println!("{}", report::red(&line, color));
             shown += 1;
         }
         shown < SHOWN_FAILURES
@@ -384,5 +478,37 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     println!("  list them: batchata results {}", dir.display());
     if s.failed > 0 {
         println!("  rerun the same command with --retry-failed to try the failed jobs again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(failed: usize, cancelled: usize) -> RunStatus {
+        RunStatus {
+            total: 10,
+            completed: 10 - failed - cancelled,
+            failed,
+            cancelled,
+            is_complete: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn failed_and_cancelled_rows_are_red_only_when_colour_is_on() {
+        let dir = Path::new("out");
+        let t = Duration::from_secs(1);
+        let on = colored_summary(&status(2, 1), t, dir, true);
+        let red_rows: Vec<&str> = on.lines().filter(|l| l.contains("\x1b[31m")).collect();
+        assert_eq!(red_rows.len(), 2, "{on}");
+        assert!(red_rows[0].contains("failed") && red_rows[1].contains("cancelled"));
+        assert!(on
+            .lines()
+            .all(|l| !l.contains("completed") || !l.contains('\x1b')));
+        // Off (a pipe, NO_COLOR), or nothing failed: no escape codes at all.
+        assert!(!colored_summary(&status(2, 1), t, dir, false).contains('\x1b'));
+        assert!(!colored_summary(&status(0, 0), t, dir, true).contains('\x1b'));
     }
 }

@@ -972,7 +972,13 @@ fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
     assert_eq!(contract["parsed_response"]["party"], "Northwind Traders");
 
     // Structured answers: their fields in the table, and as CSV columns.
-    let o = bin().arg("results").arg(dir.path()).output().unwrap();
+    // (At 120 columns: in a pipe the table is 80 wide and the answers shorter.)
+    let o = bin()
+        .arg("results")
+        .arg(dir.path())
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
     let t = String::from_utf8_lossy(&o.stdout);
     let row = t.lines().find(|l| l.starts_with("invoice ")).unwrap();
     assert!(row.contains("invoice_number=INV-2041 total=1234.5"), "{t}");
@@ -1156,4 +1162,332 @@ async fn a_file_the_provider_refuses_fails_alone_and_the_rest_completes() {
     assert_eq!(stats.calls_to("anthropic.create"), 9);
     assert_eq!(stats.batches_created, 4);
     assert_eq!(stats.requests_resubmitted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_shows_one_job_filters_by_status_and_fits_the_width() {
+    let bad = Emulator::start(EmulatorConfig::new().error_rate(0.5).seed(3))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(10, Some("claude-haiku-4-5"));
+    lines.push(
+        serde_json::json!({"id": "a-job-id-that-is-far-too-long-for-any-table-column", "model": "claude-haiku-4-5", "prompt": "x"})
+            .to_string(),
+    );
+    let jobs = jobs_file(dir.path(), &lines);
+    let out = dir.path().join("out");
+    let o = run_cmd(&bad, &jobs, &out, &["-q"]);
+    assert_eq!(o.status.code(), Some(3));
+    let results = |args: &[&str], columns: Option<&str>| {
+        let mut c = bin();
+        c.arg("results").arg(&out).args(args).env_remove("COLUMNS");
+        if let Some(n) = columns {
+            c.env("COLUMNS", n);
+        }
+        c.output().unwrap()
+    };
+    // Not a terminal and no COLUMNS: 80 columns; COLUMNS wins when set.
+    for (columns, width) in [(None, 80), (Some("60"), 60), (Some("120"), 120)] {
+        let o = results(&[], columns);
+        let (table, e) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{e}");
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= width,
+                "wider than {width}: {line:?}"
+            );
+        }
+        assert!(!table.contains('\u{1b}'), "no colour in a pipe: {table}");
+    }
+    // --status keeps one kind.
+    let (failed, _) = text(&results(&["--status", "failed"], None));
+    let (completed, _) = text(&results(&["--status", "completed"], None));
+    let rows = |t: &str, what: &str| t.lines().filter(|l| l.contains(what)).count();
+    let nf = rows(&failed, " failed ");
+    let nc = rows(&completed, " completed ");
+    assert!(nf > 0 && nc > 0, "{failed}\n{completed}");
+    assert_eq!(nf + nc, 11);
+    assert_eq!(rows(&failed, " completed "), 0, "{failed}");
+    assert!(
+        failed.contains(&format!("{nf} jobs: 0 completed, {nf} failed")),
+        "{failed}"
+    );
+    let (cancelled, _) = text(&results(&["--status", "cancelled"], None));
+    assert!(cancelled.contains("0 jobs:"), "{cancelled}");
+    // --job shows one result in full; an unknown id is an input error before any output.
+    let id = completed
+        .lines()
+        .find(|l| l.starts_with('p') && l.contains(" completed "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let o = results(&["--job", &id], Some("40"));
+    let (one, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(
+        one.starts_with(&format!("job      {id}\nstatus   completed\n")),
+        "{one}"
+    );
+    let answer = serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(out.join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap()["raw_response"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(one.contains(&answer), "the answer in full: {one}");
+    let o = results(&["--job", "nope"], None);
+    let (so, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        so.is_empty() && e.contains("no result for job 'nope'"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_on_run_dry_run_and_models_is_one_documented_object() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(25, Some("claude-haiku-4-5")));
+    let out = dir.path().join("out");
+    // The dry run's plan.
+    let o = run_cmd(
+        &h,
+        &jobs,
+        &out,
+        &[
+            "--dry-run",
+            "--json",
+            "--items-per-batch",
+            "10",
+            "--cost-limit",
+            "1",
+        ],
+    );
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    let plan: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(s.trim().lines().count(), 1, "{s}");
+    assert_eq!(plan["total_jobs"], 25);
+    assert_eq!(plan["batches"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["batches"][0]["provider"], "anthropic");
+    assert_eq!(plan["cost_limit_usd"], 1.0);
+    assert!(plan["worst_case_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(h.stats().total_calls, 0);
+    // The run's final summary, and nothing else on stdout.
+    let o = run_cmd(&h, &jobs, &out, &["--json"]);
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert_eq!(s.trim().lines().count(), 1, "{s}");
+    let sum: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(sum["total"], 25);
+    assert_eq!(sum["completed"], 25);
+    assert_eq!(sum["failed"], 0);
+    assert_eq!(sum["exit_code"], 0);
+    assert!(sum["stop_reason"].is_null());
+    let cost = sum["cost_usd"].as_f64().unwrap();
+    assert_eq!(cost, (cost * 1e6).round() / 1e6, "money rounded to 1e-6");
+    // Each schema is in the help.
+    let help = String::from_utf8(bin().args(["run", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(
+        help.contains("JSON (--json") && help.contains("batches_within_limit"),
+        "{help}"
+    );
+    let help =
+        String::from_utf8(bin().args(["models", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(
+        help.contains("Examples:") && help.contains("--json prints"),
+        "{help}"
+    );
+}
+
+#[test]
+fn models_fits_100_columns_and_wide_shows_the_rest() {
+    let narrow = String::from_utf8(bin().arg("models").output().unwrap().stdout).unwrap();
+    for line in narrow.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+        assert!(!line.contains('…'), "nothing cut: {line}");
+    }
+    let wide =
+        String::from_utf8(bin().args(["models", "--wide"]).output().unwrap().stdout).unwrap();
+    assert!(
+        wide.lines().any(|l| l.chars().count() > 100),
+        "--wide shows the notes in full"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dash_reads_jobs_from_stdin_with_paths_from_the_current_folder() {
+    use std::io::Write;
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    std::fs::write(dir.path().join("docs/a.txt"), "A short note about cats.").unwrap();
+    let mut lines = prompts(3, Some("claude-haiku-4-5"));
+    lines.push(
+        serde_json::json!({"id": "f1", "model": "claude-haiku-4-5", "file": "docs/a.txt", "prompt": "Summarise"})
+            .to_string(),
+    );
+    let mut c = bin();
+    c.current_dir(dir.path())
+        .args([
+            "run",
+            "-",
+            "--results-dir",
+            "out",
+            "--poll-interval",
+            "20ms",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = with_emulator(&mut c, &h).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (s, e) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{s}{e}");
+    let sum: serde_json::Value = serde_json::from_str(s.trim()).expect(&s);
+    assert_eq!(sum["completed"], 4);
+    assert!(dir.path().join("out/f1.json").is_file());
+    // A bad line on stdin is named as such.
+    let mut c = bin();
+    c.current_dir(dir.path())
+        .args(["run", "-", "--results-dir", "out2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{not json\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("<stdin>:1:"), "{:?}", text(&o));
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_commands_and_flags() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef batchata"),
+        ("fish", "complete -c batchata"),
+    ] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        let s = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(s.contains(marker), "{shell}: {s}");
+        for word in ["results-dir", "cost-limit", "emulate", "status"] {
+            assert!(s.contains(word), "{shell} completes {word}");
+        }
+    }
+    let o = bin().args(["completions", "powershell"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let help = bin().args(["completions", "--help"]).output().unwrap();
+    assert!(String::from_utf8(help.stdout)
+        .unwrap()
+        .contains("Examples:"));
+}
+
+#[test]
+fn every_run_option_comes_from_the_environment_and_a_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs_file(dir.path(), &prompts(25, None));
+    let plan = |extra: &[&str]| {
+        let o = bin()
+            .arg("run")
+            .arg(&jobs)
+            .args(extra)
+            .env("BATCHATA_RESULTS_DIR", dir.path().join("out"))
+            .env("BATCHATA_MODEL", "claude-haiku-4-5")
+            .env("BATCHATA_ITEMS_PER_BATCH", "10")
+            .env("BATCHATA_MAX_PARALLEL", "2")
+            .env("BATCHATA_COST_LIMIT", "1")
+            .env("BATCHATA_TIME_LIMIT", "2h")
+            .env("BATCHATA_DRY_RUN", "1")
+            .env("BATCHATA_JSON", "true")
+            .output()
+            .unwrap();
+        let (s, e) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{e}");
+        serde_json::from_str::<serde_json::Value>(s.trim()).expect(&s)
+    };
+    let p = plan(&[]);
+    assert_eq!(p["batches"].as_array().unwrap().len(), 3, "{p}");
+    assert_eq!(p["cost_limit_usd"], 1.0);
+    assert_eq!(p["max_parallel"], 2);
+    assert_eq!(p["batches"][0]["model"], "claude-haiku-4-5");
+    let p = plan(&["--items-per-batch", "5"]);
+    assert_eq!(
+        p["batches"].as_array().unwrap().len(),
+        5,
+        "the flag wins: {p}"
+    );
+    // A bad value from the environment is named like a bad flag.
+    let o = bin()
+        .arg("run")
+        .arg(&jobs)
+        .env("BATCHATA_RESULTS_DIR", dir.path().join("out"))
+        .env("BATCHATA_TIME_LIMIT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // --help shows each variable.
+    let help = String::from_utf8(bin().args(["run", "--help"]).output().unwrap().stdout).unwrap();
+    for v in [
+        "BATCHATA_COST_LIMIT",
+        "BATCHATA_TIME_LIMIT",
+        "BATCHATA_ITEMS_PER_BATCH",
+        "BATCHATA_MAX_PARALLEL",
+        "BATCHATA_MODEL",
+        "BATCHATA_RESULTS_DIR",
+        "BATCHATA_EMULATOR_URL",
+    ] {
+        assert!(help.contains(&format!("[env: {v}")), "{v} in --help");
+    }
+}
+
+#[test]
+fn readme_installs_shows_the_whole_quickstart_file_and_a_live_demo() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick = readme.find("\n## Quick start").unwrap();
+    let install = readme.find("\n## Install").expect("an install section");
+    let next = readme[quick + 1..].find("\n## ").unwrap() + quick + 1;
+    assert_eq!(next, install, "Install comes right after the quick start");
+    assert!(readme.contains("cargo install --path crates/batchata-cli"));
+    for line in std::fs::read_to_string(root.join("examples/quickstart.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        assert!(readme.contains(line), "README lacks the jobs line {line}");
+    }
+    assert!(readme.contains("batchata emulate --port 8765 --processing-delay 20s\n"));
+    assert!(readme.contains("--emulator-url http://127.0.0.1:8765"));
+    // Examples in every command's --help.
+    for cmd in [
+        "run",
+        "status",
+        "results",
+        "cancel",
+        "models",
+        "emulate",
+        "completions",
+    ] {
+        let o = bin().args([cmd, "--help"]).output().unwrap();
+        let help = String::from_utf8(o.stdout).unwrap();
+        assert!(help.contains("Examples:"), "{cmd} --help has no examples");
+    }
 }
