@@ -195,3 +195,44 @@ async fn a_refused_key_exits_2_fails_no_job_and_never_prints_the_key() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(result_count(&out), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_exits_2_and_an_unreachable_provider_exits_1_failing_nothing() {
+    let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let jobs = jobs_file(dir.path(), &["one", "two"]);
+    // A state file edited by hand: bad input, said before anything is sent.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join(".batchata-state.jsonl"),
+        "{\"not\": \"a state\"}\n",
+    )
+    .unwrap();
+    let o = run(&h, &jobs, &out, &[]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("line 1 is not a state event") && e.contains("--fresh"),
+        "{e}"
+    );
+    assert_eq!(h.stats().batches_created, 0);
+
+    // No provider at the address: our side's trouble, exit 1, no job failed
+    // or given a result; the same command reruns once the provider is back.
+    let out = dir.path().join("out2");
+    let mut c = bin();
+    c.arg("run")
+        .arg(&jobs)
+        .arg("--results-dir")
+        .arg(&out)
+        .args(["--emulator-url", "http://127.0.0.1:1", "-q"]);
+    let o = c.output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("rerun"), "{e}");
+    assert_eq!(result_count(&out), 0, "no job was given a result");
+    let o = run(&h, &jobs, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(result_count(&out), 2);
+}

@@ -283,6 +283,12 @@ fn state_err(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::State(format!("state file {}: {what}", path.display()))
 }
 
+/// A state file that is not one (edited by hand, another program's, from a
+/// newer batchata): bad input, not a failure of the run.
+fn not_a_state(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Validation(format!("state file {}: {what}", path.display()))
+}
+
 impl StateStore {
     /// Creates a new journal at `path` (replacing any file there).
     pub fn create(path: &Path, run_id: &str, results_dir: &Path) -> Result<StateStore> {
@@ -357,7 +363,7 @@ impl StateStore {
             let event: Event = match serde_json::from_slice(&line) {
                 Ok(e) => e,
                 Err(e) => {
-                    return Err(state_err(
+                    return Err(not_a_state(
                         path,
                         format!("line {lineno} is not a state event ({e}); the file was changed by hand or is not a batchata state file — start fresh with reuse off (CLI: --fresh)"),
                     ))
@@ -372,7 +378,7 @@ impl StateStore {
                     results_dir,
                 } => {
                     if version > STATE_VERSION {
-                        return Err(state_err(
+                        return Err(not_a_state(
                             path,
                             format!(
                                 "written by a newer batchata (format {version}); upgrade batchata"
@@ -444,7 +450,7 @@ impl StateStore {
             }
         }
         let (run_id, created_at, results_dir) = header.ok_or_else(|| {
-            state_err(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
+            not_a_state(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
         })?;
         let file = if writable {
             let mut file = OpenOptions::new()

@@ -196,6 +196,17 @@ async fn dry_run_submits_nothing() {
     let stats = h.stats();
     assert_eq!(stats.total_calls, 0, "a dry run makes no provider call");
     assert!(!dir.path().join("state.jsonl").exists());
+
+    // Anthropic mixes models in one batch: the plan names every one.
+    let mut b = batch(dir.path(), &h, "claude-haiku-4-5", 2);
+    b.add_job(Job::prompt("Another model.").model("claude-sonnet-4-5"))
+        .unwrap();
+    let report = b.plan().unwrap();
+    assert_eq!(report.batches.len(), 1);
+    assert_eq!(
+        report.batches[0].model,
+        "claude-haiku-4-5, claude-sonnet-4-5"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

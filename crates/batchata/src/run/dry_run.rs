@@ -20,7 +20,7 @@ use crate::state::StateStore;
 pub struct DryRunBatch {
     /// Provider.
     pub provider: ProviderKind,
-    /// Model (first job's, for providers that mix models).
+    /// Model; every model of the batch, comma-separated, for providers that mix them.
     pub model: String,
     /// Jobs in the batch.
     pub jobs: usize,
@@ -91,9 +91,18 @@ pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
             .filter_map(|id| by_id.get(&**id).map(|j| (*j).clone()))
             .collect();
         let est = estimate_jobs_cost(&batch.catalog, &jobs)?;
+        // A provider that mixes models in a batch: name them all.
+        let mut models: Vec<&str> = jobs.iter().map(|j| j.model_name()).collect();
+        models.sort_unstable();
+        models.dedup();
+        let model = if models.len() > 1 {
+            models.join(", ")
+        } else {
+            p.model
+        };
         let b = DryRunBatch {
             provider: p.provider,
-            model: p.model,
+            model,
             jobs: jobs.len(),
             input_tokens: est.input_tokens,
             worst_case_usd: est.worst_case_usd,
