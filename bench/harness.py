@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -923,15 +924,13 @@ def pyapi_section(results, machine, command, started, finished):
         res_o = "✓" if o["ok"] else "✗ " + o["detail"]
         if o.get("phases"):
             ph = o["phases"]
-            phases.append(f"batchata_rs {c.n:,} × {c.ipb:,}: import {ph['import_s']:.2f} s, add_job "
-                          f"{ph['add_s']:.2f} s, run {ph['run_s']:.2f} s, results() {ph['results_s']:.2f} s")
+            phases.append(f"batchata_rs {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
         if p is None:
             L.append(f"| {name} | {ow} | not run | | {mb(o['rss'])} | | | {o['calls']} / – | {res_o} / – |")
             continue
         if p.get("phases"):
             ph = p["phases"]
-            phases.append(f"batchata {c.n:,} × {c.ipb:,}: import {ph['import_s']:.2f} s, add_job "
-                          f"{ph['add_s']:.2f} s, run {ph['run_s']:.2f} s, results() {ph['results_s']:.2f} s")
+            phases.append(f"batchata {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
         pw = (f"> {p['wall']:.0f} s (cap)" if p["capped"] else f"{p['wall']:.2f} s ({p['runs']}×)")
         speed = p["wall"] / o["wall"]
         memr = o["rss"] / p["rss"] if o["rss"] and p["rss"] else None
@@ -944,7 +943,8 @@ def pyapi_section(results, machine, command, started, finished):
                   f"(target ≤ 0.20)")
     L.append("")
     if phases:
-        L.append("Phases (last run, inside the script): " + "; ".join(phases) + ".")
+        L.append("Phases of the last run, timed inside the script, with the peak RSS reached by the end of each: "
+                 + " — ".join(phases) + ".")
         L.append("")
     for t in tl:
         L.append(f"- {t}")
@@ -953,6 +953,16 @@ def pyapi_section(results, machine, command, started, finished):
     L.append(PYAPI_END)
     L.append("")
     return L
+
+
+def phase_text(ph):
+    """py_api.py's phase times, and its peak RSS so far after each phase."""
+    pk = ph.get("peak_mb_after") or {}
+    def one(key, label):
+        peak = f", peak {pk[key]:.0f} MB" if key in pk else ""
+        return f"{label} {ph[key + '_s']:.2f} s{peak}"
+    return "; ".join(one(k, l) for k, l in (("import", "import"), ("add", "add_job"), ("run", "run()"),
+                                             ("results", "results()")))
 
 
 def merge_pyapi_section(path, section):
@@ -1093,7 +1103,7 @@ def main():
         return 1 if failures else 0
     micro = None if args.no_micro else run_micro()
     finished = datetime.datetime.now(datetime.timezone.utc)
-    command = "python3 bench/harness.py" + "".join(f" {a}" for a in sys.argv[1:])
+    command = "python3 bench/harness.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
     out = args.out or os.path.join(BENCH, "RESULTS.md")
     machine = machine_description(note, vpy)
     if all(c.kind == "pyapi" for c in todo) and os.path.exists(out):

@@ -22,10 +22,16 @@ import argparse
 import importlib
 import json
 import re
+import resource
 import sys
 import time
 
 MARKER = re.compile(r"\bQ(\d+)\b")
+
+
+def peak_mb():
+    """The process's peak RSS so far (Linux: KiB), to see which phase sets it."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main():
@@ -43,6 +49,7 @@ def main():
     t0 = time.monotonic()
     lib = importlib.import_module(args.module)
     t_import = time.monotonic()
+    peaks = {"import": peak_mb()}
 
     prompts = []
     with open(args.jobs) as f:
@@ -67,11 +74,14 @@ def main():
         batch.add_job(messages=[{"role": "user", "content": p}])
     del prompts
     t_added = time.monotonic()
+    peaks["add"] = peak_mb()
 
     run = batch.run()
     t_run = time.monotonic()
+    peaks["run"] = peak_mb()
     results = run.results()
     t_results = time.monotonic()
+    peaks["results"] = peak_mb()
 
     completed = results["completed"]
     failed = results["failed"]
@@ -98,6 +108,7 @@ def main():
                 "cancelled": len(cancelled),
                 "traced": len(seen),
                 "ok": ok,
+                "peak_mb_after": peaks,
             }
         ),
         flush=True,
