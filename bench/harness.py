@@ -970,7 +970,7 @@ def merge_pyapi_section(path, section):
     before "## Targets"), leaving the rest of the report as it was."""
     with open(path) as f:
         text = f.read()
-    block = "\n".join(section)
+    block = "\n".join(section) + "\n"
     if PYAPI_START in text and PYAPI_END in text:
         a = text.index(PYAPI_START)
         b = text.index(PYAPI_END) + len(PYAPI_END)
