@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -159,21 +160,32 @@ def job_set(provider, n, variant):
 
 
 class Case:
-    def __init__(self, provider, variant, n, ipb, python=True):
+    """kind "cli": our CLI against py_side.py. kind "pyapi": one script,
+    py_api.py, run with `import batchata_rs` (ours) and `import batchata`."""
+
+    def __init__(self, provider, variant, n, ipb, python=True, kind="cli"):
         self.provider = provider
         self.variant = variant
         self.n = n
         self.ipb = ipb  # None: each library's default
         self.python = python
+        self.kind = kind
 
     @property
     def name(self):
         ipb = "defaults" if self.ipb is None else f"{self.ipb:,}/batch"
+        if self.kind == "pyapi":
+            return f"python api {self.provider} N={self.n:,} {ipb}"
         return f"{self.provider} {self.variant} N={self.n:,} {ipb}"
 
 
 def cases(mode, full):
     out = []
+    if mode == "smoke":
+        # batchata_rs only (the Python library needs no smoke test).
+        out.append(Case("anthropic", "plain", 100, 50, python=False, kind="pyapi"))
+    else:
+        out += [Case("anthropic", "plain", 10000, ipb, kind="pyapi") for ipb in (10000, 1000)]
     for p in ("anthropic", "openai"):
         if mode == "smoke":
             out += [Case(p, "plain", 100, 50), Case(p, "schema", 100, 50), Case(p, "files", 100, 50)]
@@ -495,8 +507,40 @@ def run_python(py, emu, case, jobs, run_no, cap):
     return out
 
 
+def run_pyapi(py, module, emu, case, jobs, run_no, cap):
+    """One run of bench/py_api.py with `import <module>`: the same script
+    for batchata_rs and batchata. Passes when the script's own check passes
+    (exit 0: all completed, every prompt marker answered once) and the
+    results folder holds one successful result file per job."""
+    rdir = fresh_dir(module)
+    emu.reset()
+    cmd = [py, os.path.join(BENCH, "py_api.py"), module, "--jobs", jobs, "--results-dir", rdir,
+           "--state-file", rdir + "-state.json", "--model", MODELS[case.provider],
+           "--items-per-batch", str(case.ipb or 10), "-n", str(case.n)]
+    logs = os.path.join(WORK, "logs", f"{module}-{slug(case)}-{run_no}")
+    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
+    stats = emu.stats()
+    out = {"wall": wall, "rss": rss, "calls": calls_summary(stats)}
+    if code is None:
+        out.update(ok=False, capped=True,
+                   detail=f"not finished at the {cap:.0f} s cap; {count_results(rdir):,} result files written")
+        return out
+    ok, detail = check_python(rdir, case.n, False)
+    if code != 0:
+        ok = False
+        detail += f"; exit {code} (see {os.path.relpath(logs, ROOT)}.err)"
+    try:
+        with open(logs + ".out") as f:
+            out["phases"] = json.loads(f.read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    out.update(ok=ok, capped=False, detail=detail)
+    return out
+
+
 def slug(case):
-    return f"{case.provider}-{case.variant}-{case.n}-{case.ipb or 'default'}"
+    kind = "pyapi-" if case.kind == "pyapi" else ""
+    return f"{kind}{case.provider}-{case.variant}-{case.n}-{case.ipb or 'default'}"
 
 
 # ------------------------------------------------------------ environment
@@ -595,6 +639,40 @@ def setup_python():
     return vpy, note
 
 
+def crates_fingerprint():
+    """Identifies the sources a batchata_rs build comes from: the committed
+    tree of crates/ and Cargo.lock, plus any uncommitted change to them."""
+    tree = sh(["git", "rev-parse", "HEAD:crates", "HEAD:Cargo.lock"], cwd=ROOT).replace("\n", " ")
+    diff = subprocess.run(["git", "diff", "HEAD", "--", "crates", "Cargo.lock"], cwd=ROOT,
+                          capture_output=True).stdout
+    untracked = sh(["git", "ls-files", "--others", "--exclude-standard", "crates"], cwd=ROOT)
+    if diff or untracked:
+        import hashlib
+        tree += " dirty:" + hashlib.sha256(diff + untracked.encode()).hexdigest()[:16]
+    return tree
+
+
+def setup_rs(vpy):
+    """Installs batchata_rs into bench/.venv: `pip install ./crates/batchata-py`,
+    which builds it with maturin's default release profile. Reused while
+    crates/ and Cargo.lock are unchanged (fingerprint in a marker file)."""
+    marker = os.path.join(VENV, ".batchata-rs-build")
+    want = crates_fingerprint()
+    try:
+        with open(marker) as f:
+            if f.read().strip() == want:
+                print("batchata_rs: reusing the build in bench/.venv", flush=True)
+                return
+    except OSError:
+        pass
+    print("installing batchata_rs into bench/.venv (maturin release build; minutes) ...", flush=True)
+    subprocess.run([vpy, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
+                    os.path.join(ROOT, "crates", "batchata-py")], cwd=ROOT, check=True)
+    sh([vpy, "-c", "import batchata_rs"], cwd=BENCH)
+    with open(marker, "w") as f:
+        f.write(want)
+
+
 def machine_description(py_note, vpy):
     cpu = "?"
     try:
@@ -618,7 +696,7 @@ def machine_description(py_note, vpy):
     ]
     if vpy:
         pkgs = sh([vpy, "-m", "pip", "list", "--format=json"])
-        want = {"batchata", "anthropic", "openai", "pydantic", "httpx", "tokencost"}
+        want = {"batchata", "batchata-rs", "anthropic", "openai", "pydantic", "httpx", "tokencost"}
         vers = ", ".join(f"{p['name']} {p['version']}" for p in json.loads(pkgs) if p["name"].lower() in want)
         lines.append(f"- Python side: {py_note}; {vers}")
     return lines
@@ -745,7 +823,7 @@ def write_report(path, results, machine, command, micro, started, finished, mode
         L.append("| case | ours: wall | Python: wall | speed-up | ours: peak RSS | Python: peak RSS | memory ratio | HTTP calls ours / Python | results ours / Python |")
         L.append("|---|---|---|---|---|---|---|---|---|")
         for c, ours, py in results["cases"]:
-            if c.provider != provider:
+            if c.provider != provider or c.kind != "cli":
                 continue
             o = summarize(ours)
             p = summarize(py)
@@ -772,6 +850,8 @@ def write_report(path, results, machine, command, micro, started, finished, mode
         notes = []
         for c, ours, py in results["cases"]:
             p = summarize(py)
+            if c.kind != "cli":
+                continue
             if c.provider == provider and p and p.get("phases"):
                 ph = p["phases"]
                 notes.append(f"{c.variant} {c.n:,} × {c.ipb or 'defaults'}: import {ph['import_s']:.1f} s, "
@@ -781,6 +861,7 @@ def write_report(path, results, machine, command, micro, started, finished, mode
         if notes:
             L.append("Python phases (last run): " + "; ".join(notes) + ".")
             L.append("")
+    L += pyapi_section(results, machine, command, started, finished)
     L.append("## Targets")
     L.append("")
     for line in targets(results, micro):
@@ -803,11 +884,113 @@ def write_report(path, results, machine, command, micro, started, finished, mode
         f.write("\n".join(L))
 
 
+PYAPI_START = "<!-- python-api: written by harness.py; --only \"python api\" rewrites just this section -->"
+PYAPI_END = "<!-- /python-api -->"
+
+
+def pyapi_section(results, machine, command, started, finished):
+    """The "Python API" section: py_api.py with `import batchata_rs` against
+    the same script with `import batchata`. Its own command, date and machine,
+    since `--only "python api"` rewrites only this section."""
+    rows = [(c, summarize(o), summarize(p)) for c, o, p in results["cases"] if c.kind == "pyapi"]
+    if not rows:
+        return []
+    L = [PYAPI_START, "## Python API: the same script with `import batchata_rs` and `import batchata`", ""]
+    L.append(f"Measured by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
+             f"({(finished - started).total_seconds() / 60:.0f} min).")
+    L.append("")
+    L += machine
+    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
+    L.append("")
+    L.append("`bench/py_api.py MODULE` imports the module named on its command line and runs "
+             "the jobs' ~1 KB prompts through batchata 0.4.7's API: "
+             "`Batch(results_dir, max_parallel_batches=10, items_per_batch=N, raw_files=False)"
+             ".set_state(file=..., reuse_state=False).set_default_params(model=..., max_tokens=256, "
+             "temperature=0.7).set_verbosity(\"warn\")`, one `add_job(messages=[...])` per job, "
+             "`run()`, `results()`; it exits non-zero unless every job completed and every "
+             "prompt's marker came back exactly once. `batchata_rs` is installed into "
+             "`bench/.venv` with `pip install ./crates/batchata-py` (maturin, release profile). "
+             "Both runs are the whole Python process, interpreter start-up included, under "
+             "`bench/peak-rss`, against the same emulator process. Targets: at least 20× faster, "
+             "at most 1/5 of the peak memory.")
+    L.append("")
+    L.append("| case | batchata_rs: wall | batchata: wall | speed-up | batchata_rs: peak RSS | batchata: peak RSS | memory ratio | HTTP calls rs / py | results rs / py |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    tl = []
+    phases = []
+    for c, o, p in rows:
+        name = f"{MODELS[c.provider]}, {c.n:,} × {c.ipb:,}/batch"
+        ow = f"{o['wall']:.2f} s ({o['runs']}×)"
+        res_o = "✓" if o["ok"] else "✗ " + o["detail"]
+        if o.get("phases"):
+            ph = o["phases"]
+            phases.append(f"batchata_rs {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
+        if p is None:
+            L.append(f"| {name} | {ow} | not run | | {mb(o['rss'])} | | | {o['calls']} / – | {res_o} / – |")
+            continue
+        if p.get("phases"):
+            ph = p["phases"]
+            phases.append(f"batchata {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
+        pw = (f"> {p['wall']:.0f} s (cap)" if p["capped"] else f"{p['wall']:.2f} s ({p['runs']}×)")
+        speed = p["wall"] / o["wall"]
+        memr = o["rss"] / p["rss"] if o["rss"] and p["rss"] else None
+        res_p = "✓" if p["ok"] else "✗ " + p["detail"]
+        L.append(f"| {name} | {ow} | {pw} | {speed:.1f}× | {mb(o['rss'])} | {mb(p['rss'])} | "
+                 f"{'?' if memr is None else f'{memr:.2f}'} | {o['calls']} / {p['calls']} | {res_o} / {res_p} |")
+        met = speed >= 20 and memr is not None and memr <= 0.2 and o["ok"] and p["ok"]
+        tl.append(f"{'✓' if met else '✗'} python api {c.n:,} jobs × {c.ipb:,}/batch: {speed:.1f}× faster "
+                  f"(target ≥ 20×), {'?' if memr is None else f'{memr:.2f}'} of batchata's peak memory "
+                  f"(target ≤ 0.20)")
+    L.append("")
+    if phases:
+        L.append("Phases of the last run, timed inside the script, with the peak RSS reached by the end of each: "
+                 + " — ".join(phases) + ".")
+        L.append("")
+    for t in tl:
+        L.append(f"- {t}")
+    if tl:
+        L.append("")
+    L.append(PYAPI_END)
+    L.append("")
+    return L
+
+
+def phase_text(ph):
+    """py_api.py's phase times, and its peak RSS so far after each phase."""
+    pk = ph.get("peak_mb_after") or {}
+    def one(key, label):
+        peak = f", peak {pk[key]:.0f} MB" if key in pk else ""
+        return f"{label} {ph[key + '_s']:.2f} s{peak}"
+    return "; ".join(one(k, l) for k, l in (("import", "import"), ("add", "add_job"), ("run", "run()"),
+                                             ("results", "results()")))
+
+
+def merge_pyapi_section(path, section):
+    """Replaces the Python API section of an existing report (or inserts it
+    before "## Targets"), leaving the rest of the report as it was."""
+    with open(path) as f:
+        text = f.read()
+    block = "\n".join(section) + "\n"
+    if PYAPI_START in text and PYAPI_END in text:
+        a = text.index(PYAPI_START)
+        b = text.index(PYAPI_END) + len(PYAPI_END)
+        rest = text[b:].lstrip("\n")
+        text = text[:a] + block + rest
+    elif "## Targets" in text:
+        a = text.index("## Targets")
+        text = text[:a] + block + text[a:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def targets(results, micro=None):
     out = []
     by = {}
     for c, ours, py in results["cases"]:
-        by[(c.provider, c.variant, c.n, c.ipb)] = (summarize(ours), summarize(py))
+        if c.kind == "cli":
+            by[(c.provider, c.variant, c.n, c.ipb)] = (summarize(ours), summarize(py))
     for provider in ("anthropic", "openai"):
         for ipb in (10000, 1000):
             o, p = by.get((provider, "plain", 10000, ipb), (None, None))
@@ -875,9 +1058,12 @@ def main():
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     binary = build_tools(os.path.abspath(args.bin) if args.bin else None)
     with_python = not (args.ours_only or args.smoke)
-    vpy, note = (setup_python() if with_python else (None, None))
-    load_start = loadavg()
     todo = [c for c in cases(mode, args.full_python) if not args.only or args.only in c.name]
+    pyapi = any(c.kind == "pyapi" for c in todo)
+    vpy, note = (setup_python() if with_python or pyapi else (None, None))
+    if pyapi:
+        setup_rs(vpy)
+    load_start = loadavg()
     emu = EmulatorProc(binary)
     results = {"cases": [], "load_start": load_start}
     failures = []
@@ -886,15 +1072,21 @@ def main():
             jobs = job_set(c.provider, c.n, c.variant)
             ours = []
             for r in range(1 if mode == "smoke" else args.runs):
-                ours.append(run_ours(binary, emu, c, jobs, r))
-                print(f"  ours    {c.name}: {ours[-1]['wall']:.2f} s, {mb(ours[-1]['rss'])}, "
+                if c.kind == "pyapi":
+                    ours.append(run_pyapi(vpy, "batchata_rs", emu, c, jobs, r, cap))
+                else:
+                    ours.append(run_ours(binary, emu, c, jobs, r))
+                print(f"  {'rs' if c.kind == 'pyapi' else 'ours':7} {c.name}: {ours[-1]['wall']:.2f} s, {mb(ours[-1]['rss'])}, "
                       f"{ours[-1]['calls']['total']} calls, {ours[-1]['detail']}", flush=True)
             if not all(o["ok"] for o in ours):
                 failures.append(f"ours {c.name}: {ours[-1]['detail']}")
             py = []
             if with_python and c.python:
                 for r in range(args.runs):
-                    py.append(run_python(vpy, emu, c, jobs, r, cap))
+                    if c.kind == "pyapi":
+                        py.append(run_pyapi(vpy, "batchata", emu, c, jobs, r, cap))
+                    else:
+                        py.append(run_python(vpy, emu, c, jobs, r, cap))
                     print(f"  python  {c.name}: {py[-1]['wall']:.2f} s, {mb(py[-1]['rss'])}, "
                           f"{py[-1]['calls']['total']} calls, {py[-1]['detail']}", flush=True)
                     if py[-1].get("capped") or py[-1]["wall"] > FAST_CASE_S:
@@ -911,9 +1103,14 @@ def main():
         return 1 if failures else 0
     micro = None if args.no_micro else run_micro()
     finished = datetime.datetime.now(datetime.timezone.utc)
-    command = "python3 bench/harness.py" + "".join(f" {a}" for a in sys.argv[1:])
+    command = "python3 bench/harness.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
     out = args.out or os.path.join(BENCH, "RESULTS.md")
-    write_report(out, results, machine_description(note, vpy), command, micro, started, finished, mode)
+    machine = machine_description(note, vpy)
+    if all(c.kind == "pyapi" for c in todo) and os.path.exists(out):
+        # Only the Python API case ran: replace its section, keep the rest.
+        merge_pyapi_section(out, pyapi_section(results, machine, command, started, finished))
+    else:
+        write_report(out, results, machine, command, micro, started, finished, mode)
     print(f"wrote {os.path.relpath(out, os.getcwd())}")
     remove_runs(runs)
     return 1 if failures else 0
