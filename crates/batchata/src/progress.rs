@@ -90,6 +90,9 @@ struct Live {
     cost: ProgressBar,
     row_style: ProgressStyle,
     rate: Rate,
+    /// The terminal's width when the view started: lines printed above it
+    /// are wrapped to it, since the view is redrawn by counting lines.
+    width: Option<u16>,
 }
 
 struct Plain {
@@ -376,6 +379,7 @@ impl LiveDisplay {
             DisplayMode::Live => View::Live(Box::new(Live::new(
                 total,
                 ProgressDrawTarget::stderr_with_hz(10),
+                console::Term::stderr().size_checked().map(|(_, cols)| cols),
             ))),
         };
         LiveDisplay {
@@ -402,7 +406,7 @@ impl LiveDisplay {
     pub fn live_to(total: usize, target: ProgressDrawTarget) -> LiveDisplay {
         LiveDisplay {
             mode: DisplayMode::Live,
-            state: Mutex::new(View::Live(Box::new(Live::new(total, target)))),
+            state: Mutex::new(View::Live(Box::new(Live::new(total, target, None)))),
         }
     }
 
@@ -444,7 +448,16 @@ impl LiveDisplay {
         let mut view = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *view {
             View::Live(live) => {
-                let _ = live.multi.println(line);
+                // A line the terminal wraps would take a row the redraw does
+                // not know about, leaving a stale copy of the view above it.
+                // One println per row: the redraw counts one row per call.
+                let wrapped = match live.width {
+                    Some(w) => wrap_to(line, usize::from(w).saturating_sub(1).max(20)),
+                    None => line.to_string(),
+                };
+                for row in wrapped.lines() {
+                    let _ = live.multi.println(row);
+                }
             }
             View::Plain(plain) => {
                 let _ = writeln!(plain.out, "{line}");
@@ -463,8 +476,33 @@ impl LiveDisplay {
     }
 }
 
+/// `line` broken at spaces into lines of at most `width` characters (a word
+/// longer than that stands on a line of its own).
+fn wrap_to(line: &str, width: usize) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    for (i, para) in line.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        for word in para.split(' ') {
+            let n = word.chars().count();
+            if col > 0 && col + 1 + n > width {
+                out.push('\n');
+                col = 0;
+            } else if col > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(word);
+            col += n;
+        }
+    }
+    out
+}
+
 impl Live {
-    fn new(total: usize, target: ProgressDrawTarget) -> Live {
+    fn new(total: usize, target: ProgressDrawTarget, width: Option<u16>) -> Live {
         let multi = MultiProgress::with_draw_target(target);
         let jobs = multi.add(ProgressBar::new(total as u64));
         jobs.set_style(
@@ -491,6 +529,7 @@ impl Live {
             cost,
             row_style,
             rate: Rate::default(),
+            width,
         }
     }
 
@@ -652,6 +691,17 @@ impl crate::Batch {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lines_printed_above_the_view_are_wrapped_to_the_terminal() {
+        let msg = "Interrupted: submitting nothing new and cancelling the active batches; what they finished is kept (Ctrl+C again exits at once, the state is saved).";
+        let w = wrap_to(msg, 79);
+        assert!(w.lines().count() >= 2, "{w}");
+        assert!(w.lines().all(|l| l.chars().count() <= 79), "{w}");
+        assert_eq!(w.replace('\n', " "), msg);
+        assert_eq!(wrap_to("a\nb c", 3), "a\nb c");
+    }
+
     use super::*;
 
     #[test]
