@@ -238,12 +238,14 @@ fn cost_line(s: &RunStatus) -> String {
 /// none: `3 polls rate-limited, retrying · latest: batch 2: ...`.
 pub fn warning_line(s: &RunStatus) -> Option<String> {
     let mut parts = Vec::new();
+    let polls = |n: usize| if n == 1 { "poll" } else { "polls" };
     if s.polls_rate_limited > 0 {
-        parts.push(format!("{} polls rate-limited", s.polls_rate_limited));
+        let n = s.polls_rate_limited;
+        parts.push(format!("{n} {} rate-limited", polls(n)));
     }
     let other = s.poll_failures.saturating_sub(s.polls_rate_limited);
     if other > 0 {
-        parts.push(format!("{other} polls failed"));
+        parts.push(format!("{other} {} failed", polls(other)));
     }
     if s.download_retries > 0 {
         parts.push(format!("{} downloads/cancels failed", s.download_retries));
@@ -769,7 +771,7 @@ mod tests {
         s.last_warning = Some("batch 2: 429 rate limited".into());
         assert_eq!(
             warning_line(&s).unwrap(),
-            "! 3 polls rate-limited, 1 polls failed, retrying · latest: batch 2: 429 rate limited"
+            "! 3 polls rate-limited, 1 poll failed, retrying · latest: batch 2: 429 rate limited"
         );
     }
 
