@@ -56,14 +56,7 @@ impl CostTracker {
 
     /// Reserves `amount`; false (and nothing reserved) when it would pass the limit.
     pub fn reserve(&self, amount: f64) -> bool {
-        let mut g = self.lock();
-        if let Some(limit) = self.limit {
-            if g.used + g.reserved + amount > limit + 1e-12 {
-                return false;
-            }
-        }
-        g.reserved += amount;
-        true
+        self.try_reserve(amount) == Reservation::Reserved
     }
 
     /// Reserves `amount`, or says whether waiting for other reservations

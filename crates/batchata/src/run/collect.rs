@@ -462,15 +462,7 @@ fn lost(
 ) -> Result<()> {
     let kind = provider.kind();
     tracing::warn!(batch = index, %batch_id, provider = %kind, "the provider no longer knows this batch; its jobs fail (retry_failed runs them again)");
-    let open: Vec<JobId> = {
-        let st = lock(&sh.state);
-        ids.iter()
-            .filter(|id| {
-                st.jobs.get(*id).map(|e| e.status) == Some(crate::state::JobStatus::in_batch(index))
-            })
-            .cloned()
-            .collect()
-    };
+    let open = super::engine::open_jobs(sh, index, ids);
     fail_jobs(
         sh,
         index,

@@ -633,7 +633,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
 }
 
 /// The jobs of batch `index` not yet finished.
-fn open_jobs(sh: &Shared, index: usize, jobs: &[JobId]) -> Vec<JobId> {
+pub(super) fn open_jobs(sh: &Shared, index: usize, jobs: &[JobId]) -> Vec<JobId> {
     let st = lock(&sh.state);
     jobs.iter()
         .filter(|j| {
