@@ -989,7 +989,7 @@ fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
         .output()
         .unwrap();
     let csv = String::from_utf8_lossy(&o.stdout);
-    let rows: Vec<Vec<String>> = csv.lines().map(csv_cells).collect();
+    let rows = csv_rows(&csv);
     let col = |name: &str| {
         rows[0]
             .iter()
@@ -1003,25 +1003,36 @@ fn quickstart_runs_on_the_built_in_emulator_as_the_readme_writes_it() {
     assert_eq!(row("contract")[col("party")], "Northwind Traders");
     assert_eq!(row("contract")[col("invoice_number")], "");
     assert!(row("invoice")[col("response")].starts_with("{\"invoice_number\""));
+    // An answer of several text blocks keeps its paragraphs apart.
+    let summary = &row("summary")[col("response")];
+    let (echo, quote) = summary.split_once('\n').unwrap_or_else(|| panic!("{csv}"));
+    assert!(echo.starts_with("Echo: Summarise"), "{csv}");
+    assert!(quote.starts_with("Service agreement"), "{csv}");
 }
 
-/// One CSV line into cells (quoted cells may hold commas and doubled quotes).
-fn csv_cells(line: &str) -> Vec<String> {
-    let mut cells = vec![String::new()];
+/// CSV text into rows of cells (quoted cells may hold commas, doubled quotes
+/// and line breaks: an answer of several paragraphs is one cell).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![String::new()]];
     let mut quoted = false;
-    let mut chars = line.chars().peekable();
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        let row = rows.last_mut().unwrap();
         match (c, quoted) {
             ('"', true) if chars.peek() == Some(&'"') => {
                 chars.next();
-                cells.last_mut().unwrap().push('"');
+                row.last_mut().unwrap().push('"');
             }
             ('"', _) => quoted = !quoted,
-            (',', false) => cells.push(String::new()),
-            (c, _) => cells.last_mut().unwrap().push(c),
+            (',', false) => row.push(String::new()),
+            ('\n', false) => rows.push(vec![String::new()]),
+            (c, _) => row.last_mut().unwrap().push(c),
         }
     }
-    cells
+    if rows.last().is_some_and(|r| r.len() == 1 && r[0].is_empty()) {
+        rows.pop();
+    }
+    rows
 }
 
 fn interrupt(child: &std::process::Child) {

@@ -321,6 +321,7 @@ pub(crate) fn answer(conv: &Conversation) -> Reply {
             stop = Stop::ToolUse;
         }
     }
+    let mut blocks = separate_paragraphs(blocks);
     let mut output_bytes = blocks.iter().map(block_bytes).sum::<usize>();
     if let Some(max) = conv.max_tokens {
         if tokens_for(output_bytes) > max {
@@ -340,6 +341,30 @@ pub(crate) fn answer(conv: &Conversation) -> Reply {
         input_tokens: tokens_for(conv.input_bytes),
         output_tokens,
     }
+}
+
+/// A real model writes its quotes into sentences: Anthropic returns the
+/// connecting words as uncited text blocks between the cited ones ("According
+/// to the report, " / "revenue grew" / "."), so the answer reads right when the
+/// blocks are concatenated, as clients do. The emulated answer is an echo line
+/// followed by quoted chunks; an uncited `"\n"` block between two text blocks
+/// keeps it one paragraph per chunk instead of glued words, in the same shape.
+fn separate_paragraphs(blocks: Vec<Block>) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::with_capacity(blocks.len() * 2);
+    for b in blocks {
+        let both_text = matches!(
+            (out.last(), &b),
+            (Some(Block::Text { .. }), Block::Text { .. })
+        );
+        if both_text {
+            out.push(Block::Text {
+                text: "\n".to_string(),
+                citations: Vec::new(),
+            });
+        }
+        out.push(b);
+    }
+    out
 }
 
 fn block_bytes(b: &Block) -> usize {
@@ -556,9 +581,19 @@ mod tests {
             citations: true,
         });
         let r = answer(&c);
-        let Block::Text { citations, .. } = &r.blocks[1] else {
+        // Echo, an uncited separator, then the quote: concatenated, the echo
+        // and the quote stay on their own lines.
+        let Block::Text { text, citations } = &r.blocks[1] else {
+            panic!("expected the separator block")
+        };
+        assert_eq!((text.as_str(), citations.len()), ("\n", 0));
+        let Block::Text { citations, .. } = &r.blocks[2] else {
             panic!("expected a cited text block")
         };
+        let joined = r.joined_text();
+        let (echo, quote) = joined.split_once('\n').expect("two lines");
+        assert!(echo.starts_with("Echo: "), "{joined}");
+        assert!(quote.contains("third quarter"), "{joined}");
         let cit = &citations[0];
         let Location::Char { start, end } = cit.location else {
             panic!("expected char location")
