@@ -11,6 +11,7 @@ mod emulate;
 mod jobs;
 mod report;
 mod run;
+mod terminal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

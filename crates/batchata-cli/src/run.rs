@@ -263,6 +263,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         crate::log_to_file(&args.results_dir.join(crate::LOG_FILE_NAME));
     }
     crate::fold_warnings(mode == DisplayMode::Live);
+    let _quiet_keys = (mode == DisplayMode::Live).then(crate::terminal::QuietControlKeys::new);
     let display = Arc::new(LiveDisplay::with_mode(n, mode));
     let _ = crate::DISPLAY.set(display.clone());
     let d = display.clone();
@@ -396,6 +397,7 @@ async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveD
         display.println(
             "Exiting now. Rerun the same command to re-attach to the batches still at the provider.",
         );
+        crate::terminal::restore();
         std::process::exit(130);
     }
 }
