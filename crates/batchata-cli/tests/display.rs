@@ -356,6 +356,9 @@ fn provider_counts_show_inside_batches_at_80_and_120_columns() {
             screen.contains("8 completed, 2 failed, 10 cancelled"),
             "{screen}"
         );
+        // The bar ends at the jobs the providers worked on, not full.
+        assert!(screen.contains("10/20 jobs"), "{screen}");
+        assert!(!screen.contains("20/20 jobs"), "{screen}");
     }
 }
 

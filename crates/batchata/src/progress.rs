@@ -597,7 +597,9 @@ impl Live {
             bar.finish_and_clear();
             self.multi.remove(bar);
         }
-        self.jobs.finish();
+        // `abandon`, not `finish`: finish would fill the bar, and a run
+        // stopped early has jobs that were cancelled, never worked on.
+        self.jobs.abandon();
         self.footer.finish();
         if let Some(w) = &self.warn {
             w.finish();
