@@ -548,6 +548,8 @@ pub(crate) fn status(
     println!("batches  {} ({in_flight} in flight)", r.batches.len());
     for b in &r.batches {
         let what = match (&b.ended, live.get(&b.index)) {
+            // The provider's own end word, when it says more than "ended".
+            (Some(end), _) if end == "ended" => "ended".to_string(),
             (Some(end), _) => format!("ended ({end})"),
             (None, Some(Ok(l))) => {
                 let k = &l.counts;

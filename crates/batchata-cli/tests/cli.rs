@@ -136,6 +136,13 @@ async fn run_with_every_flag_then_status_and_results_in_three_formats() {
         s.contains("7 completed") && s.contains("msgbatch_") && s.contains("batch_"),
         "{s}"
     );
+    // Anthropic's end word is "ended": said once; OpenAI's "completed" is added.
+    let row = |p: &str| s.lines().find(|l| l.contains(p)).unwrap_or_default();
+    assert!(row("msgbatch_").trim_end().ends_with("jobs  ended"), "{s}");
+    assert!(
+        row(" batch_").trim_end().ends_with("ended (completed)"),
+        "{s}"
+    );
     let o = bin()
         .args(["status", "--json", "--state"])
         .arg(&state)
