@@ -224,7 +224,7 @@ impl Failure {
 /// A library message in the CLI's words: the builder and config names the
 /// library uses become the flags and variables a CLI user has.
 pub(crate) fn cli_words(msg: &str) -> String {
-    const NAMES: [(&str, &str); 15] = [
+    const NAMES: [(&str, &str); 18] = [
         ("retry_failed (CLI: --retry-failed)", "--retry-failed"),
         ("rerun_changed (CLI: --rerun-changed)", "--rerun-changed"),
         ("adopt_results (CLI: --adopt-results)", "--adopt-results"),
@@ -243,6 +243,9 @@ pub(crate) fn cli_words(msg: &str) -> String {
         ("retry_failed", "--retry-failed"),
         ("rerun_changed", "--rerun-changed"),
         ("adopt_results", "--adopt-results"),
+        ("items_per_batch", "--items-per-batch"),
+        ("max_parallel_batches", "--max-parallel"),
+        ("time_limit", "--time-limit"),
     ];
     let mut out = msg.to_string();
     for (lib, cli) in NAMES {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use batchata::progress::{DisplayMode, LiveDisplay};
 use batchata::providers::{ProviderConfig, ProviderSettings};
-use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RunStatus, Verbosity};
+use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RawFiles, RunStatus, Verbosity};
 use clap::builder::BoolishValueParser;
 
 use crate::{classify, emulator_settings, init_logs, jobs, report, Failure};
@@ -184,27 +184,36 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         defaults = defaults.max_tokens(n);
     }
     let mut batch = Batch::new(&args.results_dir)
-        .state_file(&state, !args.fresh)
-        .retry_failed(args.retry_failed)
-        .rerun_changed(args.rerun_changed)
-        .adopt_results(args.adopt_results)
+        .state_file(&state)
         .default_params(defaults)
-        .raw_files(!args.no_raw_files)
         .verbosity(level)
         .items_per_batch(args.items_per_batch)
-        .map_err(|e| Failure::input(format!("--items-per-batch: {e}")))?
-        .max_parallel_batches(args.max_parallel)
-        .map_err(|e| Failure::input(format!("--max-parallel: {e}")))?;
+        .max_parallel_batches(args.max_parallel);
+    if args.fresh {
+        batch = batch.fresh_state();
+    }
+    if args.retry_failed {
+        batch = batch.retry_failed();
+    }
+    if args.rerun_changed {
+        batch = batch.rerun_changed();
+    }
+    if args.adopt_results {
+        batch = batch.adopt_results();
+    }
+    if args.no_raw_files {
+        batch = batch.raw_files(RawFiles::Skip);
+    }
     if let Some(c) = args.cost_limit {
-        batch = batch
-            .cost_limit_usd(c)
-            .map_err(|e| Failure::input(format!("--cost-limit: {e}")))?;
+        batch = batch.cost_limit_usd(c);
     }
     if let Some(t) = args.time_limit {
-        batch = batch
-            .time_limit(t)
-            .map_err(|e| Failure::input(format!("--time-limit: {e}")))?;
+        batch = batch.time_limit(t);
     }
+    // Every refused setting at once, in flag names, before a job is read.
+    batch
+        .check()
+        .map_err(|e| Failure::input(crate::cli_words(&e.to_string())))?;
     let n = jobs::load(&args.jobs, &mut batch).map_err(Failure::input)?;
 
     if args.dry_run {
@@ -392,7 +401,7 @@ async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveD
         "Interrupted: submitting nothing new and cancelling the active batches; \
          what they finished is kept (Ctrl+C again exits at once, the state is saved).",
     );
-    run.shutdown(false);
+    run.shutdown();
     if signals.next().await {
         display.println(
             "Exiting now. Rerun the same command to re-attach to the batches still at the provider.",
@@ -417,7 +426,7 @@ async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
         "Cancel requested (batchata cancel): submitting nothing new and cancelling the active \
          batches; what they finished is kept.",
     );
-    run.shutdown(false);
+    run.shutdown();
 }
 
 /// Settings for an emulator at `root`: a placeholder key, short polls.

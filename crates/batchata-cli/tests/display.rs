@@ -207,7 +207,6 @@ async fn a_real_run_draws_its_batches_while_they_run() {
     let d = Arc::new(d);
     let mut b = Batch::new(dir.path())
         .items_per_batch(4)
-        .unwrap()
         .providers(ProviderSettings {
             anthropic: ProviderConfig::default()
                 .api_key("k")

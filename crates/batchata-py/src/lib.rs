@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use batchata::{Batch, BatchRun, Job, Message, ResponseSchema, Role, RunStatus, Verbosity};
+use batchata::{
+    Batch, BatchRun, Job, Message, RawFiles, ResponseSchema, Role, RunStatus, Verbosity,
+};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -92,6 +94,14 @@ impl NativeBatch {
     }
 }
 
+fn raw(on: bool) -> RawFiles {
+    if on {
+        RawFiles::Write
+    } else {
+        RawFiles::Skip
+    }
+}
+
 fn role(s: &str) -> PyResult<Role> {
     match s {
         "system" => Ok(Role::System),
@@ -126,23 +136,31 @@ impl NativeBatch {
     ) -> PyResult<()> {
         self.with(|b| {
             let b = b
-                .max_parallel_batches(max_parallel_batches)?
-                .items_per_batch(items_per_batch)?
-                .raw_files(raw_files);
+                .max_parallel_batches(max_parallel_batches)
+                .items_per_batch(items_per_batch)
+                .raw_files(raw(raw_files));
+            b.check()?;
             Ok((b, ()))
         })
     }
 
     fn set_raw_files(&self, on: bool) -> PyResult<()> {
-        self.with(|b| Ok((b.raw_files(on), ())))
+        self.with(|b| Ok((b.raw_files(raw(on)), ())))
     }
 
     fn set_state(&self, file: PathBuf, reuse: bool) -> PyResult<()> {
-        self.with(|b| Ok((b.state_file(file, reuse), ())))
+        self.with(|b| {
+            let b = b.state_file(file);
+            Ok((if reuse { b } else { b.fresh_state() }, ()))
+        })
     }
 
     fn set_cost_limit(&self, usd: f64) -> PyResult<()> {
-        self.with(|b| Ok((b.cost_limit_usd(usd)?, ())))
+        self.with(|b| {
+            let b = b.cost_limit_usd(usd);
+            b.check()?;
+            Ok((b, ()))
+        })
     }
 
     fn set_time_limit(&self, seconds: f64) -> PyResult<()> {
@@ -151,7 +169,11 @@ impl NativeBatch {
                 "time limit must be positive, got {seconds} s"
             ))));
         }
-        self.with(|b| Ok((b.time_limit(Duration::from_secs_f64(seconds))?, ())))
+        self.with(|b| {
+            let b = b.time_limit(Duration::from_secs_f64(seconds));
+            b.check()?;
+            Ok((b, ()))
+        })
     }
 
     fn set_verbosity(&self, level: &str) -> PyResult<()> {
@@ -414,7 +436,11 @@ impl NativeRun {
     /// are cancelled too. State is saved either way.
     #[pyo3(signature = (wait_for_active=false))]
     fn shutdown(&self, wait_for_active: bool) {
-        self.run.shutdown(wait_for_active);
+        if wait_for_active {
+            self.run.drain();
+        } else {
+            self.run.shutdown();
+        }
     }
 
     /// `{"completed": [json...], "failed": [...], "cancelled": [...]}`,

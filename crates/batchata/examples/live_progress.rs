@@ -24,11 +24,12 @@ async fn main() -> batchata::Result<()> {
     let out = std::env::temp_dir().join("batchata-live-progress");
 
     let mut batch = Batch::new(&out)
-        .state_file(out.join("state.jsonl"), false) // start over each time
+        .state_file(out.join("state.jsonl"))
+        .fresh_state() // start over each time
         .default_params(DefaultParams::new().max_tokens(200))
-        .items_per_batch(6)?
-        .max_parallel_batches(6)?
-        .cost_limit_usd(1.0)?
+        .items_per_batch(6)
+        .max_parallel_batches(6)
+        .cost_limit_usd(1.0)
         .providers(ProviderSettings {
             anthropic: ProviderConfig::default()
                 .api_key("emulator")

@@ -35,7 +35,7 @@ async fn main() -> batchata::Result<()> {
                 .base_url(emulator.anthropic_base_url()),
             ..Default::default()
         })
-        .cost_limit_usd(1.0)?;
+        .cost_limit_usd(1.0);
     batch.add_job(
         Job::file(
             here.join("invoice.pdf"),

@@ -28,6 +28,16 @@ pub const MIN_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// Longest time limit accepted (the providers' own batch window).
 pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
+/// Whether a run keeps the providers' raw requests and responses
+/// (`results_dir/raw_files`), for debugging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFiles {
+    /// Write them.
+    Write,
+    /// Do not.
+    Skip,
+}
+
 /// How much the run logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -168,8 +178,8 @@ pub struct BatchParams {
 /// # fn main() -> batchata::Result<()> {
 /// let mut batch = Batch::new("results")
 ///     .default_params(DefaultParams::new().model("claude-haiku-4-5").max_tokens(300))
-///     .cost_limit_usd(5.0)?
-///     .items_per_batch(100)?;
+///     .cost_limit_usd(5.0)
+///     .items_per_batch(100);
 /// batch.add_job(Job::prompt("Name three rivers in Spain."))?;
 /// let run = batch.run_blocking()?;
 /// println!("{} completed", run.results()?.completed.len());
@@ -192,6 +202,10 @@ pub struct Batch {
     /// What preflight learnt about the jobs' files, so each is read once.
     pub(crate) file_checks: crate::preflight::FileChecks,
     models_file_error: Option<String>,
+    /// Settings refused by the setters, reported together when the batch
+    /// is planned or started (setters return `Self`, so a chain never
+    /// stops half-way).
+    problems: Vec<String>,
     pub(crate) progress: Option<crate::run::ProgressCallback>,
     pub(crate) handle_ctrl_c: bool,
 }
@@ -210,7 +224,13 @@ impl Batch {
     pub fn new(results_dir: impl AsRef<Path>) -> Self {
         let (catalog, err) = match Catalog::load_default() {
             Ok(c) => (c, None),
-            Err(e) => (Catalog::builtin().clone(), Some(e.to_string())),
+            Err(e) => (
+                Catalog::builtin().clone(),
+                Some(format!(
+                    "the models file named by {}: {e}",
+                    crate::catalog::MODELS_FILE_ENV
+                )),
+            ),
         };
         Batch {
             params: BatchParams {
@@ -238,30 +258,38 @@ impl Batch {
             default_schema_checked: false,
             catalog: Arc::new(catalog),
             file_checks: Default::default(),
+            problems: err.iter().cloned().collect(),
             models_file_error: err,
             progress: None,
             handle_ctrl_c: false,
         }
     }
 
-    /// Keeps crash-safe state in `path`; with `reuse` a rerun resumes from it.
-    pub fn state_file(mut self, path: impl AsRef<Path>, reuse: bool) -> Self {
+    /// Keeps crash-safe state in `path`; a rerun with the same file
+    /// resumes from it (see [`Batch::fresh_state`] to start over).
+    pub fn state_file(mut self, path: impl AsRef<Path>) -> Self {
         self.params.state_file = Some(path.as_ref().to_path_buf());
-        self.params.reuse_state = reuse;
+        self
+    }
+
+    /// Starts over instead of resuming: the state file's earlier run is
+    /// replaced (its results stay on disk until this run rewrites them).
+    pub fn fresh_state(mut self) -> Self {
+        self.params.reuse_state = false;
         self
     }
 
     /// On resume, resubmit the jobs that failed before (only those).
-    pub fn retry_failed(mut self, on: bool) -> Self {
-        self.params.retry_failed = on;
+    pub fn retry_failed(mut self) -> Self {
+        self.params.retry_failed = true;
         self
     }
 
     /// On resume, run again the jobs whose request (prompt, file content,
     /// model, parameters, schema) changed since the state recorded them,
     /// replacing their old results. Without it such a run is refused.
-    pub fn rerun_changed(mut self, on: bool) -> Self {
-        self.params.rerun_changed = on;
+    pub fn rerun_changed(mut self) -> Self {
+        self.params.rerun_changed = true;
         self
     }
 
@@ -269,8 +297,8 @@ impl Batch {
     /// gone, keep the completed results whose job id and fingerprint match
     /// a job of this run (they are not paid again) and run the rest.
     /// Without it such a run is refused.
-    pub fn adopt_results(mut self, on: bool) -> Self {
-        self.params.adopt_results = on;
+    pub fn adopt_results(mut self) -> Self {
+        self.params.adopt_results = true;
         self
     }
 
@@ -282,30 +310,32 @@ impl Batch {
     }
 
     /// Stops submitting once estimated spend would pass `usd` (> 0).
-    pub fn cost_limit_usd(mut self, usd: f64) -> Result<Self> {
-        if !(usd.is_finite() && usd > 0.0) {
-            return Err(Error::Validation(format!(
+    pub fn cost_limit_usd(mut self, usd: f64) -> Self {
+        if usd.is_finite() && usd > 0.0 {
+            self.params.cost_limit_usd = Some(usd);
+        } else {
+            self.problems.push(format!(
                 "cost_limit_usd must be a positive number of dollars, got {usd}"
-            )));
+            ));
         }
-        self.params.cost_limit_usd = Some(usd);
-        Ok(self)
+        self
     }
 
     /// Stops the run after `limit` (10 s to 24 h), cancelling what is still running.
-    pub fn time_limit(mut self, limit: Duration) -> Result<Self> {
-        if limit < MIN_TIME_LIMIT || limit > MAX_TIME_LIMIT {
-            return Err(Error::Validation(format!(
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        if (MIN_TIME_LIMIT..=MAX_TIME_LIMIT).contains(&limit) {
+            self.params.time_limit = Some(limit);
+        } else {
+            self.problems.push(format!(
                 "time_limit must be between 10 seconds and 24 hours, got {}",
                 humantime::format_duration(limit)
-            )));
+            ));
         }
-        self.params.time_limit = Some(limit);
-        Ok(self)
+        self
     }
 
     /// The time limit from hours, minutes and seconds combined.
-    pub fn time_limit_hms(self, hours: u64, minutes: u64, seconds: u64) -> Result<Self> {
+    pub fn time_limit_hms(self, hours: u64, minutes: u64, seconds: u64) -> Self {
         let total = hours
             .saturating_mul(3600)
             .saturating_add(minutes.saturating_mul(60))
@@ -329,43 +359,44 @@ impl Batch {
     }
 
     /// Jobs per provider batch (> 0; default 10).
-    pub fn items_per_batch(mut self, n: usize) -> Result<Self> {
+    pub fn items_per_batch(mut self, n: usize) -> Self {
         if n == 0 {
-            return Err(Error::Validation(
-                "items_per_batch must be at least 1".into(),
-            ));
+            self.problems
+                .push("items_per_batch must be at least 1".into());
+        } else {
+            self.params.items_per_batch = n;
         }
-        self.params.items_per_batch = n;
-        Ok(self)
+        self
     }
 
     /// Provider batches in flight at once (> 0; default 10).
-    pub fn max_parallel_batches(mut self, n: usize) -> Result<Self> {
+    pub fn max_parallel_batches(mut self, n: usize) -> Self {
         if n == 0 {
-            return Err(Error::Validation(
-                "max_parallel_batches must be at least 1".into(),
-            ));
+            self.problems
+                .push("max_parallel_batches must be at least 1".into());
+        } else {
+            self.params.max_parallel_batches = n;
         }
-        self.params.max_parallel_batches = n;
-        Ok(self)
+        self
     }
 
-    /// Writes raw request and response files under `results_dir/raw_files`
-    /// (default on whenever a results dir is given).
-    pub fn raw_files(mut self, on: bool) -> Self {
-        self.params.raw_files = on;
+    /// Whether raw request and response files are written under
+    /// `results_dir/raw_files` (default: on whenever a results dir is given).
+    pub fn raw_files(mut self, raw: RawFiles) -> Self {
+        self.params.raw_files = raw == RawFiles::Write;
         self
     }
 
     /// Output assumed for the expected cost, as a fraction of `max_tokens` (0 to 1; default 0.25).
-    pub fn expected_output_fraction(mut self, f: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&f) {
-            return Err(Error::Validation(format!(
+    pub fn expected_output_fraction(mut self, f: f64) -> Self {
+        if (0.0..=1.0).contains(&f) {
+            self.params.expected_output_fraction = f;
+        } else {
+            self.problems.push(format!(
                 "expected_output_fraction must be between 0 and 1, got {f}"
-            )));
+            ));
         }
-        self.params.expected_output_fraction = f;
-        Ok(self)
+        self
     }
 
     /// How often the progress callback fires (default 1 s).
@@ -380,13 +411,39 @@ impl Batch {
         self
     }
 
-    /// Adds or overrides models from a JSON file shaped like the built-in catalog.
-    pub fn models_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
+    /// Adds or overrides models from a JSON file shaped like the built-in
+    /// catalog. A file that cannot be read or parsed is reported by
+    /// [`Batch::check`] (and so by `plan`, `run` and `start`), and jobs
+    /// added after it are refused, since their models may be its own.
+    pub fn models_file(mut self, path: impl AsRef<Path>) -> Self {
         let mut catalog = (*self.catalog).clone();
-        catalog.merge_file(path.as_ref())?;
-        self.catalog = Arc::new(catalog);
-        self.models_file_error = None;
-        Ok(self)
+        match catalog.merge_file(path.as_ref()) {
+            Ok(()) => {
+                self.catalog = Arc::new(catalog);
+                self.models_file_error = None;
+            }
+            Err(e) => {
+                let problem = format!("models file {}: {e}", path.as_ref().display());
+                self.models_file_error = Some(problem.clone());
+                self.problems.push(problem);
+            }
+        }
+        self
+    }
+
+    /// Every setting refused so far, in one error (`Ok` when there is
+    /// none). `plan`, `run` and `start` call it first; calling it after
+    /// building a batch reports the same problems sooner.
+    pub fn check(&self) -> Result<()> {
+        match self.problems.as_slice() {
+            [] => Ok(()),
+            [one] => Err(Error::Validation(one.clone())),
+            many => Err(Error::Validation(format!(
+                "{} settings are invalid:\n  - {}",
+                many.len(),
+                many.join("\n  - ")
+            ))),
+        }
     }
 
     /// The validated parameters.
@@ -420,8 +477,7 @@ impl Batch {
     pub fn add_job(&mut self, job: Job) -> Result<String> {
         if let Some(e) = &self.models_file_error {
             return Err(Error::Validation(format!(
-                "the models file from {} could not be loaded: {e}",
-                crate::catalog::MODELS_FILE_ENV
+                "cannot add jobs while the models file is unusable: {e}"
             )));
         }
         let mut job = self.prepare(job)?;

@@ -28,7 +28,7 @@ pub mod state;
 pub mod structured;
 pub mod tokens;
 
-pub use batch::{Batch, BatchParams, DefaultParams, Verbosity};
+pub use batch::{Batch, BatchParams, DefaultParams, RawFiles, Verbosity};
 pub use catalog::{Catalog, ModelInfo, ProviderKind, Usage};
 pub use error::{Error, Result};
 pub use job::{Job, Message, ResponseSchema, Role};

@@ -30,7 +30,7 @@ fn settings(h: &EmulatorHandle, key: &str) -> ProviderSettings {
 
 fn new_batch(dir: &Path, h: &EmulatorHandle, model: &str) -> Batch {
     Batch::new(dir.join("results"))
-        .state_file(dir.join("state.jsonl"), true)
+        .state_file(dir.join("state.jsonl"))
         .providers(settings(h, "sk-test-faults"))
         .handle_interrupts(false)
         .default_params(DefaultParams::new().model(model).max_tokens(64))
@@ -133,8 +133,7 @@ async fn a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it() {
     );
     // Another state file over the same folder is refused too.
     let e = with_prompts(
-        new_batch(dir.path(), &h, "claude-haiku-4-5")
-            .state_file(dir.path().join("other.jsonl"), true),
+        new_batch(dir.path(), &h, "claude-haiku-4-5").state_file(dir.path().join("other.jsonl")),
         &ps,
         true,
     )
@@ -185,7 +184,7 @@ async fn an_edited_job_is_never_answered_from_its_old_result() {
     ));
 
     let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
-        .rerun_changed(true)
+        .rerun_changed()
         .run()
         .await
         .unwrap();
@@ -270,7 +269,7 @@ async fn a_deleted_state_refuses_the_run_or_adopts_matching_results() {
     let mut edited = ps.clone();
     edited[3] = "a changed question".into();
     let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &edited, true)
-        .adopt_results(true)
+        .adopt_results()
         .run()
         .await
         .unwrap();
@@ -318,7 +317,7 @@ async fn a_forgotten_batch_fails_its_jobs_and_retry_failed_runs_them() {
     // retry_failed submits them again (to an emulator that keeps them).
     let h2 = Emulator::start(EmulatorConfig::new()).await.unwrap();
     let run = with_prompts(new_batch(dir.path(), &h2, "claude-haiku-4-5"), &ps, true)
-        .retry_failed(true)
+        .retry_failed()
         .run()
         .await
         .unwrap();
@@ -336,7 +335,7 @@ async fn an_unreachable_provider_never_holds_the_run_past_its_stop() {
         let ps = prompts(4, "down");
         let mut b = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true);
         if how == "time limit" {
-            b = b.time_limit(Duration::from_secs(10)).unwrap();
+            b = b.time_limit(Duration::from_secs(10));
         }
         let run = b.start().await.unwrap();
         // Wait for the batch to be at the provider, then take the provider away.
@@ -345,7 +344,7 @@ async fn an_unreachable_provider_never_holds_the_run_past_its_stop() {
         }
         h.shutdown().await;
         if how == "shutdown" {
-            run.shutdown(false);
+            run.shutdown();
         }
         let ended = run.wait_timeout(Duration::from_secs(60)).await.unwrap();
         let s = ended.unwrap_or_else(|| panic!("{how}: the run did not end"));
@@ -379,9 +378,7 @@ async fn a_tight_cost_limit_spends_close_to_it_without_passing_it() {
             true,
         )
         .items_per_batch(10)
-        .unwrap()
         .max_parallel_batches(4)
-        .unwrap()
     };
     let worst_batch = make(dir.path(), &h).plan().unwrap().batches[0].worst_case_usd;
     // A probe run without a limit gives one batch's actual cost.
@@ -397,7 +394,6 @@ async fn a_tight_cost_limit_spends_close_to_it_without_passing_it() {
 
     let run = make(dir.path(), &h)
         .cost_limit_usd(limit)
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -431,19 +427,12 @@ async fn a_resumed_batch_keeps_its_reservation() {
     let make = |h: &EmulatorHandle| {
         with_prompts(new_batch(dir.path(), h, "claude-haiku-4-5"), &ps, true)
             .items_per_batch(5)
-            .unwrap()
             .max_parallel_batches(1)
-            .unwrap()
     };
     let worst = make(&h).plan().unwrap().batches[0].worst_case_usd;
     // Stop the first run with its first batch at the provider: a refused
     // key stops it without cancelling anything.
-    let run = make(&h)
-        .cost_limit_usd(worst * 1.5)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let run = make(&h).cost_limit_usd(worst * 1.5).start().await.unwrap();
     while run.status().batches.iter().all(|b| b.batch_id.is_none()) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -454,7 +443,6 @@ async fn a_resumed_batch_keeps_its_reservation() {
     let p = peak.clone();
     let run = make(&h)
         .cost_limit_usd(worst * 1.5)
-        .unwrap()
         .progress_interval(Duration::from_millis(5))
         .on_progress(move |s, _| {
             let mut m = p.lock().unwrap();
@@ -535,9 +523,7 @@ async fn a_refused_key_stops_the_run_without_failing_a_job() {
     let ps = prompts(20, "revoked");
     let run = with_prompts(new_batch(dir.path(), &h, "gpt-4o-mini"), &ps, true)
         .items_per_batch(5)
-        .unwrap()
         .max_parallel_batches(2)
-        .unwrap()
         .start()
         .await
         .unwrap();
@@ -572,7 +558,6 @@ async fn a_refused_key_stops_the_run_without_failing_a_job() {
     h.restore_keys();
     let run = with_prompts(new_batch(dir.path(), &h, "gpt-4o-mini"), &ps, true)
         .items_per_batch(5)
-        .unwrap()
         .run()
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use batchata::batch::{DEFAULT_ITEMS_PER_BATCH, DEFAULT_MAX_PARALLEL_BATCHES, DEFAULT_MAX_TOKENS};
-use batchata::{Batch, DefaultParams, Error, Job, Message, ResponseSchema, Verbosity};
+use batchata::{Batch, DefaultParams, Error, Job, Message, RawFiles, ResponseSchema, Verbosity};
 use serde_json::json;
 
 const HAIKU: &str = "claude-haiku-4-5";
@@ -72,19 +72,19 @@ fn defaults_follow_the_python_library() {
 #[test]
 fn cost_limit_must_be_a_positive_number_of_dollars() {
     for bad in [0.0, -0.01, -5.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let e = batch().cost_limit_usd(bad).unwrap_err();
+        let e = batch().cost_limit_usd(bad).check().unwrap_err();
         assert!(matches!(e, Error::Validation(_)), "{bad}: {e:?}");
         assert!(e.to_string().contains("cost_limit_usd"), "{e}");
     }
-    let b = batch().cost_limit_usd(0.01).unwrap();
+    let b = batch().cost_limit_usd(0.01);
     assert_eq!(b.params().cost_limit_usd, Some(0.01));
-    let b = batch().cost_limit_usd(2500.0).unwrap();
+    let b = batch().cost_limit_usd(2500.0);
     assert_eq!(b.params().cost_limit_usd, Some(2500.0));
 }
 
 #[test]
 fn time_limit_is_between_10_seconds_and_24_hours() {
-    let ok = |d: Duration| batch().time_limit(d).unwrap().params().time_limit;
+    let ok = |d: Duration| batch().time_limit(d).params().time_limit;
     assert_eq!(ok(Duration::from_secs(10)), Some(Duration::from_secs(10)));
     assert_eq!(
         ok(Duration::from_secs(86_400)),
@@ -102,7 +102,7 @@ fn time_limit_is_between_10_seconds_and_24_hours() {
         Duration::from_millis(86_400_001),
         Duration::from_secs(7 * 86_400),
     ] {
-        let e = batch().time_limit(bad).unwrap_err();
+        let e = batch().time_limit(bad).check().unwrap_err();
         assert!(matches!(e, Error::Validation(_)), "{bad:?}: {e:?}");
         let msg = e.to_string();
         assert!(
@@ -115,9 +115,8 @@ fn time_limit_is_between_10_seconds_and_24_hours() {
 #[test]
 fn time_limit_combines_hours_minutes_and_seconds() {
     let hms = |h, m, s| {
-        batch()
-            .time_limit_hms(h, m, s)
-            .map(|b| b.params().time_limit)
+        let b = batch().time_limit_hms(h, m, s);
+        b.check().map(|()| b.params().time_limit)
     };
     assert_eq!(hms(0, 0, 30).unwrap(), Some(Duration::from_secs(30)));
     assert_eq!(hms(0, 5, 0).unwrap(), Some(Duration::from_secs(300)));
@@ -143,33 +142,60 @@ fn time_limit_combines_hours_minutes_and_seconds() {
 
 #[test]
 fn items_per_batch_and_parallel_batches_must_be_positive() {
-    let e = batch().items_per_batch(0).unwrap_err();
+    let e = batch().items_per_batch(0).check().unwrap_err();
     assert!(e.to_string().contains("items_per_batch"), "{e}");
-    let e = batch().max_parallel_batches(0).unwrap_err();
+    let e = batch().max_parallel_batches(0).check().unwrap_err();
     assert!(e.to_string().contains("max_parallel_batches"), "{e}");
-    let b = batch()
-        .items_per_batch(1)
-        .unwrap()
-        .max_parallel_batches(1)
-        .unwrap();
+    let b = batch().items_per_batch(1).max_parallel_batches(1);
+    b.check().unwrap();
     assert_eq!(b.params().items_per_batch, 1);
     assert_eq!(b.params().max_parallel_batches, 1);
-    let b = batch()
-        .items_per_batch(100_000)
-        .unwrap()
-        .max_parallel_batches(64)
-        .unwrap();
+    let b = batch().items_per_batch(100_000).max_parallel_batches(64);
     assert_eq!(b.params().items_per_batch, 100_000);
     assert_eq!(b.params().max_parallel_batches, 64);
 }
 
 #[test]
+fn refused_settings_are_reported_together_when_the_batch_is_planned_or_run() {
+    let mut b = batch()
+        .cost_limit_usd(-1.0)
+        .items_per_batch(0)
+        .time_limit(Duration::from_secs(1))
+        .max_parallel_batches(3);
+    // The chain went on: the valid setting after the refused ones took.
+    assert_eq!(b.params().max_parallel_batches, 3);
+    assert_eq!(
+        b.params().cost_limit_usd,
+        None,
+        "a refused value is not kept"
+    );
+    b.add_job(Job::prompt("Hi").model("claude-haiku-4-5"))
+        .unwrap();
+    let msg = b.check().unwrap_err().to_string();
+    for part in [
+        "3 settings are invalid",
+        "cost_limit_usd",
+        "items_per_batch",
+        "time_limit",
+    ] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+    let e = b.plan().unwrap_err().to_string();
+    assert_eq!(e, msg, "plan reports the same problems");
+    let e = b.run_blocking().unwrap_err().to_string();
+    assert_eq!(e, msg, "and so does a run, before anything is sent");
+}
+
+#[test]
 fn expected_output_fraction_is_between_0_and_1() {
     for bad in [-0.1, 1.01, f64::NAN] {
-        assert!(batch().expected_output_fraction(bad).is_err(), "{bad}");
+        assert!(
+            batch().expected_output_fraction(bad).check().is_err(),
+            "{bad}"
+        );
     }
     for good in [0.0, 0.5, 1.0] {
-        let b = batch().expected_output_fraction(good).unwrap();
+        let b = batch().expected_output_fraction(good);
         assert_eq!(b.params().expected_output_fraction, good);
     }
 }
@@ -191,13 +217,14 @@ fn verbosity_state_file_and_raw_files_are_stored() {
 
     let b = batch()
         .verbosity(Verbosity::Debug)
-        .state_file("state/run.json", false)
-        .raw_files(false);
+        .state_file("state/run.json")
+        .fresh_state()
+        .raw_files(RawFiles::Skip);
     assert_eq!(b.params().verbosity, Verbosity::Debug);
     assert_eq!(b.params().state_file, Some(PathBuf::from("state/run.json")));
     assert!(!b.params().reuse_state);
     assert!(!b.params().raw_files);
-    let b = batch().state_file("s.json", true);
+    let b = batch().state_file("s.json");
     assert!(b.params().reuse_state);
 }
 

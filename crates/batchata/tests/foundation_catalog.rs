@@ -401,7 +401,6 @@ fn models_file_adds_and_overrides_models_through_the_builder() {
 
     let mut b = Batch::new("unused")
         .models_file(&path)
-        .unwrap()
         .default_params(DefaultParams::new().model("acme-large"));
     // The new model and its alias.
     b.add_job(Job::prompt("Hi").max_tokens(2000)).unwrap();
@@ -451,14 +450,23 @@ fn models_file_adds_and_overrides_models_through_the_builder() {
 fn a_bad_models_file_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
-    let e = Batch::new("unused").models_file(&missing).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    // The setter keeps the chain going; the problem is reported by check
+    // (and so by plan, run and start), and jobs are refused meanwhile.
+    let mut b = Batch::new("unused").models_file(&missing);
+    let e = b.check().unwrap_err();
+    assert!(matches!(e, Error::Validation(_)), "{e:?}");
+    assert!(e.to_string().contains("missing.json"), "{e}");
+    let e = b
+        .add_job(batchata::Job::prompt("Hi").model("claude-haiku-4-5"))
+        .unwrap_err();
     assert!(e.to_string().contains("missing.json"), "{e}");
 
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, r#"{"models": [{"name": "x"}]}"#).unwrap();
-    let e = Batch::new("unused").models_file(&broken).unwrap_err();
-    assert!(matches!(e, Error::Parse(_)), "{e:?}");
+    let e = Batch::new("unused")
+        .models_file(&broken)
+        .check()
+        .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("broken.json") && msg.contains("missing field"),

@@ -45,7 +45,7 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
 /// Runs `n` prompt jobs `q000`.. with the marker in those at `bad`.
 async fn run(dir: &Path, h: &EmulatorHandle, model: &str, n: usize, bad: &[usize]) {
     let mut b = Batch::new(dir.join("results"))
-        .state_file(dir.join("state.jsonl"), true)
+        .state_file(dir.join("state.jsonl"))
         .providers(settings(h))
         .handle_interrupts(false)
         .default_params(DefaultParams::new().model(model).max_tokens(64));

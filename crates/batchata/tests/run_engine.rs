@@ -27,7 +27,7 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
 
 fn batch(dir: &std::path::Path, h: &EmulatorHandle, model: &str, n: usize) -> Batch {
     let mut b = Batch::new(dir.join("results"))
-        .state_file(dir.join("state.jsonl"), true)
+        .state_file(dir.join("state.jsonl"))
         .providers(settings(h))
         .handle_interrupts(false)
         .default_params(DefaultParams::new().model(model).max_tokens(100));
@@ -61,9 +61,7 @@ async fn many_batches_in_parallel_within_the_bound() {
     let p = peak.clone();
     let b = batch(dir.path(), &h, MODEL, 40)
         .items_per_batch(4)
-        .unwrap()
         .max_parallel_batches(3)
-        .unwrap()
         .progress_interval(Duration::from_millis(10))
         .on_progress(move |s, _| {
             let active = s
@@ -113,9 +111,7 @@ async fn cost_limit_stops_submissions_and_follows_actual_cost() {
     let dir = tempfile::tempdir().unwrap();
     let run = batch(dir.path(), &h, MODEL, 10)
         .items_per_batch(5)
-        .unwrap()
         .cost_limit_usd(per_batch * 0.9)
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -131,11 +127,8 @@ async fn cost_limit_stops_submissions_and_follows_actual_cost() {
     let dir = tempfile::tempdir().unwrap();
     let run = batch(dir.path(), &h, MODEL, 20)
         .items_per_batch(5)
-        .unwrap()
         .max_parallel_batches(1)
-        .unwrap()
         .cost_limit_usd(per_batch * 1.5)
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -161,11 +154,8 @@ async fn cost_limit_stops_submissions_and_follows_actual_cost() {
         .unwrap();
     let run = batch(dir.path(), &h2, MODEL, 10)
         .items_per_batch(5)
-        .unwrap()
         .max_parallel_batches(2)
-        .unwrap()
         .cost_limit_usd(per_batch * 1.5)
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -181,9 +171,7 @@ async fn dry_run_submits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = batch(dir.path(), &h, MODEL, 25)
         .items_per_batch(10)
-        .unwrap()
-        .cost_limit_usd(0.001)
-        .unwrap();
+        .cost_limit_usd(0.001);
     let report = b.dry_run().unwrap();
     assert_eq!(report.batches.len(), 3);
     assert_eq!(report.batches.iter().map(|b| b.jobs).sum::<usize>(), 25);
@@ -217,9 +205,7 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
     let dir = tempfile::tempdir().unwrap();
     let b = batch(dir.path(), &h, MODEL, 12)
         .items_per_batch(4)
-        .unwrap()
-        .max_parallel_batches(2)
-        .unwrap();
+        .max_parallel_batches(2);
     let run = b.start().await.unwrap();
     // Wait until two batches are at the provider, then interrupt.
     for _ in 0..200 {
@@ -235,7 +221,7 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    run.shutdown(false);
+    run.shutdown();
     let s = run.wait().await.unwrap();
     assert_eq!(s.stop_reason, Some(batchata::StopReason::Interrupted));
     let stats = h.stats();
@@ -271,7 +257,6 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
     let h_calls_before = stats.calls_to("openai.batches.create");
     let run = batch(dir.path(), &h, MODEL, 12)
         .items_per_batch(4)
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -295,11 +280,8 @@ async fn time_limit_cancels_and_keeps_partial_results() {
     let started = std::time::Instant::now();
     let run = batch(dir.path(), &h, MODEL, 30)
         .items_per_batch(10)
-        .unwrap()
         .max_parallel_batches(2)
-        .unwrap()
         .time_limit(Duration::from_secs(10))
-        .unwrap()
         .run()
         .await
         .unwrap();
@@ -369,7 +351,8 @@ async fn a_fresh_run_removes_only_what_it_wrote_and_temp_state_is_cleaned_up() {
     assert!(results.join("q003.json").exists());
     // A fresh run with fewer jobs: the old results of this state go, the user's files stay.
     let mut b = Batch::new(&results)
-        .state_file(dir.path().join("state.jsonl"), false)
+        .state_file(dir.path().join("state.jsonl"))
+        .fresh_state()
         .providers(settings(&h))
         .handle_interrupts(false)
         .default_params(DefaultParams::new().model(MODEL));

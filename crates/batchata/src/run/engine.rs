@@ -248,7 +248,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("\nInterrupted: submitting nothing new and cancelling active batches (press Ctrl+C again to exit at once; state is saved).");
-                r.shutdown(false);
+                r.shutdown();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     eprintln!("Exiting now. Rerun with the same state file to re-attach to batches still at the provider.");
                     std::process::exit(130);

@@ -238,15 +238,21 @@ impl BatchRun {
         }
     }
 
-    /// Stops the run: nothing new is submitted. With `wait_for_active` the
-    /// batches already at the provider are left to finish and collected;
-    /// without, they are cancelled and whatever they finished is collected.
-    pub fn shutdown(&self, wait_for_active: bool) {
-        let reason = if wait_for_active {
-            StopReason::Drain
-        } else {
-            StopReason::Interrupted
-        };
+    /// Stops the run as a Ctrl+C does: nothing new is submitted, the
+    /// batches at the provider are cancelled, and whatever they finished
+    /// is collected. [`BatchRun::wait`] returns once that is done.
+    pub fn shutdown(&self) {
+        self.stop(StopReason::Interrupted);
+    }
+
+    /// Stops submitting, but lets the batches already at the provider
+    /// finish and collects them. A later [`BatchRun::shutdown`] still
+    /// cancels them.
+    pub fn drain(&self) {
+        self.stop(StopReason::Drain);
+    }
+
+    fn stop(&self, reason: StopReason) {
         self.inner.stop.send_if_modified(|cur| {
             // An interrupt may upgrade a drain, never the other way round.
             match cur {
@@ -336,6 +342,7 @@ impl Batch {
     /// files are checked again first (one may have changed since its job
     /// was added): every problem is reported and nothing is sent.
     pub async fn start(mut self) -> Result<BatchRun> {
+        self.check()?;
         let mut checks = std::mem::take(&mut self.file_checks);
         self.recheck_files(&mut checks)?;
         engine::start(self).await
@@ -378,6 +385,7 @@ impl Batch {
     /// The dry run's report without printing it. Like a run, it first
     /// checks the jobs' files again and reports every problem.
     pub fn plan(&self) -> Result<DryRunReport> {
+        self.check()?;
         self.recheck_files(&mut self.file_checks.clone())?;
         dry_run::dry_run(self)
     }
