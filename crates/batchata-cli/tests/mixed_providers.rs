@@ -204,7 +204,7 @@ async fn every_model_batchata_models_lists_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gemini_batch_is_cancelled_from_another_process() {
-    let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_secs(20)))
+    let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_secs(300)))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +228,7 @@ async fn a_gemini_batch_is_cancelled_from_another_process() {
     let started = Instant::now();
     while h.stats().calls_to("gemini.create") < 2 {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(120),
             "never submitted"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -243,7 +243,7 @@ async fn a_gemini_batch_is_cancelled_from_another_process() {
     assert!(s.contains("the running `run` stopped submitting"), "{s}");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "cancelled jobs → exit 3");
-    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(started.elapsed() < Duration::from_secs(120));
     assert_eq!(h.stats().calls_to("gemini.cancel"), 2);
     for l in &lines {
         let r = result(&out, l["id"].as_str().unwrap());
