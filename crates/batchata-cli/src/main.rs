@@ -450,24 +450,18 @@ pub(crate) fn emulator_settings(url: &str) -> Result<ProviderSettings, Failure> 
             "--emulator-url '{url}' is not an http:// address; give the address `batchata emulate` prints, e.g. http://127.0.0.1:8765"
         )));
     }
-    let env = ProviderSettings::from_env();
-    let key = |c: &ProviderConfig| {
-        c.api_key
-            .as_ref()
-            .map(|k| k.expose().to_string())
-            .unwrap_or_else(|| "emulator".into())
+    let placeholder = |c: ProviderConfig| {
+        if c.has_api_key() {
+            c
+        } else {
+            c.api_key("emulator")
+        }
     };
-    Ok(ProviderSettings {
-        anthropic: ProviderConfig::default()
-            .api_key(key(&env.anthropic))
-            .base_url(root),
-        openai: ProviderConfig::default()
-            .api_key(key(&env.openai))
-            .base_url(format!("{root}/v1")),
-        gemini: ProviderConfig::default()
-            .api_key(key(&env.gemini))
-            .base_url(root),
-    })
+    Ok(ProviderSettings::from_env()
+        .each(placeholder)
+        .anthropic(|c| c.base_url(root))
+        .openai(|c| c.base_url(format!("{root}/v1")))
+        .gemini(|c| c.base_url(root)))
 }
 
 /// Provider settings for `status --refresh` and `cancel`: an emulator's, or

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batchata::progress::{DisplayMode, LiveDisplay};
-use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::ProviderSettings;
 use batchata::{Batch, BatchRun, DefaultParams, JobOutcome, RawFiles, RunStatus, Verbosity};
 use clap::builder::BoolishValueParser;
 
@@ -243,20 +243,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         _emulator = Some(h);
         s
     } else if let Some(url) = &args.emulator_url {
-        let mut s = emulator_settings(url)?;
         let poll = args.poll_interval.unwrap_or(EMULATOR_POLL);
-        s.anthropic.poll_interval = Some(poll);
-        s.openai.poll_interval = Some(poll);
-        s.gemini.poll_interval = Some(poll);
-        s
+        emulator_settings(url)?.each(|c| c.poll_interval(poll))
     } else {
-        let mut s = batch.params().providers.clone();
-        if let Some(p) = args.poll_interval {
-            s.anthropic.poll_interval = Some(p);
-            s.openai.poll_interval = Some(p);
-            s.gemini.poll_interval = Some(p);
+        let s = batch.params().providers.clone();
+        match args.poll_interval {
+            Some(p) => s.each(|c| c.poll_interval(p)),
+            None => s,
         }
-        s
     };
 
     // Logs and a view redrawn in place do not mix: -v prints plain lines.
@@ -431,20 +425,14 @@ async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
 
 /// Settings for an emulator at `root`: a placeholder key, short polls.
 fn emulated(root: &str, poll: Duration) -> ProviderSettings {
-    ProviderSettings {
-        anthropic: ProviderConfig::default()
-            .api_key("emulator")
-            .base_url(root)
-            .poll_interval(poll),
-        openai: ProviderConfig::default()
-            .api_key("emulator")
-            .base_url(format!("{root}/v1"))
-            .poll_interval(poll),
-        gemini: ProviderConfig::default()
-            .api_key("emulator")
-            .base_url(root)
-            .poll_interval(poll),
-    }
+    ProviderSettings::default()
+        .anthropic(|c| c.api_key("emulator").base_url(root).poll_interval(poll))
+        .openai(|c| {
+            c.api_key("emulator")
+                .base_url(format!("{root}/v1"))
+                .poll_interval(poll)
+        })
+        .gemini(|c| c.api_key("emulator").base_url(root).poll_interval(poll))
 }
 
 /// How many failed jobs the summary names.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use batchata::progress::{DisplayMode, LiveDisplay, MAX_BATCH_LINES};
-use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::ProviderSettings;
 use batchata::{Batch, BatchProgress, Job, ProviderKind, RunStatus};
 use batchata_emulator::{Emulator, EmulatorConfig};
 use indicatif::{InMemoryTerm, ProgressDrawTarget};
@@ -207,17 +207,19 @@ async fn a_real_run_draws_its_batches_while_they_run() {
     let d = Arc::new(d);
     let mut b = Batch::new(dir.path())
         .items_per_batch(4)
-        .providers(ProviderSettings {
-            anthropic: ProviderConfig::default()
-                .api_key("k")
-                .base_url(h.anthropic_base_url())
-                .poll_interval(Duration::from_millis(50)),
-            openai: ProviderConfig::default()
-                .api_key("k")
-                .base_url(h.openai_base_url())
-                .poll_interval(Duration::from_millis(50)),
-            ..Default::default()
-        })
+        .providers(
+            ProviderSettings::default()
+                .anthropic(|c| {
+                    c.api_key("k")
+                        .base_url(h.anthropic_base_url())
+                        .poll_interval(Duration::from_millis(50))
+                })
+                .openai(|c| {
+                    c.api_key("k")
+                        .base_url(h.openai_base_url())
+                        .poll_interval(Duration::from_millis(50))
+                }),
+        )
         .progress_interval(Duration::from_millis(20));
     for i in 0..12 {
         let model = if i < 8 {
@@ -260,7 +262,7 @@ async fn a_real_run_draws_its_batches_while_they_run() {
             break screen;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(120),
             "never saw the batches running: {screen}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;

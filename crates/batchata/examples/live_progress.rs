@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::ProviderSettings;
 use batchata::{Batch, DefaultParams, Job};
 
 #[tokio::main]
@@ -30,17 +30,19 @@ async fn main() -> batchata::Result<()> {
         .items_per_batch(6)
         .max_parallel_batches(6)
         .cost_limit_usd(1.0)
-        .providers(ProviderSettings {
-            anthropic: ProviderConfig::default()
-                .api_key("emulator")
-                .base_url(emulator.anthropic_base_url())
-                .poll_interval(poll),
-            openai: ProviderConfig::default()
-                .api_key("emulator")
-                .base_url(emulator.openai_base_url())
-                .poll_interval(poll),
-            ..Default::default()
-        });
+        .providers(
+            ProviderSettings::default()
+                .anthropic(|c| {
+                    c.api_key("emulator")
+                        .base_url(emulator.anthropic_base_url())
+                        .poll_interval(poll)
+                })
+                .openai(|c| {
+                    c.api_key("emulator")
+                        .base_url(emulator.openai_base_url())
+                        .poll_interval(poll)
+                }),
+        );
     for i in 0..60 {
         let model = if i % 3 == 2 {
             "gpt-4o-mini"

@@ -4,7 +4,7 @@
 //! With real keys, drop the emulator and the `providers(..)` line: the keys
 //! and base URLs then come from ANTHROPIC_API_KEY / OPENAI_API_KEY.
 
-use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::ProviderSettings;
 use batchata::{Batch, DefaultParams, Job};
 use serde::Deserialize;
 
@@ -29,12 +29,10 @@ async fn main() -> batchata::Result<()> {
                 .model("claude-sonnet-4-5")
                 .max_tokens(500),
         )
-        .providers(ProviderSettings {
-            anthropic: ProviderConfig::default()
-                .api_key("emulator")
-                .base_url(emulator.anthropic_base_url()),
-            ..Default::default()
-        })
+        .providers(ProviderSettings::default().anthropic(|c| {
+            c.api_key("emulator")
+                .base_url(emulator.anthropic_base_url())
+        }))
         .cost_limit_usd(1.0);
     batch.add_job(
         Job::file(

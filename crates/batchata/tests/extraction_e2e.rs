@@ -268,10 +268,7 @@ async fn extraction_through_batch_run_and_result_files() {
     let dir = tempfile::tempdir().unwrap();
     let (pdf, txt) = write_documents(dir.path());
     let results_dir = dir.path().join("results");
-    let settings = ProviderSettings {
-        anthropic: config(&h),
-        ..Default::default()
-    };
+    let settings = ProviderSettings::default().anthropic(|_| config(&h));
     let mut batch = Batch::new(&results_dir)
         .default_params(batchata::DefaultParams::new().model(MODEL).max_tokens(2000))
         .providers(settings);

@@ -10,22 +10,22 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use batchata::providers::{ProviderConfig, ProviderSettings};
+use batchata::ProviderSettings;
 use batchata::{Batch, DefaultParams, Error, Job, JobOutcome, JobResult};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind};
 
 fn settings(h: &EmulatorHandle, key: &str) -> ProviderSettings {
-    ProviderSettings {
-        anthropic: ProviderConfig::default()
-            .api_key(key)
-            .base_url(h.anthropic_base_url())
-            .poll_interval(Duration::from_millis(40)),
-        openai: ProviderConfig::default()
-            .api_key(key)
-            .base_url(h.openai_base_url())
-            .poll_interval(Duration::from_millis(40)),
-        ..Default::default()
-    }
+    ProviderSettings::default()
+        .anthropic(|c| {
+            c.api_key(key)
+                .base_url(h.anthropic_base_url())
+                .poll_interval(Duration::from_millis(40))
+        })
+        .openai(|c| {
+            c.api_key(key)
+                .base_url(h.openai_base_url())
+                .poll_interval(Duration::from_millis(40))
+        })
 }
 
 fn new_batch(dir: &Path, h: &EmulatorHandle, model: &str) -> Batch {

@@ -35,11 +35,10 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
             .base_url(url)
             .poll_interval(Duration::from_millis(30))
     };
-    ProviderSettings {
-        anthropic: cfg(h.anthropic_base_url()),
-        openai: cfg(h.openai_base_url()),
-        gemini: cfg(h.gemini_base_url()),
-    }
+    ProviderSettings::default()
+        .anthropic(|_| cfg(h.anthropic_base_url()))
+        .openai(|_| cfg(h.openai_base_url()))
+        .gemini(|_| cfg(h.gemini_base_url()))
 }
 
 /// Runs `n` prompt jobs `q000`.. with the marker in those at `bad`.

@@ -4,25 +4,25 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use batchata::providers::{ProviderConfig, ProviderSettings};
 use batchata::run::StateReport;
+use batchata::ProviderSettings;
 use batchata::{Batch, DefaultParams, Job, JobOutcome, JobResult};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 const MODEL: &str = "gpt-4o-mini";
 
 fn settings(h: &EmulatorHandle) -> ProviderSettings {
-    ProviderSettings {
-        anthropic: ProviderConfig::default()
-            .api_key("sk-ant-test-engine")
-            .base_url(h.anthropic_base_url())
-            .poll_interval(Duration::from_millis(50)),
-        openai: ProviderConfig::default()
-            .api_key("sk-test-engine")
-            .base_url(h.openai_base_url())
-            .poll_interval(Duration::from_millis(50)),
-        ..Default::default()
-    }
+    ProviderSettings::default()
+        .anthropic(|c| {
+            c.api_key("sk-ant-test-engine")
+                .base_url(h.anthropic_base_url())
+                .poll_interval(Duration::from_millis(50))
+        })
+        .openai(|c| {
+            c.api_key("sk-test-engine")
+                .base_url(h.openai_base_url())
+                .poll_interval(Duration::from_millis(50))
+        })
 }
 
 fn batch(dir: &std::path::Path, h: &EmulatorHandle, model: &str, n: usize) -> Batch {
@@ -324,8 +324,7 @@ async fn failing_polls_and_downloads_are_tried_again_not_fatal() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings(&h);
-    settings.anthropic = settings.anthropic.max_retries(1);
+    let settings = settings(&h).anthropic(|c| c.max_retries(1));
     let run = batch(dir.path(), &h, "claude-haiku-4-5", 6)
         .providers(settings)
         .run()

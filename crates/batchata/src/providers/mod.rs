@@ -34,16 +34,16 @@ pub use http::{HttpClient, Secret};
 #[derive(Clone, Default)]
 pub struct ProviderConfig {
     /// API key; from the provider's usual environment variable when not set.
-    pub api_key: Option<Secret>,
+    pub(crate) api_key: Option<Secret>,
     /// Base URL, as the official SDK's `*_BASE_URL` variable has it.
-    pub base_url: Option<String>,
+    pub(crate) base_url: Option<String>,
     /// Retries per HTTP call after the first attempt (default 2 as the
     /// Anthropic and OpenAI SDKs; 4 for Gemini, as google-genai with retries on).
-    pub max_retries: Option<u32>,
+    pub(crate) max_retries: Option<u32>,
     /// How often to poll a batch (Anthropic 1 s, OpenAI 5 s, Gemini 2 s by default).
-    pub poll_interval: Option<Duration>,
+    pub(crate) poll_interval: Option<Duration>,
     /// Timeout of one HTTP call (default 600 s).
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -59,6 +59,11 @@ impl std::fmt::Debug for ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// Whether a key is set (the key itself never leaves the library but
+    /// in the provider's auth header).
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.is_some()
+    }
     /// Sets the API key.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(Secret::new(key));
@@ -86,15 +91,21 @@ impl ProviderConfig {
     }
 }
 
-/// Settings for every provider.
+/// Settings for every provider, built the same way as one provider's:
+///
+/// ```
+/// use batchata::ProviderSettings;
+/// use std::time::Duration;
+/// let settings = ProviderSettings::from_env()
+///     .anthropic(|c| c.base_url("http://127.0.0.1:8765").api_key("test"))
+///     .each(|c| c.poll_interval(Duration::from_millis(200)));
+/// # let _ = settings;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ProviderSettings {
-    /// Anthropic.
-    pub anthropic: ProviderConfig,
-    /// OpenAI.
-    pub openai: ProviderConfig,
-    /// Gemini.
-    pub gemini: ProviderConfig,
+    anthropic: ProviderConfig,
+    openai: ProviderConfig,
+    gemini: ProviderConfig,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -137,13 +148,39 @@ impl ProviderSettings {
         }
     }
 
-    /// The settings of one provider, to change.
-    pub fn get_mut(&mut self, kind: ProviderKind) -> &mut ProviderConfig {
-        match kind {
+    /// Changes one provider's settings: `.with(kind, |c| c.max_retries(1))`.
+    pub fn with(
+        mut self,
+        kind: ProviderKind,
+        f: impl FnOnce(ProviderConfig) -> ProviderConfig,
+    ) -> Self {
+        let slot = match kind {
             ProviderKind::Anthropic => &mut self.anthropic,
             ProviderKind::OpenAi => &mut self.openai,
             ProviderKind::Gemini => &mut self.gemini,
-        }
+        };
+        *slot = f(std::mem::take(slot));
+        self
+    }
+
+    /// Changes Anthropic's settings.
+    pub fn anthropic(self, f: impl FnOnce(ProviderConfig) -> ProviderConfig) -> Self {
+        self.with(ProviderKind::Anthropic, f)
+    }
+
+    /// Changes OpenAI's settings.
+    pub fn openai(self, f: impl FnOnce(ProviderConfig) -> ProviderConfig) -> Self {
+        self.with(ProviderKind::OpenAi, f)
+    }
+
+    /// Changes Gemini's settings.
+    pub fn gemini(self, f: impl FnOnce(ProviderConfig) -> ProviderConfig) -> Self {
+        self.with(ProviderKind::Gemini, f)
+    }
+
+    /// Changes every provider's settings the same way.
+    pub fn each(self, f: impl Fn(ProviderConfig) -> ProviderConfig) -> Self {
+        self.anthropic(&f).openai(&f).gemini(&f)
     }
 }
 
