@@ -260,7 +260,6 @@ pub(crate) fn classify(e: Error) -> Failure {
         Error::Validation(_)
         | Error::ModelNotSupported(_)
         | Error::ProviderNotFound(_)
-        | Error::CostLimitExceeded(_)
         | Error::Auth(_)
         | Error::InUse(_) => Failure::input(cli_words(&e.to_string())),
         _ => Failure::other(cli_words(&e.to_string())),

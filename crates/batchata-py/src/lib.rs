@@ -46,10 +46,8 @@ fn to_py(err: batchata::Error) -> PyErr {
         E::ProviderNotFound(_) => ("ProviderNotFoundError", err.to_string()),
         E::ModelNotSupported(_) => ("ModelNotSupportedError", err.to_string()),
         E::BatchSubmission(_) => ("BatchSubmissionError", err.to_string()),
-        E::CostLimitExceeded(_) => ("CostLimitExceededError", err.to_string()),
         E::State(_) | E::InUse(_) => ("StateError", err.to_string()),
         E::Parse(_) => ("ParseError", err.to_string()),
-        E::Timeout(_) => ("TimeoutError", err.to_string()),
         E::Auth(_) | E::OutcomeUnknown(_) => ("ProviderError", err.to_string()),
         _ => ("BatchataError", err.to_string()),
     };
@@ -293,7 +291,7 @@ struct NativeRun {
     run: BatchRun,
     total: usize,
     /// The run's end, once seen: `Some(Ok)` or the error text and kind.
-    outcome: Mutex<Option<Result<(), String>>>,
+    outcome: Mutex<Option<Result<(), batchata::Error>>>,
 }
 
 fn status_dict<'py>(
@@ -400,9 +398,7 @@ impl NativeRun {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
             {
-                return o
-                    .map(|_| true)
-                    .map_err(|m| to_py(batchata::Error::State(m)));
+                return o.map(|_| true).map_err(to_py);
             }
             let slice = match deadline {
                 Some(d) => d
@@ -419,10 +415,8 @@ impl NativeRun {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let py_err = to_py(e);
-                    *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Err(py_err.to_string()));
-                    return Err(py_err);
+                    *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(e.clone()));
+                    return Err(to_py(e));
                 }
             }
             py.check_signals()?;

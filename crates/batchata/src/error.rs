@@ -6,12 +6,18 @@
 //! vocabulary, plus HTTP and I/O errors that carry their context.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in batchata.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so every waiter of a run gets the error that ended it, whole;
+/// new kinds may come (`#[non_exhaustive]`): match the ones you act on and
+/// keep a catch-all arm.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A job, a parameter or an input file is not acceptable.
     #[error("{0}")]
@@ -30,18 +36,19 @@ pub enum Error {
     /// content it refuses). The run splits such a batch to isolate them.
     #[error("{0}")]
     BatchRejected(String),
-    /// Submitting would spend more than the cost limit allows.
-    #[error("{0}")]
-    CostLimitExceeded(String),
-    /// The run's state file could not be read or written.
+    /// The run's state file could not be read, written or trusted.
     #[error("{0}")]
     State(String),
+    /// The run stopped before every job ended, for a cause on this side or
+    /// a passing one (a result that could not be recorded, results that
+    /// could not be downloaded, a batch that could not be looked up).
+    /// Nothing paid for is lost: a rerun with the same state file collects
+    /// it, and no job was marked failed for it.
+    #[error("{0}")]
+    Incomplete(String),
     /// A provider reply or a user file could not be parsed.
     #[error("{0}")]
     Parse(String),
-    /// The time limit passed.
-    #[error("{0}")]
-    Timeout(String),
     /// A provider refused the API key (401) or its permissions (403): the
     /// run stopped without failing any job.
     #[error("{0}")]
@@ -69,10 +76,14 @@ pub enum Error {
     Io {
         /// What was being done, naming the path.
         context: String,
-        /// The underlying error.
+        /// The underlying error (shared, so the error stays `Clone`).
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
+    /// A fault of batchata itself or of its runtime (a task that ended
+    /// without reporting, a runtime that would not start): report it.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -80,7 +91,7 @@ impl Error {
     pub fn io(action: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             context: format!("could not {action} {}", path.into().display()),
-            source,
+            source: Arc::new(source),
         }
     }
 

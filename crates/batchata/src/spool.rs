@@ -70,7 +70,7 @@ impl JobSpool {
 
     fn check(&self) -> Result<()> {
         match &self.broken {
-            Some(e) => Err(Error::State(format!(
+            Some(e) => Err(Error::Internal(format!(
                 "the jobs of this batch were lost when it was copied ({e}); build the batch again"
             ))),
             None => Ok(()),
@@ -87,8 +87,9 @@ impl JobSpool {
         }
         if let Some(m) = self.file.as_mut() {
             let w = m.get_mut().unwrap_or_else(|p| p.into_inner());
-            serde_json::to_writer(&mut *w, job)
-                .map_err(|e| Error::State(format!("job '{}': cannot spool: {e}", job.id_str())))?;
+            serde_json::to_writer(&mut *w, job).map_err(|e| {
+                Error::Internal(format!("job '{}': cannot spool: {e}", job.id_str()))
+            })?;
             w.write_all(b"\n")
                 .map_err(|e| spool_io("write the job spool in", e))?;
         }
@@ -123,7 +124,7 @@ impl JobSpool {
             .map(|line| {
                 let line = line.map_err(|e| spool_io("read the job spool in", e))?;
                 serde_json::from_str(&line)
-                    .map_err(|e| Error::State(format!("job spool line unreadable: {e}")))
+                    .map_err(|e| Error::Internal(format!("job spool line unreadable: {e}")))
             }))
     }
 

@@ -600,10 +600,17 @@ async fn an_unwritable_result_stops_the_run_and_a_rerun_collects_it_unpaid() {
     let ps = prompts(3, "unwritable");
     // A folder where one result file must go.
     std::fs::create_dir_all(dir.path().join("results").join("q001.json")).unwrap();
-    let e = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
-        .run()
-        .await;
-    assert!(e.is_err(), "{e:?}");
+    let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
+        .start()
+        .await
+        .unwrap();
+    // Every waiter gets the error itself: our trouble, not the provider's.
+    let other = run.clone();
+    let (a, b) = tokio::join!(run.wait(), other.wait());
+    for e in [a.unwrap_err(), b.unwrap_err()] {
+        assert!(matches!(e, Error::Incomplete(_)), "{e:?}");
+        assert!(e.to_string().contains("rerun"), "{e}");
+    }
     let st = batchata::state::StateStore::inspect(&dir.path().join("state.jsonl")).unwrap();
     assert_eq!(st.counts().failed, 0);
     assert!(st.counts().completed < 3);

@@ -383,7 +383,7 @@ pub(super) async fn poll_and_collect(
                 Err(e) => {
                     let msg = e.to_string();
                     local_failure = Some(e);
-                    Err(Error::State(msg))
+                    Err(Error::Incomplete(msg))
                 }
             }
         };
@@ -415,7 +415,7 @@ pub(super) async fn poll_and_collect(
     finisher.flush()?;
     if let Some(e) = local_failure {
         sh.cost.settle(0.0, actual);
-        return Err(Error::State(format!(
+        return Err(Error::Incomplete(format!(
             "a result of batch {batch_id} could not be recorded ({e}); nothing is lost: the batch stays open in the state, fix the cause and rerun with the same state file to collect the rest without paying again"
         )));
     }
@@ -427,7 +427,7 @@ pub(super) async fn poll_and_collect(
         s.pending = s.pending.saturating_sub(missing);
         drop(s);
         sh.cost.settle(0.0, actual);
-        return Err(Error::State(format!(
+        return Err(Error::Incomplete(format!(
             "results of batch {batch_id} could not be downloaded ({e}); they are kept at the provider: rerun with the same state file to collect them"
         )));
     }

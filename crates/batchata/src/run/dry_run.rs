@@ -57,8 +57,13 @@ pub struct DryRunReport {
 
 pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
     // Plan exactly as the run would, on a throwaway state.
-    let dir =
-        tempfile::tempdir().map_err(|e| crate::error::Error::State(format!("dry run: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| {
+        crate::error::Error::io(
+            "create the dry run's scratch folder in",
+            std::env::temp_dir(),
+            e,
+        )
+    })?;
     let mut store = StateStore::create(
         &dir.path().join("plan.jsonl"),
         "dry-run",

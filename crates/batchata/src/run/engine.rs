@@ -119,7 +119,9 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
                 .prefix("batchata-state-")
                 .suffix(".jsonl")
                 .tempfile()
-                .map_err(|e| Error::State(format!("cannot create a temporary state file: {e}")))?
+                .map_err(|e| {
+                    Error::io("create a temporary state file in", std::env::temp_dir(), e)
+                })?
                 .into_temp_path();
             (tmp.to_path_buf(), Some(tmp))
         }
@@ -308,9 +310,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         // Released before the end is announced: a caller that starts the
         // next run as soon as this one ends finds the folder free.
         drop(lock(&sh.locks).take());
-        sh.run
-            .done
-            .send_replace(Some(outcome.map_err(super::RunError::from)));
+        sh.run.done.send_replace(Some(outcome));
     });
     Ok(run)
 }
@@ -525,7 +525,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 return Ok(());
             }
             Err(e) => {
-                return Err(Error::State(format!(
+                return Err(Error::Incomplete(format!(
                     "batch {} of the previous run may exist at {} but could not be looked up ({e}); rerun later so it is not submitted twice",
                     b.index, b.provider
                 )))

@@ -136,34 +136,6 @@ pub struct RunResults {
     pub cancelled: Vec<JobResult>,
 }
 
-/// How a run ended in error, kept so every waiter gets the same kind.
-#[derive(Debug, Clone)]
-pub(crate) enum RunError {
-    Auth(String),
-    InUse(String),
-    Other(String),
-}
-
-impl From<Error> for RunError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Auth(m) => RunError::Auth(m),
-            Error::InUse(m) => RunError::InUse(m),
-            other => RunError::Other(other.to_string()),
-        }
-    }
-}
-
-impl From<RunError> for Error {
-    fn from(e: RunError) -> Self {
-        match e {
-            RunError::Auth(m) => Error::Auth(m),
-            RunError::InUse(m) => Error::InUse(m),
-            RunError::Other(m) => Error::State(m),
-        }
-    }
-}
-
 /// A progress callback: the run's status and the time since it started.
 pub type ProgressCallback = Arc<dyn Fn(&RunStatus, Duration) + Send + Sync>;
 
@@ -176,7 +148,7 @@ pub struct BatchRun {
 pub(crate) struct RunInner {
     pub(crate) status: Mutex<RunStatus>,
     pub(crate) stop: watch::Sender<Option<StopReason>>,
-    pub(crate) done: watch::Sender<Option<std::result::Result<(), RunError>>>,
+    pub(crate) done: watch::Sender<Option<std::result::Result<(), Error>>>,
     pub(crate) results_dir: PathBuf,
     pub(crate) state_file: Mutex<Option<PathBuf>>,
     pub(crate) run_id: Mutex<String>,
@@ -222,10 +194,12 @@ impl BatchRun {
         let mut rx = self.inner.done.subscribe();
         loop {
             if let Some(outcome) = rx.borrow_and_update().clone() {
-                return outcome.map(|_| self.status()).map_err(Error::from);
+                return outcome.map(|_| self.status());
             }
             if rx.changed().await.is_err() {
-                return Err(Error::State("the run ended without reporting".into()));
+                return Err(Error::Internal(
+                    "the run's task ended without reporting".into(),
+                ));
             }
         }
     }
@@ -369,7 +343,7 @@ impl Batch {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::State(format!("cannot start the async runtime: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
         rt.block_on(self.run())
     }
 

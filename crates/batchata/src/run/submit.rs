@@ -177,7 +177,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
     // Wait for a slot, unless the run is stopping.
     let mut stop_rx = sh.run.stop.subscribe();
     let permit = tokio::select! {
-        p = sh.semaphore.acquire() => p.map_err(|_| Error::State("scheduler closed".into()))?,
+        p = sh.semaphore.acquire() => p.map_err(|_| Error::Internal("the batch scheduler closed while batches were waiting".into()))?,
         _ = stop_rx.wait_for(|s| s.is_some()) => return not_run(sh, index, &ids, false),
     };
     let mut intent_recorded = false;
@@ -295,7 +295,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
                         if stop_reason(sh).is_some() {
                             return Ok(());
                         }
-                        return Err(Error::State(format!(
+                        return Err(Error::Incomplete(format!(
                             "batch {index}: the create's reply was lost and the batch could not be looked up ({}); rerun later: the rerun looks it up before creating it, so it is not paid twice",
                             e.map(|e| e.to_string()).unwrap_or_default()
                         )));
@@ -332,7 +332,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
                 st.reset_job(id)?;
             }
             st.sync()?;
-            return Err(Error::State(format!(
+            return Err(Error::Incomplete(format!(
                 "batch {index}: the provider refused the create {failures} times for a passing reason (last: {error}); its {} jobs were not submitted and stay pending — rerun later",
                 ids.len()
             )));

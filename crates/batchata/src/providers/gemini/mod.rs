@@ -285,7 +285,7 @@ impl GeminiProvider {
                         "could not write job '{}' to the raw request file (raw_files/requests)",
                         job.id_str()
                     ),
-                    source: e,
+                    source: e.into(),
                 })?;
             }
         }

@@ -177,7 +177,7 @@ impl OpenAiProvider {
                         "could not write job '{}' to the raw request file (raw_files/requests)",
                         job.id_str()
                     ),
-                    source: e,
+                    source: e.into(),
                 })?;
             }
         }
