@@ -76,6 +76,11 @@ pub struct JobResult {
     /// Python library ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// How the job ended. Every result file this library writes has it; a
+    /// file without it (written by Python batchata, which ignores the
+    /// field) gets it from [`JobResult::outcome`]'s reading of `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<JobOutcome>,
 }
 
 /// Error text of jobs cancelled by the user.
@@ -98,11 +103,30 @@ pub enum JobOutcome {
 }
 
 impl JobResult {
-    /// A failed result with a reason.
+    /// A result with an error and no answer: failed, or cancelled when the
+    /// reason starts with "Cancelled by user" (the wording the providers'
+    /// parsers give requests a cancelled batch never ran). The run settles
+    /// `outcome` from it before writing the file.
     pub fn failed(job_id: impl Into<String>, error: impl Into<String>) -> Self {
         JobResult {
             job_id: job_id.into(),
             error: Some(error.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A job that never ran because the user stopped the run; `why` follows
+    /// the "Cancelled by user" the Python library writes.
+    pub fn cancelled(job_id: impl Into<String>, why: &str) -> Self {
+        let error = if why.is_empty() {
+            CANCELLED_BY_USER.to_string()
+        } else {
+            format!("{CANCELLED_BY_USER}: {why}")
+        };
+        JobResult {
+            job_id: job_id.into(),
+            error: Some(error),
+            outcome: Some(JobOutcome::Cancelled),
             ..Default::default()
         }
     }
@@ -119,6 +143,10 @@ impl JobResult {
 
     /// How the job ended, read from the result itself.
     pub fn outcome(&self) -> JobOutcome {
+        if let Some(o) = self.outcome {
+            return o;
+        }
+        // A file without the field: Python batchata's wording tells.
         match &self.error {
             None => JobOutcome::Completed,
             Some(e) if e.starts_with(CANCELLED_BY_USER) => JobOutcome::Cancelled,

@@ -66,6 +66,7 @@ fn full_result() -> JobResult {
         validation_errors: vec![],
         warnings: vec![],
         fingerprint: Some("0123456789abcdef0123456789abcdef".into()),
+        outcome: Some(JobOutcome::Completed),
     }
 }
 
@@ -91,6 +92,8 @@ fn json_uses_exactly_the_python_field_names() {
         keys.remove("fingerprint"),
         "the request's fingerprint is kept"
     );
+    assert!(keys.remove("outcome"), "how the job ended, in a field");
+    assert_eq!(v["outcome"], "completed");
     assert_eq!(keys, PYTHON_FIELDS.into_iter().collect());
     assert_eq!(
         v["error"],
@@ -132,8 +135,8 @@ fn json_uses_exactly_the_python_field_names() {
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(
         v.as_object().unwrap().len(),
-        13,
-        "10 + validation_errors, warnings, fingerprint"
+        14,
+        "10 + validation_errors, warnings, fingerprint, outcome"
     );
     assert_eq!(JobResult::from_json(&r.to_json().unwrap()).unwrap(), r);
 }

@@ -246,6 +246,26 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
         .iter()
         .filter(|r| !r.is_success())
         .all(|r| r.outcome() == JobOutcome::Cancelled));
+    // Each file says how its job ended in a field of its own, whatever its
+    // error text: the never-submitted batch's and the cancelled batches'.
+    for r in &files {
+        let want = if r.is_success() {
+            JobOutcome::Completed
+        } else {
+            JobOutcome::Cancelled
+        };
+        assert_eq!(r.outcome, Some(want), "{r:?}");
+        let mut legacy = r.clone();
+        legacy.outcome = None;
+        legacy.error = legacy.error.map(|e| format!("Stopped: {e}"));
+        if !r.is_success() {
+            assert_eq!(
+                legacy.outcome(),
+                JobOutcome::Failed,
+                "without the field, the text decides"
+            );
+        }
+    }
     let report = StateReport::load(&dir.path().join("state.jsonl")).unwrap();
     assert!(
         report.batches.iter().all(|b| b.ended.is_some()),

@@ -19,7 +19,7 @@ use super::{lock, StopReason};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::{BatchStatus, Provider, ResultsContext};
-use crate::result::{JobOutcome, JobResult, CANCELLED_BY_USER, TIME_LIMIT_EXCEEDED};
+use crate::result::{JobOutcome, JobResult, TIME_LIMIT_EXCEEDED};
 use crate::state::JobId;
 
 /// How long to keep polling a batch after asking the provider to cancel it,
@@ -38,11 +38,12 @@ const LOST_AFTER: u32 = 2;
 /// Result files made durable together, before their jobs are journaled done.
 const DURABLE_EVERY: usize = 1024;
 
-/// The error text for jobs that never ran because the run stopped.
-pub(super) fn not_run_error(reason: Option<StopReason>) -> &'static str {
+/// The result of a job that never ran because the run stopped: cancelled
+/// by the user, or failed by the time limit (as the Python library has it).
+pub(super) fn stopped_result(reason: Option<StopReason>, id: &str) -> JobResult {
     match reason {
-        Some(StopReason::TimeLimit) => TIME_LIMIT_EXCEEDED,
-        _ => CANCELLED_BY_USER,
+        Some(StopReason::TimeLimit) => JobResult::failed(id, TIME_LIMIT_EXCEEDED),
+        _ => JobResult::cancelled(id, ""),
     }
 }
 
@@ -78,8 +79,11 @@ impl<'a> Finisher<'a> {
                 .get(self.index)
                 .and_then(|b| b.batch_id.clone());
         }
-        result.save_to_json(&path)?;
+        // Settled here, once, so every file carries it: providers mark the
+        // requests a cancelled batch never ran with Python's words.
         let outcome = result.outcome();
+        result.outcome = Some(outcome);
+        result.save_to_json(&path)?;
         {
             let mut s = lock(&sh.run.status);
             s.pending = s.pending.saturating_sub(1);
@@ -116,10 +120,15 @@ impl<'a> Finisher<'a> {
         st.sync()
     }
 
-    /// Fails jobs with one reason.
-    pub(super) fn fail(&mut self, ids: &[JobId], error: &str, rerun: bool) -> Result<()> {
+    /// Ends jobs that got no answer, each with the result `ended` makes.
+    pub(super) fn end(
+        &mut self,
+        ids: &[JobId],
+        ended: impl Fn(&str) -> JobResult,
+        rerun: bool,
+    ) -> Result<()> {
         for id in ids {
-            self.finish(JobResult::failed(id.to_string(), error), rerun)?;
+            self.finish(ended(id), rerun)?;
         }
         Ok(())
     }
@@ -133,8 +142,19 @@ pub(super) fn fail_jobs(
     error: &str,
     rerun: bool,
 ) -> Result<()> {
+    end_jobs(sh, index, ids, |id| JobResult::failed(id, error), rerun)
+}
+
+/// Ends jobs that got no answer, durably, each with the result `ended` makes.
+pub(super) fn end_jobs(
+    sh: &Shared,
+    index: usize,
+    ids: &[JobId],
+    ended: impl Fn(&str) -> JobResult,
+    rerun: bool,
+) -> Result<()> {
     let mut f = Finisher::new(sh, index);
-    f.fail(ids, error, rerun)?;
+    f.end(ids, ended, rerun)?;
     f.flush()
 }
 

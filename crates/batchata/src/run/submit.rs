@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::collect::{fail_jobs, not_run_error, poll_and_collect, Collected, Finisher};
+use super::collect::{end_jobs, fail_jobs, poll_and_collect, stopped_result, Collected, Finisher};
 use super::engine::{provider_for, set_batch, stop_for_auth, stop_reason, Shared};
 use super::{lock, StopReason};
 use crate::cost::Reservation;
@@ -70,7 +70,8 @@ fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> R
     if silent {
         return Ok(());
     }
-    fail_jobs(sh, index, ids, not_run_error(stop_reason(sh)), true)
+    let reason = stop_reason(sh);
+    end_jobs(sh, index, ids, |id| stopped_result(reason, id), true)
 }
 
 /// Whether the stop means: stop waiting on the provider now.
