@@ -114,13 +114,39 @@ fn cached_validator(schema: &Value) -> Result<Arc<jsonschema::Validator>> {
     Ok(validator)
 }
 
-/// Removes `"key": null` from objects where `key` is optional and its schema
-/// does not allow `null`, following `properties`, `items` and local `$ref`s.
+/// Removes the `null`s a model wrote for what it would have left out.
+///
+/// Strict provider modes (OpenAI's, and any schema the model is told to
+/// fill in whole) make every property required and the optional ones
+/// nullable, so an absent value arrives as `"key": null`, which the job's
+/// own schema may refuse. Such a `null` is removed when `key` is optional
+/// and its schema does not accept `null`. A `null` the schema accepts is
+/// the model's answer and stays, whichever provider wrote it; a `null` for
+/// a required key stays too, for validation to report.
+///
+/// The walk follows `properties`, `items`, local `$ref`s, every `allOf`
+/// member, and the one non-null branch of an `anyOf` / `oneOf` (an optional
+/// value: `anyOf: [X, {"type": "null"}]`, as schemars writes `Option<T>`).
 fn drop_absent_nulls(value: &mut Value, schema: &Value, root: &Value, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
     let schema = resolve(schema, root, 0);
+    for key in ["anyOf", "oneOf"] {
+        if let Some(branches) = schema.get(key).and_then(Value::as_array) {
+            let mut non_null = branches.iter().filter(|b| {
+                resolve(b, root, 0).get("type").and_then(Value::as_str) != Some("null")
+            });
+            if let (Some(only), None) = (non_null.next(), non_null.next()) {
+                drop_absent_nulls(value, only, root, depth + 1);
+            }
+        }
+    }
+    if let Some(members) = schema.get("allOf").and_then(Value::as_array) {
+        for member in members {
+            drop_absent_nulls(value, member, root, depth + 1);
+        }
+    }
     match value {
         Value::Object(map) => {
             let Some(props) = schema.get("properties").and_then(Value::as_object) else {
@@ -192,5 +218,39 @@ mod tests {
         let e = parse("I cannot help with that { unbalanced", &schema()).unwrap_err();
         assert!(e.to_string().contains("I cannot help"), "{e}");
         assert!(e.to_string().contains("max_tokens"), "{e}");
+    }
+
+    #[test]
+    fn only_nulls_the_schema_refuses_are_dropped() {
+        let s = ResponseSchema::from_value(json!({
+            "type": "object",
+            "properties": {
+                "note": {"type": "string"},
+                "city": {"type": ["string", "null"]},
+                "total": {"type": "number"},
+                "vendor": {"anyOf": [{"$ref": "#/$defs/Vendor"}, {"type": "null"}]},
+                "lines": {"type": "array", "items": {"allOf": [{"$ref": "#/$defs/Line"}]}}
+            },
+            "required": ["total"],
+            "$defs": {
+                "Vendor": {"type": "object", "properties": {"vat": {"type": "string"}}},
+                "Line": {"type": "object", "properties": {"qty": {"type": "integer"}}}
+            }
+        }))
+        .unwrap();
+        let p = validate(
+            json!({"note": null, "city": null, "total": null,
+                   "vendor": {"vat": null}, "lines": [{"qty": null}, {"qty": 2}]}),
+            &s,
+        )
+        .unwrap();
+        // Optional and not nullable: absent. Nullable: the model's answer.
+        // Required: kept, and reported.
+        assert_eq!(
+            p.value,
+            json!({"city": null, "total": null, "vendor": {}, "lines": [{}, {"qty": 2}]})
+        );
+        assert_eq!(p.validation_errors.len(), 1, "{:?}", p.validation_errors);
+        assert!(p.validation_errors[0].starts_with("/total"));
     }
 }
