@@ -6,10 +6,9 @@
 //! undo the wire wrapping of a non-object schema and remove the `null`s a
 //! strict provider mode makes the model write for fields it would have left
 //! out, then list every schema violation (a value that breaks the schema is
-//! kept, with its violations, not thrown away). Compiled validators are
-//! cached, as compiling one costs far more than using it.
-
-use std::sync::{Arc, Mutex, OnceLock};
+//! kept, with its violations, not thrown away). The compiled validator is
+//! kept with the schema ([`ResponseSchema`]), so the jobs sharing a schema
+//! compile it once.
 
 use serde_json::Value;
 
@@ -64,7 +63,11 @@ pub fn validate(value: Value, schema: &ResponseSchema) -> Result<Parsed> {
     let root = schema.as_value();
     let mut value = unwrap_answer(value, root);
     drop_absent_nulls(&mut value, root, root, 0);
-    let validator = cached_validator(root)?;
+    let validator = schema.validator().map_err(|e| {
+        Error::Validation(format!(
+            "response_schema does not compile as a JSON Schema: {e}; fix the schema or generate it from a type with schemars"
+        ))
+    })?;
     let validation_errors = validator
         .iter_errors(&value)
         .take(MAX_VALIDATION_ERRORS)
@@ -86,32 +89,6 @@ fn type_matches(t: &str, v: &Value) -> bool {
         "array" => v.is_array(),
         _ => false,
     }
-}
-
-/// Recently used schemas with their compiled validators.
-type ValidatorCache = Mutex<Vec<(Value, Arc<jsonschema::Validator>)>>;
-
-/// Compiled validators of recently used schemas (jobs usually share one).
-fn cached_validator(schema: &Value) -> Result<Arc<jsonschema::Validator>> {
-    static CACHE: OnceLock<ValidatorCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    if let Ok(entries) = cache.lock() {
-        if let Some((_, v)) = entries.iter().find(|(s, _)| s == schema) {
-            return Ok(Arc::clone(v));
-        }
-    }
-    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
-        Error::Validation(format!(
-            "response_schema does not compile as a JSON Schema: {e}; fix the schema or generate it from a type with schemars"
-        ))
-    })?);
-    if let Ok(mut entries) = cache.lock() {
-        if entries.len() >= 8 {
-            entries.remove(0);
-        }
-        entries.push((schema.clone(), Arc::clone(&validator)));
-    }
-    Ok(validator)
 }
 
 /// Removes the `null`s a model wrote for what it would have left out.
