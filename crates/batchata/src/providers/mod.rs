@@ -274,11 +274,9 @@ pub struct BatchRequest<'a> {
 /// What `create_batch` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedBatch {
-    /// The provider's batch id.
+    /// The provider's batch id. Results are matched to jobs by id
+    /// (`custom_id` / `key` = job id), never by position.
     pub batch_id: String,
-    /// `(custom_id, job_id)` for every request; identical today, kept explicit
-    /// so the engine never relies on position.
-    pub job_mapping: Vec<(String, String)>,
 }
 
 /// What `get_batch_results` needs to turn provider lines into `JobResult`s.

@@ -283,14 +283,7 @@ impl Provider for AnthropicProvider {
                 tracing::warn!(error = %e, "could not write the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            job_mapping: req
-                .jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-            batch_id: batch.id,
-        })
+        Ok(CreatedBatch { batch_id: batch.id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {

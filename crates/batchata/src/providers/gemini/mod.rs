@@ -806,13 +806,7 @@ impl Provider for GeminiProvider {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            batch_id,
-            job_mapping: jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-        })
+        Ok(CreatedBatch { batch_id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {

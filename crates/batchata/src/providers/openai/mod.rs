@@ -607,13 +607,7 @@ impl Provider for OpenAiProvider {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            batch_id: batch.id,
-            job_mapping: jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-        })
+        Ok(CreatedBatch { batch_id: batch.id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {
