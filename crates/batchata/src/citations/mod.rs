@@ -47,8 +47,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::result::Citation;
+pub use crate::result::Confidence;
 use matching::{Needle, Prepared};
-use scoring::{score, FieldName};
+use scoring::{confidence_of, score, FieldName};
 
 /// Field path → citations, plus warnings for the user.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,39 +61,6 @@ pub struct Mapping {
     pub unmapped: Vec<String>,
     /// E.g. when more than half the fields found no citation.
     pub warnings: Vec<String>,
-}
-
-/// How sure a field-to-citation match is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Confidence {
-    /// A weak hint: the value is only in the answer text, or only some of its words match.
-    Low,
-    /// The value is in the cited text but the field's name is not near it,
-    /// or the value is in the answer text and the name matches.
-    Medium,
-    /// The value is in the cited text and the field's name matches the text around it.
-    High,
-}
-
-impl Confidence {
-    /// `"high"`, `"medium"` or `"low"`, as stored in `Citation::confidence`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Confidence::High => "high",
-            Confidence::Medium => "medium",
-            Confidence::Low => "low",
-        }
-    }
-
-    fn of_score(score: f64) -> Confidence {
-        if score >= 0.85 {
-            Confidence::High
-        } else if score >= 0.55 {
-            Confidence::Medium
-        } else {
-            Confidence::Low
-        }
-    }
 }
 
 /// Most citations kept per field.
@@ -155,11 +123,10 @@ pub fn map_fields(value: &Value, citations: &[Citation]) -> Mapping {
         let mut found: Vec<(f64, Citation)> = Vec::new();
         for p in &prepared {
             if let Some((score, reason)) = score(&needle, &names, p) {
-                let confidence = Confidence::of_score(score);
                 found.push((
                     score,
                     Citation {
-                        confidence: Some(confidence.as_str().to_string()),
+                        confidence: Some(confidence_of(score)),
                         match_reason: Some(reason),
                         ..p.citation.clone()
                     },
@@ -171,10 +138,10 @@ pub fn map_fields(value: &Value, citations: &[Citation]) -> Mapping {
             continue;
         }
         found.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let best = Confidence::of_score(found[0].0);
+        let best = confidence_of(found[0].0);
         let kept: Vec<Citation> = found
             .into_iter()
-            .filter(|(s, _)| Confidence::of_score(*s) == best)
+            .filter(|(s, _)| confidence_of(*s) == best)
             .take(MAX_PER_FIELD)
             .map(|(_, c)| c)
             .collect();
@@ -200,6 +167,27 @@ pub fn map_fields(value: &Value, citations: &[Citation]) -> Mapping {
     mapping
 }
 
+impl Mapping {
+    /// Gives each of `citations` (the answer's own list) the best
+    /// confidence its passage got for any field, so a result shows one
+    /// passage with the same confidence in `citations` as in
+    /// `citation_mappings`; a passage that backs no field gets `None`.
+    /// Repeats of a passage (the same passage cited for several pieces of
+    /// the answer) are recognised as [`map_fields`] recognises them.
+    pub fn mark_best_confidence(&self, citations: &mut [Citation]) {
+        let mut best: HashMap<String, Confidence> = HashMap::new();
+        for c in self.fields.values().flatten() {
+            if let Some(confidence) = c.confidence {
+                let e = best.entry(passage_key(c)).or_insert(confidence);
+                *e = (*e).max(confidence);
+            }
+        }
+        for c in citations {
+            c.confidence = best.get(&passage_key(c)).copied();
+        }
+    }
+}
+
 fn display_path(path: &str) -> String {
     if path.is_empty() {
         "value".to_string()
@@ -215,11 +203,7 @@ fn dedupe(citations: &[Citation]) -> Vec<(Citation, Option<String>)> {
     let mut out: Vec<(Citation, Option<String>)> = Vec::with_capacity(citations.len());
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(citations.len());
     for c in citations {
-        let mut meta = c.metadata.clone();
-        if let Some(Value::Object(m)) = meta.as_mut() {
-            m.remove("answer_text");
-        }
-        let key = serde_json::json!([c.text, c.source, c.page, meta]).to_string();
+        let key = passage_key(c);
         let answer = answer_text(c).map(str::to_string);
         match seen.get(&key) {
             Some(&i) => {
@@ -239,6 +223,16 @@ fn dedupe(citations: &[Citation]) -> Vec<(Citation, Option<String>)> {
         }
     }
     out
+}
+
+/// What makes two citations the same passage: text, source, page and
+/// metadata, apart from the answer text the citation is attached to.
+fn passage_key(c: &Citation) -> String {
+    let mut meta = c.metadata.clone();
+    if let Some(Value::Object(m)) = meta.as_mut() {
+        m.remove("answer_text");
+    }
+    serde_json::json!([c.text, c.source, c.page, meta]).to_string()
 }
 
 fn answer_text(c: &Citation) -> Option<&str> {

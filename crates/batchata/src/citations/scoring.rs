@@ -4,6 +4,18 @@
 //! the words around the citation, with a `match_reason` that says both.
 
 use super::matching::{find_in, words, Needle, Prepared};
+use super::Confidence;
+
+/// The confidence level of a score: high from 0.85, medium from 0.55.
+pub(super) fn confidence_of(score: f64) -> Confidence {
+    if score >= 0.85 {
+        Confidence::High
+    } else if score >= 0.55 {
+        Confidence::Medium
+    } else {
+        Confidence::Low
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Field names

@@ -457,6 +457,9 @@ pub fn build_result(job: &Job, model: &ModelInfo, batch_id: &str, answer: Answer
             Ok(p) => {
                 if !answer.citations.is_empty() {
                     let mapping = citations::map_fields(&p.value, &answer.citations);
+                    if let Some(all) = result.citations.as_mut() {
+                        mapping.mark_best_confidence(all);
+                    }
                     result.warnings.extend(mapping.warnings);
                     result.citation_mappings = Some(mapping.fields);
                 }
