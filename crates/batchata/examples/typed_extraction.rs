@@ -56,7 +56,7 @@ async fn main() -> batchata::Result<()> {
                 println!(
                     "  {field} ← page {:?} ({}): {:?}",
                     c.page,
-                    c.confidence.as_deref().unwrap_or("?"),
+                    c.confidence.map_or("?", |c| c.as_str()),
                     c.text.trim()
                 );
             }

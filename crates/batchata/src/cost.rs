@@ -99,11 +99,6 @@ impl CostTracker {
         self.changed.notify_waiters();
     }
 
-    /// Adds actual cost that had no reservation.
-    pub fn add_actual(&self, actual: f64) {
-        self.lock().used += actual;
-    }
-
     /// Releases a reservation without cost (a batch never submitted).
     pub fn release(&self, reserved: f64) {
         {

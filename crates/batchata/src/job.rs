@@ -6,7 +6,7 @@
 //! the state file and sent to the provider.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -73,14 +73,44 @@ impl Message {
 /// Built from a Rust type (`ResponseSchema::of::<T>()`, where `T` derives
 /// `schemars::JsonSchema`) or from a raw JSON Schema value. It is stored as
 /// plain JSON Schema so it survives the state file and a resume. Cloning
-/// one is cheap: the jobs that use the same schema share one copy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ResponseSchema(Arc<serde_json::Value>);
+/// one is cheap: the jobs that use the same schema share one copy, and with
+/// it the validator compiled the first time an answer is checked.
+#[derive(Clone)]
+pub struct ResponseSchema(Arc<SchemaData>);
+
+/// A schema and, once an answer has been checked against it, its compiled
+/// validator. The validator lives with the schema rather than in a global
+/// cache: compiling costs far more than validating, and every job sharing
+/// the schema (a batch's jobs read back from the state share one copy, see
+/// [`SchemaInterner`]) reuses it, while nothing outlives the jobs.
+struct SchemaData {
+    value: serde_json::Value,
+    validator: OnceLock<jsonschema::Validator>,
+}
 
 impl PartialEq for ResponseSchema {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        Arc::ptr_eq(&self.0, &other.0) || self.0.value == other.0.value
+    }
+}
+
+impl std::fmt::Debug for ResponseSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ResponseSchema")
+            .field(&self.0.value)
+            .finish()
+    }
+}
+
+impl Serialize for ResponseSchema {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.value.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResponseSchema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(ResponseSchema::new)
     }
 }
 
@@ -121,25 +151,32 @@ impl ResponseSchema {
     /// The schema of a Rust type.
     pub fn of<T: schemars::JsonSchema>() -> Self {
         let schema = schemars::schema_for!(T);
-        ResponseSchema(Arc::new(schema.to_value()))
+        ResponseSchema::new(schema.to_value())
     }
 
     /// A raw JSON Schema; it must be an object whose `type` (if any) is `object`
     /// or `array`, and it must compile as a JSON Schema.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
-        let schema = ResponseSchema(Arc::new(value));
+        let schema = ResponseSchema::new(value);
         schema.check()?;
         Ok(schema)
     }
 
+    fn new(value: serde_json::Value) -> Self {
+        ResponseSchema(Arc::new(SchemaData {
+            value,
+            validator: OnceLock::new(),
+        }))
+    }
+
     /// Checks that the schema is a usable JSON Schema for a structured answer.
     pub fn check(&self) -> Result<()> {
-        if !self.0.is_object() {
+        if !self.0.value.is_object() {
             return Err(Error::Validation(
                 "response_schema must be a JSON object (a JSON Schema such as {\"type\":\"object\",\"properties\":{...}})".into(),
             ));
         }
-        jsonschema::validator_for(&self.0).map_err(|e| {
+        self.validator().map_err(|e| {
             Error::Validation(format!(
                 "response_schema is not a valid JSON Schema: {e}; fix the schema or generate it from a type with schemars"
             ))
@@ -147,15 +184,27 @@ impl ResponseSchema {
         Ok(())
     }
 
+    /// The schema's compiled validator, compiled on first use and kept with
+    /// the schema (so with every job sharing it); the compiler's complaint
+    /// when it does not compile.
+    pub(crate) fn validator(&self) -> std::result::Result<&jsonschema::Validator, String> {
+        if let Some(v) = self.0.validator.get() {
+            return Ok(v);
+        }
+        let compiled = jsonschema::validator_for(&self.0.value).map_err(|e| e.to_string())?;
+        Ok(self.0.validator.get_or_init(|| compiled))
+    }
+
     /// The schema as JSON.
     pub fn as_value(&self) -> &serde_json::Value {
-        &self.0
+        &self.0.value
     }
 
     /// A short name for the schema: its `title`, or "response".
     pub fn name(&self) -> String {
         let title = self
             .0
+            .value
             .get("title")
             .and_then(|t| t.as_str())
             .unwrap_or("response");

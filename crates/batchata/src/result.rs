@@ -25,12 +25,47 @@ pub struct Citation {
     /// Provider details: citation type, index ranges, end page, answer text.
     #[serde(default)]
     pub metadata: Option<serde_json::Value>,
-    /// In field mappings: "high", "medium" or "low".
+    /// How sure the match to a field is (`"high"`, `"medium"` or `"low"`
+    /// in the file). In `citation_mappings`: for that field. In
+    /// `citations`: the best the passage got for any field, and `None` for
+    /// a passage that backs no field (or when nothing was mapped: no schema,
+    /// or an answer that did not parse).
     #[serde(default)]
-    pub confidence: Option<String>,
+    pub confidence: Option<Confidence>,
     /// In field mappings: why this citation was matched to the field.
     #[serde(default)]
     pub match_reason: Option<String>,
+}
+
+/// How sure a field-to-citation match is; see [`crate::citations`] for how
+/// it is scored. Ordered: `Low < Medium < High`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A weak hint: the value is only in the answer text, or only some of its words match.
+    Low,
+    /// The value is in the cited text but the field's name is not near it,
+    /// or the value is in the answer text and the name matches.
+    Medium,
+    /// The value is in the cited text and the field's name matches the text around it.
+    High,
+}
+
+impl Confidence {
+    /// `"high"`, `"medium"` or `"low"`, as written in result files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+            Confidence::Low => "low",
+        }
+    }
+}
+
+impl std::fmt::Display for Confidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of one job.

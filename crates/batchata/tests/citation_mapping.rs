@@ -44,7 +44,7 @@ fn confidence(m: &BTreeMap<String, Vec<Citation>>, path: &str) -> String {
             m.keys().collect::<Vec<_>>()
         )
     });
-    cits[0].confidence.clone().unwrap()
+    cits[0].confidence.unwrap().to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -430,7 +430,7 @@ fn strings_match_case_insensitively_quoted_and_at_word_boundaries() {
         &[cited("Supplier: ACME Corp., Leeds")],
     );
     let c = &m.fields["vendor"][0];
-    assert_eq!(c.confidence.as_deref(), Some("low"), "{c:#?}");
+    assert_eq!(c.confidence, Some(Confidence::Low), "{c:#?}");
     assert!(c
         .match_reason
         .as_deref()
@@ -489,13 +489,10 @@ fn confidence_levels_follow_value_place_and_field_name() {
     ];
     for (field, value, cit, want) in cases {
         let m = citations::map_fields(&json!({ field: value }), std::slice::from_ref(&cit));
-        let got = m
-            .fields
-            .get(field)
-            .map(|c| c[0].confidence.clone().unwrap());
+        let got = m.fields.get(field).map(|c| c[0].confidence.unwrap());
         assert_eq!(
-            got.as_deref(),
-            Some(want.as_str()),
+            got,
+            Some(want),
             "{field}={value} in {:?}: {:#?}",
             cit.text,
             m.fields
@@ -514,7 +511,7 @@ fn best_level_is_kept_best_first() {
     let m = citations::map_fields(&json!({"invoice_number": "INV-7"}), &cits);
     let got = &m.fields["invoice_number"];
     assert_eq!(got.len(), 2, "{got:#?}");
-    assert!(got.iter().all(|c| c.confidence.as_deref() == Some("high")));
+    assert!(got.iter().all(|c| c.confidence == Some(Confidence::High)));
     assert_eq!(got[0].text, "Invoice number: INV-7", "exact name first");
 }
 
@@ -625,7 +622,7 @@ fn citations_without_answer_text_or_metadata_still_map() {
     };
     let m = citations::map_fields(&json!({"total": 40}), std::slice::from_ref(&bare));
     let c = &m.fields["total"][0];
-    assert_eq!(c.confidence.as_deref(), Some("high"));
+    assert_eq!(c.confidence, Some(Confidence::High));
     assert_eq!(c.text, bare.text);
     assert_eq!(c.metadata, None);
     // The same passage cited twice for two pieces of the answer is one
@@ -638,5 +635,5 @@ fn citations_without_answer_text_or_metadata_still_map() {
     let got = &m.fields["total"];
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].metadata, twice[0].metadata);
-    assert_eq!(got[0].confidence.as_deref(), Some("high"), "{got:#?}");
+    assert_eq!(got[0].confidence, Some(Confidence::High), "{got:#?}");
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use batchata::providers::{
     create_provider, BatchRequest, ProviderConfig, ProviderSettings, ResultsContext,
 };
+use batchata::result::Confidence;
 use batchata::{Batch, Catalog, Citation, Job, JobResult, ProviderKind};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use schemars::JsonSchema;
@@ -121,6 +122,38 @@ fn page_of(text: &str) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
+/// A passage shows the same confidence in `citations` as in
+/// `citation_mappings`: the best it got for any field, and none for a
+/// passage that backs no field.
+fn check_confidences_agree(r: &JobResult) {
+    let all = r.citations.as_ref().expect("citations");
+    let mapped: Vec<&Citation> = r
+        .citation_mappings
+        .iter()
+        .flatten()
+        .flat_map(|(_, c)| c)
+        .collect();
+    assert!(!mapped.is_empty());
+    let same =
+        |a: &Citation, b: &Citation| a.text == b.text && a.source == b.source && a.page == b.page;
+    for c in all {
+        let best = mapped
+            .iter()
+            .filter(|m| same(m, c))
+            .filter_map(|m| m.confidence)
+            .max();
+        assert_eq!(c.confidence, best, "{c:#?}");
+        assert_eq!(c.match_reason, None, "reasons are per field: {c:#?}");
+    }
+    for m in &mapped {
+        assert!(
+            all.iter().any(|c| same(c, m)),
+            "{m:#?} is not among the citations"
+        );
+    }
+    assert!(all.iter().any(|c| c.confidence == Some(Confidence::High)));
+}
+
 fn check_invoice(r: &JobResult) {
     assert!(r.is_success(), "{:?}", r.error);
     assert!(r.validation_errors.is_empty(), "{:?}", r.validation_errors);
@@ -157,8 +190,8 @@ fn check_invoice(r: &JobResult) {
         assert_eq!(meta["start_page_number"], want_page);
         assert_eq!(cits[0].source, "invoice-0042.pdf");
         assert_eq!(
-            cits[0].confidence.as_deref(),
-            Some("high"),
+            cits[0].confidence,
+            Some(Confidence::High),
             "{path}: {cits:#?}"
         );
         assert!(cits[0].match_reason.is_some());
@@ -172,6 +205,7 @@ fn check_invoice(r: &JobResult) {
     }
     assert!(!m.contains_key("purchase_order"), "{m:#?}");
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    check_confidences_agree(r);
 }
 
 fn check_contract(r: &JobResult) {
@@ -203,12 +237,13 @@ fn check_contract(r: &JobResult) {
         assert_eq!(slice, cits[0].text, "{path}: range and cited text agree");
         assert_eq!(cits[0].page, None);
         assert_eq!(
-            cits[0].confidence.as_deref(),
-            Some("high"),
+            cits[0].confidence,
+            Some(Confidence::High),
             "{path}: {cits:#?}"
         );
     }
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    check_confidences_agree(r);
 }
 
 #[tokio::test]
@@ -284,6 +319,25 @@ async fn extraction_through_batch_run_and_result_files() {
     assert_eq!(status.completed, 2, "{status:?}");
     let invoice = JobResult::load_from_json(results_dir.join("invoice-0042.json")).unwrap();
     check_invoice(&invoice);
+    // In the file itself: the passage backing `total` reads "high" in both
+    // lists, as the lowercase strings Python batchata's from_dict reads.
+    let raw: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results_dir.join("invoice-0042.json")).unwrap(),
+    )
+    .unwrap();
+    let total = &raw["citation_mappings"]["total"][0];
+    assert_eq!(total["confidence"], "high", "{total:#}");
+    let listed: Vec<&serde_json::Value> = raw["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["text"] == total["text"] && c["page"] == total["page"])
+        .collect();
+    assert!(!listed.is_empty(), "{raw:#}");
+    assert!(
+        listed.iter().all(|c| c["confidence"] == "high"),
+        "{listed:#?}"
+    );
     let contract = JobResult::load_from_json(results_dir.join("contract-7.json")).unwrap();
     check_contract(&contract);
 }

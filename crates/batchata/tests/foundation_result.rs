@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use batchata::result::{CANCELLED_BY_USER, COST_LIMIT_EXCEEDED};
+use batchata::result::{Confidence, CANCELLED_BY_USER, COST_LIMIT_EXCEEDED};
 use batchata::{Citation, Error, JobOutcome, JobResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ fn full_result() -> JobResult {
         paid: None,
     };
     let mut mapped = citation("Total: $1,234.50", Some(1));
-    mapped.confidence = Some("high".into());
+    mapped.confidence = Some(Confidence::High);
     mapped.match_reason = Some("value '1234.5' found in cited text".into());
     JobResult {
         job_id: "inv-7".into(),
@@ -188,10 +188,8 @@ fn results_written_by_the_python_library_load() {
     assert_eq!(r.total_tokens(), 1_560);
     assert_eq!(r.citations.as_ref().unwrap()[0].page, Some(2));
     assert_eq!(
-        r.citation_mappings.as_ref().unwrap()["total"][0]
-            .confidence
-            .as_deref(),
-        Some("high")
+        r.citation_mappings.as_ref().unwrap()["total"][0].confidence,
+        Some(Confidence::High)
     );
     #[derive(Deserialize, Debug, PartialEq)]
     struct Small {

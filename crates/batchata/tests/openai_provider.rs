@@ -16,7 +16,9 @@ use batchata::providers::{
 };
 use batchata::result::CANCELLED_BY_USER;
 use batchata::{Job, JobOutcome, JobResult, Message, ResponseSchema};
-use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind};
+use batchata_emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind, REJECT_MARKER,
+};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-test-SECRET-4f9a1c77e0b2";
@@ -107,7 +109,6 @@ async fn run(
     raw: Option<&Path>,
 ) -> (String, BatchStatus, Vec<JobResult>) {
     let created = p.create_batch(request(jobs, raw)).await.unwrap();
-    assert_eq!(created.job_mapping.len(), jobs.len());
     let st = wait_terminal(p, &created.batch_id).await;
     let res = results(p, &created.batch_id, jobs, raw).await;
     (created.batch_id, st, res)
@@ -617,6 +618,7 @@ async fn too_many_jobs_are_refused_before_upload() {
     let p = provider(&emu);
     let jobs: Vec<Job> = (0..50_001).map(|i| job(&format!("j{i}"), "hi")).collect();
     let e = p.create_batch(request(&jobs, None)).await.unwrap_err();
+    assert!(matches!(e, batchata::Error::BatchSubmission(_)), "{e:?}");
     let msg = e.to_string();
     assert!(
         msg.contains("50001") && msg.contains("50000") && msg.contains("items_per_batch"),
@@ -637,11 +639,25 @@ async fn oversized_input_is_refused_before_upload() {
         .map(|i| job(&format!("j{i}"), &"lorem ipsum ".repeat(20)))
         .collect();
     let e = p.create_batch(request(&jobs, None)).await.unwrap_err();
+    assert!(matches!(e, batchata::Error::BatchSubmission(_)), "{e:?}");
     let msg = e.to_string();
     assert!(
         msg.contains("10000 bytes") && msg.contains("items_per_batch"),
         "{msg}"
     );
+    assert_eq!(emu.stats().total_calls, 0);
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused_before_upload() {
+    // Results are matched by custom_id: as for the other providers, a batch
+    // with an id twice is refused before anything is sent.
+    let emu = emulator(EmulatorConfig::default()).await;
+    let p = provider(&emu);
+    let jobs = vec![job("a", "one"), job("b", "two"), job("a", "three")];
+    let e = p.create_batch(request(&jobs, None)).await.unwrap_err();
+    assert!(matches!(e, batchata::Error::BatchSubmission(_)), "{e:?}");
+    assert!(e.to_string().contains("'a' appears twice"), "{e}");
     assert_eq!(emu.stats().total_calls, 0);
 }
 
@@ -684,10 +700,14 @@ async fn batch_that_fails_validation_reports_its_errors_per_line() {
 
 #[tokio::test]
 async fn validation_error_on_a_line_goes_to_that_lines_job() {
-    // A duplicate custom_id fails the batch at validation, naming line 3.
+    // Content the provider refuses fails the batch at validation, naming line 3.
     let emu = emulator(EmulatorConfig::default()).await;
     let p = provider(&emu);
-    let jobs = vec![job("a", "one"), job("b", "two"), job("a", "three")];
+    let jobs = vec![
+        job("a", "one"),
+        job("b", "two"),
+        job("c", &format!("three {REJECT_MARKER}")),
+    ];
     let (_, st, res) = run(&p, &jobs, None).await;
     assert_eq!(st.state, BatchState::Failed);
     assert!(st.error.as_deref().unwrap().contains("line 3"), "{st:?}");
@@ -701,7 +721,12 @@ async fn validation_error_on_a_line_goes_to_that_lines_job() {
         })
         .collect();
     assert_eq!(named.len(), 1, "{res:?}");
-    assert!(named[0].error.as_deref().unwrap().contains("duplicate"));
+    assert_eq!(named[0].job_id, "c");
+    assert!(named[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("Invalid content"));
     let batch_level = res
         .iter()
         .filter(|r| {

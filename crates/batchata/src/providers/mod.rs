@@ -8,6 +8,7 @@
 //! accepts), and results are matched back by that id, never by position.
 
 pub mod anthropic;
+mod common;
 pub mod gemini;
 pub mod http;
 pub mod lines;
@@ -28,6 +29,7 @@ use crate::job::Job;
 use crate::result::{Citation, JobResult};
 use crate::structured;
 
+pub use common::ProviderBase;
 pub use http::{HttpClient, Secret};
 
 /// Connection settings of one provider.
@@ -272,11 +274,9 @@ pub struct BatchRequest<'a> {
 /// What `create_batch` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedBatch {
-    /// The provider's batch id.
+    /// The provider's batch id. Results are matched to jobs by id
+    /// (`custom_id` / `key` = job id), never by position.
     pub batch_id: String,
-    /// `(custom_id, job_id)` for every request; identical today, kept explicit
-    /// so the engine never relies on position.
-    pub job_mapping: Vec<(String, String)>,
 }
 
 /// What `get_batch_results` needs to turn provider lines into `JobResult`s.
@@ -310,23 +310,38 @@ pub type ResultSink<'a> = dyn FnMut(JobResult) -> Result<()> + Send + 'a;
 /// One provider's batch API.
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// The settings every provider keeps (catalog, poll interval, limits);
+    /// the defaults of `kind`, `limits`, `polling_interval` and
+    /// `estimate_cost` read them.
+    fn base(&self) -> &ProviderBase;
+
     /// Which provider this is.
-    fn kind(&self) -> ProviderKind;
+    fn kind(&self) -> ProviderKind {
+        self.base().kind()
+    }
 
     /// Provider-specific checks of a merged job, beyond the catalog's.
     fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()>;
 
     /// The provider's per-batch limits.
-    fn limits(&self) -> BatchLimits;
+    fn limits(&self) -> BatchLimits {
+        self.base().limits()
+    }
 
     /// How often to poll a batch.
-    fn polling_interval(&self) -> Duration;
+    fn polling_interval(&self) -> Duration {
+        self.base().poll_interval()
+    }
 
     /// Estimated (input tokens, worst-case cost in USD) of jobs at batch prices:
     /// input estimate plus full `max_tokens` of output.
-    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate>;
+    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate> {
+        estimate_jobs_cost(self.base().catalog(), jobs)
+    }
 
-    /// Builds the wire requests and creates the batch.
+    /// Builds the wire requests and creates the batch. A batch that fails
+    /// the checks every provider makes (see [`ProviderBase`]) is refused
+    /// before anything is sent.
     async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch>;
 
     /// The batch's current status.
@@ -442,6 +457,9 @@ pub fn build_result(job: &Job, model: &ModelInfo, batch_id: &str, answer: Answer
             Ok(p) => {
                 if !answer.citations.is_empty() {
                     let mapping = citations::map_fields(&p.value, &answer.citations);
+                    if let Some(all) = result.citations.as_mut() {
+                        mapping.mark_best_confidence(all);
+                    }
                     result.warnings.extend(mapping.warnings);
                     result.citation_mappings = Some(mapping.fields);
                 }

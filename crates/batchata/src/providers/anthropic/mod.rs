@@ -28,8 +28,8 @@ use crate::providers::http::{
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
-    default_limits, estimate_jobs_cost, BatchLimits, BatchProbe, BatchRequest, BatchStatus,
-    CostEstimate, CreatedBatch, Provider, ProviderConfig, ResultSink, ResultsContext,
+    BatchLimits, BatchProbe, BatchRequest, BatchStatus, CreatedBatch, Provider, ProviderBase,
+    ProviderConfig, ResultSink, ResultsContext,
 };
 use crate::result::JobResult;
 
@@ -54,17 +54,15 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// The Anthropic provider.
 pub struct AnthropicProvider {
     http: HttpClient,
-    catalog: Arc<Catalog>,
-    poll_interval: Duration,
-    limits: BatchLimits,
+    base: ProviderBase,
 }
 
 impl std::fmt::Debug for AnthropicProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnthropicProvider")
             .field("http", &self.http)
-            .field("poll_interval", &self.poll_interval)
-            .field("limits", &self.limits)
+            .field("poll_interval", &self.base.poll_interval())
+            .field("limits", &self.base.limits())
             .finish()
     }
 }
@@ -102,15 +100,18 @@ impl AnthropicProvider {
         })?;
         Ok(AnthropicProvider {
             http,
-            catalog,
-            poll_interval: config.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
-            limits: default_limits(ProviderKind::Anthropic),
+            base: ProviderBase::new(
+                ProviderKind::Anthropic,
+                config,
+                catalog,
+                DEFAULT_POLL_INTERVAL,
+            ),
         })
     }
 
     /// Lowers the per-batch limits (for smaller quotas, and tests).
     pub fn with_limits(mut self, limits: BatchLimits) -> Self {
-        self.limits = limits;
+        self.base.set_limits(limits);
         self
     }
 
@@ -148,19 +149,7 @@ impl AnthropicProvider {
     }
 
     fn model(&self, job: &Job) -> Result<Arc<ModelInfo>> {
-        let m = self
-            .catalog
-            .lookup(job.model_name())
-            .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", job.id_str())))?;
-        if m.provider != ProviderKind::Anthropic {
-            return Err(Error::ProviderNotFound(format!(
-                "job '{}': model '{}' is served by {}, not Anthropic",
-                job.id_str(),
-                m.name,
-                m.provider
-            )));
-        }
-        Ok(m)
+        self.base.model(job)
     }
 
     async fn retrieve(&self, batch_id: &str) -> Result<MessageBatch> {
@@ -216,74 +205,35 @@ fn check_id(id: &str) -> Result<()> {
 
 #[async_trait]
 impl Provider for AnthropicProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
+    fn base(&self) -> &ProviderBase {
+        &self.base
     }
 
     fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()> {
-        if model.provider != ProviderKind::Anthropic {
-            return Err(Error::ProviderNotFound(format!(
-                "job '{}': model '{}' is not an Anthropic model",
-                job.id_str(),
-                model.name
-            )));
-        }
+        self.base.check_serves(job, model)?;
         if let Some(msgs) = &job.messages {
             request::check_alternation(job.id_str(), msgs)?;
         }
         Ok(())
     }
 
-    fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
-    fn polling_interval(&self) -> Duration {
-        self.poll_interval
-    }
-
-    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate> {
-        estimate_jobs_cost(&self.catalog, jobs)
-    }
-
     async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
-        if req.jobs.is_empty() {
-            return Err(Error::BatchSubmission(format!(
-                "batch {} has no jobs; a batch needs at least one",
-                req.batch_index
-            )));
-        }
-        if req.jobs.len() > self.limits.max_requests {
-            return Err(Error::BatchSubmission(format!(
-                "batch {} has {} requests; Anthropic takes at most {} per batch — lower items_per_batch",
-                req.batch_index,
-                req.jobs.len(),
-                self.limits.max_requests
-            )));
-        }
-        let mut seen = HashSet::with_capacity(req.jobs.len());
+        self.base.check_batch(&req)?;
         for job in req.jobs {
-            if !seen.insert(job.id_str()) {
-                return Err(Error::BatchSubmission(format!(
-                    "batch {}: job id '{}' appears twice; results are matched by id, so ids must be unique",
-                    req.batch_index,
-                    job.id_str()
-                )));
-            }
             let model = self.model(job)?;
             self.validate_job(job, &model)?;
         }
-        drop(seen);
         // The body is measured (and checked against the size limit) first,
         // then built again for each attempt and streamed a piece at a time:
         // a 10,000-job body is tens of megabytes, and never held whole.
-        let len = request::body_len_within(req.jobs, |j| self.model(j), self.limits.max_bytes)
-            .map_err(|e| match e {
-                Error::BatchSubmission(m) => {
-                    Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
-                }
-                other => other,
-            })?;
+        let len =
+            request::body_len_within(req.jobs, |j| self.model(j), self.base.limits().max_bytes)
+                .map_err(|e| match e {
+                    Error::BatchSubmission(m) => {
+                        Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
+                    }
+                    other => other,
+                })?;
         let url = self.http.url("/v1/messages/batches");
         let resp = self
             .http
@@ -333,14 +283,7 @@ impl Provider for AnthropicProvider {
                 tracing::warn!(error = %e, "could not write the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            job_mapping: req
-                .jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-            batch_id: batch.id,
-        })
+        Ok(CreatedBatch { batch_id: batch.id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {

@@ -78,9 +78,7 @@ pub fn display_name(run_id: &str, batch_index: usize) -> String {
 /// The Gemini API batch-mode client.
 pub struct GeminiProvider {
     http: HttpClient,
-    catalog: Arc<Catalog>,
-    poll_interval: Duration,
-    limits: BatchLimits,
+    base: ProviderBase,
     inline_limit: u64,
     version: String,
 }
@@ -90,8 +88,8 @@ impl std::fmt::Debug for GeminiProvider {
         f.debug_struct("GeminiProvider")
             .field("http", &self.http)
             .field("version", &self.version)
-            .field("poll_interval", &self.poll_interval)
-            .field("limits", &self.limits)
+            .field("poll_interval", &self.base.poll_interval())
+            .field("limits", &self.base.limits())
             .field("inline_limit", &self.inline_limit)
             .finish()
     }
@@ -189,9 +187,7 @@ impl GeminiProvider {
         })?;
         Ok(GeminiProvider {
             http,
-            catalog,
-            poll_interval: config.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
-            limits: default_limits(ProviderKind::Gemini),
+            base: ProviderBase::new(ProviderKind::Gemini, config, catalog, DEFAULT_POLL_INTERVAL),
             inline_limit: INLINE_LIMIT,
             version,
         })
@@ -199,7 +195,7 @@ impl GeminiProvider {
 
     /// Replaces the per-batch limits (smaller quotas, and tests).
     pub fn with_limits(mut self, limits: BatchLimits) -> Self {
-        self.limits = limits;
+        self.base.set_limits(limits);
         self
     }
 
@@ -226,26 +222,14 @@ impl GeminiProvider {
         Ok(())
     }
 
-    /// The one model of a batch's jobs; mixed models are refused.
+    /// The one model of a batch's jobs (one per batch: [`ProviderBase::check_batch`]).
     fn batch_model(&self, jobs: &[Job], index: usize) -> Result<Arc<ModelInfo>> {
         let first = jobs.first().ok_or_else(|| {
             Error::BatchSubmission(format!(
                 "batch {index} has no jobs; a batch needs at least one"
             ))
         })?;
-        let name = first.model_name();
-        if let Some(other) = jobs.iter().find(|j| j.model_name() != name) {
-            return Err(Error::Validation(format!(
-                "batch {index}: a Gemini batch runs one model, but job '{}' uses '{}' and job '{}' uses '{}'; put jobs of different models in different batches",
-                first.id_str(),
-                name,
-                other.id_str(),
-                other.model_name()
-            )));
-        }
-        self.catalog
-            .lookup(name)
-            .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", first.id_str())))
+        self.base.model(first)
     }
 
     /// Builds every request once: checks each job, and returns the sizes of
@@ -270,14 +254,8 @@ impl GeminiProvider {
             buf.clear();
             w.write_file_line(job, &mut buf)?;
             file += buf.len() as u64;
-            if file > self.limits.max_bytes {
-                return Err(Error::BatchSubmission(format!(
-                    "the batch's input file would be larger than Gemini's limit of {} MB: it passed the limit at job '{}' ({} of {} jobs); lower items_per_batch, or send smaller files",
-                    self.limits.max_bytes / 1_000_000,
-                    job.id_str(),
-                    i + 1,
-                    jobs.len()
-                )));
+            if file > self.base.limits().max_bytes {
+                return Err(self.base.input_too_large(jobs, i));
             }
             if let Some(out) = raw.as_mut() {
                 out.write_all(&buf).map_err(|e| Error::Io {
@@ -743,18 +721,13 @@ impl<'a> Collector<'a, '_> {
 
 #[async_trait]
 impl Provider for GeminiProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Gemini
+    fn base(&self) -> &ProviderBase {
+        &self.base
     }
 
     fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()> {
         let id = job.id_str();
-        if model.provider != ProviderKind::Gemini {
-            return Err(Error::ProviderNotFound(format!(
-                "job '{id}': model '{}' is served by {}, not Gemini",
-                model.name, model.provider
-            )));
-        }
+        self.base.check_serves(job, model)?;
         if job.enable_citations {
             return Err(citations_refused(id, &model.name));
         }
@@ -777,44 +750,11 @@ impl Provider for GeminiProvider {
         Ok(())
     }
 
-    fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
-    fn polling_interval(&self) -> Duration {
-        self.poll_interval
-    }
-
-    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate> {
-        estimate_jobs_cost(&self.catalog, jobs)
-    }
-
     async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
         let jobs = req.jobs;
         let index = req.batch_index;
+        self.base.check_batch(&req)?;
         let model = self.batch_model(jobs, index)?;
-        if jobs.len() > self.limits.max_requests {
-            return Err(Error::BatchSubmission(format!(
-                "batch {index} has {} requests; Gemini takes at most {} per batch here — lower items_per_batch",
-                jobs.len(),
-                self.limits.max_requests
-            )));
-        }
-        let mut seen = HashSet::with_capacity(jobs.len());
-        for job in jobs {
-            if job.id.is_none() {
-                return Err(Error::Validation(format!(
-                    "batch {index}: a job has no id; jobs must be added through Batch::add_job"
-                )));
-            }
-            if !seen.insert(job.id_str()) {
-                return Err(Error::BatchSubmission(format!(
-                    "batch {index}: job id '{}' appears twice; results are matched by key, so ids must be unique",
-                    job.id_str()
-                )));
-            }
-        }
-        drop(seen);
         let display = display_name(req.run_id, index);
         let prefix = request::inline_body_prefix(&display);
 
@@ -866,13 +806,7 @@ impl Provider for GeminiProvider {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            batch_id,
-            job_mapping: jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-        })
+        Ok(CreatedBatch { batch_id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {
@@ -917,7 +851,7 @@ impl Provider for GeminiProvider {
             index: ctx.jobs.iter().map(|j| (j.id_str(), j)).collect(),
             seen: HashSet::with_capacity(ctx.jobs.len()),
             models: HashMap::new(),
-            catalog: &self.catalog,
+            catalog: self.base.catalog(),
             batch_id,
             raw: ctx.raw_dir.map(|dir| RawResults {
                 files: RawFiles::new(dir),

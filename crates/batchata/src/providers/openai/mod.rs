@@ -61,9 +61,7 @@ const FIND_SKEW_SECS: i64 = 600;
 #[derive(Debug)]
 pub struct OpenAiProvider {
     http: HttpClient,
-    catalog: Arc<Catalog>,
-    poll_interval: Duration,
-    limits: BatchLimits,
+    base: ProviderBase,
     /// Input files uploaded for a batch whose create had an unknown
     /// outcome, by (run id, batch index): if the batch turns out not to
     /// exist, the next create of that batch uses the file instead of
@@ -109,9 +107,7 @@ impl OpenAiProvider {
         })?;
         Ok(OpenAiProvider {
             http,
-            catalog,
-            poll_interval: config.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
-            limits: default_limits(ProviderKind::OpenAi),
+            base: ProviderBase::new(ProviderKind::OpenAi, config, catalog, DEFAULT_POLL_INTERVAL),
             unclaimed_inputs: Default::default(),
         })
     }
@@ -119,30 +115,18 @@ impl OpenAiProvider {
     /// Replaces the per-batch limits (an organisation with a lower quota, or
     /// tests of the limit checks with small sizes).
     pub fn with_limits(mut self, limits: BatchLimits) -> Self {
-        self.limits = limits;
+        self.base.set_limits(limits);
         self
     }
 
-    /// The one model of a batch's jobs; mixed models are refused.
+    /// The one model of a batch's jobs (one per batch: [`ProviderBase::check_batch`]).
     fn batch_model(&self, jobs: &[Job], index: usize) -> Result<Arc<ModelInfo>> {
         let first = jobs.first().ok_or_else(|| {
-            Error::Validation(format!("batch {index} has no jobs; nothing to submit"))
+            Error::BatchSubmission(format!(
+                "batch {index} has no jobs; a batch needs at least one"
+            ))
         })?;
-        let name = first.model_name();
-        if let Some(other) = jobs.iter().find(|j| j.model_name() != name) {
-            return Err(Error::Validation(format!(
-                "batch {index}: an OpenAI batch runs one model, but job '{}' uses '{}' and job '{}' uses '{}'; put jobs of different models in different batches",
-                first.id_str(),
-                name,
-                other.id_str(),
-                other.model_name()
-            )));
-        }
-        let model = self
-            .catalog
-            .lookup(name)
-            .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", first.id_str())))?;
-        Ok(model)
+        self.base.model(first)
     }
 
     /// Builds every line once, counting bytes (and writing them to the raw
@@ -161,15 +145,8 @@ impl OpenAiProvider {
             buf.clear();
             builder.write_line(job, &mut buf)?;
             total += buf.len() as u64;
-            if total > self.limits.max_bytes {
-                return Err(Error::Validation(format!(
-                    "the batch's input file would be larger than OpenAI's limit of {} bytes ({} MB): it passed the limit at job '{}' ({} of {} jobs); lower items_per_batch, or send smaller files",
-                    self.limits.max_bytes,
-                    self.limits.max_bytes / 1_000_000,
-                    job.id_str(),
-                    i + 1,
-                    jobs.len()
-                )));
+            if total > self.base.limits().max_bytes {
+                return Err(self.base.input_too_large(jobs, i));
             }
             if let Some(w) = raw.as_mut() {
                 w.write_all(&buf).map_err(|e| Error::Io {
@@ -513,18 +490,13 @@ impl Collector<'_, '_> {
 
 #[async_trait]
 impl Provider for OpenAiProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::OpenAi
+    fn base(&self) -> &ProviderBase {
+        &self.base
     }
 
     fn validate_job(&self, job: &Job, model: &ModelInfo) -> Result<()> {
         let id = job.id_str();
-        if model.provider != ProviderKind::OpenAi {
-            return Err(Error::ProviderNotFound(format!(
-                "job '{id}': model '{}' is served by {}, not OpenAI",
-                model.name, model.provider
-            )));
-        }
+        self.base.check_serves(job, model)?;
         if job.enable_citations {
             return Err(Error::ModelNotSupported(format!(
                 "job '{id}': field 'enable_citations': OpenAI models do not return citations; turn citations off for this job or use an Anthropic Claude model"
@@ -547,36 +519,11 @@ impl Provider for OpenAiProvider {
         Ok(())
     }
 
-    fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
-    fn polling_interval(&self) -> Duration {
-        self.poll_interval
-    }
-
-    fn estimate_cost(&self, jobs: &[Job]) -> Result<CostEstimate> {
-        estimate_jobs_cost(&self.catalog, jobs)
-    }
-
     async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch> {
         let jobs = request.jobs;
         let index = request.batch_index;
-        if jobs.len() > self.limits.max_requests {
-            return Err(Error::Validation(format!(
-                "batch {index} has {} jobs, more than OpenAI's {} requests per batch; set items_per_batch to {} or less",
-                jobs.len(),
-                self.limits.max_requests,
-                self.limits.max_requests
-            )));
-        }
+        self.base.check_batch(&request)?;
         let model = self.batch_model(jobs, index)?;
-        if let Some(job) = jobs.iter().find(|j| j.id.is_none()) {
-            return Err(Error::Validation(format!(
-                "batch {index}: a job has no id (prompt starting {:?}); jobs must be added through Batch::add_job",
-                job.prompt.as_deref().unwrap_or("").chars().take(40).collect::<String>()
-            )));
-        }
 
         // First pass: size (and the raw request file, named once the id is known).
         let mut raw_tmp = match request.raw_dir {
@@ -660,13 +607,7 @@ impl Provider for OpenAiProvider {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
             }
         }
-        Ok(CreatedBatch {
-            batch_id: batch.id,
-            job_mapping: jobs
-                .iter()
-                .map(|j| (j.id_str().to_string(), j.id_str().to_string()))
-                .collect(),
-        })
+        Ok(CreatedBatch { batch_id: batch.id })
     }
 
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus> {
@@ -698,7 +639,7 @@ impl Provider for OpenAiProvider {
             index,
             seen: vec![false; ctx.jobs.len()],
             models: HashMap::new(),
-            catalog: &self.catalog,
+            catalog: self.base.catalog(),
             batch_id,
             raw: ctx.raw_dir.map(|dir| RawResults {
                 files: RawFiles::new(dir),

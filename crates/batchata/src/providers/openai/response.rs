@@ -403,11 +403,12 @@ pub fn line_result(line: OutputLine, job: &Job, model: &ModelInfo, batch_id: &st
         priced(&mut r, model, &usage);
         return r;
     }
-    let structured = job.response_schema.as_ref().and_then(|schema| {
-        let mut v: Value = serde_json::from_str(text.trim()).ok()?;
-        drop_optional_nulls(&mut v, schema.as_value(), schema.as_value(), 0);
-        Some(v)
-    });
+    // Strict mode answers with JSON alone; `build_result` validates it (and
+    // drops the nulls strict mode makes the model write for absent fields).
+    let structured = job
+        .response_schema
+        .as_ref()
+        .and_then(|_| serde_json::from_str::<Value>(text.trim()).ok());
     let mut result = build_result(
         job,
         model,
@@ -441,80 +442,6 @@ fn priced(r: &mut JobResult, model: &ModelInfo, usage: &Usage) {
     r.input_tokens = usage.total_input();
     r.output_tokens = usage.output_tokens;
     r.cost_usd = model.batch_cost(usage);
-}
-
-/// Strict mode makes every property required and the optional ones
-/// nullable, so the model answers `null` for what it would have left out.
-/// Against the job's own schema such a `null` may be invalid: this removes
-/// null values of properties the original schema does not require, through
-/// nested objects, arrays and local `$ref`s.
-pub fn drop_optional_nulls(value: &mut Value, schema: &Value, root: &Value, depth: usize) {
-    if depth > 64 {
-        return;
-    }
-    let schema = resolve(schema, root);
-    // A nullable wrapper (`anyOf: [X, {"type":"null"}]`) or allOf: look through it.
-    for key in ["anyOf", "oneOf"] {
-        if let Some(branches) = schema.get(key).and_then(|b| b.as_array()) {
-            let non_null: Vec<&Value> = branches
-                .iter()
-                .filter(|b| b.get("type").and_then(|t| t.as_str()) != Some("null"))
-                .collect();
-            if non_null.len() == 1 {
-                drop_optional_nulls(value, non_null[0], root, depth + 1);
-            }
-        }
-    }
-    if let Some(branches) = schema.get("allOf").and_then(|b| b.as_array()) {
-        for b in branches {
-            drop_optional_nulls(value, b, root, depth + 1);
-        }
-    }
-    match value {
-        Value::Object(map) => {
-            let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
-                return;
-            };
-            let required: Vec<&str> = schema
-                .get("required")
-                .and_then(|r| r.as_array())
-                .map(|r| r.iter().filter_map(|s| s.as_str()).collect())
-                .unwrap_or_default();
-            map.retain(|k, v| {
-                !(v.is_null() && props.contains_key(k) && !required.contains(&k.as_str()))
-            });
-            for (k, v) in map.iter_mut() {
-                if let Some(s) = props.get(k) {
-                    drop_optional_nulls(v, s, root, depth + 1);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items").filter(|s| s.is_object()) {
-                for v in items {
-                    drop_optional_nulls(v, item_schema, root, depth + 1);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Follows local `$ref`s (`#/$defs/X`, `#/definitions/X`, any JSON pointer).
-fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        let Some(r) = schema.get("$ref").and_then(|r| r.as_str()) else {
-            return schema;
-        };
-        let Some(pointer) = r.strip_prefix('#') else {
-            return schema;
-        };
-        match root.pointer(pointer) {
-            Some(target) => schema = target,
-            None => return schema,
-        }
-    }
-    schema
 }
 
 #[cfg(test)]

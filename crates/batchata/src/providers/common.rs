@@ -1,0 +1,257 @@
+//! What every provider client shares, written once: the settings besides
+//! its HTTP client (catalog, poll interval, batch limits), the model lookup,
+//! and the checks a batch must pass before any of it is built or sent.
+//!
+//! The [`Provider`](super::Provider) trait's `kind`, `limits`,
+//! `polling_interval` and `estimate_cost` are default methods reading
+//! [`ProviderBase`], and the three clients make the same pre-checks through
+//! [`ProviderBase::check_batch`], so the same problem is the same error
+//! kind, in the same words, whichever provider meets it:
+//!
+//! * a batch the provider cannot take as planned (empty, too many requests,
+//!   too many bytes, an id twice, two models where one is required) is
+//!   [`Error::BatchSubmission`];
+//! * a job that is not what a batch needs (no id) is [`Error::Validation`];
+//! * a model the catalog lacks is [`Error::ModelNotSupported`], one served
+//!   by another provider [`Error::ProviderNotFound`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{default_limits, BatchLimits, BatchRequest, ProviderConfig};
+use crate::catalog::{Catalog, ModelInfo, ProviderKind};
+use crate::error::{Error, Result};
+use crate::job::Job;
+
+/// The settings every provider client keeps besides its HTTP client.
+#[derive(Debug, Clone)]
+pub struct ProviderBase {
+    kind: ProviderKind,
+    catalog: Arc<Catalog>,
+    poll_interval: Duration,
+    limits: BatchLimits,
+}
+
+impl ProviderBase {
+    /// The base of a `kind` client: the configured poll interval or
+    /// `default_poll`, and the provider's [`default_limits`].
+    pub(crate) fn new(
+        kind: ProviderKind,
+        config: &ProviderConfig,
+        catalog: Arc<Catalog>,
+        default_poll: Duration,
+    ) -> Self {
+        ProviderBase {
+            kind,
+            catalog,
+            poll_interval: config.poll_interval.unwrap_or(default_poll),
+            limits: default_limits(kind),
+        }
+    }
+
+    /// Which provider this is.
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    /// The catalog the jobs' models are looked up in.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// How often a batch is polled.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// The per-batch limits.
+    pub fn limits(&self) -> BatchLimits {
+        self.limits
+    }
+
+    /// Replaces the per-batch limits (smaller quotas, and tests).
+    pub(crate) fn set_limits(&mut self, limits: BatchLimits) {
+        self.limits = limits;
+    }
+
+    /// The catalog entry of `job`'s model, which this provider must serve.
+    pub(crate) fn model(&self, job: &Job) -> Result<Arc<ModelInfo>> {
+        let model = self
+            .catalog
+            .lookup(job.model_name())
+            .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", job.id_str())))?;
+        self.check_serves(job, &model)?;
+        Ok(model)
+    }
+
+    /// Refuses a job whose model another provider serves.
+    pub(crate) fn check_serves(&self, job: &Job, model: &ModelInfo) -> Result<()> {
+        if model.provider != self.kind {
+            return Err(Error::ProviderNotFound(format!(
+                "job '{}': model '{}' is served by {}, not {}",
+                job.id_str(),
+                model.name,
+                model.provider,
+                brand(self.kind)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The checks every batch passes before its requests are built: it has
+    /// jobs, no more than the provider takes, each with an id and no id
+    /// twice (results are matched by id), and one model where the provider
+    /// runs one model per batch.
+    pub(crate) fn check_batch(&self, req: &BatchRequest<'_>) -> Result<()> {
+        let (jobs, index, name) = (req.jobs, req.batch_index, brand(self.kind));
+        let Some(first) = jobs.first() else {
+            return Err(Error::BatchSubmission(format!(
+                "batch {index} has no jobs; a batch needs at least one"
+            )));
+        };
+        let max = self.limits.max_requests;
+        if jobs.len() > max {
+            return Err(Error::BatchSubmission(format!(
+                "batch {index} has {} requests; {name} takes at most {max} per batch — set items_per_batch to {max} or less",
+                jobs.len()
+            )));
+        }
+        let mut seen = HashSet::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(id) = job.id.as_deref() else {
+                return Err(Error::Validation(format!(
+                    "batch {index}: a job has no id (prompt starting {:?}); jobs must be added through Batch::add_job",
+                    job.prompt.as_deref().unwrap_or("").chars().take(40).collect::<String>()
+                )));
+            };
+            if !seen.insert(id) {
+                return Err(Error::BatchSubmission(format!(
+                    "batch {index}: job id '{id}' appears twice; results are matched by id, so ids must be unique"
+                )));
+            }
+        }
+        if self.limits.one_model_per_batch {
+            let model = first.model_name();
+            if let Some(other) = jobs.iter().find(|j| j.model_name() != model) {
+                return Err(Error::BatchSubmission(format!(
+                    "batch {index}: a {name} batch runs one model, but job '{}' uses '{model}' and job '{}' uses '{}'; put jobs of different models in different batches",
+                    first.id_str(),
+                    other.id_str(),
+                    other.model_name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for an input file that passes the byte limit at job `at`
+    /// (0-based) of `jobs`.
+    pub(crate) fn input_too_large(&self, jobs: &[Job], at: usize) -> Error {
+        let max = self.limits.max_bytes;
+        Error::BatchSubmission(format!(
+            "the batch's input file would be larger than {}'s limit of {max} bytes ({} MB): it passed the limit at job '{}' ({} of {} jobs); lower items_per_batch, or send smaller files",
+            brand(self.kind),
+            max / 1_000_000,
+            jobs.get(at).map_or("", Job::id_str),
+            at + 1,
+            jobs.len()
+        ))
+    }
+}
+
+/// The provider's name as its makers write it, for messages.
+fn brand(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Anthropic => "Anthropic",
+        ProviderKind::OpenAi => "OpenAI",
+        ProviderKind::Gemini => "Gemini",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(kind: ProviderKind) -> ProviderBase {
+        let mut b = ProviderBase::new(
+            kind,
+            &ProviderConfig::default(),
+            Arc::new(Catalog::builtin().clone()),
+            Duration::from_secs(1),
+        );
+        b.set_limits(BatchLimits {
+            max_requests: 2,
+            ..b.limits()
+        });
+        b
+    }
+
+    fn check(kind: ProviderKind, jobs: &[Job]) -> Result<()> {
+        base(kind).check_batch(&BatchRequest {
+            jobs,
+            run_id: "r",
+            batch_index: 4,
+            raw_dir: None,
+        })
+    }
+
+    #[test]
+    fn every_provider_refuses_the_same_batches_with_the_same_kind() {
+        let job = |id: &str, model: &str| Job::prompt("hi").id(id).model(model);
+        for (kind, model, other) in [
+            (ProviderKind::Anthropic, "claude-3-5-haiku-latest", None),
+            (ProviderKind::OpenAi, "gpt-4o-mini", Some("gpt-4o")),
+            (
+                ProviderKind::Gemini,
+                "gemini-2.5-flash",
+                Some("gemini-2.5-pro"),
+            ),
+        ] {
+            let e = check(kind, &[]).unwrap_err();
+            assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
+            assert!(e.to_string().contains("batch 4 has no jobs"), "{e}");
+
+            let three = [job("a", model), job("b", model), job("c", model)];
+            let e = check(kind, &three).unwrap_err();
+            assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
+            assert!(e.to_string().contains("items_per_batch to 2"), "{e}");
+
+            let twice = [job("a", model), job("a", model)];
+            let e = check(kind, &twice).unwrap_err();
+            assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
+            assert!(e.to_string().contains("'a' appears twice"), "{e}");
+
+            let no_id = [Job::prompt("hi").model(model)];
+            let e = check(kind, &no_id).unwrap_err();
+            assert!(matches!(e, Error::Validation(_)), "{kind}: {e:?}");
+
+            let mixed = [job("a", model), job("b", other.unwrap_or(model))];
+            match other {
+                Some(o) => {
+                    let e = check(kind, &mixed).unwrap_err();
+                    assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
+                    assert!(e.to_string().contains(o), "{e}");
+                }
+                None => check(kind, &mixed).unwrap(),
+            }
+
+            let e = base(kind).input_too_large(&three, 1);
+            assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
+            assert!(e.to_string().contains("job 'b' (2 of 3 jobs)"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_model_of_another_provider_is_refused() {
+        let e = base(ProviderKind::Anthropic)
+            .model(&Job::prompt("hi").id("a").model("gpt-4o-mini"))
+            .unwrap_err();
+        assert!(matches!(e, Error::ProviderNotFound(_)), "{e:?}");
+        assert!(e.to_string().contains("not Anthropic"), "{e}");
+        let e = base(ProviderKind::OpenAi)
+            .model(&Job::prompt("hi").id("a").model("no-such-model"))
+            .unwrap_err();
+        assert!(matches!(e, Error::ModelNotSupported(_)), "{e:?}");
+    }
+}
