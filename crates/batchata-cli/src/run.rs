@@ -221,8 +221,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
             let plan = batch.plan().map_err(classify)?;
             println!("{}", dry_run_json(&plan));
         } else {
-            // Prints the plan: batches, jobs, tokens, worst-case and expected cost.
-            batch.dry_run().map_err(classify)?;
+            // The plan: batches, jobs, tokens, worst-case and expected cost.
+            println!("{}", batch.plan().map_err(classify)?);
         }
         return Ok(0);
     }

@@ -246,15 +246,21 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     let run = BatchRun { inner };
 
     if handle_ctrl_c {
+        // Asked for by the application (`Batch::handle_interrupts`): an
+        // interrupt stops the run as `shutdown()` does. Nothing is
+        // printed and the process is never ended from here; the
+        // application hears of it through `BatchRun::stop_requested`.
         let r = run.clone();
+        let mut done = run.inner.done.subscribe();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: submitting nothing new and cancelling active batches (press Ctrl+C again to exit at once; state is saved).");
-                r.shutdown();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("Exiting now. Rerun with the same state file to re-attach to batches still at the provider.");
-                    std::process::exit(130);
+            tokio::select! {
+                signal = tokio::signal::ctrl_c() => {
+                    if signal.is_ok() {
+                        tracing::info!("interrupted: submitting nothing new, cancelling the active batches");
+                        r.shutdown();
+                    }
                 }
+                _ = done.changed() => {}
             }
         });
     }
