@@ -157,12 +157,10 @@ pub struct BatchParams {
     pub default_params: DefaultParams,
     /// Write raw request/response files under `results_dir/raw_files`.
     pub raw_files: bool,
-    /// How much to log.
+    /// How much the application should log: the library only emits
+    /// `tracing` events and installs no subscriber; the application's own
+    /// subscriber reads this (the CLI and the Python package do).
     pub verbosity: Verbosity,
-    /// Install a `tracing` subscriber printing the library's logs to stderr
-    /// at `verbosity` (default off: a library leaves logging to its
-    /// application, which may install its own subscriber).
-    pub log_to_stderr: bool,
     /// Expected output as a fraction of `max_tokens`, for the dry run's expected cost.
     pub expected_output_fraction: f64,
     /// How often the progress callback fires.
@@ -247,7 +245,6 @@ impl Batch {
                 default_params: DefaultParams::default(),
                 raw_files: !results_dir.as_ref().as_os_str().is_empty(),
                 verbosity: Verbosity::default(),
-                log_to_stderr: false,
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
                 providers: ProviderSettings::from_env(),
@@ -343,18 +340,13 @@ impl Batch {
         self.time_limit(Duration::from_secs(total))
     }
 
-    /// How much to log.
+    /// How much to log, recorded in [`BatchParams::verbosity`] for the
+    /// application's `tracing` subscriber: the library emits `tracing`
+    /// events and never installs a subscriber itself.
+    /// [`Verbosity::as_str`] is the level name an env-filter takes
+    /// (`batchata=warn`).
     pub fn verbosity(mut self, v: Verbosity) -> Self {
         self.params.verbosity = v;
-        self
-    }
-
-    /// Prints the library's logs to stderr at [`Batch::verbosity`] by
-    /// installing a global `tracing` subscriber when the run starts — unless
-    /// the application has installed one already. Off by default: the
-    /// library only emits `tracing` events and the application decides.
-    pub fn log_to_stderr(mut self, on: bool) -> Self {
-        self.params.log_to_stderr = on;
         self
     }
 

@@ -93,9 +93,6 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     // The ids are in the spool and soon in the state; this set was only for
     // refusing duplicates while jobs were added.
     drop(user_ids);
-    if params.log_to_stderr {
-        init_logging(params.verbosity);
-    }
     let results_dir = params.results_dir.clone();
     if results_dir.exists() && !results_dir.is_dir() {
         return Err(Error::Validation(format!(
@@ -368,18 +365,6 @@ fn remove_stale_temp_files(results_dir: &Path) {
             }
         }
     }
-}
-
-/// Logs go to stderr at the run's verbosity — unless the application has
-/// installed its own `tracing` subscriber, which then decides.
-fn init_logging(v: crate::batch::Verbosity) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("batchata={}", v.as_str())));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {
