@@ -127,6 +127,28 @@ impl DefaultParams {
     }
 }
 
+/// A duration in hours, minutes, seconds and milliseconds, the zero parts
+/// left out: `25h`, `9s 500ms`, `0s`.
+fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    let parts = [
+        (ms / 3_600_000, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_string()
+    } else {
+        text.join(" ")
+    }
+}
+
 /// The validated configuration of a batch run.
 #[derive(Debug, Clone)]
 pub struct BatchParams {
@@ -325,7 +347,7 @@ impl Batch {
         } else {
             self.problems.push(format!(
                 "time_limit must be between 10 seconds and 24 hours, got {}",
-                humantime::format_duration(limit)
+                duration_text(limit)
             ));
         }
         self
@@ -633,4 +655,19 @@ pub(crate) fn validate_with(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_hours_minutes_seconds_and_milliseconds() {
+        let t = |ms: u64| duration_text(Duration::from_millis(ms));
+        assert_eq!(t(0), "0s");
+        assert_eq!(t(9_500), "9s 500ms");
+        assert_eq!(t(90_000), "1m 30s");
+        assert_eq!(t(25 * 3_600_000), "25h");
+        assert_eq!(t(3_600_000 + 1), "1h 1ms");
+    }
 }
