@@ -14,6 +14,7 @@ pub mod cost;
 pub mod error;
 pub mod files;
 pub mod fingerprint;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod fsutil;
 pub mod job;
