@@ -13,8 +13,8 @@ mod engine;
 mod inputs;
 mod inspect;
 mod isolate;
-pub mod lock;
-pub mod plan;
+pub(crate) mod lock;
+pub(crate) mod plan;
 mod submit;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::result::{JobOutcome, JobResult};
 use crate::state::{JobStatus, StateStore};
 
+pub use crate::state::StateCounts;
 pub use dry_run::{DryRunBatch, DryRunReport};
 pub use inspect::{cancel_from_state, StateBatch, StateReport};
 
