@@ -600,7 +600,7 @@ impl Batch {
 }
 
 /// Checks a merged job against what its model can do, and its request
-/// against what the provider accepts ([`crate::preflight`]). When the
+/// against what the provider accepts (request size, pages, images). When the
 /// request has several problems, the error lists them all.
 pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
     validate_with(job, model, &mut Default::default())

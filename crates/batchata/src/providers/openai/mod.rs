@@ -11,7 +11,7 @@
 //! either file, or a failure that says why there was none (expired,
 //! cancelled, failed validation).
 //!
-//! Layout: [`request`] builds lines, [`response`] parses what comes back,
+//! Layout: `request.rs` builds lines, `response.rs` parses what comes back,
 //! this module holds the client.
 
 pub(crate) mod request;
