@@ -103,3 +103,28 @@ fn the_readme_library_example_is_the_doctest_of_the_crate_docs() {
         );
     }
 }
+
+#[test]
+fn every_crate_inherits_the_workspace_rust_version() {
+    let (_, root) = repo_file("Cargo.toml");
+    assert!(
+        root.contains("\nrust-version = "),
+        "the workspace sets none"
+    );
+    let members = root
+        .split("members = [")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .expect("the workspace lists its members");
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        if member.is_empty() {
+            continue;
+        }
+        let (path, toml) = repo_file(&format!("{member}/Cargo.toml"));
+        assert!(
+            toml.contains("\nrust-version.workspace = true\n"),
+            "{} does not inherit rust-version",
+            path.display()
+        );
+    }
+}
