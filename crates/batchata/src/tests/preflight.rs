@@ -325,6 +325,7 @@ fn a_100_mb_text_file_is_refused_with_the_numbers_and_the_fix() {
     );
 }
 
+#[cfg(feature = "tokenizers")]
 #[test]
 fn an_exact_count_is_used_where_a_tokenizer_exists() {
     let dir = tempfile::tempdir().unwrap();
