@@ -279,7 +279,10 @@ fn cli_hint(e: &str, base: &Path) -> String {
 }
 
 /// Problems listed one by one; the rest are counted.
-pub const MAX_LISTED: usize = batchata::preflight::MAX_LISTED;
+pub const MAX_LISTED: usize = batchata::error::MAX_LISTED;
+
+/// The byte-order mark a UTF-8 file may start with.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads every line of `path` into `batch` and returns how many jobs it
 /// holds. Blank lines and lines starting with `//` are skipped, and a UTF-8
@@ -329,9 +332,7 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
         offset += read as u64;
         let mut bytes = buf.as_slice();
         if lineno == 1 {
-            bytes = bytes
-                .strip_prefix(batchata::files::UTF8_BOM)
-                .unwrap_or(bytes);
+            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
         }
         let line = match std::str::from_utf8(bytes) {
             Ok(line) => line,
@@ -411,7 +412,10 @@ impl<'a> Problems<'a> {
             total => Err(JobsError(format!(
                 "{}: {total} problems; nothing was submitted. Fix them all, then run again:\n{}",
                 self.path.display(),
-                batchata::preflight::list(self.listed.into_iter().map(|l| format!("  {l}")), total)
+                batchata::error::list_problems(
+                    self.listed.into_iter().map(|l| format!("  {l}")),
+                    total
+                )
             ))),
         }
     }

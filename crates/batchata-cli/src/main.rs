@@ -5,8 +5,9 @@
 //! This file holds the command line itself (clap), the exit statuses and the
 //! small commands; `run.rs` runs a jobs file, `jobs.rs` reads one,
 //! `report.rs` prints states, results and the catalog, `emulate.rs` serves
-//! the emulator.
+//! the emulator (cargo feature `emulator`, on by default).
 
+#[cfg(feature = "emulator")]
 mod emulate;
 mod jobs;
 mod report;
@@ -155,6 +156,7 @@ named by the BATCHATA_MODELS_FILE environment variable.")]
         wide: bool,
     },
     /// Serve the local emulator of the Anthropic, OpenAI and Gemini batch APIs.
+    #[cfg(feature = "emulator")]
     #[command(after_help = emulate::EMULATE_HELP)]
     Emulate(emulate::EmulateArgs),
     /// Print a shell completion script for bash, zsh or fish.
@@ -340,6 +342,7 @@ fn main() -> ExitCode {
                 cancel(&state, emulator_url.as_deref()).await
             }
             Command::Models { json, wide } => report::models(json, wide),
+            #[cfg(feature = "emulator")]
             Command::Emulate(args) => emulate::emulate(args).await,
             Command::Completions { shell } => completions(shell),
         }

@@ -221,8 +221,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
             let plan = batch.plan().map_err(classify)?;
             println!("{}", dry_run_json(&plan));
         } else {
-            // Prints the plan: batches, jobs, tokens, worst-case and expected cost.
-            batch.dry_run().map_err(classify)?;
+            // The plan: batches, jobs, tokens, worst-case and expected cost.
+            println!("{}", batch.plan().map_err(classify)?);
         }
         return Ok(0);
     }
@@ -230,16 +230,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     // An in-process emulator lives as long as the run.
     let mut _emulator = None;
     let settings = if args.emulator {
-        let h = batchata_emulator::Emulator::start(batchata_emulator::EmulatorConfig::new())
-            .await
-            .map_err(|e| Failure::other(format!("cannot start the built-in emulator: {e}")))?;
-        if !args.quiet {
-            eprintln!(
-                "Using the built-in emulator at {} (no API key needed; answers are synthetic).",
-                h.base_url()
-            );
-        }
-        let s = emulated(&h.base_url(), args.poll_interval.unwrap_or(EMULATOR_POLL));
+        let (h, s) = built_in_emulator(args.quiet, args.poll_interval).await?;
         _emulator = Some(h);
         s
     } else if let Some(url) = &args.emulator_url {
@@ -423,7 +414,42 @@ async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
     run.shutdown();
 }
 
+/// `--emulator`: starts the emulator in this process, for as long as the
+/// handle is kept, and returns the settings that point at it.
+#[cfg(feature = "emulator")]
+async fn built_in_emulator(
+    quiet: bool,
+    poll_interval: Option<Duration>,
+) -> Result<(batchata_emulator::EmulatorHandle, ProviderSettings), Failure> {
+    let h = batchata_emulator::Emulator::start(batchata_emulator::EmulatorConfig::new())
+        .await
+        .map_err(|e| Failure::other(format!("cannot start the built-in emulator: {e}")))?;
+    if !quiet {
+        eprintln!(
+            "Using the built-in emulator at {} (no API key needed; answers are synthetic).",
+            h.base_url()
+        );
+    }
+    let s = emulated(&h.base_url(), poll_interval.unwrap_or(EMULATOR_POLL));
+    Ok((h, s))
+}
+
+/// `--emulator` in a binary built without the emulator: say so, and what
+/// works instead.
+#[cfg(not(feature = "emulator"))]
+async fn built_in_emulator(
+    _quiet: bool,
+    _poll_interval: Option<Duration>,
+) -> Result<((), ProviderSettings), Failure> {
+    Err(Failure::input(
+        "--emulator: this batchata was built without the built-in emulator (cargo feature \
+         `emulator`); run against an emulator served elsewhere with --emulator-url URL, \
+         or build batchata with its default features",
+    ))
+}
+
 /// Settings for an emulator at `root`: a placeholder key, short polls.
+#[cfg(feature = "emulator")]
 fn emulated(root: &str, poll: Duration) -> ProviderSettings {
     ProviderSettings::default()
         .anthropic(|c| c.api_key("emulator").base_url(root).poll_interval(poll))

@@ -37,6 +37,22 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// The Python package is an application, so it owns logging: runs log to
+/// stderr at `set_verbosity`'s level, as batchata does (the library itself
+/// installs no `tracing` subscriber). `BATCHATA_LOG` (an env-filter such as
+/// `batchata=debug`) overrides the level. The first run's level holds for
+/// the process: a global subscriber is installed once, and not at all when
+/// the embedding program has installed one already.
+fn init_logging(v: Verbosity) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("batchata={}", v.as_str())));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 /// Raises the library's error as the Python exception of the same name in
 /// `batchata_rs.exceptions` (batchata's names).
 fn to_py(err: batchata::Error) -> PyErr {
@@ -116,11 +132,7 @@ impl NativeBatch {
     #[new]
     fn new(results_dir: PathBuf) -> Self {
         // Ctrl+C is Python's: see the module comment.
-        // The Python package is an application: its runs log to stderr at
-        // set_verbosity's level, as batchata does.
-        let batch = Batch::new(results_dir)
-            .handle_interrupts(false)
-            .log_to_stderr(true);
+        let batch = Batch::new(results_dir).handle_interrupts(false);
         NativeBatch {
             batch: Mutex::new(Some(batch)),
         }
@@ -269,6 +281,7 @@ impl NativeBatch {
                 .ok_or_else(|| PyRuntimeError::new_err("this batch has already been run"))?
         };
         let total = batch.job_count();
+        init_logging(batch.params().verbosity);
         let batch = if print_status {
             batch.live_progress()
         } else {

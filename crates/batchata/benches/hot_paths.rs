@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use batchata::catalog::{Catalog, ModelInfo};
-use batchata::providers::anthropic::{request as a_req, response as a_resp};
-use batchata::providers::openai::{request as o_req, response as o_resp};
-use batchata::state::StateStore;
+// Request building, result parsing and the state journal have no public
+// shape: the crate exposes them to this benchmark as hidden internals.
+use batchata::internals::{anthropic, openai, StateStore};
 use batchata::{Batch, DefaultParams, Job, JobOutcome, JobResult};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -102,7 +102,7 @@ fn request_bodies(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for chunk in a_jobs.chunks(PER_BATCH) {
-                let body = a_req::build_body(chunk, |_| Ok(a_model.clone())).unwrap();
+                let body = anthropic::build_body(chunk, |_| Ok(a_model.clone())).unwrap();
                 bytes += body.len();
             }
             black_box(bytes)
@@ -115,7 +115,7 @@ fn request_bodies(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for chunk in o_jobs.chunks(PER_BATCH) {
-                let mut builder = o_req::LineBuilder::new(o_model.clone());
+                let mut builder = openai::LineBuilder::new(o_model.clone());
                 let mut out = Vec::with_capacity(chunk.len() * 1200);
                 for job in chunk {
                     builder.write_line(job, &mut out).unwrap();
@@ -159,8 +159,8 @@ fn result_lines(c: &mut Criterion) {
         b.iter(|| {
             let mut cost = 0.0;
             for (line, job) in a_lines.iter().zip(&a_jobs) {
-                let parsed: a_resp::ResultLine = serde_json::from_str(line).unwrap();
-                let r = a_resp::line_result(parsed.result, job, &a_model, "msgbatch_1");
+                let parsed: anthropic::ResultLine = serde_json::from_str(line).unwrap();
+                let r = anthropic::line_result(parsed.result, job, &a_model, "msgbatch_1");
                 cost += r.cost_usd;
             }
             black_box(cost)
@@ -174,8 +174,8 @@ fn result_lines(c: &mut Criterion) {
         b.iter(|| {
             let mut cost = 0.0;
             for (line, job) in o_lines.iter().zip(&o_jobs) {
-                let parsed: o_resp::OutputLine = serde_json::from_str(line).unwrap();
-                let r = o_resp::line_result(parsed, job, &o_model, "batch_1");
+                let parsed: openai::OutputLine = serde_json::from_str(line).unwrap();
+                let r = openai::line_result(parsed, job, &o_model, "batch_1");
                 cost += r.cost_usd;
             }
             black_box(cost)

@@ -127,6 +127,28 @@ impl DefaultParams {
     }
 }
 
+/// A duration in hours, minutes, seconds and milliseconds, the zero parts
+/// left out: `25h`, `9s 500ms`, `0s`.
+fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    let parts = [
+        (ms / 3_600_000, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_string()
+    } else {
+        text.join(" ")
+    }
+}
+
 /// The validated configuration of a batch run.
 #[derive(Debug, Clone)]
 pub struct BatchParams {
@@ -157,12 +179,10 @@ pub struct BatchParams {
     pub default_params: DefaultParams,
     /// Write raw request/response files under `results_dir/raw_files`.
     pub raw_files: bool,
-    /// How much to log.
+    /// How much the application should log: the library only emits
+    /// `tracing` events and installs no subscriber; the application's own
+    /// subscriber reads this (the CLI and the Python package do).
     pub verbosity: Verbosity,
-    /// Install a `tracing` subscriber printing the library's logs to stderr
-    /// at `verbosity` (default off: a library leaves logging to its
-    /// application, which may install its own subscriber).
-    pub log_to_stderr: bool,
     /// Expected output as a fraction of `max_tokens`, for the dry run's expected cost.
     pub expected_output_fraction: f64,
     /// How often the progress callback fires.
@@ -247,7 +267,6 @@ impl Batch {
                 default_params: DefaultParams::default(),
                 raw_files: !results_dir.as_ref().as_os_str().is_empty(),
                 verbosity: Verbosity::default(),
-                log_to_stderr: false,
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
                 providers: ProviderSettings::from_env(),
@@ -328,7 +347,7 @@ impl Batch {
         } else {
             self.problems.push(format!(
                 "time_limit must be between 10 seconds and 24 hours, got {}",
-                humantime::format_duration(limit)
+                duration_text(limit)
             ));
         }
         self
@@ -343,18 +362,13 @@ impl Batch {
         self.time_limit(Duration::from_secs(total))
     }
 
-    /// How much to log.
+    /// How much to log, recorded in [`BatchParams::verbosity`] for the
+    /// application's `tracing` subscriber: the library emits `tracing`
+    /// events and never installs a subscriber itself.
+    /// [`Verbosity::as_str`] is the level name an env-filter takes
+    /// (`batchata=warn`).
     pub fn verbosity(mut self, v: Verbosity) -> Self {
         self.params.verbosity = v;
-        self
-    }
-
-    /// Prints the library's logs to stderr at [`Batch::verbosity`] by
-    /// installing a global `tracing` subscriber when the run starts — unless
-    /// the application has installed one already. Off by default: the
-    /// library only emits `tracing` events and the application decides.
-    pub fn log_to_stderr(mut self, on: bool) -> Self {
-        self.params.log_to_stderr = on;
         self
     }
 
@@ -586,7 +600,7 @@ impl Batch {
 }
 
 /// Checks a merged job against what its model can do, and its request
-/// against what the provider accepts ([`crate::preflight`]). When the
+/// against what the provider accepts (request size, pages, images). When the
 /// request has several problems, the error lists them all.
 pub fn validate_against_model(job: &Job, model: &ModelInfo) -> Result<()> {
     validate_with(job, model, &mut Default::default())
@@ -641,4 +655,19 @@ pub(crate) fn validate_with(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_hours_minutes_seconds_and_milliseconds() {
+        let t = |ms: u64| duration_text(Duration::from_millis(ms));
+        assert_eq!(t(0), "0s");
+        assert_eq!(t(9_500), "9s 500ms");
+        assert_eq!(t(90_000), "1m 30s");
+        assert_eq!(t(25 * 3_600_000), "25h");
+        assert_eq!(t(3_600_000 + 1), "1h 1ms");
+    }
 }

@@ -55,6 +55,7 @@ impl CostTracker {
     }
 
     /// Reserves `amount`; false (and nothing reserved) when it would pass the limit.
+    #[cfg(test)]
     pub fn reserve(&self, amount: f64) -> bool {
         self.try_reserve(amount) == Reservation::Reserved
     }
@@ -118,12 +119,8 @@ impl CostTracker {
         self.lock().reserved
     }
 
-    /// The limit.
-    pub fn limit(&self) -> Option<f64> {
-        self.limit
-    }
-
     /// What can still be reserved.
+    #[cfg(test)]
     pub fn remaining(&self) -> Option<f64> {
         let g = self.lock();
         self.limit.map(|l| (l - g.used - g.reserved).max(0.0))

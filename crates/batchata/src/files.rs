@@ -85,6 +85,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Reads a text-like file: UTF-8, with a leading byte-order mark dropped.
 /// Any other encoding is refused with the offset of the first bad byte.
+#[cfg(test)]
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = read(path)?;
     utf8_text(&bytes)
@@ -390,4 +391,24 @@ pub fn document_text(path: &Path, kind: FileKind) -> Result<String> {
         bytes: read(path)?,
     }
     .text(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_type_the_catalog_lists_is_one_the_library_can_send() {
+        for m in crate::Catalog::builtin().models() {
+            for t in &m.capabilities.file_types {
+                let probe = std::path::PathBuf::from(format!("x.{t}"));
+                file_kind(&probe).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: file type {t} is not one the library can send: {e}",
+                        m.name
+                    )
+                });
+            }
+        }
+    }
 }

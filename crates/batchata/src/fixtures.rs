@@ -1,6 +1,9 @@
 //! Small documents made in memory — PDFs with real text per page and DOCX
 //! files — for tests, examples, benchmarks and users who want to exercise a
 //! pipeline offline without hunting for sample files.
+//!
+//! Test support, not part of a run: the cargo feature `fixtures` (off by
+//! default) builds it.
 
 use std::io::Write;
 

@@ -269,8 +269,9 @@ pub struct Job {
     /// Ask for citations into the file (Anthropic models).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_citations: bool,
-    /// A hash of the resolved request ([`crate::fingerprint`]), set by
-    /// `Batch::add_job`; a value given here is replaced.
+    /// A hash of the resolved request (SHA-256 of the model, messages or
+    /// prompt, the file's name and content, the parameters, the schema and
+    /// citations), set by `Batch::add_job`; a value given here is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }

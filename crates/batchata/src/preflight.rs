@@ -27,7 +27,8 @@ use crate::files::{self, FileKind};
 use crate::job::{Job, ResponseSchema};
 use crate::tokens::{self, IMAGE_TOKENS, PDF_PAGE_TOKENS};
 
-/// Problems listed one by one in a report; the rest are counted.
+/// Problems listed one by one in a report; the rest are counted (see
+/// [`list_problems`]).
 pub const MAX_LISTED: usize = 50;
 
 /// PDFs with fewer characters of text per page than this get a warning when cited.
@@ -546,7 +547,7 @@ impl crate::Batch {
         }
         Err(Error::Validation(format!(
             "{total} problem(s) with the jobs' files (changed since the jobs were added?); nothing was sent:\n{}",
-            list(listed.into_iter(), total)
+            list_problems(listed.into_iter(), total)
         )))
     }
 }
@@ -753,7 +754,7 @@ pub fn combine(mut problems: Vec<Error>) -> Option<Error> {
     match problems.len() {
         0 => None,
         1 => problems.pop(),
-        _ => Some(Error::Validation(list(
+        _ => Some(Error::Validation(list_problems(
             problems.iter().map(|e| e.to_string()),
             problems.len(),
         ))),
@@ -761,8 +762,9 @@ pub fn combine(mut problems: Vec<Error>) -> Option<Error> {
 }
 
 /// The lines of a report: the first [`MAX_LISTED`] problems, then how many
-/// more there are.
-pub fn list(problems: impl Iterator<Item = String>, total: usize) -> String {
+/// more there are. An application listing problems of its own (the CLI's
+/// jobs-file check) uses it, so every list of problems reads the same.
+pub fn list_problems(problems: impl Iterator<Item = String>, total: usize) -> String {
     let mut out: Vec<String> = problems.take(MAX_LISTED).collect();
     if total > out.len() {
         out.push(format!(

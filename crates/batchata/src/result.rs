@@ -37,8 +37,9 @@ pub struct Citation {
     pub match_reason: Option<String>,
 }
 
-/// How sure a field-to-citation match is; see [`crate::citations`] for how
-/// it is scored. Ordered: `Low < Medium < High`.
+/// How sure a field-to-citation match is, scored from where the field's
+/// value is found (the cited text or only the answer) and how well the
+/// field's name matches the words around it. Ordered: `Low < Medium < High`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
@@ -106,7 +107,7 @@ pub struct JobResult {
     /// Things the user should know that did not fail the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The fingerprint of the request this answers ([`crate::fingerprint`]):
+    /// The fingerprint of the request this answers ([`crate::Job::fingerprint`]):
     /// a rerun only keeps an answer whose request is unchanged. Ours; the
     /// Python library ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

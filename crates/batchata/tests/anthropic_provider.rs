@@ -103,9 +103,11 @@ async fn mixed_jobs_end_to_end_with_citations_and_structured_output() {
     let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // The report's pages, as written into its PDF.
+    let report_pages = ["Intro page.", "Invoice number: INV-7\nTotal: 1234.5"];
     std::fs::write(
         d.join("report.pdf"),
-        batchata::fixtures::pdf(&["Intro page.", "Invoice number: INV-7\nTotal: 1234.5"]).unwrap(),
+        batchata::fixtures::pdf(&report_pages).unwrap(),
     )
     .unwrap();
     std::fs::write(
@@ -165,13 +167,12 @@ async fn mixed_jobs_end_to_end_with_citations_and_structured_output() {
     // Citations with pages: the cited text is really on that page of the PDF.
     let cits = by_id(&rs, "pdf").citations.clone().expect("citations");
     assert!(!cits.is_empty());
-    let pages = batchata::files::pdf_info(&std::fs::read(d.join("report.pdf")).unwrap()).unwrap();
     for c in &cits {
         assert_eq!(c.source, "report.pdf");
         let page = c.page.expect("PDF citations carry a page") as usize;
         let norm = |s: &str| s.split_whitespace().collect::<String>();
         assert!(
-            norm(&pages.page_text[page - 1]).contains(&norm(&c.text)),
+            norm(report_pages[page - 1]).contains(&norm(&c.text)),
             "{c:?} not on page {page}"
         );
         let meta = c.metadata.as_ref().unwrap();
@@ -295,9 +296,7 @@ async fn errored_canceled_and_expired_lines() {
     let (_, _, rs) = run(&provider(&h), &jobs, None).await;
     let expired = rs
         .iter()
-        .filter(|r| {
-            r.error.as_deref() == Some(batchata::providers::anthropic::response::EXPIRED_MESSAGE)
-        })
+        .filter(|r| r.error.as_deref() == Some(batchata::providers::anthropic::EXPIRED_MESSAGE))
         .count();
     assert!(expired > 0, "{rs:?}");
     assert!(rs.iter().all(|r| r.is_success() || r.error.is_some()));
@@ -788,7 +787,7 @@ async fn lines_for_unknown_ids_are_skipped_and_jobs_without_a_line_fail() {
     let z = by_id(&rs, "z");
     assert_eq!(
         z.error.as_deref(),
-        Some(batchata::providers::anthropic::response::NO_RESULT_MESSAGE)
+        Some(batchata::providers::anthropic::NO_RESULT_MESSAGE)
     );
     assert_eq!(z.outcome(), JobOutcome::Failed);
     assert_eq!(z.batch_id.as_deref(), Some(created.batch_id.as_str()));

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use batchata::run::StateReport;
 use batchata::ProviderSettings;
 use batchata::{Batch, DefaultParams, Error, Job, JobOutcome, JobResult};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Endpoint, FaultKind};
@@ -512,8 +513,8 @@ async fn a_refused_key_stops_the_run_without_failing_a_job() {
         "{msg}"
     );
     assert!(results(dir.path()).is_empty());
-    let st = batchata::state::StateStore::inspect(&dir.path().join("state.jsonl")).unwrap();
-    assert_eq!(st.counts().pending, 4);
+    let st = StateReport::load(&dir.path().join("state.jsonl")).unwrap();
+    assert_eq!(st.counts.pending, 4);
 
     // Mid-run, with batches in flight: they are named, and nothing more is submitted.
     let h = Emulator::start(EmulatorConfig::new().processing_delay(Duration::from_millis(600)))
@@ -585,7 +586,8 @@ async fn file_paths_are_stored_absolute() {
         .unwrap();
     let run = b.run().await.unwrap();
     assert_eq!(run.status().completed, 1);
-    let mut st = batchata::state::StateStore::inspect(&dir.path().join("state.jsonl")).unwrap();
+    // The job as the state recorded it: no public shape, so the hidden internals.
+    let mut st = batchata::internals::StateStore::inspect(&dir.path().join("state.jsonl")).unwrap();
     let jobs = st.load_jobs(&["f1".into()]).unwrap();
     let stored = jobs[0].file.clone().unwrap();
     assert!(stored.is_absolute(), "{}", stored.display());
@@ -611,9 +613,9 @@ async fn an_unwritable_result_stops_the_run_and_a_rerun_collects_it_unpaid() {
         assert!(matches!(e, Error::Incomplete(_)), "{e:?}");
         assert!(e.to_string().contains("rerun"), "{e}");
     }
-    let st = batchata::state::StateStore::inspect(&dir.path().join("state.jsonl")).unwrap();
-    assert_eq!(st.counts().failed, 0);
-    assert!(st.counts().completed < 3);
+    let st = StateReport::load(&dir.path().join("state.jsonl")).unwrap();
+    assert_eq!(st.counts.failed, 0);
+    assert!(st.counts.completed < 3);
     std::fs::remove_dir(dir.path().join("results").join("q001.json")).unwrap();
     let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
         .run()
@@ -641,6 +643,7 @@ async fn run_blocking_inside_a_runtime_is_an_error_and_defaults_install_nothing(
         "{e}"
     );
     assert!(!dir.path().join("results").exists(), "nothing was started");
-    let p = Batch::new("x").params().clone();
-    assert!(!p.log_to_stderr);
+    // The library emits `tracing` events and installs no subscriber of
+    // its own: no global one exists in a process that only uses it.
+    assert!(!tracing::dispatcher::has_been_set());
 }

@@ -690,7 +690,12 @@ fn user_ids_must_be_unique_and_generated_ids_avoid_them() {
     let a = b2.add_job(Job::prompt("alpha")).unwrap();
     let b_id = b2.add_job(Job::prompt("beta")).unwrap();
     let a2 = b2.add_job(Job::prompt("alpha")).unwrap();
-    assert!(batchata::fingerprint::looks_generated(&a), "{a}");
+    // The generated form: "job-" and 16 lowercase hex digits of the fingerprint.
+    let hex = a.strip_prefix("job-").unwrap_or_default();
+    assert!(
+        hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{a}"
+    );
     assert_eq!(a2, format!("{a}-2"));
     let mut b3 = with_model(HAIKU);
     b3.add_job(Job::prompt("inserted first")).unwrap();

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use batchata::catalog::{Catalog, Usage};
-use batchata::providers::gemini::response::EXPIRED_MESSAGE;
-use batchata::providers::gemini::{display_name, GeminiProvider};
+use batchata::providers::gemini::{display_name, GeminiProvider, EXPIRED_MESSAGE};
 use batchata::providers::{
     BatchProbe, BatchRequest, BatchState, BatchStatus, Provider, ProviderConfig, ResultsContext,
 };

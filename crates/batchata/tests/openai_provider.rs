@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use batchata::catalog::Catalog;
-use batchata::providers::openai::response::EXPIRED_MESSAGE;
-use batchata::providers::openai::OpenAiProvider;
+use batchata::providers::openai::{OpenAiProvider, EXPIRED_MESSAGE};
 use batchata::providers::{
     BatchLimits, BatchProbe, BatchRequest, BatchState, BatchStatus, Provider, ProviderConfig,
     ResultsContext,

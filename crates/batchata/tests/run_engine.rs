@@ -104,7 +104,7 @@ async fn cost_limit_stops_submissions_and_follows_actual_cost() {
     // Worst case of one 5-job batch: input estimate + 5 × 100 output tokens.
     let probe_dir = tempfile::tempdir().unwrap();
     let probe = batch(probe_dir.path(), &h, MODEL, 5);
-    let per_batch = probe.dry_run().unwrap().worst_case_usd;
+    let per_batch = probe.plan().unwrap().worst_case_usd;
     assert!(per_batch > 0.0);
 
     // Below one batch's worst case: nothing is submitted.
@@ -172,7 +172,7 @@ async fn dry_run_submits_nothing() {
     let b = batch(dir.path(), &h, MODEL, 25)
         .items_per_batch(10)
         .cost_limit_usd(0.001);
-    let report = b.dry_run().unwrap();
+    let report = b.plan().unwrap();
     assert_eq!(report.batches.len(), 3);
     assert_eq!(report.batches.iter().map(|b| b.jobs).sum::<usize>(), 25);
     assert!(report.expected_usd < report.worst_case_usd);
@@ -221,7 +221,19 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The application hears of the stop at once, to say so while the run
+    // winds down (the library itself prints nothing).
+    assert_eq!(run.stop_reason(), None);
+    let heard = tokio::spawn({
+        let run = run.clone();
+        async move { run.stop_requested().await }
+    });
     run.shutdown();
+    assert_eq!(
+        heard.await.unwrap(),
+        Some(batchata::StopReason::Interrupted)
+    );
+    assert_eq!(run.stop_reason(), Some(batchata::StopReason::Interrupted));
     let s = run.wait().await.unwrap();
     assert_eq!(s.stop_reason, Some(batchata::StopReason::Interrupted));
     let stats = h.stats();
@@ -282,6 +294,8 @@ async fn interrupt_cancels_keeps_state_and_resume_finishes_without_resubmitting(
         .unwrap();
     let s2 = run.status();
     assert_eq!(s2.completed, 12, "{s2:?}");
+    assert_eq!(run.stop_requested().await, None, "it ran to the end");
+    assert_eq!(run.stop_reason(), None);
     let created = h.stats().calls_to("openai.batches.create") - h_calls_before;
     let rerun_jobs = 12 - completed_before;
     assert_eq!(

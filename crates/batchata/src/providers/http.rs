@@ -194,11 +194,6 @@ impl HttpClient {
         format!("{}{}", self.base_url, path)
     }
 
-    /// The underlying reqwest client, for building requests in `send`.
-    pub fn raw(&self) -> &Client {
-        &self.client
-    }
-
     /// Replaces the key with `<redacted>` anywhere in `text`.
     pub fn redact(&self, text: &str) -> String {
         redact(text, &self.key)
@@ -382,18 +377,8 @@ impl HttpClient {
         self.decode(what, resp).await
     }
 
-    /// POSTs a JSON body to `path` and decodes JSON.
-    pub async fn post_json<B: serde::Serialize + ?Sized, T: serde::de::DeserializeOwned>(
-        &self,
-        what: &str,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
-        self.post_json_as(what, Attempts::Repeatable, path, body)
-            .await
-    }
-
-    /// [`HttpClient::post_json`] under `mode`'s retry rules. For a create,
+    /// POSTs a JSON body to `path` and decodes JSON, under `mode`'s retry
+    /// rules. For a create,
     /// a success whose body cannot be read is an unknown outcome too: the
     /// resource exists, but its id was lost.
     pub async fn post_json_as<B: serde::Serialize + ?Sized, T: serde::de::DeserializeOwned>(

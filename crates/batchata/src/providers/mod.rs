@@ -10,10 +10,10 @@
 pub mod anthropic;
 mod common;
 pub mod gemini;
-pub mod http;
-pub mod lines;
+pub(crate) mod http;
+pub(crate) mod lines;
 pub mod openai;
-pub mod raw;
+pub(crate) mod raw;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +30,8 @@ use crate::result::{Citation, JobResult};
 use crate::structured;
 
 pub use common::ProviderBase;
-pub use http::{HttpClient, Secret};
+pub(crate) use http::HttpClient;
+pub use http::Secret;
 
 /// Connection settings of one provider.
 #[derive(Clone, Default)]
@@ -394,7 +395,7 @@ impl CostEstimate {
 
 /// Worst-case cost of jobs from the catalog and the token estimator; shared
 /// by every provider's `estimate_cost`.
-pub fn estimate_jobs_cost(catalog: &Catalog, jobs: &[Job]) -> Result<CostEstimate> {
+pub(crate) fn estimate_jobs_cost(catalog: &Catalog, jobs: &[Job]) -> Result<CostEstimate> {
     let mut total = CostEstimate::default();
     for job in jobs {
         let model = catalog.lookup(job.model_name())?;
@@ -421,7 +422,7 @@ pub fn estimate_jobs_cost(catalog: &Catalog, jobs: &[Job]) -> Result<CostEstimat
 
 /// The parts of a successful answer, provider-neutral.
 #[derive(Debug, Clone, Default)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// All text blocks joined.
     pub text: String,
     /// A structured answer delivered as data (a forced tool's input), if any.
@@ -434,7 +435,12 @@ pub struct Answer {
 
 /// Turns an answer into a `JobResult`: cost at batch prices, the structured
 /// answer parsed and validated, citations mapped to fields.
-pub fn build_result(job: &Job, model: &ModelInfo, batch_id: &str, answer: Answer) -> JobResult {
+pub(crate) fn build_result(
+    job: &Job,
+    model: &ModelInfo,
+    batch_id: &str,
+    answer: Answer,
+) -> JobResult {
     let mut result = JobResult {
         job_id: job.id_str().to_string(),
         raw_response: Some(answer.text.clone()),
@@ -491,7 +497,7 @@ pub fn create_provider(
 /// and the dry run): Anthropic 100,000 requests or 256 MB; OpenAI 50,000
 /// requests or 200 MB, one model per batch; Gemini one model per batch and
 /// a 2 GB input file (it states no request count; 100,000 is ours).
-pub fn default_limits(kind: ProviderKind) -> BatchLimits {
+pub(crate) fn default_limits(kind: ProviderKind) -> BatchLimits {
     match kind {
         ProviderKind::Anthropic => BatchLimits {
             max_requests: 100_000,

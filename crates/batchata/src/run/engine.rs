@@ -93,9 +93,6 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     // The ids are in the spool and soon in the state; this set was only for
     // refusing duplicates while jobs were added.
     drop(user_ids);
-    if params.log_to_stderr {
-        init_logging(params.verbosity);
-    }
     let results_dir = params.results_dir.clone();
     if results_dir.exists() && !results_dir.is_dir() {
         return Err(Error::Validation(format!(
@@ -246,15 +243,21 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     let run = BatchRun { inner };
 
     if handle_ctrl_c {
+        // Asked for by the application (`Batch::handle_interrupts`): an
+        // interrupt stops the run as `shutdown()` does. Nothing is
+        // printed and the process is never ended from here; the
+        // application hears of it through `BatchRun::stop_requested`.
         let r = run.clone();
+        let mut done = run.inner.done.subscribe();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: submitting nothing new and cancelling active batches (press Ctrl+C again to exit at once; state is saved).");
-                r.shutdown();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("Exiting now. Rerun with the same state file to re-attach to batches still at the provider.");
-                    std::process::exit(130);
+            tokio::select! {
+                signal = tokio::signal::ctrl_c() => {
+                    if signal.is_ok() {
+                        tracing::info!("interrupted: submitting nothing new, cancelling the active batches");
+                        r.shutdown();
+                    }
                 }
+                _ = done.changed() => {}
             }
         });
     }
@@ -362,18 +365,6 @@ fn remove_stale_temp_files(results_dir: &Path) {
             }
         }
     }
-}
-
-/// Logs go to stderr at the run's verbosity — unless the application has
-/// installed its own `tracing` subscriber, which then decides.
-fn init_logging(v: crate::batch::Verbosity) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHATA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("batchata={}", v.as_str())));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {

@@ -3,7 +3,7 @@
 //!
 //! [`Batch::run`] runs to the end; [`Batch::start`] returns a handle at once
 //! whose [`BatchRun::status`], [`BatchRun::wait`] and [`BatchRun::shutdown`]
-//! work while the run goes on; [`Batch::dry_run`] plans and prices without
+//! work while the run goes on; [`Batch::plan`] plans and prices without
 //! submitting anything. The engine itself lives in `engine.rs`, planning in
 //! `plan.rs`, the dry run in `dry_run.rs`.
 
@@ -13,8 +13,8 @@ mod engine;
 mod inputs;
 mod inspect;
 mod isolate;
-pub mod lock;
-pub mod plan;
+pub(crate) mod lock;
+pub(crate) mod plan;
 mod submit;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::result::{JobOutcome, JobResult};
 use crate::state::{JobStatus, StateStore};
 
+pub use crate::state::StateCounts;
 pub use dry_run::{DryRunBatch, DryRunReport};
 pub use inspect::{cancel_from_state, StateBatch, StateReport};
 
@@ -37,9 +38,9 @@ pub use inspect::{cancel_from_state, StateBatch, StateReport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
-    /// Ctrl+C or `shutdown(false)`: cancel active batches.
+    /// Ctrl+C or `shutdown()`: cancel active batches.
     Interrupted,
-    /// `shutdown(true)`: submit nothing new, let active batches finish.
+    /// `drain()`: submit nothing new, let active batches finish.
     Drain,
     /// The time limit passed.
     TimeLimit,
@@ -243,6 +244,43 @@ impl BatchRun {
         });
     }
 
+    /// Why the run was asked to stop, if it was: by [`BatchRun::shutdown`],
+    /// an interrupt (see [`Batch::handle_interrupts`]), the time limit, a
+    /// refused key or trouble on our side. Set at once, while the run
+    /// still winds down; [`RunStatus::stop_reason`] has it at the end.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        *self.inner.stop.borrow()
+    }
+
+    /// Waits until the run is asked to stop (see [`BatchRun::stop_reason`])
+    /// and returns why; `None` when the run ended without being asked. An
+    /// application prints its notice here ("Interrupted: cancelling the
+    /// active batches...") while the run winds down.
+    pub async fn stop_requested(&self) -> Option<StopReason> {
+        let mut stop = self.inner.stop.subscribe();
+        let mut done = self.inner.done.subscribe();
+        loop {
+            if let Some(reason) = *stop.borrow_and_update() {
+                return Some(reason);
+            }
+            if done.borrow_and_update().is_some() {
+                return None;
+            }
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        return *stop.borrow();
+                    }
+                }
+                changed = done.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     /// Every finished job's result, read from the result files.
     pub fn results(&self) -> Result<RunResults> {
         let state = lock(&self.inner.state_file).clone();
@@ -302,11 +340,18 @@ impl Batch {
     }
 
     /// Whether the run listens for Ctrl+C itself (default off: a library
-    /// installs no signal handler unless asked). When on, the first
-    /// interrupt stops submitting, cancels active batches and saves state,
-    /// and a second exits the process at once with status 130 (the state
-    /// is already safe on disk). An application that handles signals
-    /// itself calls [`BatchRun::shutdown`] instead, as the CLI does.
+    /// installs no signal handler unless asked). When on, an interrupt
+    /// does what [`BatchRun::shutdown`] does: nothing new is
+    /// submitted, the active batches are cancelled, what they finished is
+    /// collected and the state saved. The library prints nothing and never
+    /// exits the process; [`BatchRun::stop_requested`] tells the
+    /// application when to say so.
+    ///
+    /// Once a Ctrl+C handler is installed the process no longer ends on
+    /// Ctrl+C (tokio keeps the handler for the life of the process), so
+    /// further presses do nothing more. An application that wants a second
+    /// press to exit at once listens for Ctrl+C itself and calls
+    /// [`BatchRun::shutdown`], as the `batchata` CLI does.
     pub fn handle_interrupts(mut self, on: bool) -> Self {
         self.handle_ctrl_c = on;
         self
@@ -347,16 +392,10 @@ impl Batch {
         rt.block_on(self.run())
     }
 
-    /// Plans and prices the run without submitting anything: prints the
-    /// plan (per-provider batches, their jobs and estimated cost, the totals
-    /// against the cost limit) to stdout and returns it.
-    pub fn dry_run(&self) -> Result<DryRunReport> {
-        let report = self.plan()?;
-        println!("{report}");
-        Ok(report)
-    }
-
-    /// The dry run's report without printing it. Like a run, it first
+    /// Plans and prices the run without submitting anything (the dry run):
+    /// per-provider batches, their jobs and estimated cost, the totals
+    /// against the cost limit. Nothing is printed; the report's `Display`
+    /// is the text the CLI prints for `--dry-run`. Like a run, it first
     /// checks the jobs' files again and reports every problem.
     pub fn plan(&self) -> Result<DryRunReport> {
         self.check()?;

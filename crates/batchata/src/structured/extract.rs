@@ -21,6 +21,7 @@ const MAX_SCAN_STARTS: usize = 2_000;
 
 /// The first JSON object or array in `text`: the whole text, a fenced code
 /// block, or the first balanced `{...}` / `[...]` that parses.
+#[cfg(test)]
 pub fn extract_json(text: &str) -> Option<Value> {
     json_candidates(text).into_iter().next()
 }

@@ -57,8 +57,9 @@ use serde_json::Value;
 pub use dialect::{
     anthropic_output, anthropic_tool, from_anthropic_tool_input, openai_strict_problems,
     schema_instruction, to_anthropic_schema, to_gemini_schema, to_openai_strict, wire_schema,
-    AnthropicOutput, ANTHROPIC_TOOL_NAME, WRAPPER_KEY,
+    AnthropicOutput, ANTHROPIC_TOOL_NAME,
 };
+#[cfg(test)]
 pub use extract::{extract_json, json_candidates};
 pub use validate::{parse, validate};
 

@@ -7,8 +7,10 @@
 //! creation time and size). It knows nothing of cost limits, run state or
 //! progress.
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
+
+pub use response::{CANCELED_BY_PROVIDER_MESSAGE, EXPIRED_MESSAGE, NO_RESULT_MESSAGE};
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

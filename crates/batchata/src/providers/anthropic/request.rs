@@ -350,11 +350,6 @@ impl<'a> BodyWriter<'a> {
         std::mem::replace(&mut self.out, Vec::with_capacity(CHUNK_BYTES * 2))
     }
 
-    /// True before any entry is written.
-    pub fn is_empty(&self) -> bool {
-        self.requests == 0
-    }
-
     /// Appends the entry of one job (which must be one of the writer's jobs).
     pub fn push(&mut self, job: &'a Job, model: &ModelInfo) -> Result<()> {
         if self.requests > 0 {

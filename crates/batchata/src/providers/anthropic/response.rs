@@ -43,9 +43,6 @@ pub struct MessageBatch {
     /// RFC 3339 creation time.
     #[serde(default)]
     pub created_at: Option<String>,
-    /// RFC 3339 time processing ended.
-    #[serde(default)]
-    pub ended_at: Option<String>,
     /// Set when a cancel was asked for.
     #[serde(default)]
     pub cancel_initiated_at: Option<String>,

@@ -19,8 +19,10 @@
 //! ([`display_name`]), which is how [`Provider::find_batch`] finds a batch
 //! whose create call may have reached Google before the process died.
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
+
+pub use response::EXPIRED_MESSAGE;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

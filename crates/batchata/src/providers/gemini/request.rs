@@ -214,11 +214,6 @@ impl RequestWriter {
         }
     }
 
-    /// The model the requests are for.
-    pub fn model(&self) -> &ModelInfo {
-        &self.model
-    }
-
     fn file_data(&mut self, job_id: &str, path: &Path) -> Result<FileData> {
         if let Some((p, d)) = &self.file {
             if p == path {

@@ -97,9 +97,6 @@ pub struct BatchStats {
     /// Finished with an error.
     #[serde(default, deserialize_with = "int64")]
     pub failed_request_count: u64,
-    /// Not finished yet.
-    #[serde(default, deserialize_with = "int64")]
-    pub pending_request_count: u64,
 }
 
 /// The batch inside an Operation's `metadata` (the fields read; its output
@@ -113,9 +110,6 @@ pub struct BatchMeta {
     /// The name given at creation.
     #[serde(default)]
     pub display_name: Option<String>,
-    /// `models/...`.
-    #[serde(default)]
-    pub model: Option<String>,
     /// RFC 3339.
     #[serde(default)]
     pub create_time: Option<String>,
@@ -206,7 +200,9 @@ pub struct Inlined {
 /// from `response` or else `metadata.output`.
 #[derive(Debug, Deserialize)]
 pub struct BatchResults {
-    /// `batches/{id}`.
+    /// `batches/{id}`. Not read, but required: a reply without it is not
+    /// an Operation and fails to parse.
+    #[allow(dead_code)]
     pub name: String,
     /// True once ended.
     #[serde(default)]

@@ -11,11 +11,13 @@
 //! either file, or a failure that says why there was none (expired,
 //! cancelled, failed validation).
 //!
-//! Layout: [`request`] builds lines, [`response`] parses what comes back,
+//! Layout: `request.rs` builds lines, `response.rs` parses what comes back,
 //! this module holds the client.
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
+
+pub use response::EXPIRED_MESSAGE;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -39,7 +41,7 @@ use crate::providers::*;
 use crate::result::{JobResult, CANCELLED_BY_USER};
 
 use request::{CreateBatch, LineBuilder, CHAT_COMPLETIONS_URL};
-use response::{BatchList, BatchObject, FileObject, OutputLine, EXPIRED_MESSAGE};
+use response::{BatchList, BatchObject, FileObject, OutputLine};
 
 /// The API's address when neither the settings nor `OPENAI_BASE_URL` give one.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";

@@ -305,7 +305,7 @@ pub struct CompletionDetails {
 
 impl CompletionUsage {
     /// The crate's usage: uncached input, cache reads, output.
-    pub fn to_usage(&self) -> Usage {
+    pub fn to_usage(self) -> Usage {
         let cached = self
             .prompt_tokens_details
             .and_then(|d| d.cached_tokens)

@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use batchata::catalog::{Catalog, ModelInfo};
-use batchata::providers::estimate_jobs_cost;
-use batchata::tokens::{self, IMAGE_TOKENS, PDF_PAGE_TOKENS};
-use batchata::{Batch, DefaultParams, Job, Message, ResponseSchema};
+use crate::catalog::{Catalog, ModelInfo};
+use crate::providers::estimate_jobs_cost;
+use crate::tokens::{self, IMAGE_TOKENS, PDF_PAGE_TOKENS};
+use crate::{Batch, DefaultParams, Job, Message, ResponseSchema};
 use serde_json::json;
 
 fn model(name: &str) -> std::sync::Arc<ModelInfo> {
@@ -209,9 +209,9 @@ fn pdf_pages_are_counted_from_the_file() {
         let path = write(
             dir.path(),
             &format!("p{n}.pdf"),
-            &batchata::fixtures::pdf(&refs).unwrap(),
+            &crate::fixtures::pdf(&refs).unwrap(),
         );
-        let info = batchata::files::pdf_info(&std::fs::read(&path).unwrap()).unwrap();
+        let info = crate::files::pdf_info(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(info.pages, n);
         assert_eq!(info.page_text.len(), n);
         for (i, t) in info.page_text.iter().enumerate() {
@@ -222,7 +222,7 @@ fn pdf_pages_are_counted_from_the_file() {
         }
     }
     let nested = write(dir.path(), "nested.pdf", &nested_pdf());
-    let info = batchata::files::pdf_info(&std::fs::read(&nested).unwrap()).unwrap();
+    let info = crate::files::pdf_info(&std::fs::read(&nested).unwrap()).unwrap();
     assert_eq!(info.pages, 3);
     assert_eq!(info.text_chars(), 0);
     // No text: the page images alone.
@@ -243,7 +243,7 @@ fn file_tokens_by_kind() {
     let pdf = write(
         dir.path(),
         "two.pdf",
-        &batchata::fixtures::pdf(&["hello world", "Hello, world!"]).unwrap(),
+        &crate::fixtures::pdf(&["hello world", "Hello, world!"]).unwrap(),
     );
     assert_eq!(
         tokens::count_file(&mini, &pdf).unwrap(),
@@ -260,7 +260,7 @@ fn file_tokens_by_kind() {
     let docx = write(
         dir.path(),
         "a.docx",
-        &batchata::fixtures::docx(&["hello world", "Second para"]).unwrap(),
+        &crate::fixtures::docx(&["hello world", "Second para"]).unwrap(),
     );
     assert_eq!(
         tokens::count_file(&mini, &docx).unwrap(),
@@ -314,7 +314,7 @@ fn cost_estimate_is_input_plus_full_max_tokens_at_batch_prices() {
     let pdf = write(
         dir.path(),
         "two.pdf",
-        &batchata::fixtures::pdf(&["hello world", "Hello, world!"]).unwrap(),
+        &crate::fixtures::pdf(&["hello world", "Hello, world!"]).unwrap(),
     );
     let catalog = Catalog::builtin();
 
@@ -395,7 +395,7 @@ fn cost_estimate_errors_name_the_job() {
     let pdf = write(
         dir.path(),
         "later-gone.pdf",
-        &batchata::fixtures::pdf(&["x"]).unwrap(),
+        &crate::fixtures::pdf(&["x"]).unwrap(),
     );
     let jobs = merged(vec![Job::file(&pdf, "Read").id("vanish")]);
     std::fs::remove_file(&pdf).unwrap();

@@ -5,9 +5,9 @@
 //! including cut-off, JSON-free and schema-violating replies, through to
 //! `JobResult::parsed::<T>()`.
 
-use batchata::providers::{build_result, Answer};
-use batchata::structured::{self, AnthropicOutput};
-use batchata::{Catalog, Job, JobResult, ResponseSchema, Usage};
+use crate::providers::{build_result, Answer};
+use crate::structured::{self, AnthropicOutput};
+use crate::{Catalog, Job, JobResult, ResponseSchema, Usage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -258,7 +258,7 @@ fn openai_strict_handles_ref_siblings_one_of_and_maps() {
     assert_eq!(strict["required"], json!(["value"]));
     assert_eq!(strict["additionalProperties"], false);
     // ...and the answer unwrapped again.
-    let s = batchata::ResponseSchema::from_value(list).unwrap();
+    let s = crate::ResponseSchema::from_value(list).unwrap();
     let p = structured::parse("{\"value\": [\"Ebro\", \"Tajo\"]}", &s).unwrap();
     assert_eq!(p.value, json!(["Ebro", "Tajo"]));
     assert!(p.validation_errors.is_empty());

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use batchata::files::{self, Content, FileKind};
-use batchata::ProviderSettings;
-use batchata::{Batch, DefaultParams, Job, ResponseSchema};
+use crate::files::{self, Content, FileKind};
+use crate::ProviderSettings;
+use crate::{Batch, DefaultParams, Job, ResponseSchema};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 
@@ -81,8 +81,8 @@ fn zip_with(name: &str) -> Vec<u8> {
 
 #[test]
 fn every_supported_type_is_recognised_by_its_bytes() {
-    let pdf = batchata::fixtures::pdf(&["Hello"]).unwrap();
-    let docx = batchata::fixtures::docx(&["Hello"]).unwrap();
+    let pdf = crate::fixtures::pdf(&["Hello"]).unwrap();
+    let docx = crate::fixtures::docx(&["Hello"]).unwrap();
     let cases: Vec<(&str, Vec<u8>, FileKind)> = vec![
         ("pdf", pdf, FileKind::Pdf),
         ("png", png(1, 1, 0), FileKind::Image("image/png")),
@@ -140,7 +140,7 @@ fn a_file_whose_name_and_content_disagree_is_refused_naming_what_it_is() {
         ("report.pdf", png(10, 10, 0), "a PNG image"),
         (
             "notes.txt",
-            batchata::fixtures::pdf(&["x"]).unwrap(),
+            crate::fixtures::pdf(&["x"]).unwrap(),
             "a PDF document",
         ),
         ("memo.docx", zip_with("data/a.xml"), "ZIP"),
@@ -183,11 +183,10 @@ fn a_pdf_that_does_not_parse_is_refused_when_added() {
 
 /// The create body the Anthropic provider would send for `jobs`.
 fn anthropic_body(jobs: &[Job]) -> Value {
-    let catalog = batchata::Catalog::builtin();
-    let body = batchata::providers::anthropic::request::build_body(jobs, |j| {
-        catalog.lookup(j.model_name())
-    })
-    .unwrap();
+    let catalog = crate::Catalog::builtin();
+    let body =
+        crate::providers::anthropic::request::build_body(jobs, |j| catalog.lookup(j.model_name()))
+            .unwrap();
     serde_json::from_slice(&body).unwrap()
 }
 
@@ -217,8 +216,8 @@ fn the_media_type_sent_comes_from_the_bytes() {
     // never sent as image/png.
     let p = write(d, "photo.png", &jpeg());
     let job = Job::file(&p, "Describe.").id("photo").model(CLAUDE);
-    let catalog = batchata::Catalog::builtin();
-    let e = batchata::providers::anthropic::request::build_body(&[job], |j| {
+    let catalog = crate::Catalog::builtin();
+    let e = crate::providers::anthropic::request::build_body(&[job], |j| {
         catalog.lookup(j.model_name())
     })
     .unwrap_err()
@@ -243,8 +242,8 @@ fn text_that_is_not_utf8_is_refused_never_replaced() {
         "{e}"
     );
     let job = Job::file(&p, "Translate.").id("m").model(CLAUDE);
-    let catalog = batchata::Catalog::builtin();
-    let e = batchata::providers::anthropic::request::build_body(&[job], |j| {
+    let catalog = crate::Catalog::builtin();
+    let e = crate::providers::anthropic::request::build_body(&[job], |j| {
         catalog.lookup(j.model_name())
     })
     .unwrap_err()
@@ -326,6 +325,7 @@ fn a_100_mb_text_file_is_refused_with_the_numbers_and_the_fix() {
     );
 }
 
+#[cfg(feature = "tokenizers")]
 #[test]
 fn an_exact_count_is_used_where_a_tokenizer_exists() {
     let dir = tempfile::tempdir().unwrap();
@@ -364,7 +364,7 @@ fn anthropic_pdf_limits_pages_and_request_size() {
     let p = write(
         dir.path(),
         "long.pdf",
-        &batchata::fixtures::pdf(&pages).unwrap(),
+        &crate::fixtures::pdf(&pages).unwrap(),
     );
     let e = add_err(dir.path(), CLAUDE, Job::file(&p, "Summarise.").id("p"));
     assert!(
@@ -391,7 +391,7 @@ fn anthropic_pdf_limits_pages_and_request_size() {
 /// A one-page PDF carrying `n` bytes in a stream no page draws.
 fn big_pdf(n: usize) -> Vec<u8> {
     use lopdf::{dictionary, Document, Object, Stream};
-    let mut doc = Document::load_mem(&batchata::fixtures::pdf(&["Cover"]).unwrap()).unwrap();
+    let mut doc = Document::load_mem(&crate::fixtures::pdf(&["Cover"]).unwrap()).unwrap();
     let blob = doc.add_object(Stream::new(dictionary! {}, vec![b'x'; n]));
     let catalog = doc.catalog_mut().unwrap();
     catalog.set("Blob", Object::Reference(blob));
@@ -594,7 +594,7 @@ fn plan_and_run_report_every_job_whose_file_went_bad() {
         let p = write(
             d,
             &format!("doc{i}.pdf"),
-            &batchata::fixtures::pdf(&[&format!("Document {i}")]).unwrap(),
+            &crate::fixtures::pdf(&[&format!("Document {i}")]).unwrap(),
         );
         b.add_job(Job::file(&p, "Summarise.").id(format!("d{i}")))
             .unwrap();

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use batchata::citations::{self, Confidence};
-use batchata::providers::anthropic::response::{line_result, ResultLine};
-use batchata::{Catalog, Citation, Job, JobResult};
+use crate::citations::{self, Confidence};
+use crate::providers::anthropic::response::{line_result, ResultLine};
+use crate::{Catalog, Citation, Job, JobResult};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
