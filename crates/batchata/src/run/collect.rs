@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::{set_batch, stop_for_auth, stop_reason, Shared};
+use super::engine::{stop_for_auth, stop_reason, Shared};
+use super::report::set_batch;
 use super::{lock, StopReason};
 use crate::error::{Error, Result};
 use crate::job::Job;

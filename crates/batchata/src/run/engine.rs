@@ -1,6 +1,7 @@
 //! The run engine: opens the run (locks, state, inputs, provider clients),
 //! then drives its batches — re-attached, adopted or new — to their end.
-//! Submitting lives in `submit.rs`, polling and collecting in `collect.rs`.
+//! Opening lives in `open.rs`, submitting in `submit.rs`, polling and
+//! collecting in `collect.rs`, the status rows in `report.rs`.
 //!
 //! Durability points, in order, for every batch: the intent (jobs, run id,
 //! index) is fsynced before the create call; the provider batch id is
@@ -16,22 +17,23 @@
 //! retries the run and leaves every job collectable by a plain rerun.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::lock::RunLocks;
-use super::{lock, BatchProgress, BatchRun, ProgressCallback, RunInner, RunStatus, StopReason};
+use super::open::Opened;
+use super::report::{finish_batch_progress, set_batch, spawn_progress};
+use super::{lock, BatchProgress, BatchRun, RunInner, RunStatus, StopReason};
 use crate::batch::{Batch, BatchParams};
 use crate::catalog::{Catalog, ProviderKind};
 use crate::cost::CostTracker;
 use crate::error::{Error, Result};
-use crate::providers::{create_provider, BatchProbe, Provider};
-use crate::result::JobOutcome;
+use crate::providers::{BatchProbe, Provider};
 use crate::state::{JobId, JobStatus, StateStore};
 
 pub(super) struct Shared {
@@ -93,113 +95,15 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     // The ids are in the spool and soon in the state; this set was only for
     // refusing duplicates while jobs were added.
     drop(user_ids);
+    let Opened {
+        store,
+        absent_pending,
+        locks,
+        raw_dir,
+        temp_state,
+        providers,
+    } = super::open::open(&params, jobs, &catalog)?;
     let results_dir = params.results_dir.clone();
-    if results_dir.exists() && !results_dir.is_dir() {
-        return Err(Error::Validation(format!(
-            "results folder {} is a file; give a folder (it is created if missing)",
-            results_dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&results_dir)
-        .map_err(|e| Error::io("create the results folder", &results_dir, e))?;
-    // Before anything in the folder or the state is read or written, this
-    // run owns them.
-    let locks = RunLocks::acquire(&results_dir, params.state_file.as_deref())?;
-    let raw_dir = params.raw_files.then(|| results_dir.join("raw_files"));
-    remove_stale_temp_files(&results_dir);
-
-    // The state: the user's file, or a temporary one removed when the run ends.
-    let (state_path, temp_state) = match &params.state_file {
-        Some(p) => (p.clone(), None),
-        None => {
-            let tmp = tempfile::Builder::new()
-                .prefix("batchata-state-")
-                .suffix(".jsonl")
-                .tempfile()
-                .map_err(|e| {
-                    Error::io("create a temporary state file in", std::env::temp_dir(), e)
-                })?
-                .into_temp_path();
-            (tmp.to_path_buf(), Some(tmp))
-        }
-    };
-    let resume = temp_state.is_none() && params.reuse_state && state_path.exists();
-    let (mut store, reconciled) = if resume {
-        let mut s = StateStore::open(&state_path)?;
-        tracing::info!(run_id = %s.run_id, state = %state_path.display(), "resuming");
-        let r = super::inputs::into_existing_state(&mut s, &jobs, &params)?;
-        (s, r)
-    } else {
-        if params.reuse_state {
-            // No state to say what the folder's results answer.
-            super::inputs::check_orphan_results(&jobs, &params)?;
-        }
-        if temp_state.is_none() && state_path.exists() {
-            remove_previous_outputs(&state_path, &results_dir);
-        }
-        let mut s = StateStore::create(&state_path, &new_run_id(), &results_dir)?;
-        let r = super::inputs::into_new_state(&mut s, &jobs, &params)?;
-        (s, r)
-    };
-    drop(jobs);
-    if resume && reconciled.added + reconciled.rerun > 0 {
-        tracing::info!(
-            added = reconciled.added,
-            changed = reconciled.rerun,
-            "jobs new to the state (or changed) were added to it"
-        );
-    }
-    if reconciled.adopted > 0 {
-        tracing::info!(
-            adopted = reconciled.adopted,
-            "completed results already in the folder were kept"
-        );
-    }
-    // Jobs that never ran (cancelled, time or cost limit) run again; failed
-    // ones only when asked.
-    let to_reset: Vec<JobId> = store
-        .order
-        .iter()
-        .filter(|id| {
-            store.jobs.get(*id).is_some_and(|j| match j.status {
-                JobStatus::Done(JobOutcome::Failed) => j.rerun || params.retry_failed,
-                JobStatus::Done(JobOutcome::Cancelled) => true,
-                JobStatus::InBatch(b) => store
-                    .batches
-                    .get(b as usize)
-                    .is_some_and(|r| r.ended.is_some()),
-                _ => false,
-            })
-        })
-        .cloned()
-        .collect();
-    for id in &to_reset {
-        store.reset_job(id)?;
-    }
-    store.sync()?;
-
-    // Clients for every provider the run needs, before anything is submitted.
-    let mut kinds: HashSet<ProviderKind> = store
-        .batches
-        .iter()
-        .filter(|b| b.ended.is_none())
-        .map(|b| b.provider)
-        .collect();
-    let mut seen_models: HashSet<&str> = HashSet::new();
-    for e in store.jobs.values() {
-        if e.status == JobStatus::Pending && seen_models.insert(store.model_of(e)) {
-            let m = catalog.lookup(store.model_of(e))?;
-            kinds.insert(m.provider);
-        }
-    }
-    let mut providers: HashMap<ProviderKind, Arc<dyn Provider>> = HashMap::new();
-    for kind in kinds {
-        providers.insert(
-            kind,
-            create_provider(kind, params.providers.get(kind), catalog.clone())?,
-        );
-    }
-
     let counts = store.counts();
     let cost = Arc::new(CostTracker::new(params.cost_limit_usd, store.cost_used()));
     let (stop_tx, _) = watch::channel(None);
@@ -237,7 +141,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         batch_pos: Mutex::new(HashMap::new()),
         next_index: AtomicUsize::new(0),
         fatal: Mutex::new(None),
-        absent_pending: reconciled.absent_pending,
+        absent_pending,
         locks: Mutex::new(Some(locks)),
     });
     let run = BatchRun { inner };
@@ -343,78 +247,6 @@ fn auth_message(sh: &Shared, provider_msg: &str) -> String {
     format!(
         "{provider_msg}. The run stopped: nothing more was submitted and no job was marked failed. {live} Fix the key (or its permissions) and rerun the same command."
     )
-}
-
-/// A process killed mid-write leaves its temp file behind (results are
-/// written to a temp file, then renamed); only ours are removed.
-fn remove_stale_temp_files(results_dir: &Path) {
-    let dirs = [
-        results_dir.to_path_buf(),
-        results_dir.join("raw_files").join("responses"),
-        results_dir.join("raw_files").join("requests"),
-    ];
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(".batchata-") && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {
-    tokio::spawn(async move {
-        let mut done = run.inner.done.subscribe();
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => cb(&run.status(), run.elapsed()),
-                _ = done.changed() => {
-                    cb(&run.status(), run.elapsed());
-                    return;
-                }
-            }
-        }
-    });
-}
-
-fn new_run_id() -> String {
-    format!(
-        "run_{}_{:08x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-        fastrand::u32(..)
-    )
-}
-
-/// A fresh run over an old state removes what that run wrote — its result
-/// and raw files — and nothing else.
-fn remove_previous_outputs(state_path: &Path, results_dir: &Path) {
-    let Ok(old) = StateStore::inspect(state_path) else {
-        tracing::warn!(state = %state_path.display(), "previous state unreadable; its outputs are left in place");
-        return;
-    };
-    let raw = results_dir.join("raw_files");
-    for id in &old.order {
-        let _ = std::fs::remove_file(results_dir.join(format!("{id}.json")));
-        let _ = std::fs::remove_file(raw.join("responses").join(format!("{id}_raw.json")));
-    }
-    for b in &old.batches {
-        if let Some(bid) = &b.batch_id {
-            for sub in ["requests", "responses", "errors"] {
-                for ext in ["json", "jsonl"] {
-                    let _ = std::fs::remove_file(
-                        raw.join(sub)
-                            .join(format!("{}_batch_{bid}.{ext}", b.provider)),
-                    );
-                }
-            }
-        }
-    }
 }
 
 pub(super) fn stop_reason(sh: &Shared) -> Option<StopReason> {
@@ -641,28 +473,6 @@ pub(super) fn provider_for(sh: &Shared, kind: ProviderKind) -> Result<Arc<dyn Pr
         .get(&kind)
         .cloned()
         .ok_or_else(|| Error::ProviderNotFound(format!("no client for {kind}")))
-}
-
-pub(super) fn set_batch(sh: &Shared, index: usize, f: impl FnOnce(&mut BatchProgress)) {
-    let pos = lock(&sh.batch_pos).get(&index).copied();
-    if let Some(p) = pos {
-        let mut s = lock(&sh.run.status);
-        if let Some(b) = s.batches.get_mut(p) {
-            f(b);
-        }
-    }
-}
-
-pub(super) fn finish_batch_progress(sh: &Shared, index: usize) {
-    let pos = lock(&sh.batch_pos).get(&index).copied();
-    let mut s = lock(&sh.run.status);
-    if let Some(b) = pos.and_then(|p| s.batches.get_mut(p)) {
-        if !b.finished {
-            b.finished = true;
-            s.batches_completed += 1;
-            s.batches_pending = s.batches_pending.saturating_sub(1);
-        }
-    }
 }
 
 async fn run_work(

@@ -21,7 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::collect::Finisher;
-use super::engine::{finish_batch_progress, set_batch, Shared};
+use super::engine::Shared;
+use super::report::{finish_batch_progress, set_batch};
 use super::{lock, BatchProgress};
 use crate::error::Result;
 use crate::result::JobResult;

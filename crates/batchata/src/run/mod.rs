@@ -14,7 +14,9 @@ mod inputs;
 mod inspect;
 mod isolate;
 pub(crate) mod lock;
+mod open;
 pub(crate) mod plan;
+mod report;
 mod submit;
 
 use std::path::{Path, PathBuf};

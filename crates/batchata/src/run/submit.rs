@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::collect::{end_jobs, fail_jobs, poll_and_collect, stopped_result, Collected, Finisher};
-use super::engine::{provider_for, set_batch, stop_for_auth, stop_reason, Shared};
+use super::engine::{provider_for, stop_for_auth, stop_reason, Shared};
+use super::report::set_batch;
 use super::{lock, StopReason};
 use crate::cost::Reservation;
 use crate::error::{Error, Result};
