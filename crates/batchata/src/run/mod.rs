@@ -288,6 +288,14 @@ impl BatchRun {
         let state = lock(&self.inner.state_file).clone();
         read_results(&self.inner.results_dir, state.as_deref())
     }
+
+    /// [`BatchRun::results`] one result at a time, in the same order, so a
+    /// caller that converts them (the Python package) never holds them all
+    /// twice.
+    pub fn for_each_result(&self, f: impl FnMut(JobResult) -> Result<()>) -> Result<()> {
+        let state = lock(&self.inner.state_file).clone();
+        for_each_result(&self.inner.results_dir, state.as_deref(), f)
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -298,11 +306,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// one, else every `*.json` result in the folder.
 pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<RunResults> {
     let mut out = RunResults::default();
-    let mut push = |r: JobResult| match r.outcome() {
-        JobOutcome::Completed => out.completed.push(r),
-        JobOutcome::Failed => out.failed.push(r),
-        JobOutcome::Cancelled => out.cancelled.push(r),
-    };
+    for_each_result(results_dir, state_file, |r| {
+        match r.outcome() {
+            JobOutcome::Completed => out.completed.push(r),
+            JobOutcome::Failed => out.failed.push(r),
+            JobOutcome::Cancelled => out.cancelled.push(r),
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`read_results`] one result at a time: `f` gets each result as it is
+/// read (state order, or file name order without a state), and an error it
+/// returns stops the reading.
+pub fn for_each_result(
+    results_dir: &Path,
+    state_file: Option<&Path>,
+    mut f: impl FnMut(JobResult) -> Result<()>,
+) -> Result<()> {
     match state_file.filter(|p| p.exists()) {
         Some(path) => {
             let state = StateStore::open(path)?;
@@ -313,7 +335,7 @@ pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<Run
                 );
                 let file = results_dir.join(format!("{id}.json"));
                 if done && file.exists() {
-                    push(JobResult::load_from_json(&file)?);
+                    f(JobResult::load_from_json(&file)?)?;
                 }
             }
         }
@@ -324,14 +346,14 @@ pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<Run
                 .filter(|p| p.extension().is_some_and(|e| e == "json"))
                 .collect();
             files.sort();
-            for f in files {
-                if let Ok(r) = JobResult::load_from_json(&f) {
-                    push(r);
+            for file in files {
+                if let Ok(r) = JobResult::load_from_json(&file) {
+                    f(r)?;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 impl Batch {
