@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -30,7 +31,7 @@ use crate::batch::Batch;
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::result::{JobOutcome, JobResult};
-use crate::state::{JobStatus, StateStore};
+use crate::state::{JobId, JobStatus, StateStore};
 
 pub use crate::state::StateCounts;
 pub use dry_run::{DryRunBatch, DryRunReport};
@@ -79,6 +80,54 @@ pub struct BatchProgress {
     /// results are downloaded. All zero until the first poll answers.
     #[serde(default)]
     pub counts: crate::providers::RequestCounts,
+    /// Of the jobs finished, those that failed.
+    #[serde(default)]
+    pub failed: usize,
+    /// Of the jobs finished, those cancelled.
+    #[serde(default)]
+    pub cancelled: usize,
+    /// The error of the first job that failed or was cancelled.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When the provider accepted the batch (for a batch of an earlier run
+    /// re-attached, when its create was recorded).
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When the batch needed nothing more.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The worst-case cost estimated for the batch before it was submitted
+    /// (input plus every job's full `max_tokens`): made when the run has a
+    /// cost limit, or when asked ([`Batch::estimate_batch_costs`]).
+    #[serde(default)]
+    pub estimated_cost_usd: Option<f64>,
+    /// The batch's jobs, in order (shared, so a status snapshot does not
+    /// copy them; not serialized).
+    #[serde(skip)]
+    pub jobs: Arc<[JobId]>,
+}
+
+impl Default for BatchProgress {
+    fn default() -> Self {
+        BatchProgress {
+            index: 0,
+            provider: ProviderKind::Anthropic,
+            batch_id: None,
+            status: String::new(),
+            total: 0,
+            done: 0,
+            cost_usd: 0.0,
+            finished: false,
+            counts: Default::default(),
+            failed: 0,
+            cancelled: 0,
+            error: None,
+            submitted_at: None,
+            finished_at: None,
+            estimated_cost_usd: None,
+            jobs: Arc::from(Vec::new()),
+        }
+    }
 }
 
 /// A snapshot of a run.

@@ -212,10 +212,15 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
 
         // Reserve the worst case against the limit; while it does not fit
         // but other batches hold reservations, wait for them to settle.
-        let reserved = if sh.params.cost_limit_usd.is_some() {
-            provider.estimate_cost(&jobs)?.worst_case_usd
+        let estimate = if sh.params.cost_limit_usd.is_some() || sh.params.estimate_batch_costs {
+            Some(provider.estimate_cost(&jobs)?.worst_case_usd)
         } else {
-            0.0
+            None
+        };
+        set_batch(sh, index, |b| b.estimated_cost_usd = estimate);
+        let reserved = match sh.params.cost_limit_usd {
+            Some(_) => estimate.unwrap_or(0.0),
+            None => 0.0,
         };
         let changed = sh.cost.changed();
         tokio::pin!(changed);
@@ -348,6 +353,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
     set_batch(sh, index, |b| {
         b.batch_id = Some(batch_id.clone());
         b.status = "submitted".into();
+        b.submitted_at = Some(chrono::Utc::now());
     });
     tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
     let collected = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
