@@ -18,11 +18,12 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use batchata::{
-    Batch, BatchRun, Job, Message, RawFiles, ResponseSchema, Role, RunStatus, Verbosity,
+    Batch, BatchRun, Citation, Job, JobOutcome, JobResult, Message, RawFiles, ResponseSchema,
+    Role, RunStatus, Verbosity,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyList, PyString};
 
 /// One runtime for the process: runs and emulators live on it.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -253,6 +254,28 @@ impl NativeBatch {
         batch.add_job(job).map_err(to_py)
     }
 
+    /// `[(id, messages, prompt)]` of every job added, read back from the
+    /// batch's spool: `messages` as `[(role, text)]` or None.
+    #[allow(clippy::type_complexity)]
+    fn job_contents(&self) -> Vec<(String, Option<Vec<(&'static str, String)>>, Option<String>)> {
+        let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(batch) = slot.as_ref() else {
+            return Vec::new();
+        };
+        batch
+            .jobs()
+            .into_iter()
+            .map(|j| {
+                let messages = j.messages.map(|ms| {
+                    ms.into_iter()
+                        .map(|m| (m.role.as_str(), m.content))
+                        .collect()
+                });
+                (j.id.unwrap_or_default(), messages, j.prompt)
+            })
+            .collect()
+    }
+
     fn __len__(&self) -> usize {
         let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
         slot.as_ref().map(|b| b.job_count()).unwrap_or(0)
@@ -450,23 +473,45 @@ impl NativeRun {
         }
     }
 
-    /// `{"completed": [json...], "failed": [...], "cancelled": [...]}`,
-    /// each result as the JSON text of its result file.
-    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let run = self.run.clone();
-        let res = py.detach(|| run.results()).map_err(to_py)?;
-        let out = PyDict::new(py);
-        for (name, list) in [
-            ("completed", &res.completed),
-            ("failed", &res.failed),
-            ("cancelled", &res.cancelled),
-        ] {
-            let items = PyList::empty(py);
-            for r in list {
-                items.append(r.to_json().map_err(to_py)?)?;
+    /// `{"completed": [...], "failed": [...], "cancelled": [...]}` of
+    /// `job_result` instances (the Python `JobResult` class), built
+    /// straight from the result files one at a time: `citation` and
+    /// `citation_list` are the classes of a citation and of a field's
+    /// citations.
+    fn results<'py>(
+        &self,
+        py: Python<'py>,
+        job_result: &Bound<'py, PyAny>,
+        citation: &Bound<'py, PyAny>,
+        citation_list: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let lists = [PyList::empty(py), PyList::empty(py), PyList::empty(py)];
+        let mut py_err = None;
+        let read = self.run.for_each_result(|r| {
+            let slot = match r.outcome() {
+                JobOutcome::Completed => 0,
+                JobOutcome::Failed => 1,
+                JobOutcome::Cancelled => 2,
+            };
+            match result_to_py(py, r, job_result, citation, citation_list)
+                .and_then(|obj| lists[slot].append(obj))
+            {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    py_err = Some(e);
+                    Err(batchata::Error::State("stopped".into()))
+                }
             }
-            out.set_item(name, items)?;
+        });
+        if let Some(e) = py_err {
+            return Err(e);
         }
+        read.map_err(to_py)?;
+        let out = PyDict::new(py);
+        let [completed, failed, cancelled] = lists;
+        out.set_item("completed", completed)?;
+        out.set_item("failed", failed)?;
+        out.set_item("cancelled", cancelled)?;
         Ok(out)
     }
 
@@ -474,6 +519,110 @@ impl NativeRun {
     fn results_dir(&self) -> PathBuf {
         self.run.results_dir().to_path_buf()
     }
+}
+
+/// A JSON value as the Python object `json.loads` makes of it.
+fn value_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value as V;
+    Ok(match v {
+        V::Null => py.None().into_bound(py),
+        V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        V::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        V::String(s) => PyString::new(py, s).into_any(),
+        V::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(value_to_py(py, x)?)?;
+            }
+            l.into_any()
+        }
+        V::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, x) in o {
+                d.set_item(k, value_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn citation_to_py<'py>(
+    py: Python<'py>,
+    c: Citation,
+    cls: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let metadata = match &c.metadata {
+        Some(m) => value_to_py(py, m)?,
+        None => py.None().into_bound(py),
+    };
+    cls.call1((
+        c.text,
+        c.source,
+        c.page,
+        metadata,
+        c.confidence.map(|x| x.as_str()),
+        c.match_reason,
+    ))
+}
+
+/// One result as an instance of the Python `JobResult` class, with
+/// `JobResult.from_dict`'s field values.
+fn result_to_py<'py>(
+    py: Python<'py>,
+    r: JobResult,
+    job_result: &Bound<'py, PyAny>,
+    citation: &Bound<'py, PyAny>,
+    citation_list: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = match &r.parsed_response {
+        Some(v) => value_to_py(py, v)?,
+        None => py.None().into_bound(py),
+    };
+    // As from_dict: an empty list or map reads as None.
+    let citations = match r.citations {
+        Some(cs) if !cs.is_empty() => {
+            let l = PyList::empty(py);
+            for c in cs {
+                l.append(citation_to_py(py, c, citation)?)?;
+            }
+            l.into_any()
+        }
+        _ => py.None().into_bound(py),
+    };
+    let mappings = match r.citation_mappings {
+        Some(m) if !m.is_empty() => {
+            let d = PyDict::new(py);
+            for (field, cs) in m {
+                let l = PyList::empty(py);
+                for c in cs {
+                    l.append(citation_to_py(py, c, citation)?)?;
+                }
+                d.set_item(field, citation_list.call1((l,))?)?;
+            }
+            d.into_any()
+        }
+        _ => py.None().into_bound(py),
+    };
+    job_result.call1((
+        r.job_id,
+        r.raw_response,
+        parsed,
+        citations,
+        mappings,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd,
+        r.error,
+        r.batch_id,
+    ))
 }
 
 /// A running emulator of the providers' batch APIs, for tests.

@@ -4,6 +4,11 @@ Everything about jobs, batches, cost, state and providers is done by the
 native module; this file keeps 0.4.7's Python surface (names, keywords,
 defaults, return shapes) and the parts that must stay in Python: the
 Pydantic models, the progress callback, and Ctrl+C.
+
+What is added is kept off the Python heap: the native batch spools each
+job to disk, and the Python side keeps only a small record per job (its
+id, model, parameters and response model). A job's messages and prompt are
+read back from the spool when someone asks for them.
 """
 
 import json
@@ -14,7 +19,8 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
 from .exceptions import BatchataError, ValidationError
-from .job_result import JobResult, _typed
+from .job_result import CitationList, JobResult, _typed
+from .types import Citation
 
 _JOB_PARAMS = ("model", "temperature", "max_tokens")
 
@@ -35,19 +41,140 @@ class BatchParams:
     time_limit_seconds: Optional[float] = None
 
 
-@dataclass
-class Job:
-    """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses."""
+class _Spooled:
+    """The messages and prompts of a batch's jobs, read back from the native
+    batch's spool on first use (all at once: one pass over the spool) and
+    kept until the batch gets another job."""
 
-    id: str
-    model: str
-    messages: Optional[List[Dict[str, Any]]] = None
-    file: Optional[Path] = None
-    prompt: Optional[str] = None
-    temperature: Optional[float] = None
-    max_tokens: Optional[int] = None
-    response_model: Optional[Any] = None
-    enable_citations: bool = False
+    __slots__ = ("_native", "_by_id", "_count")
+
+    def __init__(self, native):
+        self._native = native
+        self._by_id = None
+        self._count = 0
+
+    def get(self, job_id: str):
+        if self._by_id is None or self._count != len(self._native):
+            by_id = {}
+            for jid, messages, prompt in self._native.job_contents():
+                if messages is not None:
+                    messages = [{"role": r, "content": c} for r, c in messages]
+                by_id[jid] = (messages, prompt)
+            self._by_id = by_id
+            self._count = len(by_id)
+        return self._by_id.get(job_id, (None, None))
+
+
+class Job:
+    """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses.
+
+    Jobs made by :meth:`Batch.add_job` keep only their id, model and
+    parameters in memory; ``messages`` and ``prompt`` are read back from the
+    batch's spool when first asked for (as they are sent: a content list
+    comes back with its text parts joined).
+    """
+
+    __slots__ = (
+        "id",
+        "model",
+        "file",
+        "temperature",
+        "max_tokens",
+        "response_model",
+        "enable_citations",
+        "_contents",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        model: str,
+        messages: Optional[List[Dict[str, Any]]] = None,
+        file: Optional[Path] = None,
+        prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        response_model: Optional[Any] = None,
+        enable_citations: bool = False,
+    ):
+        self.id = id
+        self.model = model
+        self.file = file
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.response_model = response_model
+        self.enable_citations = enable_citations
+        self._contents = (messages, prompt)
+
+    @classmethod
+    def _record(cls, id, model, file, temperature, max_tokens, response_model, enable_citations,
+                spooled):
+        job = cls.__new__(cls)
+        job.id = id
+        job.model = model
+        job.file = file
+        job.temperature = temperature
+        job.max_tokens = max_tokens
+        job.response_model = response_model
+        job.enable_citations = enable_citations
+        job._contents = spooled
+        return job
+
+    def _both(self):
+        c = self._contents
+        return c.get(self.id) if isinstance(c, _Spooled) else c
+
+    @property
+    def messages(self) -> Optional[List[Dict[str, Any]]]:
+        """The chat messages (None for a file or prompt job)."""
+        return self._both()[0]
+
+    @property
+    def prompt(self) -> Optional[str]:
+        """The prompt (None for a chat job)."""
+        return self._both()[1]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The job as plain data, as 0.4.7's ``Job.to_dict``."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "messages": self.messages,
+            "file": str(self.file) if self.file else None,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "response_model": self.response_model.__name__ if self.response_model else None,
+            "enable_citations": self.enable_citations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Job":
+        """The inverse of :meth:`to_dict` (without the response model)."""
+        return cls(
+            id=data["id"],
+            model=data["model"],
+            messages=data.get("messages"),
+            file=Path(data["file"]) if data.get("file") else None,
+            prompt=data.get("prompt"),
+            temperature=data.get("temperature"),
+            max_tokens=data.get("max_tokens"),
+            enable_citations=data.get("enable_citations", False),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self.to_dict() == other.to_dict() and self.response_model is other.response_model
+
+    __hash__ = None  # mutable, compared by value: as a dataclass
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(id={self.id!r}, model={self.model!r}, file={self.file!r}, "
+            f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
+            f"response_model={self.response_model!r}, enable_citations={self.enable_citations!r})"
+        )
 
 
 def _flatten_messages(messages: List[Dict[str, Any]]) -> List[tuple]:
@@ -99,12 +226,18 @@ class Batch:
         self.jobs: List[Job] = []
         self._native = _native.NativeBatch(str(results_dir))
         self._native.set_layout(max_parallel_batches, items_per_batch, raw_files)
+        self._spooled = _Spooled(self._native)
+        # Keywords in the defaults that no job may carry (raised per job, as before).
+        self._bad_defaults: List[str] = []
+        # json.dumps(model_json_schema()) per response model, made once.
+        self._schemas: Dict[Any, str] = {}
 
     def set_default_params(self, **kwargs) -> "Batch":
         """Defaults for every job, merged into earlier ones."""
         if "model" in kwargs:
             self._native.check_model(kwargs["model"])
         self.config.default_params.update(kwargs)
+        self._bad_defaults = sorted(k for k in self.config.default_params if k not in _JOB_PARAMS)
         return self
 
     def set_state(self, file: Optional[str] = None, reuse_state: bool = True) -> "Batch":
@@ -159,6 +292,13 @@ class Batch:
         self.config.time_limit_seconds = total
         return self
 
+    def _schema_json(self, response_model: Any) -> str:
+        s = self._schemas.get(response_model)
+        if s is None:
+            s = json.dumps(response_model.model_json_schema())
+            self._schemas[response_model] = s
+        return s
+
     def add_job(
         self,
         messages: Optional[List[Dict[str, Any]]] = None,
@@ -173,48 +313,36 @@ class Batch:
     ) -> "Batch":
         """Adds a job: ``messages``, or ``file`` with ``prompt``. Unset
         parameters come from :meth:`set_default_params`."""
-        params = dict(self.config.default_params)
-        if model is not None:
-            params["model"] = model
-        if temperature is not None:
-            params["temperature"] = temperature
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
-        params.update(kwargs)
-        if "model" not in params:
-            raise ValueError("Model must be provided either in defaults or job parameters")
-        unknown = sorted(k for k in params if k not in _JOB_PARAMS)
-        if unknown:
+        defaults = self.config.default_params
+        if model is None:
+            model = defaults.get("model")
+            if model is None:
+                raise ValueError("Model must be provided either in defaults or job parameters")
+        if temperature is None:
+            temperature = defaults.get("temperature")
+        if max_tokens is None:
+            max_tokens = defaults.get("max_tokens")
+        if kwargs or self._bad_defaults:
+            unknown = sorted(set(self._bad_defaults) | set(kwargs))
             raise ValidationError(f"unsupported job parameters: {', '.join(unknown)}")
 
-        schema_json = None
-        if response_model is not None:
-            schema_json = json.dumps(response_model.model_json_schema())
+        schema_json = self._schema_json(response_model) if response_model is not None else None
         flat = _flatten_messages(messages) if messages is not None else None
         path = Path(file) if file is not None else None
 
         job_id = self._native.add_job(
-            params["model"],
+            model,
             flat,
             str(path) if path is not None else None,
             prompt,
-            params.get("temperature"),
-            params.get("max_tokens"),
+            temperature,
+            max_tokens,
             schema_json,
             bool(enable_citations),
         )
         self.jobs.append(
-            Job(
-                id=job_id,
-                model=params["model"],
-                messages=messages,
-                file=path,
-                prompt=prompt,
-                temperature=params.get("temperature"),
-                max_tokens=params.get("max_tokens"),
-                response_model=response_model,
-                enable_citations=enable_citations,
-            )
+            Job._record(job_id, model, path, temperature, max_tokens, response_model,
+                        enable_citations, self._spooled)
         )
         return self
 
@@ -264,7 +392,6 @@ class BatchRun:
         self.results_dir = Path(config.results_dir)
         self._native = None
         self._estimated_cost_usd: Optional[float] = None
-
     def _attach(self, native_run) -> None:
         self._native = native_run
 
@@ -330,15 +457,16 @@ class BatchRun:
     def results(self) -> Dict[str, List[JobResult]]:
         """``{"completed": [...], "failed": [...], "cancelled": [...]}``, read
         from the result files; ``parsed_response`` typed by each job's model."""
-        out: Dict[str, List[JobResult]] = {"completed": [], "failed": [], "cancelled": []}
         if self._native is None:
-            return out
-        raw = self._native.results()
-        for key in out:
-            for text in raw[key]:
-                r = JobResult.from_dict(json.loads(text))
-                job = self.jobs.get(r.job_id)
-                out[key].append(_typed(r, job.response_model if job else None))
+            return {"completed": [], "failed": [], "cancelled": []}
+        out = self._native.results(JobResult, Citation, CitationList)
+        typed = {jid: j.response_model for jid, j in self.jobs.items() if j.response_model is not None}
+        if typed:
+            for key in out:
+                for r in out[key]:
+                    model = typed.get(r.job_id)
+                    if model is not None:
+                        _typed(r, model)
         return out
 
     def get_failed_jobs(self) -> Dict[str, str]:
