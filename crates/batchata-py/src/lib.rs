@@ -330,7 +330,14 @@ impl NativeBatch {
     /// Starts a run of the batch in the background. The batch stays usable:
     /// as in batchata, running it again makes a new run of the same jobs
     /// (which resumes from the state file when there is one).
-    fn start(&self, py: Python<'_>, print_status: bool) -> PyResult<NativeRun> {
+    /// With `estimate_costs`, each batch's worst-case cost is estimated for
+    /// the progress callback's batch data.
+    fn start(
+        &self,
+        py: Python<'_>,
+        print_status: bool,
+        estimate_costs: bool,
+    ) -> PyResult<NativeRun> {
         let batch = {
             let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
             slot.clone()
@@ -340,6 +347,11 @@ impl NativeBatch {
         init_logging(batch.params().verbosity);
         let batch = if print_status {
             batch.live_progress()
+        } else {
+            batch
+        };
+        let batch = if estimate_costs {
+            batch.estimate_batch_costs()
         } else {
             batch
         };
@@ -400,40 +412,104 @@ fn status_dict<'py>(
     Ok(d)
 }
 
-fn batches_dict<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
+/// 0.4.7's names for a provider (its provider classes).
+fn provider_class(kind: batchata::ProviderKind) -> &'static str {
+    match kind {
+        batchata::ProviderKind::Anthropic => "AnthropicProvider",
+        batchata::ProviderKind::OpenAi => "OpenAIProvider",
+        batchata::ProviderKind::Gemini => "GeminiProvider",
+    }
+}
+
+/// A UTC time as the naive local `datetime` 0.4.7 records
+/// (`datetime.now()`).
+fn local_datetime<'py>(
+    py: Python<'py>,
+    t: Option<chrono::DateTime<chrono::Utc>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(t) = t else {
+        return Ok(py.None().into_bound(py));
+    };
+    let ts = t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6;
+    py.import("datetime")?
+        .getattr("datetime")?
+        .call_method1("fromtimestamp", (ts,))
+}
+
+/// Each batch as `(key, info, index)`: `key` the provider batch id (or
+/// `pending_N` before it has one), `info` 0.4.7's `batch_tracking` entry
+/// without its `jobs` (the Python side adds them from `index`).
+fn batches_list<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
     for b in &s.batches {
         let key = b
             .batch_id
             .clone()
             .unwrap_or_else(|| format!("pending_{}", b.index));
+        // 0.4.7's statuses: pending, running, then complete, failed or
+        // cancelled.
+        let status = match (b.finished, &b.batch_id) {
+            (false, None) => "pending",
+            (false, Some(_)) => "running",
+            (true, _) if b.cancelled > 0 => "cancelled",
+            (true, _) if b.failed > 0 => "failed",
+            (true, _) if b.done < b.total => "failed",
+            (true, _) => "complete",
+        };
         let d = PyDict::new(py);
-        d.set_item("status", &b.status)?;
+        d.set_item("start_time", local_datetime(py, b.submitted_at)?)?;
+        d.set_item("status", status)?;
         d.set_item("total", b.total)?;
-        d.set_item("completed", b.done)?;
+        d.set_item("completed", b.done.saturating_sub(b.failed + b.cancelled))?;
         d.set_item("cost", b.cost_usd)?;
-        d.set_item("provider", b.provider.as_str())?;
-        d.set_item("finished", b.finished)?;
-        out.set_item(key, d)?;
+        d.set_item("estimated_cost", b.estimated_cost_usd.unwrap_or(0.0))?;
+        d.set_item("provider", provider_class(b.provider))?;
+        if b.finished {
+            // Added by 0.4.7 when a batch ends.
+            d.set_item("failed", b.failed + b.cancelled)?;
+            d.set_item("completion_time", local_datetime(py, b.finished_at)?)?;
+            if status != "complete" {
+                let error = b.error.clone().unwrap_or_else(|| {
+                    format!(
+                        "batch ended with {} of its {} jobs not run",
+                        b.total - b.done,
+                        b.total
+                    )
+                });
+                d.set_item("error", error)?;
+            }
+        }
+        out.append((key, d, b.index))?;
     }
     Ok(out)
 }
 
 #[pymethods]
 impl NativeRun {
-    /// `(stats dict, elapsed seconds, batch data dict)`, as batchata's
-    /// progress callback receives them.
+    /// `(stats dict, elapsed seconds, batches)`: batchata's progress
+    /// callback arguments, the batches as [`batches_list`] gives them.
     fn progress<'py>(
         &self,
         py: Python<'py>,
         items_per_batch: usize,
-    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyDict>)> {
+    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyList>)> {
         let s = self.run.status();
         Ok((
             status_dict(py, &s, items_per_batch)?,
             self.run.elapsed().as_secs_f64(),
-            batches_dict(py, &s)?,
+            batches_list(py, &s)?,
         ))
+    }
+
+    /// The job ids of batch `index` of this run, in order.
+    fn batch_job_ids(&self, index: usize) -> Vec<String> {
+        self.run
+            .status()
+            .batches
+            .iter()
+            .find(|b| b.index == index)
+            .map(|b| b.jobs.iter().map(|id| id.to_string()).collect())
+            .unwrap_or_default()
     }
 
     fn status<'py>(&self, py: Python<'py>, items_per_batch: usize) -> PyResult<Bound<'py, PyDict>> {

@@ -367,7 +367,10 @@ class Batch:
             run._estimated_cost_usd = estimated
             return run
         self._native.set_progress_interval(float(progress_interval))
-        native_run = self._native.start(bool(print_status))
+        # batch_data's estimated_cost: each batch's worst case, counted from
+        # its prompts' tokens; only worth its time when someone looks.
+        estimate = on_progress is not None and not print_status
+        native_run = self._native.start(bool(print_status), estimate)
         run._attach(native_run)
         run._drive(None if print_status else on_progress, progress_interval)
         return run
@@ -392,22 +395,39 @@ class BatchRun:
         self.results_dir = Path(config.results_dir)
         self._native = None
         self._estimated_cost_usd: Optional[float] = None
+        # Batch index -> its Job records, for batch_data's "jobs".
+        self._batch_jobs: Dict[int, List[Job]] = {}
+
     def _attach(self, native_run) -> None:
         self._native = native_run
 
+    def _progress(self):
+        """``(stats, elapsed, batch_data)`` as 0.4.7's callback gets them:
+        batch_data maps each provider batch id (``pending_N`` before it has
+        one) to 0.4.7's ``batch_tracking`` entry."""
+        stats, elapsed, batches = self._native.progress(self.config.items_per_batch)
+        stats.pop("stop_reason", None)
+        data = {}
+        for key, info, index in batches:
+            jobs = self._batch_jobs.get(index)
+            if jobs is None:
+                get = self.jobs.get
+                jobs = [j for j in map(get, self._native.batch_job_ids(index)) if j is not None]
+                self._batch_jobs[index] = jobs
+            info["jobs"] = jobs
+            data[key] = info
+        return stats, elapsed, data
+
     def _drive(self, on_progress, interval: float) -> None:
         native = self._native
-        ipb = self.config.items_per_batch
         try:
             if on_progress is not None:
-                stats, _, batches = native.progress(ipb)
-                stats.pop("stop_reason", None)
+                stats, _, batches = self._progress()
                 on_progress(stats, 0.0, batches)
             while True:
                 done = native.wait(max(float(interval), 0.05) if on_progress else 0.5)
                 if on_progress is not None:
-                    stats, elapsed, batches = native.progress(ipb)
-                    stats.pop("stop_reason", None)
+                    stats, elapsed, batches = self._progress()
                     on_progress(stats, elapsed, batches)
                 if done:
                     return
