@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
+from ._parts import convert_messages
 from .exceptions import BatchataError, ValidationError
 from .job_result import CitationList, JobResult, _typed
 from .types import Citation
@@ -177,33 +178,6 @@ class Job:
         )
 
 
-def _flatten_messages(messages: List[Dict[str, Any]]) -> List[tuple]:
-    """(role, text) pairs; a content list's text parts are joined."""
-    out = []
-    for m in messages:
-        if not isinstance(m, dict) or "role" not in m:
-            raise ValidationError(f"each message needs a 'role' and 'content': {m!r}")
-        content = m.get("content", "")
-        if isinstance(content, list):
-            texts = []
-            for part in content:
-                if isinstance(part, str):
-                    texts.append(part)
-                elif isinstance(part, dict) and part.get("type") == "text":
-                    texts.append(part.get("text", ""))
-                else:
-                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                    raise ValidationError(
-                        f"message content part of type {kind!r} is not supported; "
-                        "send files with add_job(file=..., prompt=...)"
-                    )
-            content = "\n".join(texts)
-        elif not isinstance(content, str):
-            raise ValidationError(f"message content must be a string or a list: {content!r}")
-        out.append((m["role"], content))
-    return out
-
-
 class Batch:
     """Builder for a batch run, with batchata 0.4.7's methods."""
 
@@ -327,7 +301,19 @@ class Batch:
             raise ValidationError(f"unsupported job parameters: {', '.join(unknown)}")
 
         schema_json = self._schema_json(response_model) if response_model is not None else None
-        flat = _flatten_messages(messages) if messages is not None else None
+        flat = None
+        if messages is not None:
+            flat, part_file, part_prompt, cite = convert_messages(
+                messages, len(self.jobs), self.config.results_dir
+            )
+            if part_file is not None:
+                # One image or document part: sent as the job's file.
+                if file is not None or prompt is not None:
+                    raise ValidationError(
+                        f"job {len(self.jobs)}: give either messages, or a file with a prompt, not both"
+                    )
+                file, prompt, flat = part_file, part_prompt, None
+                enable_citations = enable_citations or cite
         path = Path(file) if file is not None else None
 
         job_id = self._native.add_job(
