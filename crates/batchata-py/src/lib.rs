@@ -101,6 +101,7 @@ fn to_py(err: batchata::Error) -> PyErr {
         E::Auth(_) | E::OutcomeUnknown(_) => ("ProviderError", err.to_string()),
         _ => ("BatchataError", err.to_string()),
     };
+    let msg = python_words(&msg);
     Python::attach(|py| {
         match py
             .import("batchata_rs.exceptions")
@@ -113,6 +114,32 @@ fn to_py(err: batchata::Error) -> PyErr {
             Err(_) => PyRuntimeError::new_err(msg),
         }
     })
+}
+
+/// A library message in this package's words: where the library names its
+/// builder options (with the CLI's flag beside them), a Python user reads
+/// the method or keyword that does the same here.
+fn python_words(msg: &str) -> String {
+    const NAMES: [(&str, &str); 4] = [
+        (
+            "adopt_results (CLI: --adopt-results)",
+            "Batch.adopt_results() (a batchata_rs addition)",
+        ),
+        (
+            "run everything again with reuse off (CLI: --fresh)",
+            "run every job again, replacing them, with set_state(file=..., reuse_state=False)",
+        ),
+        (
+            "reuse off (CLI: --fresh)",
+            "set_state(file=..., reuse_state=False)",
+        ),
+        ("(from default_params)", "(from set_default_params)"),
+    ];
+    let mut out = msg.to_string();
+    for (lib, py) in NAMES {
+        out = out.replace(lib, py);
+    }
+    out
 }
 
 /// The builder, owned by Python. The library's builder methods take `self`,
@@ -331,12 +358,14 @@ impl NativeBatch {
     /// as in batchata, running it again makes a new run of the same jobs
     /// (which resumes from the state file when there is one).
     /// With `estimate_costs`, each batch's worst-case cost is estimated for
-    /// the progress callback's batch data.
+    /// the progress callback's batch data; with `adopt_results`, completed
+    /// results already in the folder are kept when there is no state.
     fn start(
         &self,
         py: Python<'_>,
         print_status: bool,
         estimate_costs: bool,
+        adopt_results: bool,
     ) -> PyResult<NativeRun> {
         let batch = {
             let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
@@ -352,6 +381,11 @@ impl NativeBatch {
         };
         let batch = if estimate_costs {
             batch.estimate_batch_costs()
+        } else {
+            batch
+        };
+        let batch = if adopt_results {
+            batch.adopt_results()
         } else {
             batch
         };

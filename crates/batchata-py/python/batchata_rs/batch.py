@@ -205,6 +205,7 @@ class Batch:
         self._bad_defaults: List[str] = []
         # json.dumps(model_json_schema()) per response model, made once.
         self._schemas: Dict[Any, str] = {}
+        self._adopt_results = False
 
     def set_default_params(self, **kwargs) -> "Batch":
         """Defaults for every job, merged into earlier ones."""
@@ -220,6 +221,14 @@ class Batch:
         self.config.reuse_state = reuse_state
         if file is not None:
             self._native.set_state(str(file), reuse_state)
+        return self
+
+    def adopt_results(self, enabled: bool = True) -> "Batch":
+        """Not in batchata 0.4.7. Without a state file, a results folder that
+        already holds results for these jobs is refused (running would pay
+        for them again). With this, the completed results whose job is
+        unchanged are kept and only the other jobs run."""
+        self._adopt_results = bool(enabled)
         return self
 
     def add_cost_limit(self, usd: float) -> "Batch":
@@ -356,7 +365,7 @@ class Batch:
         # batch_data's estimated_cost: each batch's worst case, counted from
         # its prompts' tokens; only worth its time when someone looks.
         estimate = on_progress is not None and not print_status
-        native_run = self._native.start(bool(print_status), estimate)
+        native_run = self._native.start(bool(print_status), estimate, self._adopt_results)
         run._attach(native_run)
         run._drive(None if print_status else on_progress, progress_interval)
         return run
