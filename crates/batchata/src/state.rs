@@ -137,6 +137,8 @@ pub struct JobEntry {
     pub status: JobStatus,
     /// A `Done` that may run again on resume.
     pub rerun: bool,
+    /// The job sends a file.
+    pub has_file: bool,
 }
 
 /// A batch as the journal knows it.
@@ -199,6 +201,100 @@ fn put_job(order: &mut Vec<JobId>, jobs: &mut HashMap<JobId, JobEntry>, id: &str
     }
 }
 
+/// Some jobs of a journal, read back in order one at a time, each pass
+/// from the start ([`crate::providers::JobSource`]). Reads are positional on
+/// a handle of its own, so they never move the state's reader or writer;
+/// the journal only grows, so the jobs' lines stay where they are.
+#[derive(Debug)]
+pub struct JournalJobs {
+    path: PathBuf,
+    file: File,
+    ids: Vec<JobId>,
+    offsets: Vec<u64>,
+}
+
+/// Bytes read from the journal at a time.
+const JOURNAL_READ_BYTES: usize = 256 * 1024;
+/// The longest job line read back.
+const MAX_JOB_LINE: usize = 64 << 20;
+
+/// A job line of the journal (`{"t":"job","job":{...}}`), read without
+/// going through [`Event`]: an internally tagged enum buffers every field
+/// (a whole prompt) before deciding the variant.
+#[derive(Deserialize)]
+struct JobLine {
+    t: String,
+    job: Job,
+}
+
+impl JournalJobs {
+    /// Reads the line at `offset` into `buf` (which holds the journal's
+    /// bytes from `*start`), refilling it as needed; returns the line.
+    fn line<'b>(&self, offset: u64, buf: &'b mut Vec<u8>, start: &mut u64) -> Result<&'b [u8]> {
+        let read_err = |e| Error::io("read the state file", &self.path, e);
+        let within = offset >= *start && offset < *start + buf.len() as u64;
+        let mut from = if within {
+            (offset - *start) as usize
+        } else {
+            buf.clear();
+            *start = offset;
+            0
+        };
+        loop {
+            if let Some(n) = buf[from..].iter().position(|&b| b == b'\n') {
+                return Ok(&buf[from..from + n]);
+            }
+            if buf.len() - from > MAX_JOB_LINE {
+                return Err(state_err(&self.path, "a job line is longer than 64 MB"));
+            }
+            // Keep the partial line; drop what is before it.
+            buf.drain(..from);
+            *start += from as u64;
+            from = 0;
+            let have = buf.len();
+            buf.resize(have + JOURNAL_READ_BYTES, 0);
+            let pos = *start + have as u64;
+            #[cfg(unix)]
+            let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[have..], pos)
+                .map_err(read_err)?;
+            #[cfg(windows)]
+            let n = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf[have..], pos)
+                .map_err(read_err)?;
+            buf.truncate(have + n);
+            if n == 0 {
+                return Err(state_err(&self.path, "a job line is cut short"));
+            }
+        }
+    }
+}
+
+impl crate::providers::JobSource for JournalJobs {
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn jobs(&self) -> Result<crate::providers::JobIter<'_>> {
+        let mut buf = Vec::with_capacity(JOURNAL_READ_BYTES);
+        let mut start = 0u64;
+        let mut schemas = SchemaInterner::default();
+        Ok(Box::new(self.offsets.iter().zip(&self.ids).map(
+            move |(&offset, id)| {
+                let line = self.line(offset, &mut buf, &mut start)?;
+                match serde_json::from_slice::<JobLine>(line) {
+                    Ok(JobLine { t, mut job }) if t == "job" && job.id_str() == &**id => {
+                        schemas.share(&mut job);
+                        Ok(std::borrow::Cow::Owned(job))
+                    }
+                    _ => Err(state_err(
+                        &self.path,
+                        format!("job '{id}' could not be read back"),
+                    )),
+                }
+            },
+        )))
+    }
+}
+
 /// The state of a run, rebuilt from its journal, with the journal open for appends.
 #[derive(Debug)]
 pub struct StateStore {
@@ -255,6 +351,7 @@ fn new_entry(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobEntry
         model: models.index_of(job.model_name())?,
         status: JobStatus::Pending,
         rerun: false,
+        has_file: job.file.is_some(),
     })
 }
 
@@ -538,6 +635,35 @@ impl StateStore {
         self.load_jobs_with(ids, |j| j)
     }
 
+    /// A batch's jobs to read back one at a time, as often as needed
+    /// ([`JournalJobs`]): what a provider streams its request body from.
+    pub fn job_source(&mut self, ids: &[JobId]) -> Result<JournalJobs> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        let offsets =
+            ids.iter()
+                .map(|id| {
+                    self.jobs.get(id).map(|e| e.offset).ok_or_else(|| {
+                        state_err(&self.path, format!("job '{id}' is not in the state"))
+                    })
+                })
+                .collect::<Result<Vec<u64>>>()?;
+        let file =
+            File::open(&self.path).map_err(|e| Error::io("open the state file", &self.path, e))?;
+        Ok(JournalJobs {
+            path: self.path.clone(),
+            file,
+            ids: ids.to_vec(),
+            offsets,
+        })
+    }
+
+    /// Whether a job sends a file (false for an unknown id).
+    pub fn has_file(&self, id: &str) -> bool {
+        self.jobs.get(id).is_some_and(|e| e.has_file)
+    }
+
     /// Reads jobs back without their content (prompt, messages): what
     /// parsing results needs. Each prompt is dropped as its job is read, so
     /// a batch's prompts are never all in memory at once.
@@ -729,6 +855,51 @@ mod tests {
         // One per job for the whole run: 40 bytes plus its id and table slot.
         assert_eq!(std::mem::size_of::<JobEntry>(), 40);
         assert_eq!(std::mem::size_of::<JobStatus>(), 8);
+    }
+
+    #[test]
+    fn a_batch_s_jobs_are_read_back_one_at_a_time_as_often_as_asked() {
+        use crate::providers::JobSource;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let mut s = StateStore::create(&path, "run-1", dir.path()).unwrap();
+        // Lines longer than a read, between short ones.
+        let long = "x".repeat(JOURNAL_READ_BYTES * 2 + 17);
+        let jobs: Vec<Job> = (0..40)
+            .map(|i| {
+                let prompt = if i % 13 == 5 {
+                    format!("{long}{i}")
+                } else {
+                    format!("p{i}")
+                };
+                Job::prompt(prompt).id(format!("j{i}"))
+            })
+            .collect();
+        for j in &jobs {
+            s.add_job(j).unwrap();
+        }
+        // Written after the jobs: a source never reads past its jobs' lines.
+        s.record_intent(0, ProviderKind::Anthropic, vec!["j0".into()], 0.0)
+            .unwrap();
+        // Some of them, not in journal order.
+        let pick: Vec<usize> = vec![3, 5, 6, 18, 2, 31, 39, 0];
+        let ids: Vec<JobId> = pick.iter().map(|&i| Arc::from(format!("j{i}"))).collect();
+        let source = s.job_source(&ids).unwrap();
+        assert_eq!(source.len(), pick.len());
+        for _ in 0..2 {
+            let read: Vec<Job> = source
+                .jobs()
+                .unwrap()
+                .map(|j| j.unwrap().into_owned())
+                .collect();
+            let want: Vec<Job> = pick.iter().map(|&i| jobs[i].clone()).collect();
+            assert_eq!(read, want);
+        }
+        // An id that is not the job at its offset is an error, not a wrong job.
+        let mut bad = s.job_source(&ids[..1]).unwrap();
+        bad.ids[0] = Arc::from("j4");
+        let e = bad.jobs().unwrap().next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("'j4' could not be read back"), "{e}");
     }
 
     #[test]
