@@ -371,14 +371,10 @@ impl BodyWriter {
         Self::with_capacity(FileUses::of(jobs), estimate.min(256 << 20) + 16)
     }
 
-    /// A writer for `jobs` whose bytes are taken out as they are written
-    /// ([`BodyWriter::take`]): a piece at a time is in memory.
-    pub fn streaming(jobs: &[Job]) -> Self {
-        Self::streaming_with(FileUses::of(jobs))
-    }
-
-    /// A streaming writer for jobs that come one at a time, given how many
-    /// of them use each file (or that it is not known).
+    /// A writer whose bytes are taken out as they are written
+    /// ([`BodyWriter::take`]), a piece at a time in memory, for jobs that
+    /// come one at a time, given how many of them use each file (or that it
+    /// is not known).
     pub fn streaming_with(uses: FileUses) -> Self {
         Self::with_capacity(uses, CHUNK_BYTES * 2)
     }
@@ -564,24 +560,6 @@ pub fn build_body_within(
     let mut w = BodyWriter::new(jobs);
     write_entries(&mut w, jobs, model_of, max_bytes, |_| {})?;
     Ok(w.finish())
-}
-
-/// The exact size of the create body for `jobs`, checked as
-/// [`build_body_within`] checks it, without keeping the body: it is built a
-/// piece at a time and each piece is dropped.
-pub fn body_len_within(
-    jobs: &[Job],
-    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
-    max_bytes: u64,
-) -> Result<u64> {
-    let mut w = BodyWriter::streaming(jobs);
-    write_entries(&mut w, jobs, model_of, max_bytes, |w| {
-        if w.buffered() >= CHUNK_BYTES {
-            w.take();
-        }
-    })?;
-    // `finish` closes the body with `]}`.
-    Ok(w.len() as u64 + 2)
 }
 
 fn write_entries(
