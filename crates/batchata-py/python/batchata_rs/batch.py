@@ -13,7 +13,6 @@ read back from the spool when someone asks for them.
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -496,6 +495,8 @@ class BatchRun:
 
     def to_json(self) -> Dict:
         """A JSON-able snapshot of the run, in 0.4.7's shape."""
+        from datetime import datetime
+
         now = datetime.now().isoformat()
         res = self.results()
         done = {r.job_id for k in res for r in res[k]}
