@@ -227,6 +227,55 @@ struct JobLine {
     job: Job,
 }
 
+/// A job line as written: the same bytes as [`Event::Job`], without a copy
+/// of the job.
+#[derive(Serialize)]
+struct JobLineRef<'a> {
+    t: &'static str,
+    job: &'a Job,
+}
+
+/// A `done` line of the journal, read directly as [`JobLine`] is.
+#[derive(Deserialize)]
+struct DoneLine {
+    t: String,
+    job: String,
+    outcome: JobOutcome,
+    cost_usd: f64,
+    #[serde(default)]
+    rerun: bool,
+}
+
+/// How every job line starts ([`Event`] writes its tag first).
+const JOB_LINE_START: &[u8] = b"{\"t\":\"job\",";
+/// How every done line starts.
+const DONE_LINE_START: &[u8] = b"{\"t\":\"done\",";
+
+/// Parses one journal line. Job and done lines (nearly all of a journal)
+/// take a direct path instead of [`Event`]'s buffered one; anything they
+/// do not read falls back to it.
+fn parse_event(line: &[u8]) -> serde_json::Result<Event> {
+    if line.starts_with(JOB_LINE_START) {
+        if let Ok(JobLine { t, job }) = serde_json::from_slice::<JobLine>(line) {
+            if t == "job" {
+                return Ok(Event::Job { job });
+            }
+        }
+    } else if line.starts_with(DONE_LINE_START) {
+        if let Ok(d) = serde_json::from_slice::<DoneLine>(line) {
+            if d.t == "done" {
+                return Ok(Event::Done {
+                    job: d.job,
+                    outcome: d.outcome,
+                    cost_usd: d.cost_usd,
+                    rerun: d.rerun,
+                });
+            }
+        }
+    }
+    serde_json::from_slice(line)
+}
+
 impl JournalJobs {
     /// Reads the line at `offset` into `buf` (which holds the journal's
     /// bytes from `*start`), refilling it as needed; returns the line.
@@ -241,7 +290,7 @@ impl JournalJobs {
             0
         };
         loop {
-            if let Some(n) = buf[from..].iter().position(|&b| b == b'\n') {
+            if let Some(n) = memchr::memchr(b'\n', &buf[from..]) {
                 return Ok(&buf[from..from + n]);
             }
             if buf.len() - from > MAX_JOB_LINE {
@@ -457,7 +506,7 @@ impl StateStore {
                 tracing::warn!(state = %path.display(), "ignoring an incomplete last line in the state file");
                 break;
             }
-            let event: Event = match serde_json::from_slice(&line) {
+            let event: Event = match parse_event(&line) {
                 Ok(e) => e,
                 Err(e) => {
                     return Err(not_a_state(
@@ -586,6 +635,10 @@ impl StateStore {
 
     /// Appends one event (buffered; call [`StateStore::sync`] to make it durable).
     pub fn append(&mut self, event: &Event) -> Result<u64> {
+        self.append_line(event)
+    }
+
+    fn append_line(&mut self, event: &impl Serialize) -> Result<u64> {
         let start = self.offset;
         let mut line = serde_json::to_vec(event)
             .map_err(|e| state_err(&self.path, format!("cannot encode event: {e}")))?;
@@ -610,7 +663,7 @@ impl StateStore {
 
     /// Records a job (once, at the start of a run).
     pub fn add_job(&mut self, job: &Job) -> Result<()> {
-        let offset = self.append(&Event::Job { job: job.clone() })?;
+        let offset = self.append_line(&JobLineRef { t: "job", job })?;
         let entry = new_entry(&mut self.models, job, offset)?;
         put_job(&mut self.order, &mut self.jobs, job.id_str(), entry);
         Ok(())
@@ -855,6 +908,64 @@ mod tests {
         // One per job for the whole run: 40 bytes plus its id and table slot.
         assert_eq!(std::mem::size_of::<JobEntry>(), 40);
         assert_eq!(std::mem::size_of::<JobStatus>(), 8);
+    }
+
+    #[test]
+    fn job_lines_are_written_and_read_as_events_are() {
+        let job = Job::prompt("say \"hi\"\n")
+            .id("j1")
+            .model("m")
+            .max_tokens(5);
+        let event = serde_json::to_vec(&Event::Job { job: job.clone() }).unwrap();
+        let direct = serde_json::to_vec(&JobLineRef {
+            t: "job",
+            job: &job,
+        })
+        .unwrap();
+        assert_eq!(event, direct);
+        assert!(direct.starts_with(JOB_LINE_START));
+        match parse_event(&direct).unwrap() {
+            Event::Job { job: back } => assert_eq!(back, job),
+            other => panic!("{other:?}"),
+        }
+        // Done lines as written, with and without `rerun`.
+        for rerun in [false, true] {
+            let event = Event::Done {
+                job: "j1".into(),
+                outcome: JobOutcome::Failed,
+                cost_usd: 0.25,
+                rerun,
+            };
+            let line = serde_json::to_vec(&event).unwrap();
+            assert!(line.starts_with(DONE_LINE_START));
+            match parse_event(&line).unwrap() {
+                Event::Done {
+                    job,
+                    outcome,
+                    cost_usd,
+                    rerun: r,
+                } => assert_eq!(
+                    (job.as_str(), outcome, cost_usd, r),
+                    ("j1", JobOutcome::Failed, 0.25, rerun)
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        let done = br#"{"t":"done","job":"j1","outcome":"completed","cost_usd":0.0}"#;
+        assert!(matches!(
+            parse_event(done),
+            Ok(Event::Done { rerun: false, .. })
+        ));
+        // Other events still parse the general way.
+        let ended = serde_json::to_vec(&Event::BatchEnded {
+            batch: 2,
+            status: "ended".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            parse_event(&ended),
+            Ok(Event::BatchEnded { batch: 2, .. })
+        ));
     }
 
     #[test]
