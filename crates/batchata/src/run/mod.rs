@@ -382,10 +382,20 @@ pub fn for_each_result(
                     state.jobs.get(id).map(|j| j.status),
                     Some(JobStatus::Done(_))
                 );
-                let file = results_dir.join(format!("{id}.json"));
-                if done && file.exists() {
-                    f(JobResult::load_from_json(&file)?)?;
+                if !done {
+                    continue;
                 }
+                // Read at once (no separate look for the file): a done job
+                // whose file is gone is left out, as before.
+                let file = results_dir.join(format!("{id}.json"));
+                let text = match std::fs::read_to_string(&file) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("read", &file, e)),
+                };
+                let r = JobResult::from_json(&text)
+                    .map_err(|e| Error::Parse(format!("{}: {e}", file.display())))?;
+                f(r)?;
             }
         }
         None => {
