@@ -311,6 +311,14 @@ class Batch:
         schema_json = self._schema_json(response_model) if response_model is not None else None
         flat = None
         if messages is not None:
+            # The common case first: one message whose content is a string.
+            if type(messages) is list and len(messages) == 1:
+                m = messages[0]
+                if type(m) is dict and "role" in m:
+                    content = m.get("content")
+                    if type(content) is str:
+                        flat = [(m["role"], content)]
+        if flat is None and messages is not None:
             flat, part_file, part_prompt, cite = convert_messages(
                 messages, len(self.jobs), self.config.results_dir
             )
