@@ -338,6 +338,12 @@ impl BatchRun {
         read_results(&self.inner.results_dir, state.as_deref())
     }
 
+    /// Where [`BatchRun::results`] reads from, to read the files yourself.
+    pub fn result_files(&self) -> Result<ResultFiles> {
+        let state = lock(&self.inner.state_file).clone();
+        ResultFiles::list(&self.inner.results_dir, state.as_deref())
+    }
+
     /// [`BatchRun::results`] one result at a time, in the same order, so a
     /// caller that converts them (the Python package) never holds them all
     /// twice.
@@ -374,45 +380,103 @@ pub fn for_each_result(
     state_file: Option<&Path>,
     mut f: impl FnMut(JobResult) -> Result<()>,
 ) -> Result<()> {
-    match state_file.filter(|p| p.exists()) {
-        Some(path) => {
-            let state = StateStore::open(path)?;
-            for id in &state.order {
-                let done = matches!(
-                    state.jobs.get(id).map(|j| j.status),
-                    Some(JobStatus::Done(_))
-                );
-                if !done {
-                    continue;
-                }
-                // Read at once (no separate look for the file): a done job
-                // whose file is gone is left out, as before.
-                let file = results_dir.join(format!("{id}.json"));
-                let text = match std::fs::read_to_string(&file) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("read", &file, e)),
-                };
-                let r = JobResult::from_json(&text)
-                    .map_err(|e| Error::Parse(format!("{}: {e}", file.display())))?;
-                f(r)?;
-            }
-        }
-        None => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(results_dir)
-                .map_err(|e| Error::io("list", results_dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            files.sort();
-            for file in files {
-                if let Ok(r) = JobResult::load_from_json(&file) {
-                    f(r)?;
-                }
-            }
+    let files = ResultFiles::list(results_dir, state_file)?;
+    for i in 0..files.len() {
+        if let Some(r) = files.read(i)? {
+            f(r)?;
         }
     }
     Ok(())
+}
+
+/// The result files of a run, in the order [`read_results`] reads them:
+/// for a caller that reads them itself (the Python package reads them on
+/// two threads).
+#[derive(Debug, Clone, Default)]
+pub struct ResultFiles {
+    dir: PathBuf,
+    /// Job ids (file names without `.json`), in order; shared with the
+    /// state's own ids.
+    ids: Vec<JobId>,
+    /// True when they come from a state file: its done jobs' files, where
+    /// one that cannot be read is an error (one that is gone is left out).
+    /// False for every `*.json` of the folder (no state), where a file that
+    /// is not a result is left out.
+    from_state: bool,
+}
+
+impl ResultFiles {
+    /// The done jobs' files of `state_file` when there is one, else every
+    /// `*.json` in `results_dir`, sorted.
+    pub fn list(results_dir: &Path, state_file: Option<&Path>) -> Result<ResultFiles> {
+        match state_file.filter(|p| p.exists()) {
+            Some(path) => {
+                let mut state = StateStore::open(path)?;
+                let jobs = std::mem::take(&mut state.jobs);
+                let mut ids = std::mem::take(&mut state.order);
+                ids.retain(|id| matches!(jobs.get(id).map(|j| j.status), Some(JobStatus::Done(_))));
+                Ok(ResultFiles {
+                    dir: results_dir.to_path_buf(),
+                    ids,
+                    from_state: true,
+                })
+            }
+            None => {
+                let mut ids: Vec<JobId> = std::fs::read_dir(results_dir)
+                    .map_err(|e| Error::io("list", results_dir, e))?
+                    .filter_map(|e| {
+                        let name = e.ok()?.file_name();
+                        let stem = name.to_str()?.strip_suffix(".json")?;
+                        Some(JobId::from(stem))
+                    })
+                    .collect();
+                // In file name order, as the folder was always read.
+                let name = |id: &JobId| {
+                    id.bytes()
+                        .chain(b".json".iter().copied())
+                        .collect::<Vec<u8>>()
+                };
+                ids.sort_by_cached_key(name);
+                Ok(ResultFiles {
+                    dir: results_dir.to_path_buf(),
+                    ids,
+                    from_state: false,
+                })
+            }
+        }
+    }
+
+    /// How many files.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Reads the `i`-th file: `None` when it is to be left out (and past
+    /// the end).
+    pub fn read(&self, i: usize) -> Result<Option<JobResult>> {
+        let Some(id) = self.ids.get(i) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(format!("{id}.json"));
+        if !self.from_state {
+            return Ok(JobResult::load_from_json(&path).ok());
+        }
+        // Read at once (no separate look for the file): a done job whose
+        // file is gone is left out.
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        JobResult::from_json(&text)
+            .map(Some)
+            .map_err(|e| Error::Parse(format!("{}: {e}", path.display())))
+    }
 }
 
 impl Batch {
