@@ -314,6 +314,40 @@ impl NativeBatch {
         batch.add_job(job).map_err(to_py)
     }
 
+    /// `[(id, model, file, temperature, max_tokens, enable_citations)]` of
+    /// every job added, as sent (defaults merged), read back from the
+    /// batch's spool.
+    #[allow(clippy::type_complexity)]
+    fn job_records(
+        &self,
+    ) -> Vec<(
+        String,
+        String,
+        Option<PathBuf>,
+        Option<f64>,
+        Option<u32>,
+        bool,
+    )> {
+        let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(batch) = slot.as_ref() else {
+            return Vec::new();
+        };
+        batch
+            .jobs()
+            .into_iter()
+            .map(|j| {
+                (
+                    j.id.unwrap_or_default(),
+                    j.model.unwrap_or_default(),
+                    j.file,
+                    j.temperature,
+                    j.max_tokens,
+                    j.enable_citations,
+                )
+            })
+            .collect()
+    }
+
     /// `[(id, messages, prompt)]` of every job added, read back from the
     /// batch's spool: `messages` as `[(role, text)]` or None.
     #[allow(clippy::type_complexity)]

@@ -6,9 +6,10 @@ defaults, return shapes) and the parts that must stay in Python: the
 Pydantic models, the progress callback, and Ctrl+C.
 
 What is added is kept off the Python heap: the native batch spools each
-job to disk, and the Python side keeps only a small record per job (its
-id, model, parameters and response model). A job's messages and prompt are
-read back from the spool when someone asks for them.
+job to disk, and the Python side keeps only a count (and the response
+model of the jobs that have one). ``Batch.jobs`` is made from the spool
+when it is asked for: a small record per job, its messages and prompt read
+back only if someone asks for those too.
 """
 
 import json
@@ -68,10 +69,10 @@ class _Spooled:
 class Job:
     """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses.
 
-    Jobs made by :meth:`Batch.add_job` keep only their id, model and
-    parameters in memory; ``messages`` and ``prompt`` are read back from the
-    batch's spool when first asked for (as they are sent: a content list
-    comes back with its text parts joined).
+    The records in :attr:`Batch.jobs` are read back from the batch's spool,
+    as the job is sent (defaults merged, the file's absolute path); their
+    ``messages`` and ``prompt`` are read back only when first asked for (a
+    content list comes back with its text parts joined).
     """
 
     __slots__ = (
@@ -196,8 +197,12 @@ class Batch:
             items_per_batch=items_per_batch,
             raw_files=raw_files,
         )
-        self.jobs: List[Job] = []
         self._native = _native.NativeBatch(str(results_dir))
+        # Jobs added; their records are made from the spool when asked for.
+        self._count = 0
+        self._records: Optional[List[Job]] = None
+        # Job id -> response model, for the jobs that have one.
+        self._typed: Dict[str, Any] = {}
         self._native.set_layout(max_parallel_batches, items_per_batch, raw_files)
         self._spooled = _Spooled(self._native)
         # Keywords in the defaults that no job may carry (raised per job, as before).
@@ -320,13 +325,13 @@ class Batch:
                         flat = [(m["role"], content)]
         if flat is None and messages is not None:
             flat, part_file, part_prompt, cite = convert_messages(
-                messages, len(self.jobs), self.config.results_dir
+                messages, self._count, self.config.results_dir
             )
             if part_file is not None:
                 # One image or document part: sent as the job's file.
                 if file is not None or prompt is not None:
                     raise ValidationError(
-                        f"job {len(self.jobs)}: give either messages, or a file with a prompt, not both"
+                        f"job {self._count}: give either messages, or a file with a prompt, not both"
                     )
                 file, prompt, flat = part_file, part_prompt, None
                 enable_citations = enable_citations or cite
@@ -342,11 +347,26 @@ class Batch:
             schema_json,
             bool(enable_citations),
         )
-        self.jobs.append(
-            Job._record(job_id, model, path, temperature, max_tokens, response_model,
-                        enable_citations, self._spooled)
-        )
+        self._count += 1
+        self._records = None
+        if response_model is not None:
+            self._typed[job_id] = response_model
         return self
+
+    @property
+    def jobs(self) -> List[Job]:
+        """The jobs added, in order (0.4.7's ``Batch.jobs``): read back from
+        the batch's spool the first time they are asked for after a job was
+        added."""
+        if self._records is None:
+            typed = self._typed
+            spooled = self._spooled
+            self._records = [
+                Job._record(jid, model, Path(file) if file is not None else None,
+                            temperature, max_tokens, typed.get(jid), cites, spooled)
+                for jid, model, file, temperature, max_tokens, cites in self._native.job_records()
+            ]
+        return self._records
 
     def run(
         self,
@@ -360,9 +380,9 @@ class Batch:
         Ctrl+C stops it: nothing new is submitted, batches in flight are
         cancelled, state is saved, then ``KeyboardInterrupt`` is raised.
         """
-        if not self.jobs:
+        if not self._count:
             raise ValueError("No jobs added to batch")
-        run = BatchRun(self.config, self.jobs)
+        run = BatchRun(self.config, _LazyJobs(self), self._typed)
         if dry_run:
             text, estimated = self._native.plan()
             print(text)
@@ -378,27 +398,54 @@ class Batch:
         return run
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return self._count
 
     def __repr__(self) -> str:
         return (
-            f"Batch(jobs={len(self.jobs)}, "
+            f"Batch(jobs={self._count}, "
             f"max_parallel_batches={self.config.max_parallel_batches}, "
             f"cost_limit=${self.config.cost_limit_usd or 'None'})"
         )
 
 
+class _LazyJobs:
+    """The jobs a batch had when a run started, read when iterated (a run's
+    ``jobs`` is built from them only if someone asks)."""
+
+    __slots__ = ("_batch", "_count")
+
+    def __init__(self, batch: "Batch"):
+        self._batch = batch
+        self._count = len(batch)
+
+    def __iter__(self):
+        return iter(self._batch.jobs[: self._count])
+
+    def __len__(self) -> int:
+        return self._count
+
+
 class BatchRun:
     """A run: its status, and its results once finished."""
 
-    def __init__(self, config: BatchParams, jobs: List[Job]):
+    def __init__(self, config: BatchParams, jobs, typed: Optional[Dict[str, Any]] = None):
         self.config = config
-        self.jobs = {job.id: job for job in jobs}
+        self._jobs_source = jobs
+        self._jobs: Optional[Dict[str, Job]] = None
+        # Job id -> response model, for typing results without the records.
+        self._typed = typed
         self.results_dir = Path(config.results_dir)
         self._native = None
         self._estimated_cost_usd: Optional[float] = None
         # Batch index -> its Job records, for batch_data's "jobs".
         self._batch_jobs: Dict[int, List[Job]] = {}
+
+    @property
+    def jobs(self) -> Dict[str, Job]:
+        """``{job_id: Job}`` of the run's jobs (0.4.7's ``BatchRun.jobs``)."""
+        if self._jobs is None:
+            self._jobs = {job.id: job for job in self._jobs_source}
+        return self._jobs
 
     def _attach(self, native_run) -> None:
         self._native = native_run
@@ -455,7 +502,7 @@ class BatchRun:
     def status(self, print_status: bool = False) -> Dict:
         """Counts of jobs and batches, cost, and whether the run is complete."""
         if self._native is None:
-            n = len(self.jobs)
+            n = len(self._jobs_source)
             stats = {
                 "total": n, "pending": n, "active": 0, "completed": 0, "failed": 0,
                 "cancelled": 0, "cost_usd": 0.0, "cost_limit_usd": self.config.cost_limit_usd,
@@ -482,7 +529,10 @@ class BatchRun:
         if self._native is None:
             return {"completed": [], "failed": [], "cancelled": []}
         out = self._native.results(JobResult, Citation, CitationList)
-        typed = {jid: j.response_model for jid, j in self.jobs.items() if j.response_model is not None}
+        typed = self._typed
+        if typed is None:
+            typed = {jid: j.response_model for jid, j in self.jobs.items()
+                     if j.response_model is not None}
         if typed:
             for key in out:
                 for r in out[key]:
