@@ -33,7 +33,7 @@ fn batch(index: usize, status: &str, done: usize, finished: bool) -> BatchProgre
         done,
         cost_usd: done as f64 * 0.001,
         finished,
-        counts: Default::default(),
+        ..Default::default()
     }
 }
 

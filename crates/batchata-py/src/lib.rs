@@ -14,20 +14,22 @@
 //! `shutdown(False)` and waits for the run to save its state.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use batchata::{
-    Batch, BatchRun, Job, Message, RawFiles, ResponseSchema, Role, RunStatus, Verbosity,
+    Batch, BatchRun, Citation, Job, JobOutcome, JobResult, Message, RawFiles, ResponseSchema, Role,
+    RunStatus, Verbosity,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyList, PyString};
 
 /// One runtime for the process: runs and emulators live on it.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
+        one_malloc_arena();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -53,6 +55,38 @@ fn init_logging(v: Verbosity) {
         .try_init();
 }
 
+/// Makes glibc serve every thread from one arena, as the CLI does, before
+/// the runtime's threads start. By default each thread that allocates gets
+/// an arena of its own and keeps what it frees: the run's worker threads
+/// then grow new memory beside the Python heap instead of reusing what the
+/// script freed (a 10,000-job script's prompts, once added). Measured on
+/// bench/py_api.py, 10,000 jobs: 60 MB peak by default, 49 MB with one
+/// arena, in the same time (bench/NOTES.md, section 9). It applies to the
+/// whole Python process, once a run or an emulator starts; a
+/// `MALLOC_ARENA_MAX` set in the environment wins.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator parameters (under glibc's
+        // own lock); existing arenas stay valid.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    }
+}
+
+/// Hands the heap's free pages back to the system once a run has ended.
+/// What the run freed (a batch's prompts, request bodies, downloads) is
+/// otherwise kept by glibc for later allocations, and the Python objects
+/// that come next (`results()`) live in pymalloc's own mappings, so they
+/// would not reuse it: the process would peak at the run's memory plus
+/// the results'.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Raises the library's error as the Python exception of the same name in
 /// `batchata_rs.exceptions` (batchata's names).
 fn to_py(err: batchata::Error) -> PyErr {
@@ -67,6 +101,7 @@ fn to_py(err: batchata::Error) -> PyErr {
         E::Auth(_) | E::OutcomeUnknown(_) => ("ProviderError", err.to_string()),
         _ => ("BatchataError", err.to_string()),
     };
+    let msg = python_words(&msg);
     Python::attach(|py| {
         match py
             .import("batchata_rs.exceptions")
@@ -79,6 +114,32 @@ fn to_py(err: batchata::Error) -> PyErr {
             Err(_) => PyRuntimeError::new_err(msg),
         }
     })
+}
+
+/// A library message in this package's words: where the library names its
+/// builder options (with the CLI's flag beside them), a Python user reads
+/// the method or keyword that does the same here.
+fn python_words(msg: &str) -> String {
+    const NAMES: [(&str, &str); 4] = [
+        (
+            "adopt_results (CLI: --adopt-results)",
+            "Batch.adopt_results() (a batchata_rs addition)",
+        ),
+        (
+            "run everything again with reuse off (CLI: --fresh)",
+            "run every job again, replacing them, with set_state(file=..., reuse_state=False)",
+        ),
+        (
+            "reuse off (CLI: --fresh)",
+            "set_state(file=..., reuse_state=False)",
+        ),
+        ("(from default_params)", "(from set_default_params)"),
+    ];
+    let mut out = msg.to_string();
+    for (lib, py) in NAMES {
+        out = out.replace(lib, py);
+    }
+    out
 }
 
 /// The builder, owned by Python. The library's builder methods take `self`,
@@ -253,6 +314,62 @@ impl NativeBatch {
         batch.add_job(job).map_err(to_py)
     }
 
+    /// `[(id, model, file, temperature, max_tokens, enable_citations)]` of
+    /// every job added, as sent (defaults merged), read back from the
+    /// batch's spool.
+    #[allow(clippy::type_complexity)]
+    fn job_records(
+        &self,
+    ) -> Vec<(
+        String,
+        String,
+        Option<PathBuf>,
+        Option<f64>,
+        Option<u32>,
+        bool,
+    )> {
+        let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(batch) = slot.as_ref() else {
+            return Vec::new();
+        };
+        batch
+            .jobs()
+            .into_iter()
+            .map(|j| {
+                (
+                    j.id.unwrap_or_default(),
+                    j.model.unwrap_or_default(),
+                    j.file,
+                    j.temperature,
+                    j.max_tokens,
+                    j.enable_citations,
+                )
+            })
+            .collect()
+    }
+
+    /// `[(id, messages, prompt)]` of every job added, read back from the
+    /// batch's spool: `messages` as `[(role, text)]` or None.
+    #[allow(clippy::type_complexity)]
+    fn job_contents(&self) -> Vec<(String, Option<Vec<(&'static str, String)>>, Option<String>)> {
+        let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(batch) = slot.as_ref() else {
+            return Vec::new();
+        };
+        batch
+            .jobs()
+            .into_iter()
+            .map(|j| {
+                let messages = j.messages.map(|ms| {
+                    ms.into_iter()
+                        .map(|m| (m.role.as_str(), m.content))
+                        .collect()
+                });
+                (j.id.unwrap_or_default(), messages, j.prompt)
+            })
+            .collect()
+    }
+
     fn __len__(&self) -> usize {
         let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
         slot.as_ref().map(|b| b.job_count()).unwrap_or(0)
@@ -274,7 +391,16 @@ impl NativeBatch {
     /// Starts a run of the batch in the background. The batch stays usable:
     /// as in batchata, running it again makes a new run of the same jobs
     /// (which resumes from the state file when there is one).
-    fn start(&self, py: Python<'_>, print_status: bool) -> PyResult<NativeRun> {
+    /// With `estimate_costs`, each batch's worst-case cost is estimated for
+    /// the progress callback's batch data; with `adopt_results`, completed
+    /// results already in the folder are kept when there is no state.
+    fn start(
+        &self,
+        py: Python<'_>,
+        print_status: bool,
+        estimate_costs: bool,
+        adopt_results: bool,
+    ) -> PyResult<NativeRun> {
         let batch = {
             let slot = self.batch.lock().unwrap_or_else(|p| p.into_inner());
             slot.clone()
@@ -284,6 +410,16 @@ impl NativeBatch {
         init_logging(batch.params().verbosity);
         let batch = if print_status {
             batch.live_progress()
+        } else {
+            batch
+        };
+        let batch = if estimate_costs {
+            batch.estimate_batch_costs()
+        } else {
+            batch
+        };
+        let batch = if adopt_results {
+            batch.adopt_results()
         } else {
             batch
         };
@@ -344,40 +480,104 @@ fn status_dict<'py>(
     Ok(d)
 }
 
-fn batches_dict<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
+/// 0.4.7's names for a provider (its provider classes).
+fn provider_class(kind: batchata::ProviderKind) -> &'static str {
+    match kind {
+        batchata::ProviderKind::Anthropic => "AnthropicProvider",
+        batchata::ProviderKind::OpenAi => "OpenAIProvider",
+        batchata::ProviderKind::Gemini => "GeminiProvider",
+    }
+}
+
+/// A UTC time as the naive local `datetime` 0.4.7 records
+/// (`datetime.now()`).
+fn local_datetime<'py>(
+    py: Python<'py>,
+    t: Option<chrono::DateTime<chrono::Utc>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(t) = t else {
+        return Ok(py.None().into_bound(py));
+    };
+    let ts = t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6;
+    py.import("datetime")?
+        .getattr("datetime")?
+        .call_method1("fromtimestamp", (ts,))
+}
+
+/// Each batch as `(key, info, index)`: `key` the provider batch id (or
+/// `pending_N` before it has one), `info` 0.4.7's `batch_tracking` entry
+/// without its `jobs` (the Python side adds them from `index`).
+fn batches_list<'py>(py: Python<'py>, s: &RunStatus) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
     for b in &s.batches {
         let key = b
             .batch_id
             .clone()
             .unwrap_or_else(|| format!("pending_{}", b.index));
+        // 0.4.7's statuses: pending, running, then complete, failed or
+        // cancelled.
+        let status = match (b.finished, &b.batch_id) {
+            (false, None) => "pending",
+            (false, Some(_)) => "running",
+            (true, _) if b.cancelled > 0 => "cancelled",
+            (true, _) if b.failed > 0 => "failed",
+            (true, _) if b.done < b.total => "failed",
+            (true, _) => "complete",
+        };
         let d = PyDict::new(py);
-        d.set_item("status", &b.status)?;
+        d.set_item("start_time", local_datetime(py, b.submitted_at)?)?;
+        d.set_item("status", status)?;
         d.set_item("total", b.total)?;
-        d.set_item("completed", b.done)?;
+        d.set_item("completed", b.done.saturating_sub(b.failed + b.cancelled))?;
         d.set_item("cost", b.cost_usd)?;
-        d.set_item("provider", b.provider.as_str())?;
-        d.set_item("finished", b.finished)?;
-        out.set_item(key, d)?;
+        d.set_item("estimated_cost", b.estimated_cost_usd.unwrap_or(0.0))?;
+        d.set_item("provider", provider_class(b.provider))?;
+        if b.finished {
+            // Added by 0.4.7 when a batch ends.
+            d.set_item("failed", b.failed + b.cancelled)?;
+            d.set_item("completion_time", local_datetime(py, b.finished_at)?)?;
+            if status != "complete" {
+                let error = b.error.clone().unwrap_or_else(|| {
+                    format!(
+                        "batch ended with {} of its {} jobs not run",
+                        b.total - b.done,
+                        b.total
+                    )
+                });
+                d.set_item("error", error)?;
+            }
+        }
+        out.append((key, d, b.index))?;
     }
     Ok(out)
 }
 
 #[pymethods]
 impl NativeRun {
-    /// `(stats dict, elapsed seconds, batch data dict)`, as batchata's
-    /// progress callback receives them.
+    /// `(stats dict, elapsed seconds, batches)`: batchata's progress
+    /// callback arguments, the batches as [`batches_list`] gives them.
     fn progress<'py>(
         &self,
         py: Python<'py>,
         items_per_batch: usize,
-    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyDict>)> {
+    ) -> PyResult<(Bound<'py, PyDict>, f64, Bound<'py, PyList>)> {
         let s = self.run.status();
         Ok((
             status_dict(py, &s, items_per_batch)?,
             self.run.elapsed().as_secs_f64(),
-            batches_dict(py, &s)?,
+            batches_list(py, &s)?,
         ))
+    }
+
+    /// The job ids of batch `index` of this run, in order.
+    fn batch_job_ids(&self, index: usize) -> Vec<String> {
+        self.run
+            .status()
+            .batches
+            .iter()
+            .find(|b| b.index == index)
+            .map(|b| b.jobs.iter().map(|id| id.to_string()).collect())
+            .unwrap_or_default()
     }
 
     fn status<'py>(&self, py: Python<'py>, items_per_batch: usize) -> PyResult<Bound<'py, PyDict>> {
@@ -424,10 +624,12 @@ impl NativeRun {
             match got {
                 Ok(Some(_)) => {
                     *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(()));
+                    release_free_memory();
                     return Ok(true);
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    release_free_memory();
                     *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(e.clone()));
                     return Err(to_py(e));
                 }
@@ -450,23 +652,107 @@ impl NativeRun {
         }
     }
 
-    /// `{"completed": [json...], "failed": [...], "cancelled": [...]}`,
-    /// each result as the JSON text of its result file.
-    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// `{"completed": [...], "failed": [...], "cancelled": [...]}` of
+    /// `job_result` instances (the Python `JobResult` class), built
+    /// straight from the result files one at a time: `citation` and
+    /// `citation_list` are the classes of a citation and of a field's
+    /// citations.
+    fn results<'py>(
+        &self,
+        py: Python<'py>,
+        job_result: &Bound<'py, PyAny>,
+        citation: &Bound<'py, PyAny>,
+        citation_list: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        // Reading and parsing 10,000 files is most of the time here, and a
+        // run has ended, so both cores are free: two threads read the files
+        // (alternate chunks, each a few hundred results ahead at most) while
+        // this one makes the Python objects, in the files' order.
         let run = self.run.clone();
-        let res = py.detach(|| run.results()).map_err(to_py)?;
-        let out = PyDict::new(py);
-        for (name, list) in [
-            ("completed", &res.completed),
-            ("failed", &res.failed),
-            ("cancelled", &res.cancelled),
-        ] {
-            let items = PyList::empty(py);
-            for r in list {
-                items.append(r.to_json().map_err(to_py)?)?;
-            }
-            out.set_item(name, items)?;
+        let files = Arc::new(py.detach(move || run.result_files()).map_err(to_py)?);
+        let chunks = files.len().div_ceil(RESULTS_CHUNK);
+        let mut readers = Vec::with_capacity(RESULT_READERS);
+        let mut receivers = Vec::with_capacity(RESULT_READERS);
+        for first in 0..RESULT_READERS {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<batchata::Result<Vec<JobResult>>>(1);
+            let files = files.clone();
+            let reader = std::thread::Builder::new()
+                .name("batchata-rs-results".into())
+                .spawn(move || {
+                    for c in (first..chunks).step_by(RESULT_READERS) {
+                        let end = ((c + 1) * RESULTS_CHUNK).min(files.len());
+                        let mut out = Vec::with_capacity(end - c * RESULTS_CHUNK);
+                        let mut failed = None;
+                        for i in c * RESULTS_CHUNK..end {
+                            match files.read(i) {
+                                Ok(Some(r)) => out.push(r),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        let stop = failed.is_some();
+                        let msg = failed.map_or(Ok(out), Err);
+                        // A closed channel: the Python side stopped.
+                        if tx.send(msg).is_err() || stop {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+            readers.push(reader);
+            receivers.push(Some(rx));
         }
+        let lists = [PyList::empty(py), PyList::empty(py), PyList::empty(py)];
+        let mut outcome: PyResult<()> = Ok(());
+        'chunks: for c in 0..chunks {
+            let slot = &mut receivers[c % RESULT_READERS];
+            let Some(rx) = slot.take() else { break };
+            let (got, rx) = match rx.try_recv() {
+                Ok(m) => (Ok(m), rx),
+                // Not read yet: wait without holding the GIL.
+                Err(_) => py.detach(move || (rx.recv(), rx)),
+            };
+            *slot = Some(rx);
+            let results = match got {
+                Ok(Ok(results)) => results,
+                Ok(Err(e)) => {
+                    outcome = Err(to_py(e));
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(PyRuntimeError::new_err("reading the results failed"));
+                    break;
+                }
+            };
+            for r in results {
+                let slot = match r.outcome() {
+                    JobOutcome::Completed => 0,
+                    JobOutcome::Failed => 1,
+                    JobOutcome::Cancelled => 2,
+                };
+                outcome = result_to_py(py, r, job_result, citation, citation_list)
+                    .and_then(|obj| lists[slot].append(obj));
+                if outcome.is_err() {
+                    break 'chunks;
+                }
+            }
+        }
+        // Stops the readers if they are still going (an error above).
+        drop(receivers);
+        py.detach(move || {
+            for r in readers {
+                let _ = r.join();
+            }
+        });
+        outcome?;
+        let out = PyDict::new(py);
+        let [completed, failed, cancelled] = lists;
+        out.set_item("completed", completed)?;
+        out.set_item("failed", failed)?;
+        out.set_item("cancelled", cancelled)?;
         Ok(out)
     }
 
@@ -474,6 +760,115 @@ impl NativeRun {
     fn results_dir(&self) -> PathBuf {
         self.run.results_dir().to_path_buf()
     }
+}
+
+/// Threads reading result files for `NativeRun.results`.
+const RESULT_READERS: usize = 2;
+/// Result files a reader reads before handing them over.
+const RESULTS_CHUNK: usize = 128;
+
+/// A JSON value as the Python object `json.loads` makes of it.
+fn value_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value as V;
+    Ok(match v {
+        V::Null => py.None().into_bound(py),
+        V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        V::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        V::String(s) => PyString::new(py, s).into_any(),
+        V::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(value_to_py(py, x)?)?;
+            }
+            l.into_any()
+        }
+        V::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, x) in o {
+                d.set_item(k, value_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn citation_to_py<'py>(
+    py: Python<'py>,
+    c: Citation,
+    cls: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let metadata = match &c.metadata {
+        Some(m) => value_to_py(py, m)?,
+        None => py.None().into_bound(py),
+    };
+    cls.call1((
+        c.text,
+        c.source,
+        c.page,
+        metadata,
+        c.confidence.map(|x| x.as_str()),
+        c.match_reason,
+    ))
+}
+
+/// One result as an instance of the Python `JobResult` class, with
+/// `JobResult.from_dict`'s field values.
+fn result_to_py<'py>(
+    py: Python<'py>,
+    r: JobResult,
+    job_result: &Bound<'py, PyAny>,
+    citation: &Bound<'py, PyAny>,
+    citation_list: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = match &r.parsed_response {
+        Some(v) => value_to_py(py, v)?,
+        None => py.None().into_bound(py),
+    };
+    // As from_dict: an empty list or map reads as None.
+    let citations = match r.citations {
+        Some(cs) if !cs.is_empty() => {
+            let l = PyList::empty(py);
+            for c in cs {
+                l.append(citation_to_py(py, c, citation)?)?;
+            }
+            l.into_any()
+        }
+        _ => py.None().into_bound(py),
+    };
+    let mappings = match r.citation_mappings {
+        Some(m) if !m.is_empty() => {
+            let d = PyDict::new(py);
+            for (field, cs) in m {
+                let l = PyList::empty(py);
+                for c in cs {
+                    l.append(citation_to_py(py, c, citation)?)?;
+                }
+                d.set_item(field, citation_list.call1((l,))?)?;
+            }
+            d.into_any()
+        }
+        _ => py.None().into_bound(py),
+    };
+    job_result.call1((
+        r.job_id,
+        r.raw_response,
+        parsed,
+        citations,
+        mappings,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd,
+        r.error,
+        r.batch_id,
+    ))
 }
 
 /// A running emulator of the providers' batch APIs, for tests.

@@ -187,6 +187,11 @@ pub struct BatchParams {
     pub expected_output_fraction: f64,
     /// How often the progress callback fires.
     pub progress_interval: Duration,
+    /// Estimate every batch's worst-case cost before it is submitted, for
+    /// progress reports ([`crate::BatchProgress::estimated_cost_usd`]); with
+    /// a cost limit it is estimated anyway. Off by default: the estimate
+    /// counts every prompt's tokens.
+    pub estimate_batch_costs: bool,
     /// API keys, base URLs, retries and poll intervals per provider.
     pub providers: ProviderSettings,
 }
@@ -269,6 +274,7 @@ impl Batch {
                 verbosity: Verbosity::default(),
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
+                estimate_batch_costs: false,
                 providers: ProviderSettings::from_env(),
             },
             jobs: crate::spool::JobSpool::new(),
@@ -416,6 +422,16 @@ impl Batch {
     /// How often the progress callback fires (default 1 s).
     pub fn progress_interval(mut self, d: Duration) -> Self {
         self.params.progress_interval = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Estimates every batch's worst-case cost before it is submitted and
+    /// reports it in its progress
+    /// ([`crate::BatchProgress::estimated_cost_usd`]). Default off: the
+    /// estimate counts the tokens of every prompt, which a run without a
+    /// cost limit does not otherwise need (with a limit it is made anyway).
+    pub fn estimate_batch_costs(mut self) -> Self {
+        self.params.estimate_batch_costs = true;
         self
     }
 

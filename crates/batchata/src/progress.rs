@@ -739,7 +739,7 @@ mod tests {
             done: 0,
             cost_usd: 0.0,
             finished: false,
-            counts: Default::default(),
+            ..Default::default()
         };
         b.counts.succeeded = 4;
         b.counts.errored = 1;

@@ -137,6 +137,8 @@ pub struct JobEntry {
     pub status: JobStatus,
     /// A `Done` that may run again on resume.
     pub rerun: bool,
+    /// The job sends a file.
+    pub has_file: bool,
 }
 
 /// A batch as the journal knows it.
@@ -199,6 +201,149 @@ fn put_job(order: &mut Vec<JobId>, jobs: &mut HashMap<JobId, JobEntry>, id: &str
     }
 }
 
+/// Some jobs of a journal, read back in order one at a time, each pass
+/// from the start ([`crate::providers::JobSource`]). Reads are positional on
+/// a handle of its own, so they never move the state's reader or writer;
+/// the journal only grows, so the jobs' lines stay where they are.
+#[derive(Debug)]
+pub struct JournalJobs {
+    path: PathBuf,
+    file: File,
+    ids: Vec<JobId>,
+    offsets: Vec<u64>,
+}
+
+/// Bytes read from the journal at a time.
+const JOURNAL_READ_BYTES: usize = 256 * 1024;
+/// The longest job line read back.
+const MAX_JOB_LINE: usize = 64 << 20;
+
+/// A job line of the journal (`{"t":"job","job":{...}}`), read without
+/// going through [`Event`]: an internally tagged enum buffers every field
+/// (a whole prompt) before deciding the variant.
+#[derive(Deserialize)]
+struct JobLine {
+    t: String,
+    job: Job,
+}
+
+/// A job line as written: the same bytes as [`Event::Job`], without a copy
+/// of the job.
+#[derive(Serialize)]
+struct JobLineRef<'a> {
+    t: &'static str,
+    job: &'a Job,
+}
+
+/// A `done` line of the journal, read directly as [`JobLine`] is.
+#[derive(Deserialize)]
+struct DoneLine {
+    t: String,
+    job: String,
+    outcome: JobOutcome,
+    cost_usd: f64,
+    #[serde(default)]
+    rerun: bool,
+}
+
+/// How every job line starts ([`Event`] writes its tag first).
+const JOB_LINE_START: &[u8] = b"{\"t\":\"job\",";
+/// How every done line starts.
+const DONE_LINE_START: &[u8] = b"{\"t\":\"done\",";
+
+/// Parses one journal line. Job and done lines (nearly all of a journal)
+/// take a direct path instead of [`Event`]'s buffered one; anything they
+/// do not read falls back to it.
+fn parse_event(line: &[u8]) -> serde_json::Result<Event> {
+    if line.starts_with(JOB_LINE_START) {
+        if let Ok(JobLine { t, job }) = serde_json::from_slice::<JobLine>(line) {
+            if t == "job" {
+                return Ok(Event::Job { job });
+            }
+        }
+    } else if line.starts_with(DONE_LINE_START) {
+        if let Ok(d) = serde_json::from_slice::<DoneLine>(line) {
+            if d.t == "done" {
+                return Ok(Event::Done {
+                    job: d.job,
+                    outcome: d.outcome,
+                    cost_usd: d.cost_usd,
+                    rerun: d.rerun,
+                });
+            }
+        }
+    }
+    serde_json::from_slice(line)
+}
+
+impl JournalJobs {
+    /// Reads the line at `offset` into `buf` (which holds the journal's
+    /// bytes from `*start`), refilling it as needed; returns the line.
+    fn line<'b>(&self, offset: u64, buf: &'b mut Vec<u8>, start: &mut u64) -> Result<&'b [u8]> {
+        let read_err = |e| Error::io("read the state file", &self.path, e);
+        let within = offset >= *start && offset < *start + buf.len() as u64;
+        let mut from = if within {
+            (offset - *start) as usize
+        } else {
+            buf.clear();
+            *start = offset;
+            0
+        };
+        loop {
+            if let Some(n) = memchr::memchr(b'\n', &buf[from..]) {
+                return Ok(&buf[from..from + n]);
+            }
+            if buf.len() - from > MAX_JOB_LINE {
+                return Err(state_err(&self.path, "a job line is longer than 64 MB"));
+            }
+            // Keep the partial line; drop what is before it.
+            buf.drain(..from);
+            *start += from as u64;
+            from = 0;
+            let have = buf.len();
+            buf.resize(have + JOURNAL_READ_BYTES, 0);
+            let pos = *start + have as u64;
+            #[cfg(unix)]
+            let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[have..], pos)
+                .map_err(read_err)?;
+            #[cfg(windows)]
+            let n = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf[have..], pos)
+                .map_err(read_err)?;
+            buf.truncate(have + n);
+            if n == 0 {
+                return Err(state_err(&self.path, "a job line is cut short"));
+            }
+        }
+    }
+}
+
+impl crate::providers::JobSource for JournalJobs {
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn jobs(&self) -> Result<crate::providers::JobIter<'_>> {
+        let mut buf = Vec::with_capacity(JOURNAL_READ_BYTES);
+        let mut start = 0u64;
+        let mut schemas = SchemaInterner::default();
+        Ok(Box::new(self.offsets.iter().zip(&self.ids).map(
+            move |(&offset, id)| {
+                let line = self.line(offset, &mut buf, &mut start)?;
+                match serde_json::from_slice::<JobLine>(line) {
+                    Ok(JobLine { t, mut job }) if t == "job" && job.id_str() == &**id => {
+                        schemas.share(&mut job);
+                        Ok(std::borrow::Cow::Owned(job))
+                    }
+                    _ => Err(state_err(
+                        &self.path,
+                        format!("job '{id}' could not be read back"),
+                    )),
+                }
+            },
+        )))
+    }
+}
+
 /// The state of a run, rebuilt from its journal, with the journal open for appends.
 #[derive(Debug)]
 pub struct StateStore {
@@ -255,6 +400,7 @@ fn new_entry(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobEntry
         model: models.index_of(job.model_name())?,
         status: JobStatus::Pending,
         rerun: false,
+        has_file: job.file.is_some(),
     })
 }
 
@@ -360,7 +506,7 @@ impl StateStore {
                 tracing::warn!(state = %path.display(), "ignoring an incomplete last line in the state file");
                 break;
             }
-            let event: Event = match serde_json::from_slice(&line) {
+            let event: Event = match parse_event(&line) {
                 Ok(e) => e,
                 Err(e) => {
                     return Err(not_a_state(
@@ -489,6 +635,10 @@ impl StateStore {
 
     /// Appends one event (buffered; call [`StateStore::sync`] to make it durable).
     pub fn append(&mut self, event: &Event) -> Result<u64> {
+        self.append_line(event)
+    }
+
+    fn append_line(&mut self, event: &impl Serialize) -> Result<u64> {
         let start = self.offset;
         let mut line = serde_json::to_vec(event)
             .map_err(|e| state_err(&self.path, format!("cannot encode event: {e}")))?;
@@ -513,7 +663,7 @@ impl StateStore {
 
     /// Records a job (once, at the start of a run).
     pub fn add_job(&mut self, job: &Job) -> Result<()> {
-        let offset = self.append(&Event::Job { job: job.clone() })?;
+        let offset = self.append_line(&JobLineRef { t: "job", job })?;
         let entry = new_entry(&mut self.models, job, offset)?;
         put_job(&mut self.order, &mut self.jobs, job.id_str(), entry);
         Ok(())
@@ -536,6 +686,35 @@ impl StateStore {
     /// Reads jobs back from the journal by id.
     pub fn load_jobs(&mut self, ids: &[JobId]) -> Result<Vec<Job>> {
         self.load_jobs_with(ids, |j| j)
+    }
+
+    /// A batch's jobs to read back one at a time, as often as needed
+    /// ([`JournalJobs`]): what a provider streams its request body from.
+    pub fn job_source(&mut self, ids: &[JobId]) -> Result<JournalJobs> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        let offsets =
+            ids.iter()
+                .map(|id| {
+                    self.jobs.get(id).map(|e| e.offset).ok_or_else(|| {
+                        state_err(&self.path, format!("job '{id}' is not in the state"))
+                    })
+                })
+                .collect::<Result<Vec<u64>>>()?;
+        let file =
+            File::open(&self.path).map_err(|e| Error::io("open the state file", &self.path, e))?;
+        Ok(JournalJobs {
+            path: self.path.clone(),
+            file,
+            ids: ids.to_vec(),
+            offsets,
+        })
+    }
+
+    /// Whether a job sends a file (false for an unknown id).
+    pub fn has_file(&self, id: &str) -> bool {
+        self.jobs.get(id).is_some_and(|e| e.has_file)
     }
 
     /// Reads jobs back without their content (prompt, messages): what
@@ -729,6 +908,109 @@ mod tests {
         // One per job for the whole run: 40 bytes plus its id and table slot.
         assert_eq!(std::mem::size_of::<JobEntry>(), 40);
         assert_eq!(std::mem::size_of::<JobStatus>(), 8);
+    }
+
+    #[test]
+    fn job_lines_are_written_and_read_as_events_are() {
+        let job = Job::prompt("say \"hi\"\n")
+            .id("j1")
+            .model("m")
+            .max_tokens(5);
+        let event = serde_json::to_vec(&Event::Job { job: job.clone() }).unwrap();
+        let direct = serde_json::to_vec(&JobLineRef {
+            t: "job",
+            job: &job,
+        })
+        .unwrap();
+        assert_eq!(event, direct);
+        assert!(direct.starts_with(JOB_LINE_START));
+        match parse_event(&direct).unwrap() {
+            Event::Job { job: back } => assert_eq!(back, job),
+            other => panic!("{other:?}"),
+        }
+        // Done lines as written, with and without `rerun`.
+        for rerun in [false, true] {
+            let event = Event::Done {
+                job: "j1".into(),
+                outcome: JobOutcome::Failed,
+                cost_usd: 0.25,
+                rerun,
+            };
+            let line = serde_json::to_vec(&event).unwrap();
+            assert!(line.starts_with(DONE_LINE_START));
+            match parse_event(&line).unwrap() {
+                Event::Done {
+                    job,
+                    outcome,
+                    cost_usd,
+                    rerun: r,
+                } => assert_eq!(
+                    (job.as_str(), outcome, cost_usd, r),
+                    ("j1", JobOutcome::Failed, 0.25, rerun)
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        let done = br#"{"t":"done","job":"j1","outcome":"completed","cost_usd":0.0}"#;
+        assert!(matches!(
+            parse_event(done),
+            Ok(Event::Done { rerun: false, .. })
+        ));
+        // Other events still parse the general way.
+        let ended = serde_json::to_vec(&Event::BatchEnded {
+            batch: 2,
+            status: "ended".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            parse_event(&ended),
+            Ok(Event::BatchEnded { batch: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_batch_s_jobs_are_read_back_one_at_a_time_as_often_as_asked() {
+        use crate::providers::JobSource;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let mut s = StateStore::create(&path, "run-1", dir.path()).unwrap();
+        // Lines longer than a read, between short ones.
+        let long = "x".repeat(JOURNAL_READ_BYTES * 2 + 17);
+        let jobs: Vec<Job> = (0..40)
+            .map(|i| {
+                let prompt = if i % 13 == 5 {
+                    format!("{long}{i}")
+                } else {
+                    format!("p{i}")
+                };
+                Job::prompt(prompt).id(format!("j{i}"))
+            })
+            .collect();
+        for j in &jobs {
+            s.add_job(j).unwrap();
+        }
+        // Written after the jobs: a source never reads past its jobs' lines.
+        s.record_intent(0, ProviderKind::Anthropic, vec!["j0".into()], 0.0)
+            .unwrap();
+        // Some of them, not in journal order.
+        let pick: Vec<usize> = vec![3, 5, 6, 18, 2, 31, 39, 0];
+        let ids: Vec<JobId> = pick.iter().map(|&i| Arc::from(format!("j{i}"))).collect();
+        let source = s.job_source(&ids).unwrap();
+        assert_eq!(source.len(), pick.len());
+        for _ in 0..2 {
+            let read: Vec<Job> = source
+                .jobs()
+                .unwrap()
+                .map(|j| j.unwrap().into_owned())
+                .collect();
+            let want: Vec<Job> = pick.iter().map(|&i| jobs[i].clone()).collect();
+            assert_eq!(read, want);
+        }
+        // An id that is not the job at its offset is an error, not a wrong job.
+        let mut bad = s.job_source(&ids[..1]).unwrap();
+        bad.ids[0] = Arc::from("j4");
+        let e = bad.jobs().unwrap().next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("'j4' could not be read back"), "{e}");
     }
 
     #[test]

@@ -4,17 +4,24 @@ Everything about jobs, batches, cost, state and providers is done by the
 native module; this file keeps 0.4.7's Python surface (names, keywords,
 defaults, return shapes) and the parts that must stay in Python: the
 Pydantic models, the progress callback, and Ctrl+C.
+
+What is added is kept off the Python heap: the native batch spools each
+job to disk, and the Python side keeps only a count (and the response
+model of the jobs that have one). ``Batch.jobs`` is made from the spool
+when it is asked for: a small record per job, its messages and prompt read
+back only if someone asks for those too.
 """
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
+from ._parts import convert_messages
 from .exceptions import BatchataError, ValidationError
-from .job_result import JobResult, _typed
+from .job_result import CitationList, JobResult, _typed
+from .types import Citation
 
 _JOB_PARAMS = ("model", "temperature", "max_tokens")
 
@@ -35,46 +42,140 @@ class BatchParams:
     time_limit_seconds: Optional[float] = None
 
 
-@dataclass
+class _Spooled:
+    """The messages and prompts of a batch's jobs, read back from the native
+    batch's spool on first use (all at once: one pass over the spool) and
+    kept until the batch gets another job."""
+
+    __slots__ = ("_native", "_by_id", "_count")
+
+    def __init__(self, native):
+        self._native = native
+        self._by_id = None
+        self._count = 0
+
+    def get(self, job_id: str):
+        if self._by_id is None or self._count != len(self._native):
+            by_id = {}
+            for jid, messages, prompt in self._native.job_contents():
+                if messages is not None:
+                    messages = [{"role": r, "content": c} for r, c in messages]
+                by_id[jid] = (messages, prompt)
+            self._by_id = by_id
+            self._count = len(by_id)
+        return self._by_id.get(job_id, (None, None))
+
+
 class Job:
-    """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses."""
+    """A job as added (0.4.7's ``Job``); ``id`` is the one the run uses.
 
-    id: str
-    model: str
-    messages: Optional[List[Dict[str, Any]]] = None
-    file: Optional[Path] = None
-    prompt: Optional[str] = None
-    temperature: Optional[float] = None
-    max_tokens: Optional[int] = None
-    response_model: Optional[Any] = None
-    enable_citations: bool = False
+    The records in :attr:`Batch.jobs` are read back from the batch's spool,
+    as the job is sent (defaults merged, the file's absolute path); their
+    ``messages`` and ``prompt`` are read back only when first asked for (a
+    content list comes back with its text parts joined).
+    """
 
+    __slots__ = (
+        "id",
+        "model",
+        "file",
+        "temperature",
+        "max_tokens",
+        "response_model",
+        "enable_citations",
+        "_contents",
+    )
 
-def _flatten_messages(messages: List[Dict[str, Any]]) -> List[tuple]:
-    """(role, text) pairs; a content list's text parts are joined."""
-    out = []
-    for m in messages:
-        if not isinstance(m, dict) or "role" not in m:
-            raise ValidationError(f"each message needs a 'role' and 'content': {m!r}")
-        content = m.get("content", "")
-        if isinstance(content, list):
-            texts = []
-            for part in content:
-                if isinstance(part, str):
-                    texts.append(part)
-                elif isinstance(part, dict) and part.get("type") == "text":
-                    texts.append(part.get("text", ""))
-                else:
-                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                    raise ValidationError(
-                        f"message content part of type {kind!r} is not supported; "
-                        "send files with add_job(file=..., prompt=...)"
-                    )
-            content = "\n".join(texts)
-        elif not isinstance(content, str):
-            raise ValidationError(f"message content must be a string or a list: {content!r}")
-        out.append((m["role"], content))
-    return out
+    def __init__(
+        self,
+        id: str,
+        model: str,
+        messages: Optional[List[Dict[str, Any]]] = None,
+        file: Optional[Path] = None,
+        prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        response_model: Optional[Any] = None,
+        enable_citations: bool = False,
+    ):
+        self.id = id
+        self.model = model
+        self.file = file
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.response_model = response_model
+        self.enable_citations = enable_citations
+        self._contents = (messages, prompt)
+
+    @classmethod
+    def _record(cls, id, model, file, temperature, max_tokens, response_model, enable_citations,
+                spooled):
+        job = cls.__new__(cls)
+        job.id = id
+        job.model = model
+        job.file = file
+        job.temperature = temperature
+        job.max_tokens = max_tokens
+        job.response_model = response_model
+        job.enable_citations = enable_citations
+        job._contents = spooled
+        return job
+
+    def _both(self):
+        c = self._contents
+        return c.get(self.id) if isinstance(c, _Spooled) else c
+
+    @property
+    def messages(self) -> Optional[List[Dict[str, Any]]]:
+        """The chat messages (None for a file or prompt job)."""
+        return self._both()[0]
+
+    @property
+    def prompt(self) -> Optional[str]:
+        """The prompt (None for a chat job)."""
+        return self._both()[1]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The job as plain data, as 0.4.7's ``Job.to_dict``."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "messages": self.messages,
+            "file": str(self.file) if self.file else None,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "response_model": self.response_model.__name__ if self.response_model else None,
+            "enable_citations": self.enable_citations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Job":
+        """The inverse of :meth:`to_dict` (without the response model)."""
+        return cls(
+            id=data["id"],
+            model=data["model"],
+            messages=data.get("messages"),
+            file=Path(data["file"]) if data.get("file") else None,
+            prompt=data.get("prompt"),
+            temperature=data.get("temperature"),
+            max_tokens=data.get("max_tokens"),
+            enable_citations=data.get("enable_citations", False),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self.to_dict() == other.to_dict() and self.response_model is other.response_model
+
+    __hash__ = None  # mutable, compared by value: as a dataclass
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(id={self.id!r}, model={self.model!r}, file={self.file!r}, "
+            f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
+            f"response_model={self.response_model!r}, enable_citations={self.enable_citations!r})"
+        )
 
 
 class Batch:
@@ -96,15 +197,26 @@ class Batch:
             items_per_batch=items_per_batch,
             raw_files=raw_files,
         )
-        self.jobs: List[Job] = []
         self._native = _native.NativeBatch(str(results_dir))
+        # Jobs added; their records are made from the spool when asked for.
+        self._count = 0
+        self._records: Optional[List[Job]] = None
+        # Job id -> response model, for the jobs that have one.
+        self._typed: Dict[str, Any] = {}
         self._native.set_layout(max_parallel_batches, items_per_batch, raw_files)
+        self._spooled = _Spooled(self._native)
+        # Keywords in the defaults that no job may carry (raised per job, as before).
+        self._bad_defaults: List[str] = []
+        # json.dumps(model_json_schema()) per response model, made once.
+        self._schemas: Dict[Any, str] = {}
+        self._adopt_results = False
 
     def set_default_params(self, **kwargs) -> "Batch":
         """Defaults for every job, merged into earlier ones."""
         if "model" in kwargs:
             self._native.check_model(kwargs["model"])
         self.config.default_params.update(kwargs)
+        self._bad_defaults = sorted(k for k in self.config.default_params if k not in _JOB_PARAMS)
         return self
 
     def set_state(self, file: Optional[str] = None, reuse_state: bool = True) -> "Batch":
@@ -113,6 +225,14 @@ class Batch:
         self.config.reuse_state = reuse_state
         if file is not None:
             self._native.set_state(str(file), reuse_state)
+        return self
+
+    def adopt_results(self, enabled: bool = True) -> "Batch":
+        """Not in batchata 0.4.7. Without a state file, a results folder that
+        already holds results for these jobs is refused (running would pay
+        for them again). With this, the completed results whose job is
+        unchanged are kept and only the other jobs run."""
+        self._adopt_results = bool(enabled)
         return self
 
     def add_cost_limit(self, usd: float) -> "Batch":
@@ -159,6 +279,13 @@ class Batch:
         self.config.time_limit_seconds = total
         return self
 
+    def _schema_json(self, response_model: Any) -> str:
+        s = self._schemas.get(response_model)
+        if s is None:
+            s = json.dumps(response_model.model_json_schema())
+            self._schemas[response_model] = s
+        return s
+
     def add_job(
         self,
         messages: Optional[List[Dict[str, Any]]] = None,
@@ -173,50 +300,73 @@ class Batch:
     ) -> "Batch":
         """Adds a job: ``messages``, or ``file`` with ``prompt``. Unset
         parameters come from :meth:`set_default_params`."""
-        params = dict(self.config.default_params)
-        if model is not None:
-            params["model"] = model
-        if temperature is not None:
-            params["temperature"] = temperature
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
-        params.update(kwargs)
-        if "model" not in params:
-            raise ValueError("Model must be provided either in defaults or job parameters")
-        unknown = sorted(k for k in params if k not in _JOB_PARAMS)
-        if unknown:
+        defaults = self.config.default_params
+        if model is None:
+            model = defaults.get("model")
+            if model is None:
+                raise ValueError("Model must be provided either in defaults or job parameters")
+        if temperature is None:
+            temperature = defaults.get("temperature")
+        if max_tokens is None:
+            max_tokens = defaults.get("max_tokens")
+        if kwargs or self._bad_defaults:
+            unknown = sorted(set(self._bad_defaults) | set(kwargs))
             raise ValidationError(f"unsupported job parameters: {', '.join(unknown)}")
 
-        schema_json = None
-        if response_model is not None:
-            schema_json = json.dumps(response_model.model_json_schema())
-        flat = _flatten_messages(messages) if messages is not None else None
+        schema_json = self._schema_json(response_model) if response_model is not None else None
+        flat = None
+        if messages is not None:
+            # The common case first: one message whose content is a string.
+            if type(messages) is list and len(messages) == 1:
+                m = messages[0]
+                if type(m) is dict and "role" in m:
+                    content = m.get("content")
+                    if type(content) is str:
+                        flat = [(m["role"], content)]
+        if flat is None and messages is not None:
+            flat, part_file, part_prompt, cite = convert_messages(
+                messages, self._count, self.config.results_dir
+            )
+            if part_file is not None:
+                # One image or document part: sent as the job's file.
+                if file is not None or prompt is not None:
+                    raise ValidationError(
+                        f"job {self._count}: give either messages, or a file with a prompt, not both"
+                    )
+                file, prompt, flat = part_file, part_prompt, None
+                enable_citations = enable_citations or cite
         path = Path(file) if file is not None else None
 
         job_id = self._native.add_job(
-            params["model"],
+            model,
             flat,
             str(path) if path is not None else None,
             prompt,
-            params.get("temperature"),
-            params.get("max_tokens"),
+            temperature,
+            max_tokens,
             schema_json,
             bool(enable_citations),
         )
-        self.jobs.append(
-            Job(
-                id=job_id,
-                model=params["model"],
-                messages=messages,
-                file=path,
-                prompt=prompt,
-                temperature=params.get("temperature"),
-                max_tokens=params.get("max_tokens"),
-                response_model=response_model,
-                enable_citations=enable_citations,
-            )
-        )
+        self._count += 1
+        self._records = None
+        if response_model is not None:
+            self._typed[job_id] = response_model
         return self
+
+    @property
+    def jobs(self) -> List[Job]:
+        """The jobs added, in order (0.4.7's ``Batch.jobs``): read back from
+        the batch's spool the first time they are asked for after a job was
+        added."""
+        if self._records is None:
+            typed = self._typed
+            spooled = self._spooled
+            self._records = [
+                Job._record(jid, model, Path(file) if file is not None else None,
+                            temperature, max_tokens, typed.get(jid), cites, spooled)
+                for jid, model, file, temperature, max_tokens, cites in self._native.job_records()
+            ]
+        return self._records
 
     def run(
         self,
@@ -230,57 +380,103 @@ class Batch:
         Ctrl+C stops it: nothing new is submitted, batches in flight are
         cancelled, state is saved, then ``KeyboardInterrupt`` is raised.
         """
-        if not self.jobs:
+        if not self._count:
             raise ValueError("No jobs added to batch")
-        run = BatchRun(self.config, self.jobs)
+        run = BatchRun(self.config, _LazyJobs(self), self._typed)
         if dry_run:
             text, estimated = self._native.plan()
             print(text)
             run._estimated_cost_usd = estimated
             return run
         self._native.set_progress_interval(float(progress_interval))
-        native_run = self._native.start(bool(print_status))
+        # batch_data's estimated_cost: each batch's worst case, counted from
+        # its prompts' tokens; only worth its time when someone looks.
+        estimate = on_progress is not None and not print_status
+        native_run = self._native.start(bool(print_status), estimate, self._adopt_results)
         run._attach(native_run)
         run._drive(None if print_status else on_progress, progress_interval)
         return run
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return self._count
 
     def __repr__(self) -> str:
         return (
-            f"Batch(jobs={len(self.jobs)}, "
+            f"Batch(jobs={self._count}, "
             f"max_parallel_batches={self.config.max_parallel_batches}, "
             f"cost_limit=${self.config.cost_limit_usd or 'None'})"
         )
 
 
+class _LazyJobs:
+    """The jobs a batch had when a run started, read when iterated (a run's
+    ``jobs`` is built from them only if someone asks)."""
+
+    __slots__ = ("_batch", "_count")
+
+    def __init__(self, batch: "Batch"):
+        self._batch = batch
+        self._count = len(batch)
+
+    def __iter__(self):
+        return iter(self._batch.jobs[: self._count])
+
+    def __len__(self) -> int:
+        return self._count
+
+
 class BatchRun:
     """A run: its status, and its results once finished."""
 
-    def __init__(self, config: BatchParams, jobs: List[Job]):
+    def __init__(self, config: BatchParams, jobs, typed: Optional[Dict[str, Any]] = None):
         self.config = config
-        self.jobs = {job.id: job for job in jobs}
+        self._jobs_source = jobs
+        self._jobs: Optional[Dict[str, Job]] = None
+        # Job id -> response model, for typing results without the records.
+        self._typed = typed
         self.results_dir = Path(config.results_dir)
         self._native = None
         self._estimated_cost_usd: Optional[float] = None
+        # Batch index -> its Job records, for batch_data's "jobs".
+        self._batch_jobs: Dict[int, List[Job]] = {}
+
+    @property
+    def jobs(self) -> Dict[str, Job]:
+        """``{job_id: Job}`` of the run's jobs (0.4.7's ``BatchRun.jobs``)."""
+        if self._jobs is None:
+            self._jobs = {job.id: job for job in self._jobs_source}
+        return self._jobs
 
     def _attach(self, native_run) -> None:
         self._native = native_run
 
+    def _progress(self):
+        """``(stats, elapsed, batch_data)`` as 0.4.7's callback gets them:
+        batch_data maps each provider batch id (``pending_N`` before it has
+        one) to 0.4.7's ``batch_tracking`` entry."""
+        stats, elapsed, batches = self._native.progress(self.config.items_per_batch)
+        stats.pop("stop_reason", None)
+        data = {}
+        for key, info, index in batches:
+            jobs = self._batch_jobs.get(index)
+            if jobs is None:
+                get = self.jobs.get
+                jobs = [j for j in map(get, self._native.batch_job_ids(index)) if j is not None]
+                self._batch_jobs[index] = jobs
+            info["jobs"] = jobs
+            data[key] = info
+        return stats, elapsed, data
+
     def _drive(self, on_progress, interval: float) -> None:
         native = self._native
-        ipb = self.config.items_per_batch
         try:
             if on_progress is not None:
-                stats, _, batches = native.progress(ipb)
-                stats.pop("stop_reason", None)
+                stats, _, batches = self._progress()
                 on_progress(stats, 0.0, batches)
             while True:
                 done = native.wait(max(float(interval), 0.05) if on_progress else 0.5)
                 if on_progress is not None:
-                    stats, elapsed, batches = native.progress(ipb)
-                    stats.pop("stop_reason", None)
+                    stats, elapsed, batches = self._progress()
                     on_progress(stats, elapsed, batches)
                 if done:
                     return
@@ -306,7 +502,7 @@ class BatchRun:
     def status(self, print_status: bool = False) -> Dict:
         """Counts of jobs and batches, cost, and whether the run is complete."""
         if self._native is None:
-            n = len(self.jobs)
+            n = len(self._jobs_source)
             stats = {
                 "total": n, "pending": n, "active": 0, "completed": 0, "failed": 0,
                 "cancelled": 0, "cost_usd": 0.0, "cost_limit_usd": self.config.cost_limit_usd,
@@ -330,15 +526,19 @@ class BatchRun:
     def results(self) -> Dict[str, List[JobResult]]:
         """``{"completed": [...], "failed": [...], "cancelled": [...]}``, read
         from the result files; ``parsed_response`` typed by each job's model."""
-        out: Dict[str, List[JobResult]] = {"completed": [], "failed": [], "cancelled": []}
         if self._native is None:
-            return out
-        raw = self._native.results()
-        for key in out:
-            for text in raw[key]:
-                r = JobResult.from_dict(json.loads(text))
-                job = self.jobs.get(r.job_id)
-                out[key].append(_typed(r, job.response_model if job else None))
+            return {"completed": [], "failed": [], "cancelled": []}
+        out = self._native.results(JobResult, Citation, CitationList)
+        typed = self._typed
+        if typed is None:
+            typed = {jid: j.response_model for jid, j in self.jobs.items()
+                     if j.response_model is not None}
+        if typed:
+            for key in out:
+                for r in out[key]:
+                    model = typed.get(r.job_id)
+                    if model is not None:
+                        _typed(r, model)
         return out
 
     def get_failed_jobs(self) -> Dict[str, str]:
@@ -353,6 +553,8 @@ class BatchRun:
 
     def to_json(self) -> Dict:
         """A JSON-able snapshot of the run, in 0.4.7's shape."""
+        from datetime import datetime
+
         now = datetime.now().isoformat()
         res = self.results()
         done = {r.job_id for k in res for r in res[k]}

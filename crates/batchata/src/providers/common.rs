@@ -104,45 +104,38 @@ impl ProviderBase {
     /// twice (results are matched by id), and one model where the provider
     /// runs one model per batch.
     pub(crate) fn check_batch(&self, req: &BatchRequest<'_>) -> Result<()> {
-        let (jobs, index, name) = (req.jobs, req.batch_index, brand(self.kind));
-        let Some(first) = jobs.first() else {
+        let mut checks = self.batch_checks(req.batch_index, req.jobs.len())?;
+        for job in req.jobs {
+            checks.id(job)?;
+        }
+        for job in req.jobs {
+            checks.model(job)?;
+        }
+        Ok(())
+    }
+
+    /// [`ProviderBase::check_batch`] for a batch of `len` jobs that are read
+    /// one at a time ([`super::JobSource`]): the count is checked here, each
+    /// job with [`BatchChecks::job`] as it comes.
+    pub(crate) fn batch_checks(&self, index: usize, len: usize) -> Result<BatchChecks<'_>> {
+        let name = brand(self.kind);
+        if len == 0 {
             return Err(Error::BatchSubmission(format!(
                 "batch {index} has no jobs; a batch needs at least one"
             )));
-        };
+        }
         let max = self.limits.max_requests;
-        if jobs.len() > max {
+        if len > max {
             return Err(Error::BatchSubmission(format!(
-                "batch {index} has {} requests; {name} takes at most {max} per batch — set items_per_batch to {max} or less",
-                jobs.len()
+                "batch {index} has {len} requests; {name} takes at most {max} per batch — set items_per_batch to {max} or less"
             )));
         }
-        let mut seen = HashSet::with_capacity(jobs.len());
-        for job in jobs {
-            let Some(id) = job.id.as_deref() else {
-                return Err(Error::Validation(format!(
-                    "batch {index}: a job has no id (prompt starting {:?}); jobs must be added through Batch::add_job",
-                    job.prompt.as_deref().unwrap_or("").chars().take(40).collect::<String>()
-                )));
-            };
-            if !seen.insert(id) {
-                return Err(Error::BatchSubmission(format!(
-                    "batch {index}: job id '{id}' appears twice; results are matched by id, so ids must be unique"
-                )));
-            }
-        }
-        if self.limits.one_model_per_batch {
-            let model = first.model_name();
-            if let Some(other) = jobs.iter().find(|j| j.model_name() != model) {
-                return Err(Error::BatchSubmission(format!(
-                    "batch {index}: a {name} batch runs one model, but job '{}' uses '{model}' and job '{}' uses '{}'; put jobs of different models in different batches",
-                    first.id_str(),
-                    other.id_str(),
-                    other.model_name()
-                )));
-            }
-        }
-        Ok(())
+        Ok(BatchChecks {
+            base: self,
+            index,
+            seen: HashSet::with_capacity(len),
+            first: None,
+        })
     }
 
     /// The error for an input file that passes the byte limit at job `at`
@@ -157,6 +150,63 @@ impl ProviderBase {
             at + 1,
             jobs.len()
         ))
+    }
+}
+
+/// The per-job part of [`ProviderBase::check_batch`], made as the jobs
+/// come ([`ProviderBase::batch_checks`]).
+pub(crate) struct BatchChecks<'a> {
+    base: &'a ProviderBase,
+    index: usize,
+    seen: HashSet<String>,
+    /// The first job's id and model, for the one-model rule.
+    first: Option<(String, String)>,
+}
+
+impl BatchChecks<'_> {
+    /// Every check of one job.
+    pub(crate) fn job(&mut self, job: &Job) -> Result<()> {
+        self.id(job)?;
+        self.model(job)
+    }
+
+    /// The job has an id, not seen before in the batch.
+    pub(crate) fn id(&mut self, job: &Job) -> Result<()> {
+        let index = self.index;
+        let Some(id) = job.id.as_deref() else {
+            return Err(Error::Validation(format!(
+                "batch {index}: a job has no id (prompt starting {:?}); jobs must be added through Batch::add_job",
+                job.prompt.as_deref().unwrap_or("").chars().take(40).collect::<String>()
+            )));
+        };
+        if !self.seen.insert(id.to_string()) {
+            return Err(Error::BatchSubmission(format!(
+                "batch {index}: job id '{id}' appears twice; results are matched by id, so ids must be unique"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the provider runs one model per batch, the job's is the first
+    /// job's.
+    pub(crate) fn model(&mut self, job: &Job) -> Result<()> {
+        if !self.base.limits.one_model_per_batch {
+            return Ok(());
+        }
+        let Some((first_id, model)) = &self.first else {
+            self.first = Some((job.id_str().to_string(), job.model_name().to_string()));
+            return Ok(());
+        };
+        if job.model_name() != model {
+            return Err(Error::BatchSubmission(format!(
+                "batch {}: a {} batch runs one model, but job '{first_id}' uses '{model}' and job '{}' uses '{}'; put jobs of different models in different batches",
+                self.index,
+                brand(self.base.kind),
+                job.id_str(),
+                job.model_name()
+            )));
+        }
+        Ok(())
     }
 }
 

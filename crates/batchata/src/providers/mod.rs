@@ -15,6 +15,7 @@ pub(crate) mod lines;
 pub mod openai;
 pub(crate) mod raw;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -272,6 +273,39 @@ pub struct BatchRequest<'a> {
     pub raw_dir: Option<&'a Path>,
 }
 
+/// The jobs of a batch being created, read in order as many times as a
+/// provider needs them (checked and measured, then once per attempt at
+/// sending the body). The run reads them back one at a time from its state
+/// file (the state's `JournalJobs`), so a provider that streams its
+/// request body never holds a batch's prompts at once; [`JobSlice`] serves
+/// jobs already in memory.
+pub trait JobSource: Send + Sync {
+    /// How many jobs.
+    fn len(&self) -> usize;
+    /// True when there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The jobs in order, each read as the iterator reaches it.
+    fn jobs(&self) -> Result<JobIter<'_>>;
+}
+
+/// The jobs of a [`JobSource`], borrowed or read.
+pub type JobIter<'a> = Box<dyn Iterator<Item = Result<Cow<'a, Job>>> + Send + 'a>;
+
+/// Jobs in memory as a [`JobSource`].
+#[derive(Debug, Clone, Copy)]
+pub struct JobSlice<'a>(pub &'a [Job]);
+
+impl JobSource for JobSlice<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn jobs(&self) -> Result<JobIter<'_>> {
+        Ok(Box::new(self.0.iter().map(|j| Ok(Cow::Borrowed(j)))))
+    }
+}
+
 /// What `create_batch` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedBatch {
@@ -344,6 +378,26 @@ pub trait Provider: Send + Sync {
     /// the checks every provider makes (see [`ProviderBase`]) is refused
     /// before anything is sent.
     async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch>;
+
+    /// [`Provider::create_batch`] with the jobs read from `jobs` as they are
+    /// needed (`request.jobs` is not used). The run creates batches this
+    /// way. By default the jobs are read into memory first; a provider that
+    /// streams its request body reads them one at a time instead.
+    async fn create_batch_from(
+        &self,
+        jobs: &dyn JobSource,
+        request: BatchRequest<'_>,
+    ) -> Result<CreatedBatch> {
+        let jobs: Vec<Job> = jobs
+            .jobs()?
+            .map(|j| j.map(Cow::into_owned))
+            .collect::<Result<_>>()?;
+        self.create_batch(BatchRequest {
+            jobs: &jobs,
+            ..request
+        })
+        .await
+    }
 
     /// The batch's current status.
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus>;

@@ -98,6 +98,14 @@ impl<'a> Finisher<'a> {
         set_batch(sh, self.index, |b| {
             b.done += 1;
             b.cost_usd += result.cost_usd;
+            match outcome {
+                JobOutcome::Completed => {}
+                JobOutcome::Failed => b.failed += 1,
+                JobOutcome::Cancelled => b.cancelled += 1,
+            }
+            if b.error.is_none() {
+                b.error.clone_from(&result.error);
+            }
         });
         self.written
             .push((path, result.job_id, outcome, result.cost_usd, rerun));

@@ -72,13 +72,16 @@ pub(super) struct Shared {
 enum Work {
     New {
         index: usize,
+        provider: ProviderKind,
         jobs: Vec<JobId>,
     },
     Attach {
         index: usize,
+        provider: ProviderKind,
         batch_id: String,
         jobs: Vec<JobId>,
         reserved: f64,
+        intent_at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -299,9 +302,11 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
         sh.cost.restore(b.reserved_usd);
         work.push(Work::Attach {
             index: b.index,
+            provider: b.provider,
             batch_id: b.batch_id.clone().unwrap_or_default(),
             jobs: open,
             reserved: b.reserved_usd,
+            intent_at: b.intent_at,
         });
     }
     for b in orphans {
@@ -328,9 +333,11 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 let open = open_jobs(&sh, b.index, &b.jobs);
                 work.push(Work::Attach {
                     index: b.index,
+                    provider: b.provider,
                     batch_id,
                     jobs: open,
                     reserved: b.reserved_usd,
+                    intent_at: b.intent_at,
                 });
             }
             Ok(None) => {
@@ -371,6 +378,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     for (i, p) in planned.into_iter().enumerate() {
         work.push(Work::New {
             index: first_index + i,
+            provider: p.provider,
             jobs: p.jobs,
         });
     }
@@ -378,27 +386,39 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
         let mut s = lock(&sh.run.status);
         let mut pos = lock(&sh.batch_pos);
         for w in &work {
-            let (index, n, bid) = match w {
-                Work::New { index, jobs } => (*index, jobs.len(), None),
+            let b = match w {
+                Work::New {
+                    index,
+                    provider,
+                    jobs,
+                } => BatchProgress {
+                    index: *index,
+                    provider: *provider,
+                    status: "queued".into(),
+                    total: jobs.len(),
+                    jobs: Arc::from(jobs.as_slice()),
+                    ..Default::default()
+                },
                 Work::Attach {
                     index,
+                    provider,
                     batch_id,
                     jobs,
+                    intent_at,
                     ..
-                } => (*index, jobs.len(), Some(batch_id.clone())),
+                } => BatchProgress {
+                    index: *index,
+                    provider: *provider,
+                    batch_id: Some(batch_id.clone()),
+                    status: "queued".into(),
+                    total: jobs.len(),
+                    submitted_at: Some(*intent_at),
+                    jobs: Arc::from(jobs.as_slice()),
+                    ..Default::default()
+                },
             };
-            pos.insert(index, s.batches.len());
-            s.batches.push(BatchProgress {
-                index,
-                provider: ProviderKind::Anthropic,
-                batch_id: bid,
-                status: "queued".into(),
-                total: n,
-                done: 0,
-                cost_usd: 0.0,
-                finished: false,
-                counts: Default::default(),
-            });
+            pos.insert(b.index, s.batches.len());
+            s.batches.push(b);
         }
         s.batches_total = work.len();
         s.batches_pending = work.len();
@@ -486,6 +506,7 @@ async fn run_work(
             batch_id,
             jobs,
             reserved,
+            ..
         } => {
             let provider = provider_for(sh, lock(&sh.state).batches[index].provider)?;
             set_batch(sh, index, |b| {
@@ -505,6 +526,6 @@ async fn run_work(
                 }
             }
         }
-        Work::New { index, jobs } => super::submit::submit(sh, index, jobs).await,
+        Work::New { index, jobs, .. } => super::submit::submit(sh, index, jobs).await,
     }
 }

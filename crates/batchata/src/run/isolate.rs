@@ -81,18 +81,15 @@ pub(super) async fn isolate(
             .and_then(|&p| s.batches.get(p))
             .map(|b| b.provider)
             .unwrap_or(crate::catalog::ProviderKind::Anthropic);
-        for (i, n) in [(first, left.len()), (first + 1, right.len())] {
+        for (i, jobs) in [(first, &left), (first + 1, &right)] {
             pos.insert(i, s.batches.len());
             s.batches.push(BatchProgress {
                 index: i,
                 provider,
-                batch_id: None,
                 status: "queued".into(),
-                total: n,
-                done: 0,
-                cost_usd: 0.0,
-                finished: false,
-                counts: Default::default(),
+                total: jobs.len(),
+                jobs: Arc::from(jobs.as_slice()),
+                ..Default::default()
             });
         }
         s.batches_total += 2;

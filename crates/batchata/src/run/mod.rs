@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -30,7 +31,7 @@ use crate::batch::Batch;
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::result::{JobOutcome, JobResult};
-use crate::state::{JobStatus, StateStore};
+use crate::state::{JobId, JobStatus, StateStore};
 
 pub use crate::state::StateCounts;
 pub use dry_run::{DryRunBatch, DryRunReport};
@@ -79,6 +80,54 @@ pub struct BatchProgress {
     /// results are downloaded. All zero until the first poll answers.
     #[serde(default)]
     pub counts: crate::providers::RequestCounts,
+    /// Of the jobs finished, those that failed.
+    #[serde(default)]
+    pub failed: usize,
+    /// Of the jobs finished, those cancelled.
+    #[serde(default)]
+    pub cancelled: usize,
+    /// The error of the first job that failed or was cancelled.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When the provider accepted the batch (for a batch of an earlier run
+    /// re-attached, when its create was recorded).
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When the batch needed nothing more.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The worst-case cost estimated for the batch before it was submitted
+    /// (input plus every job's full `max_tokens`): made when the run has a
+    /// cost limit, or when asked ([`Batch::estimate_batch_costs`]).
+    #[serde(default)]
+    pub estimated_cost_usd: Option<f64>,
+    /// The batch's jobs, in order (shared, so a status snapshot does not
+    /// copy them; not serialized).
+    #[serde(skip)]
+    pub jobs: Arc<[JobId]>,
+}
+
+impl Default for BatchProgress {
+    fn default() -> Self {
+        BatchProgress {
+            index: 0,
+            provider: ProviderKind::Anthropic,
+            batch_id: None,
+            status: String::new(),
+            total: 0,
+            done: 0,
+            cost_usd: 0.0,
+            finished: false,
+            counts: Default::default(),
+            failed: 0,
+            cancelled: 0,
+            error: None,
+            submitted_at: None,
+            finished_at: None,
+            estimated_cost_usd: None,
+            jobs: Arc::from(Vec::new()),
+        }
+    }
 }
 
 /// A snapshot of a run.
@@ -288,6 +337,20 @@ impl BatchRun {
         let state = lock(&self.inner.state_file).clone();
         read_results(&self.inner.results_dir, state.as_deref())
     }
+
+    /// Where [`BatchRun::results`] reads from, to read the files yourself.
+    pub fn result_files(&self) -> Result<ResultFiles> {
+        let state = lock(&self.inner.state_file).clone();
+        ResultFiles::list(&self.inner.results_dir, state.as_deref())
+    }
+
+    /// [`BatchRun::results`] one result at a time, in the same order, so a
+    /// caller that converts them (the Python package) never holds them all
+    /// twice.
+    pub fn for_each_result(&self, f: impl FnMut(JobResult) -> Result<()>) -> Result<()> {
+        let state = lock(&self.inner.state_file).clone();
+        for_each_result(&self.inner.results_dir, state.as_deref(), f)
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -298,40 +361,122 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// one, else every `*.json` result in the folder.
 pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<RunResults> {
     let mut out = RunResults::default();
-    let mut push = |r: JobResult| match r.outcome() {
-        JobOutcome::Completed => out.completed.push(r),
-        JobOutcome::Failed => out.failed.push(r),
-        JobOutcome::Cancelled => out.cancelled.push(r),
-    };
-    match state_file.filter(|p| p.exists()) {
-        Some(path) => {
-            let state = StateStore::open(path)?;
-            for id in &state.order {
-                let done = matches!(
-                    state.jobs.get(id).map(|j| j.status),
-                    Some(JobStatus::Done(_))
-                );
-                let file = results_dir.join(format!("{id}.json"));
-                if done && file.exists() {
-                    push(JobResult::load_from_json(&file)?);
-                }
-            }
+    for_each_result(results_dir, state_file, |r| {
+        match r.outcome() {
+            JobOutcome::Completed => out.completed.push(r),
+            JobOutcome::Failed => out.failed.push(r),
+            JobOutcome::Cancelled => out.cancelled.push(r),
         }
-        None => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(results_dir)
-                .map_err(|e| Error::io("list", results_dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            files.sort();
-            for f in files {
-                if let Ok(r) = JobResult::load_from_json(&f) {
-                    push(r);
-                }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`read_results`] one result at a time: `f` gets each result as it is
+/// read (state order, or file name order without a state), and an error it
+/// returns stops the reading.
+pub fn for_each_result(
+    results_dir: &Path,
+    state_file: Option<&Path>,
+    mut f: impl FnMut(JobResult) -> Result<()>,
+) -> Result<()> {
+    let files = ResultFiles::list(results_dir, state_file)?;
+    for i in 0..files.len() {
+        if let Some(r) = files.read(i)? {
+            f(r)?;
+        }
+    }
+    Ok(())
+}
+
+/// The result files of a run, in the order [`read_results`] reads them:
+/// for a caller that reads them itself (the Python package reads them on
+/// two threads).
+#[derive(Debug, Clone, Default)]
+pub struct ResultFiles {
+    dir: PathBuf,
+    /// Job ids (file names without `.json`), in order; shared with the
+    /// state's own ids.
+    ids: Vec<JobId>,
+    /// True when they come from a state file: its done jobs' files, where
+    /// one that cannot be read is an error (one that is gone is left out).
+    /// False for every `*.json` of the folder (no state), where a file that
+    /// is not a result is left out.
+    from_state: bool,
+}
+
+impl ResultFiles {
+    /// The done jobs' files of `state_file` when there is one, else every
+    /// `*.json` in `results_dir`, sorted.
+    pub fn list(results_dir: &Path, state_file: Option<&Path>) -> Result<ResultFiles> {
+        match state_file.filter(|p| p.exists()) {
+            Some(path) => {
+                let mut state = StateStore::open(path)?;
+                let jobs = std::mem::take(&mut state.jobs);
+                let mut ids = std::mem::take(&mut state.order);
+                ids.retain(|id| matches!(jobs.get(id).map(|j| j.status), Some(JobStatus::Done(_))));
+                Ok(ResultFiles {
+                    dir: results_dir.to_path_buf(),
+                    ids,
+                    from_state: true,
+                })
+            }
+            None => {
+                let mut ids: Vec<JobId> = std::fs::read_dir(results_dir)
+                    .map_err(|e| Error::io("list", results_dir, e))?
+                    .filter_map(|e| {
+                        let name = e.ok()?.file_name();
+                        let stem = name.to_str()?.strip_suffix(".json")?;
+                        Some(JobId::from(stem))
+                    })
+                    .collect();
+                // In file name order, as the folder was always read.
+                let name = |id: &JobId| {
+                    id.bytes()
+                        .chain(b".json".iter().copied())
+                        .collect::<Vec<u8>>()
+                };
+                ids.sort_by_cached_key(name);
+                Ok(ResultFiles {
+                    dir: results_dir.to_path_buf(),
+                    ids,
+                    from_state: false,
+                })
             }
         }
     }
-    Ok(out)
+
+    /// How many files.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Reads the `i`-th file: `None` when it is to be left out (and past
+    /// the end).
+    pub fn read(&self, i: usize) -> Result<Option<JobResult>> {
+        let Some(id) = self.ids.get(i) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(format!("{id}.json"));
+        if !self.from_state {
+            return Ok(JobResult::load_from_json(&path).ok());
+        }
+        // Read at once (no separate look for the file): a done job whose
+        // file is gone is left out.
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        JobResult::from_json(&text)
+            .map(Some)
+            .map_err(|e| Error::Parse(format!("{}: {e}", path.display())))
+    }
 }
 
 impl Batch {

@@ -38,6 +38,7 @@ pub(super) fn finish_batch_progress(sh: &Shared, index: usize) {
     if let Some(b) = pos.and_then(|p| s.batches.get_mut(p)) {
         if !b.finished {
             b.finished = true;
+            b.finished_at = Some(chrono::Utc::now());
             s.batches_completed += 1;
             s.batches_pending = s.batches_pending.saturating_sub(1);
         }

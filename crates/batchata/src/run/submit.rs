@@ -23,7 +23,7 @@ use super::{lock, StopReason};
 use crate::cost::Reservation;
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::providers::{BatchProbe, BatchRequest, Provider};
+use crate::providers::{BatchProbe, BatchRequest, JobSource, Provider};
 use crate::result::COST_LIMIT_EXCEEDED;
 use crate::state::JobId;
 
@@ -83,19 +83,23 @@ fn hard_stop(r: Option<StopReason>) -> bool {
     )
 }
 
-/// Removes from `jobs` those whose file vanished since they were added,
-/// failing each on its own.
-fn drop_vanished(
-    sh: &Shared,
-    index: usize,
-    jobs: Vec<Job>,
-    ids: &mut Vec<JobId>,
-) -> Result<Vec<Job>> {
+/// Removes from `ids` the jobs whose file vanished since they were added,
+/// failing each on its own. Only jobs that send a file are read back (and
+/// without their prompts).
+fn drop_vanished(sh: &Shared, index: usize, ids: &mut Vec<JobId>) -> Result<()> {
+    let with_files: Vec<JobId> = {
+        let st = lock(&sh.state);
+        ids.iter().filter(|id| st.has_file(id)).cloned().collect()
+    };
+    if with_files.is_empty() {
+        return Ok(());
+    }
+    let jobs = lock(&sh.state).load_job_records(&with_files)?;
     let present = |j: &Job| j.file.as_ref().is_none_or(|f| f.is_file());
     if jobs.iter().all(present) {
-        return Ok(jobs);
+        return Ok(());
     }
-    let (jobs, gone): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(present);
+    let gone: Vec<Job> = jobs.into_iter().filter(|j| !present(j)).collect();
     let mut finisher = Finisher::new(sh, index);
     for j in &gone {
         let f = j
@@ -117,7 +121,19 @@ fn drop_vanished(
     finisher.flush()?;
     let gone: HashSet<&str> = gone.iter().map(|j| j.id_str()).collect();
     ids.retain(|id| !gone.contains(&**id));
-    Ok(jobs)
+    Ok(())
+}
+
+/// The worst-case cost of a batch's jobs, read one at a time.
+fn estimate(provider: &Arc<dyn Provider>, jobs: &dyn JobSource) -> Result<f64> {
+    let mut total = 0.0;
+    for job in jobs.jobs()? {
+        let job = job?;
+        total += provider
+            .estimate_cost(std::slice::from_ref(job.as_ref()))?
+            .worst_case_usd;
+    }
+    Ok(total)
 }
 
 /// What came of looking up a batch whose create had an unknown outcome.
@@ -189,14 +205,21 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         if stop_reason(sh).is_some() {
             return not_run(sh, index, &ids, intent_recorded);
         }
-        // Batches are prepared and created one at a time: only one batch's
-        // prompts and request body are in memory at once, whatever the
-        // parallelism (batches still run at the provider in parallel).
+        // Batches are prepared and created one at a time, and their jobs
+        // are read back from the state as the provider needs them: at most
+        // one job's prompt and a piece of one request body are in memory,
+        // whatever the batch's size and the parallelism (batches still run
+        // at the provider in parallel).
         let create_guard = sh.create_lock.lock().await;
-        let mut jobs = lock(&sh.state).load_jobs(&ids)?;
-        let model = sh
-            .catalog
-            .lookup(jobs.first().map(|j| j.model_name()).unwrap_or(""))?;
+        let model = {
+            let st = lock(&sh.state);
+            let first_model = ids
+                .first()
+                .and_then(|id| st.jobs.get(id))
+                .map(|e| st.model_of(e).to_string())
+                .unwrap_or_default();
+            sh.catalog.lookup(&first_model)?
+        };
         let provider = provider_for(sh, model.provider)?;
         set_batch(sh, index, |b| {
             b.provider = provider.kind();
@@ -204,18 +227,24 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         });
         if first {
             first = false;
-            jobs = drop_vanished(sh, index, jobs, &mut ids)?;
-            if jobs.is_empty() {
+            drop_vanished(sh, index, &mut ids)?;
+            if ids.is_empty() {
                 return Ok(());
             }
         }
+        let jobs = lock(&sh.state).job_source(&ids)?;
 
         // Reserve the worst case against the limit; while it does not fit
         // but other batches hold reservations, wait for them to settle.
-        let reserved = if sh.params.cost_limit_usd.is_some() {
-            provider.estimate_cost(&jobs)?.worst_case_usd
+        let estimate = if sh.params.cost_limit_usd.is_some() || sh.params.estimate_batch_costs {
+            Some(estimate(&provider, &jobs)?)
         } else {
-            0.0
+            None
+        };
+        set_batch(sh, index, |b| b.estimated_cost_usd = estimate);
+        let reserved = match sh.params.cost_limit_usd {
+            Some(_) => estimate.unwrap_or(0.0),
+            None => 0.0,
         };
         let changed = sh.cost.changed();
         tokio::pin!(changed);
@@ -254,7 +283,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         intent_recorded = true;
         let run_id = lock(&sh.run.run_id).clone();
         let request = BatchRequest {
-            jobs: &jobs,
+            jobs: &[],
             run_id: &run_id,
             batch_index: index,
             raw_dir: sh.raw_dir.as_deref(),
@@ -262,7 +291,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         // A stop is heard during the call: the create's outcome is then
         // unknown, and a rerun looks the batch up as after a crash.
         let created = tokio::select! {
-            r = provider.create_batch(request) => Some(r),
+            r = provider.create_batch_from(&jobs, request) => Some(r),
             _ = stop_rx.wait_for(|s| hard_stop(*s)) => None,
         };
         let error = match created {
@@ -282,7 +311,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
             Error::OutcomeUnknown(_) => {
                 tracing::warn!(batch = index, error = %error, "create outcome unknown; looking the batch up before anything else");
                 set_batch(sh, index, |b| b.status = "looking up".into());
-                match look_up(sh, &provider, index, jobs.len()).await {
+                match look_up(sh, &provider, index, ids.len()).await {
                     LookedUp::Found(id) => {
                         tracing::info!(batch = index, batch_id = %id, "the batch was created; adopted");
                         break 'attempt (provider, id, reserved);
@@ -348,6 +377,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
     set_batch(sh, index, |b| {
         b.batch_id = Some(batch_id.clone());
         b.status = "submitted".into();
+        b.submitted_at = Some(chrono::Utc::now());
     });
     tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
     let collected = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;

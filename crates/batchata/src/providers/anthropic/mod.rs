@@ -30,11 +30,12 @@ use crate::providers::http::{
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
-    BatchLimits, BatchProbe, BatchRequest, BatchStatus, CreatedBatch, Provider, ProviderBase,
-    ProviderConfig, ResultSink, ResultsContext,
+    BatchLimits, BatchProbe, BatchRequest, BatchStatus, CreatedBatch, JobSlice, JobSource,
+    Provider, ProviderBase, ProviderConfig, ResultSink, ResultsContext,
 };
 use crate::result::JobResult;
 
+use request::FileUses;
 use response::{BatchPage, LineContext, LineId, LineSplitter, MessageBatch, ResultLine};
 
 /// Default base URL (paths carry `/v1`).
@@ -117,22 +118,31 @@ impl AnthropicProvider {
         self
     }
 
-    /// Builds one attempt's create body into `tx`, a piece at a time. A body
-    /// whose size differs from the measured `expected` (a file changed in
-    /// between) ends the attempt with an error.
-    async fn produce_body(&self, jobs: &[Job], expected: u64, mut tx: BodySender) -> Result<()> {
+    /// Builds one attempt's create body into `tx`, a piece at a time, from
+    /// the jobs as they are read. A body whose size differs from the
+    /// measured `expected` (a file changed in between) ends the attempt
+    /// with an error.
+    async fn produce_body(
+        &self,
+        jobs: &dyn JobSource,
+        uses: &FileUses,
+        expected: u64,
+        mut tx: BodySender,
+    ) -> Result<()> {
         let changed = |job: &Job| {
             Error::Validation(format!(
                 "job '{}': the request changed while the batch was being sent (was its file modified?); submit the batch again",
                 job.id_str()
             ))
         };
-        let mut w = request::BodyWriter::streaming(jobs);
-        for job in jobs {
-            let model = self.model(job)?;
-            w.push(job, &model)?;
+        let mut w = request::BodyWriter::streaming_with(uses.clone());
+        let mut last_id = String::new();
+        for job in jobs.jobs()? {
+            let job = job?;
+            let model = self.model(&job)?;
+            w.push(&job, &model)?;
             if w.len() as u64 + 2 > expected {
-                return Err(changed(job));
+                return Err(changed(&job));
             }
             if w.buffered() >= request::CHUNK_BYTES
                 && tx.send(Ok(Bytes::from(w.take()))).await.is_err()
@@ -140,14 +150,71 @@ impl AnthropicProvider {
                 // The attempt ended (an error reply, a dropped connection).
                 return Ok(());
             }
+            last_id.clear();
+            last_id.push_str(job.id_str());
         }
         if w.len() as u64 + 2 != expected {
-            if let Some(job) = jobs.last() {
-                return Err(changed(job));
-            }
+            return Err(changed(&Job::prompt("").id(last_id)));
         }
         let _ = tx.send(Ok(Bytes::from(w.finish()))).await;
         Ok(())
+    }
+
+    /// One pass over the jobs: the batch passes the checks every provider
+    /// makes ([`ProviderBase::check_batch`], a job at a time), each job is
+    /// checked, the files used more than once are counted, and the body is measured (and
+    /// checked against the size limit) a piece at a time, each piece
+    /// dropped. Returns the body's exact length and the file uses.
+    fn check_and_measure(&self, jobs: &dyn JobSource, index: usize) -> Result<(u64, FileUses)> {
+        let total = jobs.len();
+        let mut checks = self.base.batch_checks(index, total)?;
+        let mut uses = FileUses::Counted(HashMap::new());
+        let mut w = request::BodyWriter::streaming_with(FileUses::Unknown);
+        for (i, job) in jobs.jobs()?.enumerate() {
+            let job = job?;
+            checks.job(&job)?;
+            let model = self.model(&job)?;
+            self.validate_job(&job, &model)?;
+            uses.count(&job);
+            w.push(&job, &model)?;
+            request::check_within(&w, i + 1, total, self.base.limits().max_bytes).map_err(|e| {
+                match e {
+                    Error::BatchSubmission(m) => {
+                        Error::BatchSubmission(format!("batch {index}: {m}"))
+                    }
+                    other => other,
+                }
+            })?;
+            if w.buffered() >= request::CHUNK_BYTES {
+                w.take();
+            }
+        }
+        // `finish` closes the body with `]}`.
+        Ok((w.len() as u64 + 2, uses))
+    }
+
+    /// Writes the raw request file (debug only), the body built once more a
+    /// piece at a time.
+    fn write_raw_request(
+        &self,
+        jobs: &dyn JobSource,
+        uses: &FileUses,
+        raw: &RawFiles,
+        path: &std::path::Path,
+    ) -> Result<()> {
+        let raw_err = |e: std::io::Error| Error::io("write the raw request file", path, e);
+        let mut file = raw.create(path)?;
+        let mut w = request::BodyWriter::streaming_with(uses.clone());
+        for job in jobs.jobs()? {
+            let job = job?;
+            let model = self.model(&job)?;
+            w.push(&job, &model)?;
+            if w.buffered() >= request::CHUNK_BYTES {
+                file.write_all(&w.take()).map_err(raw_err)?;
+            }
+        }
+        file.write_all(&w.finish()).map_err(raw_err)?;
+        file.flush().map_err(raw_err)
     }
 
     fn model(&self, job: &Job) -> Result<Arc<ModelInfo>> {
@@ -220,22 +287,19 @@ impl Provider for AnthropicProvider {
     }
 
     async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
-        self.base.check_batch(&req)?;
-        for job in req.jobs {
-            let model = self.model(job)?;
-            self.validate_job(job, &model)?;
-        }
+        self.create_batch_from(&JobSlice(req.jobs), req).await
+    }
+
+    async fn create_batch_from(
+        &self,
+        jobs: &dyn JobSource,
+        req: BatchRequest<'_>,
+    ) -> Result<CreatedBatch> {
         // The body is measured (and checked against the size limit) first,
-        // then built again for each attempt and streamed a piece at a time:
-        // a 10,000-job body is tens of megabytes, and never held whole.
-        let len =
-            request::body_len_within(req.jobs, |j| self.model(j), self.base.limits().max_bytes)
-                .map_err(|e| match e {
-                    Error::BatchSubmission(m) => {
-                        Error::BatchSubmission(format!("batch {}: {m}", req.batch_index))
-                    }
-                    other => other,
-                })?;
+        // then built again for each attempt and streamed a piece at a time,
+        // from the jobs as they are read: a 10,000-job body is tens of
+        // megabytes, and neither it nor the batch's prompts are held whole.
+        let (len, uses) = self.check_and_measure(jobs, req.batch_index)?;
         let url = self.http.url("/v1/messages/batches");
         let resp = self
             .http
@@ -248,7 +312,7 @@ impl Provider for AnthropicProvider {
                         .header("content-length", len)
                         .body(body)
                 },
-                |tx| self.produce_body(req.jobs, len, tx),
+                |tx| self.produce_body(jobs, &uses, len, tx),
             )
             .await
             .map_err(|e| match e {
@@ -276,12 +340,9 @@ impl Provider for AnthropicProvider {
             ))
         })?;
         if let Some(dir) = req.raw_dir {
-            // Debug files only: the body is built whole once more.
             let raw = RawFiles::new(dir);
             let path = raw.request_path("anthropic", &batch.id, "json");
-            let written = request::build_body(req.jobs, |j| self.model(j))
-                .and_then(|body| raw.write(&path, &body));
-            if let Err(e) = written {
+            if let Err(e) = self.write_raw_request(jobs, &uses, &raw, &path) {
                 tracing::warn!(error = %e, "could not write the raw request file");
             }
         }

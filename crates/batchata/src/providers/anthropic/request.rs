@@ -17,10 +17,11 @@
 //! the same schema: each distinct file is read and base64-encoded once per
 //! body, and each distinct schema prepared once, so building 100,000 entries
 //! costs little beyond writing them. Encoded files are kept only while later
-//! jobs still need them.
+//! jobs still need them. The writer borrows no job beyond the one it is
+//! writing, so jobs can be read one at a time ([`crate::providers::JobSource`]).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -30,7 +31,7 @@ use serde_json::Value;
 use crate::catalog::ModelInfo;
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
-use crate::job::{Job, Message, Role};
+use crate::job::{Job, Message, ResponseSchema, Role};
 use crate::structured::{self, AnthropicOutput};
 
 /// Anthropic needs user and assistant turns to alternate; refuses two in a row.
@@ -161,30 +162,80 @@ struct FileData {
     data: Arc<str>,
 }
 
-/// Reads each file once; keeps it while later jobs of the body still use it.
-#[derive(Default)]
-struct FileCache<'a> {
-    /// Uses not yet written, for files used more than once.
-    remaining: HashMap<&'a Path, usize>,
-    loaded: HashMap<&'a Path, FileData>,
+/// Most bytes of files a writer that does not know the body's file uses
+/// ([`FileUses::Unknown`]) keeps loaded.
+const UNKNOWN_USES_CACHE_BYTES: usize = 64 << 20;
+
+/// How many jobs of a body use each file, when known.
+#[derive(Debug, Clone, Default)]
+pub enum FileUses {
+    /// Counted before writing: each file used more than once is kept exactly
+    /// until its last use.
+    Counted(HashMap<PathBuf, usize>),
+    /// Not counted (the jobs are read once, as they are written): every file
+    /// loaded is kept, up to 64 MB of them.
+    #[default]
+    Unknown,
 }
 
-impl<'a> FileCache<'a> {
-    fn new(jobs: &'a [Job]) -> Self {
-        let mut remaining: HashMap<&Path, usize> = HashMap::new();
+impl FileUses {
+    /// Counts the file uses of `jobs`.
+    pub fn of<'j>(jobs: impl IntoIterator<Item = &'j Job>) -> Self {
+        let mut uses = FileUses::Counted(HashMap::new());
         for job in jobs {
-            if let Some(p) = &job.file {
-                *remaining.entry(p.as_path()).or_default() += 1;
-            }
+            uses.count(job);
         }
-        remaining.retain(|_, n| *n > 1);
-        FileCache {
-            remaining,
-            loaded: HashMap::new(),
+        uses
+    }
+
+    /// Counts one more job's file (a no-op for [`FileUses::Unknown`]).
+    pub fn count(&mut self, job: &Job) {
+        if let (FileUses::Counted(m), Some(p)) = (self, &job.file) {
+            *m.entry(p.clone()).or_default() += 1;
+        }
+    }
+}
+
+/// Reads each file once; keeps it while later jobs of the body still use it.
+#[derive(Default)]
+struct FileCache {
+    /// Uses not yet written, for files used more than once.
+    remaining: HashMap<PathBuf, usize>,
+    loaded: HashMap<PathBuf, FileData>,
+    /// Uses were not counted: keep what is loaded, within a byte budget.
+    uncounted: bool,
+    loaded_bytes: usize,
+}
+
+impl FileCache {
+    fn new(uses: FileUses) -> Self {
+        match uses {
+            FileUses::Counted(mut remaining) => {
+                remaining.retain(|_, n| *n > 1);
+                FileCache {
+                    remaining,
+                    ..Default::default()
+                }
+            }
+            FileUses::Unknown => FileCache {
+                uncounted: true,
+                ..Default::default()
+            },
         }
     }
 
-    fn get(&mut self, job_id: &str, path: &'a Path) -> Result<FileData> {
+    fn get(&mut self, job_id: &str, path: &Path) -> Result<FileData> {
+        if self.uncounted {
+            if let Some(d) = self.loaded.get(path) {
+                return Ok(d.clone());
+            }
+            let d = load_file(job_id, path)?;
+            if self.loaded_bytes + d.data.len() <= UNKNOWN_USES_CACHE_BYTES {
+                self.loaded_bytes += d.data.len();
+                self.loaded.insert(path.to_path_buf(), d.clone());
+            }
+            return Ok(d);
+        }
         let Some(left) = self.remaining.get_mut(path) else {
             return load_file(job_id, path);
         };
@@ -194,7 +245,7 @@ impl<'a> FileCache<'a> {
             Some(d) => d.clone(),
             None => {
                 let d = load_file(job_id, path)?;
-                self.loaded.insert(path, d.clone());
+                self.loaded.insert(path.to_path_buf(), d.clone());
                 d
             }
         };
@@ -234,33 +285,37 @@ enum Prepared {
 
 /// Prepares each distinct (schema, mode) once per body.
 #[derive(Default)]
-struct SchemaCache<'a> {
-    entries: Vec<(&'a Value, AnthropicOutput, Arc<Prepared>)>,
+struct SchemaCache {
+    entries: Vec<(ResponseSchema, AnthropicOutput, Arc<Prepared>)>,
 }
 
 /// Distinct schemas remembered per body; past this the oldest is forgotten.
 const SCHEMA_CACHE_SIZE: usize = 16;
 
-impl<'a> SchemaCache<'a> {
-    fn get(&mut self, schema: &'a Value, mode: AnthropicOutput) -> Arc<Prepared> {
+impl SchemaCache {
+    fn get(&mut self, schema: &ResponseSchema, mode: AnthropicOutput) -> Arc<Prepared> {
         if let Some((_, _, p)) = self
             .entries
             .iter()
-            .find(|(s, m, _)| *m == mode && (std::ptr::eq(*s, schema) || *s == schema))
+            .find(|(s, m, _)| *m == mode && s == schema)
         {
             return Arc::clone(p);
         }
+        let schema_value = schema.as_value();
         let prepared = Arc::new(match mode {
-            AnthropicOutput::Native => Prepared::Native(structured::to_anthropic_schema(schema)),
-            AnthropicOutput::ForcedTool => Prepared::Tool(structured::anthropic_tool(schema)),
+            AnthropicOutput::Native => {
+                Prepared::Native(structured::to_anthropic_schema(schema_value))
+            }
+            AnthropicOutput::ForcedTool => Prepared::Tool(structured::anthropic_tool(schema_value)),
             AnthropicOutput::Instruction => {
-                Prepared::Instruction(structured::schema_instruction(schema))
+                Prepared::Instruction(structured::schema_instruction(schema_value))
             }
         });
         if self.entries.len() >= SCHEMA_CACHE_SIZE {
             self.entries.remove(0);
         }
-        self.entries.push((schema, mode, Arc::clone(&prepared)));
+        self.entries
+            .push((schema.clone(), mode, Arc::clone(&prepared)));
         prepared
     }
 }
@@ -289,18 +344,18 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Writes create bodies (`{"requests":[...]}`) for a batch of jobs, whole
 /// or in pieces ([`BodyWriter::take`]).
-pub struct BodyWriter<'a> {
+pub struct BodyWriter {
     out: Vec<u8>,
     taken: u64,
     requests: usize,
-    files: FileCache<'a>,
-    schemas: SchemaCache<'a>,
+    files: FileCache,
+    schemas: SchemaCache,
 }
 
-impl<'a> BodyWriter<'a> {
+impl BodyWriter {
     /// A writer for `jobs` (scanned once to find files used more than once)
     /// that keeps the whole body.
-    pub fn new(jobs: &'a [Job]) -> Self {
+    pub fn new(jobs: &[Job]) -> Self {
         // Sized from the prompts so a 10k-job body is allocated once rather
         // than doubled (and copied) on the way.
         let text: usize = jobs
@@ -313,23 +368,25 @@ impl<'a> BodyWriter<'a> {
             })
             .sum();
         let estimate = text.saturating_add(jobs.len().saturating_mul(512));
-        Self::with_capacity(jobs, estimate.min(256 << 20) + 16)
+        Self::with_capacity(FileUses::of(jobs), estimate.min(256 << 20) + 16)
     }
 
-    /// A writer for `jobs` whose bytes are taken out as they are written
-    /// ([`BodyWriter::take`]): a piece at a time is in memory.
-    pub fn streaming(jobs: &'a [Job]) -> Self {
-        Self::with_capacity(jobs, CHUNK_BYTES * 2)
+    /// A writer whose bytes are taken out as they are written
+    /// ([`BodyWriter::take`]), a piece at a time in memory, for jobs that
+    /// come one at a time, given how many of them use each file (or that it
+    /// is not known).
+    pub fn streaming_with(uses: FileUses) -> Self {
+        Self::with_capacity(uses, CHUNK_BYTES * 2)
     }
 
-    fn with_capacity(jobs: &'a [Job], capacity: usize) -> Self {
+    fn with_capacity(uses: FileUses, capacity: usize) -> Self {
         let mut out = Vec::with_capacity(capacity);
         out.extend_from_slice(b"{\"requests\":[");
         BodyWriter {
             out,
             taken: 0,
             requests: 0,
-            files: FileCache::new(jobs),
+            files: FileCache::new(uses),
             schemas: SchemaCache::default(),
         }
     }
@@ -350,8 +407,9 @@ impl<'a> BodyWriter<'a> {
         std::mem::replace(&mut self.out, Vec::with_capacity(CHUNK_BYTES * 2))
     }
 
-    /// Appends the entry of one job (which must be one of the writer's jobs).
-    pub fn push(&mut self, job: &'a Job, model: &ModelInfo) -> Result<()> {
+    /// Appends the entry of one job (one of the jobs the writer's file uses
+    /// were counted from).
+    pub fn push(&mut self, job: &Job, model: &ModelInfo) -> Result<()> {
         if self.requests > 0 {
             self.out.push(b',');
         }
@@ -424,7 +482,7 @@ impl<'a> BodyWriter<'a> {
         }
 
         let prepared = match (&job.response_schema, output_mode(job, model)) {
-            (Some(schema), Some(mode)) => Some(self.schemas.get(schema.as_value(), mode)),
+            (Some(schema), Some(mode)) => Some(self.schemas.get(schema, mode)),
             _ => None,
         };
         let mut output_config = None;
@@ -504,44 +562,33 @@ pub fn build_body_within(
     Ok(w.finish())
 }
 
-/// The exact size of the create body for `jobs`, checked as
-/// [`build_body_within`] checks it, without keeping the body: it is built a
-/// piece at a time and each piece is dropped.
-pub fn body_len_within(
+fn write_entries(
+    w: &mut BodyWriter,
     jobs: &[Job],
     model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
     max_bytes: u64,
-) -> Result<u64> {
-    let mut w = BodyWriter::streaming(jobs);
-    write_entries(&mut w, jobs, model_of, max_bytes, |w| {
-        if w.buffered() >= CHUNK_BYTES {
-            w.take();
-        }
-    })?;
-    // `finish` closes the body with `]}`.
-    Ok(w.len() as u64 + 2)
-}
-
-fn write_entries<'a>(
-    w: &mut BodyWriter<'a>,
-    jobs: &'a [Job],
-    model_of: impl Fn(&Job) -> Result<Arc<ModelInfo>>,
-    max_bytes: u64,
-    mut after_each: impl FnMut(&mut BodyWriter<'a>),
+    mut after_each: impl FnMut(&mut BodyWriter),
 ) -> Result<()> {
     for (i, job) in jobs.iter().enumerate() {
         let model = model_of(job)?;
         w.push(job, &model)?;
-        if w.len() as u64 + 2 > max_bytes {
-            return Err(Error::BatchSubmission(format!(
-                "the request body passes {} after {} of its {} requests; Anthropic takes at most {} per batch — lower items_per_batch (or send smaller files)",
-                human_bytes(w.len() as u64),
-                i + 1,
-                jobs.len(),
-                human_bytes(max_bytes),
-            )));
-        }
+        check_within(w, i + 1, jobs.len(), max_bytes)?;
         after_each(w);
+    }
+    Ok(())
+}
+
+/// Refuses a body that, after `written` of its `total` requests, would pass
+/// `max_bytes` once closed.
+pub fn check_within(w: &BodyWriter, written: usize, total: usize, max_bytes: u64) -> Result<()> {
+    if w.len() as u64 + 2 > max_bytes {
+        return Err(Error::BatchSubmission(format!(
+            "the request body passes {} after {} of its {} requests; Anthropic takes at most {} per batch — lower items_per_batch (or send smaller files)",
+            human_bytes(w.len() as u64),
+            written,
+            total,
+            human_bytes(max_bytes),
+        )));
     }
     Ok(())
 }
