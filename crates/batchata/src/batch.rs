@@ -5,7 +5,6 @@
 //! `add_job` merges the defaults into the job and validates it against the
 //! model's capabilities, so a mistake surfaces before anything is submitted.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,6 +191,9 @@ pub struct BatchParams {
     /// a cost limit it is estimated anyway. Off by default: the estimate
     /// counts every prompt's tokens.
     pub estimate_batch_costs: bool,
+    /// Keep each batch's job ids on its progress row after it ends
+    /// ([`crate::BatchProgress::jobs`]).
+    pub keep_batch_job_ids: bool,
     /// API keys, base URLs, retries and poll intervals per provider.
     pub providers: ProviderSettings,
 }
@@ -215,12 +217,8 @@ pub struct Batch {
     pub(crate) params: BatchParams,
     /// The jobs added, on disk until the run streams them into its state.
     pub(crate) jobs: crate::spool::JobSpool,
-    /// Ids the user gave.
-    pub(crate) user_ids: HashSet<String>,
-    /// Jobs without an id get one from their fingerprint: how many jobs
-    /// so far had each fingerprint (first 64 bits), for the `-N` suffix of
-    /// identical ones.
-    generated: HashMap<u64, u32>,
+    /// What tells the jobs' ids apart while they are added.
+    pub(crate) ids: AddedIds,
     /// Whether the default response schema has been checked (once, not per job).
     default_schema_checked: bool,
     pub(crate) catalog: Arc<Catalog>,
@@ -233,6 +231,18 @@ pub struct Batch {
     problems: Vec<String>,
     pub(crate) progress: Option<crate::run::ProgressCallback>,
     pub(crate) handle_ctrl_c: bool,
+}
+
+/// The ids of the jobs added, as digests: about 14 bytes a job where a
+/// set of strings costs 60 ([`crate::digest`]), dropped when the run starts.
+#[derive(Clone, Default)]
+pub(crate) struct AddedIds {
+    /// Digests of the ids the user gave.
+    user: crate::digest::DigestMap<()>,
+    /// Jobs without an id get one from their fingerprint: how many jobs
+    /// so far had each fingerprint (first 64 bits), for the `-N` suffix of
+    /// identical ones.
+    generated: crate::digest::DigestMap<u32>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -275,11 +285,11 @@ impl Batch {
                 expected_output_fraction: 0.25,
                 progress_interval: Duration::from_secs(1),
                 estimate_batch_costs: false,
+                keep_batch_job_ids: false,
                 providers: ProviderSettings::from_env(),
             },
             jobs: crate::spool::JobSpool::new(),
-            user_ids: HashSet::new(),
-            generated: HashMap::new(),
+            ids: AddedIds::default(),
             default_schema_checked: false,
             catalog: Arc::new(catalog),
             file_checks: Default::default(),
@@ -435,6 +445,15 @@ impl Batch {
         self
     }
 
+    /// Keeps each batch's job ids on its progress row
+    /// ([`crate::BatchProgress::jobs`]) after the batch ends. Default off:
+    /// a row names its jobs while the batch is in flight, and a
+    /// million-job run would otherwise hold every id until it ends.
+    pub fn keep_batch_job_ids(mut self) -> Self {
+        self.params.keep_batch_job_ids = true;
+        self
+    }
+
     /// Replaces the provider settings (keys, base URLs, retries, poll intervals).
     pub fn providers(mut self, settings: ProviderSettings) -> Self {
         self.params.providers = settings;
@@ -514,15 +533,15 @@ impl Batch {
         let fingerprint = crate::fingerprint::of_job(&job)?;
         let id = match &job.id {
             Some(id) => {
-                self.user_ids.insert(id.clone());
+                self.ids.user.entry(crate::digest::digest(id));
                 id.clone()
             }
             None => {
                 // Identical jobs share a fingerprint: the N-th gets `-N`.
-                let n = self
+                let (n, _) = self
+                    .ids
                     .generated
-                    .entry(crate::fingerprint::short(Some(&fingerprint)))
-                    .or_insert(0);
+                    .entry(crate::fingerprint::short(Some(&fingerprint)));
                 *n += 1;
                 let id = crate::fingerprint::generated_id(&fingerprint, *n);
                 job.id = Some(id.clone());
@@ -532,6 +551,21 @@ impl Batch {
         job.fingerprint = Some(fingerprint);
         self.jobs.push(&job)?;
         Ok(id)
+    }
+
+    /// Whether a job already added has this id. The digest table answers
+    /// "no" exactly; its rare "maybe" (the id was added, or another id
+    /// shares its digest) is settled by reading the added jobs back.
+    fn id_taken(&self, id: &str) -> Result<bool> {
+        if self.ids.user.get(crate::digest::digest(id)).is_none() {
+            return Ok(false);
+        }
+        for job in self.jobs.iter()? {
+            if job?.id.as_deref() == Some(id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Merges defaults and validates, without adding. A job without an id
@@ -544,7 +578,7 @@ impl Batch {
                     "job id '{id}' has the form of a generated id ('job-' and 16 hex digits), which is kept for jobs without an id; choose another id, or leave the id out"
                 )));
             }
-            if self.user_ids.contains(id) {
+            if self.id_taken(id)? {
                 return Err(Error::Validation(format!(
                     "job id '{id}' is used twice in this batch; give each job its own id, or leave the id out to have one generated"
                 )));

@@ -92,6 +92,7 @@ pub mod run;
 // The machinery under them, crate-private.
 mod citations;
 mod cost;
+mod digest;
 mod files;
 mod fingerprint;
 mod fsutil;
