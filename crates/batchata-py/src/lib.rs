@@ -408,6 +408,8 @@ impl NativeBatch {
         };
         let total = batch.job_count();
         init_logging(batch.params().verbosity);
+        // batch_data names every batch's jobs, ended ones too.
+        let batch = batch.keep_batch_job_ids();
         let batch = if print_status {
             batch.live_progress()
         } else {

@@ -11,9 +11,16 @@
 //! replay is a single sequential read, there is no C library to build, and
 //! fsync of one file gives exactly the durability points we need.
 //!
-//! Jobs are written once, when the run starts; the engine keeps only each
-//! job's byte offset and reads a batch's jobs back when it submits them, so
-//! prompts never sit in memory for the whole run.
+//! Jobs are written once, when the run starts. In memory the run keeps
+//! four bytes a job (its status); the rest of what it knows of a job — id,
+//! where its line is, fingerprint, model, size — is a record in a scratch
+//! file ([`table`]), and a batch's jobs are read back from the journal when
+//! it is submitted, so neither prompts nor ids sit in memory for the whole
+//! run: a million jobs cost the same few megabytes as a thousand, plus
+//! what the batches in flight hold.
+
+mod ids;
+pub mod table;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -28,6 +35,9 @@ use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::job::{Job, SchemaInterner};
 use crate::result::JobOutcome;
+use ids::IdIndex;
+use table::JobTable;
+pub use table::{JobBits, JobNo, JobRanges, JobRecord};
 
 /// Version of the journal format.
 pub const STATE_VERSION: u32 = 1;
@@ -116,31 +126,6 @@ impl JobStatus {
     }
 }
 
-/// What the run keeps per job: small, whatever the prompt's size (40
-/// bytes; a run holds one per job, so at 100,000 jobs every field counts).
-#[derive(Debug, Clone)]
-pub struct JobEntry {
-    /// Byte offset of the job's line in the journal.
-    pub offset: u64,
-    /// The first 64 bits of the job's fingerprint (0 when the journal
-    /// predates fingerprints): how a rerun tells an edited job.
-    pub fingerprint: u64,
-    /// Cost billed.
-    pub cost_usd: f64,
-    /// Approximate bytes the job adds to a provider request (prompt, file),
-    /// saturating at 4 GiB (far past any provider's batch limit).
-    pub approx_bytes: u32,
-    /// The job's model, as an index into the run's distinct model names
-    /// ([`StateStore::model_of`]).
-    model: u16,
-    /// Status.
-    pub status: JobStatus,
-    /// A `Done` that may run again on resume.
-    pub rerun: bool,
-    /// The job sends a file.
-    pub has_file: bool,
-}
-
 /// A batch as the journal knows it.
 #[derive(Debug, Clone)]
 pub struct BatchRecord {
@@ -148,8 +133,11 @@ pub struct BatchRecord {
     pub index: usize,
     /// Provider.
     pub provider: ProviderKind,
-    /// Job ids.
-    pub jobs: Vec<JobId>,
+    /// Its jobs, while it has not ended (cleared when it ends: a million
+    /// jobs' batches must not all be held).
+    pub jobs: JobRanges,
+    /// Jobs it was created with.
+    pub size: usize,
     /// When the create call was about to be made.
     pub intent_at: DateTime<Utc>,
     /// Cost reserved.
@@ -170,7 +158,8 @@ fn put_batch(batches: &mut Vec<BatchRecord>, rec: BatchRecord) {
         batches.push(BatchRecord {
             index: i,
             provider: rec.provider,
-            jobs: Vec::new(),
+            jobs: JobRanges::default(),
+            size: 0,
             intent_at: rec.intent_at,
             reserved_usd: 0.0,
             batch_id: None,
@@ -184,22 +173,9 @@ fn put_batch(batches: &mut Vec<BatchRecord>, rec: BatchRecord) {
     }
 }
 
-/// A job id as the run holds it: one allocation per job, shared by the
-/// job table, the order, the plan and the batch records (at 100,000 jobs,
-/// separate `String` copies cost ~13 MB more).
+/// A job id as a batch in flight holds it: one allocation, shared by the
+/// batch, its progress row and the state's map of live jobs.
 pub type JobId = Arc<str>;
-
-/// Adds or replaces a job's entry, keeping first-seen order and one shared id.
-fn put_job(order: &mut Vec<JobId>, jobs: &mut HashMap<JobId, JobEntry>, id: &str, entry: JobEntry) {
-    match jobs.get_mut(id) {
-        Some(e) => *e = entry,
-        None => {
-            let id: JobId = Arc::from(id);
-            order.push(id.clone());
-            jobs.insert(id, entry);
-        }
-    }
-}
 
 /// Some jobs of a journal, read back in order one at a time, each pass
 /// from the start ([`crate::providers::JobSource`]). Reads are positional on
@@ -357,16 +333,32 @@ pub struct StateStore {
     pub created_at: DateTime<Utc>,
     /// Results folder recorded at start.
     pub results_dir: PathBuf,
-    /// Jobs in journal order.
-    pub order: Vec<JobId>,
-    /// Per-job records.
-    pub jobs: HashMap<JobId, JobEntry>,
+    /// Every job, by number.
+    table: JobTable,
     /// Batches by index.
     pub batches: Vec<BatchRecord>,
     models: ModelNames,
+    /// Ids to numbers while the run opens (replay, matching the input);
+    /// dropped before batches run ([`StateStore::drop_index`]).
+    index: Option<IdIndex>,
+    /// The jobs of batches being submitted or in flight, by id: what
+    /// results and the engine name them by.
+    live: HashMap<JobId, LiveJob>,
+    /// Cost billed by every job ended so far.
+    spent: f64,
 }
 
-/// The distinct model names of a run; a job entry holds an index.
+/// What the engine reads of a job in flight, kept while it is: no record
+/// is read back per result.
+#[derive(Debug, Clone, Copy)]
+struct LiveJob {
+    no: JobNo,
+    offset: u64,
+    model: u16,
+    has_file: bool,
+}
+
+/// The distinct model names of a run; a job record holds an index.
 #[derive(Debug, Default)]
 struct ModelNames {
     names: Vec<Arc<str>>,
@@ -391,15 +383,13 @@ impl ModelNames {
     }
 }
 
-fn new_entry(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobEntry> {
-    Ok(JobEntry {
+fn new_record(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: job.id_str().to_string(),
         offset,
         fingerprint: crate::fingerprint::short(job.fingerprint.as_deref()),
-        cost_usd: 0.0,
         approx_bytes: u32::try_from(approx_request_bytes(job)).unwrap_or(u32::MAX),
         model: models.index_of(job.model_name())?,
-        status: JobStatus::Pending,
-        rerun: false,
         has_file: job.file.is_some(),
     })
 }
@@ -452,10 +442,13 @@ impl StateStore {
             run_id: run_id.to_string(),
             created_at,
             results_dir: results_dir.to_path_buf(),
-            order: Vec::new(),
-            jobs: HashMap::new(),
+            table: JobTable::new(path)?,
             batches: Vec::new(),
             models: ModelNames::default(),
+            // A new state takes its jobs from a batch whose ids are unique.
+            index: None,
+            live: HashMap::new(),
+            spent: 0.0,
         };
         store.append(&Event::Run {
             version: STATE_VERSION,
@@ -485,11 +478,12 @@ impl StateStore {
         let mut offset: u64 = 0;
         let mut good_end: u64 = 0;
         let mut header: Option<(String, DateTime<Utc>, PathBuf)> = None;
-        let mut order = Vec::new();
-        let mut jobs: HashMap<JobId, JobEntry> = HashMap::new();
+        let mut table = JobTable::new(path)?;
+        let mut index = IdIndex::default();
         let mut batches: Vec<BatchRecord> = Vec::new();
         let mut lineno = 0usize;
         let mut models = ModelNames::default();
+        let mut spent = 0.0;
         loop {
             line.clear();
             let n = reader
@@ -534,8 +528,8 @@ impl StateStore {
                     header = Some((run_id, created_at, results_dir));
                 }
                 Event::Job { job } => {
-                    let entry = new_entry(&mut models, &job, start)?;
-                    put_job(&mut order, &mut jobs, job.id_str(), entry);
+                    let rec = new_record(&mut models, &job, start)?;
+                    put_job(&mut table, Some(&mut index), &rec)?;
                 }
                 Event::Intent {
                     batch,
@@ -544,20 +538,16 @@ impl StateStore {
                     at,
                     reserved_usd,
                 } => {
-                    // Share the ids already held in `order`.
-                    let ids: Vec<JobId> = ids
-                        .into_iter()
-                        .map(|id| jobs.get_key_value(&id).map_or(id, |(k, _)| k.clone()))
-                        .collect();
-                    for id in &ids {
-                        if let Some(j) = jobs.get_mut(id) {
-                            j.status = JobStatus::in_batch(batch);
-                        }
+                    let nums: JobRanges =
+                        ids.iter().filter_map(|id| index.find_known(id)).collect();
+                    for n in nums.iter() {
+                        table.set_status(n, JobStatus::in_batch(batch), false);
                     }
                     let rec = BatchRecord {
                         index: batch,
                         provider,
-                        jobs: ids,
+                        jobs: nums,
+                        size: ids.len(),
                         intent_at: at,
                         reserved_usd,
                         batch_id: None,
@@ -576,21 +566,20 @@ impl StateStore {
                     cost_usd,
                     rerun,
                 } => {
-                    if let Some(j) = jobs.get_mut(job.as_str()) {
-                        j.status = JobStatus::Done(outcome);
-                        j.rerun = rerun;
-                        j.cost_usd = cost_usd;
+                    if let Some(n) = index.find_known(&job) {
+                        table.set_status(n, JobStatus::Done(outcome), rerun);
+                        spent += cost_usd;
                     }
                 }
                 Event::BatchEnded { batch, status } => {
                     if let Some(b) = batches.get_mut(batch) {
                         b.ended = Some(status);
+                        b.jobs = JobRanges::default();
                     }
                 }
                 Event::Reset { job } => {
-                    if let Some(j) = jobs.get_mut(job.as_str()) {
-                        j.status = JobStatus::Pending;
-                        j.rerun = false;
+                    if let Some(n) = index.find_known(&job) {
+                        table.set_status(n, JobStatus::Pending, false);
                     }
                 }
             }
@@ -621,10 +610,12 @@ impl StateStore {
             run_id,
             created_at,
             results_dir,
-            order,
-            jobs,
+            table,
             batches,
             models,
+            index: Some(index),
+            live: HashMap::new(),
+            spent,
         })
     }
 
@@ -661,26 +652,119 @@ impl StateStore {
             .map_err(|e| Error::io("sync the state file", &self.path, e))
     }
 
-    /// Records a job (once, at the start of a run).
-    pub fn add_job(&mut self, job: &Job) -> Result<()> {
+    /// Records a job (once, at the start of a run; again with a changed
+    /// request, which replaces the old one and makes the job pending).
+    pub fn add_job(&mut self, job: &Job) -> Result<JobNo> {
         let offset = self.append_line(&JobLineRef { t: "job", job })?;
-        let entry = new_entry(&mut self.models, job, offset)?;
-        put_job(&mut self.order, &mut self.jobs, job.id_str(), entry);
-        Ok(())
+        let rec = new_record(&mut self.models, job, offset)?;
+        put_job(&mut self.table, self.index.as_mut(), &rec)
     }
 
-    /// The model name of a job entry.
-    pub fn model_of(&self, entry: &JobEntry) -> &str {
-        self.models
-            .names
-            .get(usize::from(entry.model))
-            .map_or("", |m| m)
+    /// Jobs in the state.
+    pub fn job_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Job `n`'s status.
+    pub fn status(&self, n: JobNo) -> JobStatus {
+        self.table.status(n)
+    }
+
+    /// Whether job `n` ended in a way that runs again on resume.
+    pub fn rerun(&self, n: JobNo) -> bool {
+        self.table.rerun(n)
+    }
+
+    /// Job `n`'s record (id, fingerprint, model, size).
+    pub fn record(&self, n: JobNo) -> Result<JobRecord> {
+        self.table.record(n)
+    }
+
+    /// Every job in order: number, status and record, read a block at a time.
+    pub fn scan(&mut self) -> Result<table::RecordScan<'_>> {
+        self.table.scan()
+    }
+
+    /// The model name a record names.
+    pub fn model_name(&self, model: u16) -> &str {
+        self.models.names.get(usize::from(model)).map_or("", |m| m)
+    }
+
+    /// The run's distinct model names, by the index records hold.
+    pub fn model_names(&self) -> Vec<String> {
+        self.models.names.iter().map(|m| m.to_string()).collect()
+    }
+
+    /// The number of the job with this id, while the run opens (after a
+    /// replay, until [`StateStore::drop_index`]) or while it is in flight.
+    pub fn find(&self, id: &str) -> Result<Option<JobNo>> {
+        if let Some(j) = self.live.get(id) {
+            return Ok(Some(j.no));
+        }
+        Ok(self.find_record(id)?.map(|(n, _)| n))
+    }
+
+    /// The number and record of the job with this id, while the run opens.
+    pub fn find_record(&self, id: &str) -> Result<Option<(JobNo, JobRecord)>> {
+        match &self.index {
+            Some(ix) => ix.find(id, &self.table),
+            None => Ok(None),
+        }
+    }
+
+    /// Lets go of the map from ids to numbers: once the run is open, jobs
+    /// are found by number, and those in flight by [`StateStore::claim`].
+    pub fn drop_index(&mut self) {
+        self.index = None;
     }
 
     /// Room for `n` more jobs, so a large run's tables are sized once.
     pub fn reserve_jobs(&mut self, n: usize) {
-        self.order.reserve(n);
-        self.jobs.reserve(n);
+        self.table.reserve(n);
+    }
+
+    /// Takes jobs into a batch: from here until each ends (or is reset),
+    /// the engine and the results name it by id. Returns their ids in order.
+    pub fn claim(&mut self, jobs: impl IntoIterator<Item = JobNo>) -> Result<Vec<JobId>> {
+        let jobs = jobs.into_iter();
+        let mut ids = Vec::with_capacity(jobs.size_hint().0);
+        for no in jobs {
+            let rec = self.table.record(no)?;
+            let id: JobId = Arc::from(rec.id);
+            self.live.insert(
+                id.clone(),
+                LiveJob {
+                    no,
+                    offset: rec.offset,
+                    model: rec.model,
+                    has_file: rec.has_file,
+                },
+            );
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// A job in flight (or, while the run opens, any job).
+    fn locate(&self, id: &str) -> Result<LiveJob> {
+        if let Some(j) = self.live.get(id) {
+            return Ok(*j);
+        }
+        let (no, rec) = self
+            .find_record(id)?
+            .ok_or_else(|| state_err(&self.path, format!("job '{id}' is not in the state")))?;
+        Ok(LiveJob {
+            no,
+            offset: rec.offset,
+            model: rec.model,
+            has_file: rec.has_file,
+        })
+    }
+
+    /// The model a job in flight names.
+    pub fn model_of(&self, id: &str) -> Result<&str> {
+        let m = self.locate(id)?.model;
+        Ok(self.model_name(m))
     }
 
     /// Reads jobs back from the journal by id.
@@ -694,14 +778,10 @@ impl StateStore {
         self.writer
             .flush()
             .map_err(|e| Error::io("write the state file", &self.path, e))?;
-        let offsets =
-            ids.iter()
-                .map(|id| {
-                    self.jobs.get(id).map(|e| e.offset).ok_or_else(|| {
-                        state_err(&self.path, format!("job '{id}' is not in the state"))
-                    })
-                })
-                .collect::<Result<Vec<u64>>>()?;
+        let offsets = ids
+            .iter()
+            .map(|id| self.locate(id).map(|j| j.offset))
+            .collect::<Result<Vec<u64>>>()?;
         let file =
             File::open(&self.path).map_err(|e| Error::io("open the state file", &self.path, e))?;
         Ok(JournalJobs {
@@ -714,7 +794,7 @@ impl StateStore {
 
     /// Whether a job sends a file (false for an unknown id).
     pub fn has_file(&self, id: &str) -> bool {
-        self.jobs.get(id).is_some_and(|e| e.has_file)
+        self.locate(id).is_ok_and(|j| j.has_file)
     }
 
     /// Reads jobs back without their content (prompt, messages): what
@@ -736,19 +816,16 @@ impl StateStore {
         let mut buf = Vec::new();
         let mut schemas = SchemaInterner::default();
         for id in ids {
-            let entry = self
-                .jobs
-                .get(id)
-                .ok_or_else(|| state_err(&self.path, format!("job '{id}' is not in the state")))?;
+            let offset = self.locate(id)?.offset;
             self.reader
-                .seek(SeekFrom::Start(entry.offset))
+                .seek(SeekFrom::Start(offset))
                 .map_err(|e| Error::io("seek in the state file", &self.path, e))?;
             buf.clear();
             let mut r = BufReader::new((&mut self.reader).take(64 << 20));
             r.read_until(b'\n', &mut buf)
                 .map_err(|e| Error::io("read the state file", &self.path, e))?;
             match serde_json::from_slice::<Event>(&buf) {
-                Ok(Event::Job { mut job }) => {
+                Ok(Event::Job { mut job }) if job.id_str() == &**id => {
                     schemas.share(&mut job);
                     out.push(keep(job))
                 }
@@ -763,7 +840,8 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Records a batch about to be created; durable on return.
+    /// Records a batch about to be created with jobs in flight
+    /// ([`StateStore::claim`]); durable on return.
     pub fn record_intent(
         &mut self,
         index: usize,
@@ -771,24 +849,28 @@ impl StateStore {
         job_ids: Vec<JobId>,
         reserved_usd: f64,
     ) -> Result<()> {
+        let nums = job_ids
+            .iter()
+            .map(|id| self.locate(id).map(|j| j.no))
+            .collect::<Result<JobRanges>>()?;
         let at = Utc::now();
+        let size = job_ids.len();
         self.append(&Event::Intent {
             batch: index,
             provider,
-            jobs: job_ids.clone(),
+            jobs: job_ids,
             at,
             reserved_usd,
         })?;
         self.sync()?;
-        for id in &job_ids {
-            if let Some(j) = self.jobs.get_mut(id) {
-                j.status = JobStatus::in_batch(index);
-            }
+        for n in nums.iter() {
+            self.table.set_status(n, JobStatus::in_batch(index), false);
         }
         let rec = BatchRecord {
             index,
             provider,
-            jobs: job_ids,
+            jobs: nums,
+            size,
             intent_at: at,
             reserved_usd,
             batch_id: None,
@@ -811,7 +893,8 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records a job's end (buffered; sync after a batch's results).
+    /// Records a job's end (buffered; sync after a batch's results). The
+    /// job leaves the jobs in flight.
     pub fn record_done(
         &mut self,
         job_id: &str,
@@ -819,17 +902,41 @@ impl StateStore {
         cost_usd: f64,
         rerun: bool,
     ) -> Result<()> {
+        let no = match self.live.remove(job_id) {
+            Some(j) => Some(j.no),
+            None => self.find(job_id)?,
+        };
         self.append(&Event::Done {
             job: job_id.to_string(),
             outcome,
             cost_usd,
             rerun,
         })?;
-        if let Some(j) = self.jobs.get_mut(job_id) {
-            j.status = JobStatus::Done(outcome);
-            j.rerun = rerun;
-            j.cost_usd = cost_usd;
+        self.spent += cost_usd;
+        if let Some(n) = no {
+            self.table.set_status(n, JobStatus::Done(outcome), rerun);
         }
+        Ok(())
+    }
+
+    /// Records job `n`'s end, as [`StateStore::record_done`] does by id.
+    pub fn record_done_no(
+        &mut self,
+        n: JobNo,
+        outcome: JobOutcome,
+        cost_usd: f64,
+        rerun: bool,
+    ) -> Result<()> {
+        let id = self.table.record(n)?.id;
+        self.live.remove(id.as_str());
+        self.append(&Event::Done {
+            job: id,
+            outcome,
+            cost_usd,
+            rerun,
+        })?;
+        self.spent += cost_usd;
+        self.table.set_status(n, JobStatus::Done(outcome), rerun);
         Ok(())
     }
 
@@ -842,35 +949,49 @@ impl StateStore {
         self.sync()?;
         if let Some(b) = self.batches.get_mut(index) {
             b.ended = Some(status.to_string());
+            b.jobs = JobRanges::default();
         }
         Ok(())
     }
 
-    /// Queues a finished job again.
+    /// Queues a job again; it leaves the jobs in flight.
     pub fn reset_job(&mut self, job_id: &str) -> Result<()> {
+        let no = match self.live.remove(job_id) {
+            Some(j) => Some(j.no),
+            None => self.find(job_id)?,
+        };
         self.append(&Event::Reset {
             job: job_id.to_string(),
         })?;
-        if let Some(j) = self.jobs.get_mut(job_id) {
-            j.status = JobStatus::Pending;
-            j.rerun = false;
+        if let Some(n) = no {
+            self.table.set_status(n, JobStatus::Pending, false);
         }
         Ok(())
     }
 
-    /// Total cost billed so far.
+    /// Queues job `n` again.
+    pub fn reset_no(&mut self, n: JobNo) -> Result<()> {
+        let id = self.table.record(n)?.id;
+        self.live.remove(id.as_str());
+        self.append(&Event::Reset { job: id })?;
+        self.table.set_status(n, JobStatus::Pending, false);
+        Ok(())
+    }
+
+    /// Total cost billed so far (every job ended, in this run and the runs
+    /// it resumes).
     pub fn cost_used(&self) -> f64 {
-        self.jobs.values().map(|j| j.cost_usd).sum()
+        self.spent
     }
 
     /// Counts of (pending, in batch, completed, failed, cancelled).
     pub fn counts(&self) -> StateCounts {
         let mut c = StateCounts {
-            total: self.jobs.len(),
+            total: self.table.len(),
             ..Default::default()
         };
-        for j in self.jobs.values() {
-            match j.status {
+        for (_, status, _) in self.table.statuses() {
+            match status {
                 JobStatus::Pending => c.pending += 1,
                 JobStatus::InBatch(_) => c.running += 1,
                 JobStatus::Done(JobOutcome::Completed) => c.completed += 1,
@@ -880,6 +1001,25 @@ impl StateStore {
         }
         c
     }
+
+    /// Every job's status in order.
+    pub fn statuses(&self) -> impl Iterator<Item = (JobNo, JobStatus, bool)> + '_ {
+        self.table.statuses()
+    }
+}
+
+/// Adds a job to the table, or — when the index knows its id — replaces
+/// the old request's record, the job pending again.
+fn put_job(table: &mut JobTable, index: Option<&mut IdIndex>, rec: &JobRecord) -> Result<JobNo> {
+    if let Some(ix) = index {
+        let next = JobNo::try_from(table.len()).unwrap_or(JobNo::MAX);
+        if let Some(n) = ix.insert(&rec.id, next, table)? {
+            table.set_record(n, rec)?;
+            table.set_status(n, JobStatus::Pending, false);
+            return Ok(n);
+        }
+    }
+    table.push(rec)
 }
 
 /// Job counts of a state.
@@ -902,13 +1042,6 @@ pub struct StateCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_job_entry_stays_small() {
-        // One per job for the whole run: 40 bytes plus its id and table slot.
-        assert_eq!(std::mem::size_of::<JobEntry>(), 40);
-        assert_eq!(std::mem::size_of::<JobStatus>(), 8);
-    }
 
     #[test]
     fn job_lines_are_written_and_read_as_events_are() {
@@ -989,6 +1122,7 @@ mod tests {
         for j in &jobs {
             s.add_job(j).unwrap();
         }
+        s.claim(0..40).unwrap();
         // Written after the jobs: a source never reads past its jobs' lines.
         s.record_intent(0, ProviderKind::Anthropic, vec!["j0".into()], 0.0)
             .unwrap();
@@ -1023,6 +1157,7 @@ mod tests {
                 s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
                     .unwrap();
             }
+            s.claim(0..2).unwrap();
             // Batch 1 reaches its create call before batch 0.
             s.record_intent(1, ProviderKind::OpenAi, vec!["j1".into()], 0.1)
                 .unwrap();
@@ -1037,7 +1172,8 @@ mod tests {
         assert_eq!(s.batches.len(), 2);
         assert_eq!(s.batches[0].batch_id.as_deref(), Some("msgbatch_a"));
         assert_eq!(s.batches[1].batch_id.as_deref(), Some("batch_b"));
-        assert_eq!(s.batches[1].jobs, vec![JobId::from("j1")]);
+        assert_eq!(s.batches[1].jobs.iter().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(s.batches[1].size, 1);
         assert!(s.batches.iter().all(|b| b.ended.is_none()));
     }
 
@@ -1051,6 +1187,7 @@ mod tests {
                 s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
                     .unwrap();
             }
+            s.claim(0..2).unwrap();
             s.record_intent(
                 0,
                 ProviderKind::Anthropic,
@@ -1069,11 +1206,13 @@ mod tests {
         drop(f);
         let mut s = StateStore::open(&path).unwrap();
         assert_eq!(s.run_id, "run-1");
-        let order: Vec<&str> = s.order.iter().map(|id| &**id).collect();
+        let order: Vec<String> = s.scan().unwrap().map(|r| r.unwrap().2.id).collect();
         assert_eq!(order, vec!["j0", "j1", "j2"]);
-        assert_eq!(s.jobs["j0"].status, JobStatus::Done(JobOutcome::Completed));
-        assert_eq!(s.jobs["j1"].status, JobStatus::in_batch(0));
-        assert_eq!(s.jobs["j2"].status, JobStatus::Pending);
+        let status = |s: &StateStore, id: &str| s.status(s.find(id).unwrap().unwrap());
+        assert_eq!(status(&s, "j0"), JobStatus::Done(JobOutcome::Completed));
+        assert_eq!(status(&s, "j1"), JobStatus::in_batch(0));
+        assert_eq!(status(&s, "j2"), JobStatus::Pending);
+        assert_eq!(s.batches[0].jobs.iter().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(s.batches[0].batch_id.as_deref(), Some("msgbatch_1"));
         let jobs = s.load_jobs(&["j2".into(), "j0".into()]).unwrap();
         assert_eq!(jobs[0].prompt.as_deref(), Some("p2"));
@@ -1082,7 +1221,8 @@ mod tests {
         s.record_done("j1", JobOutcome::Failed, 0.0, false).unwrap();
         s.sync().unwrap();
         let s = StateStore::open(&path).unwrap();
-        assert_eq!(s.jobs["j1"].status, JobStatus::Done(JobOutcome::Failed));
+        assert_eq!(status(&s, "j1"), JobStatus::Done(JobOutcome::Failed));
+        assert_eq!(s.find("j9").unwrap(), None);
         assert!((s.cost_used() - 0.01).abs() < 1e-12);
     }
 

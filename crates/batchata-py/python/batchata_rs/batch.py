@@ -462,7 +462,9 @@ class BatchRun:
             if jobs is None:
                 get = self.jobs.get
                 jobs = [j for j in map(get, self._native.batch_job_ids(index)) if j is not None]
-                self._batch_jobs[index] = jobs
+                # A queued batch names its jobs once it is submitted.
+                if jobs:
+                    self._batch_jobs[index] = jobs
             info["jobs"] = jobs
             data[key] = info
         return stats, elapsed, data

@@ -73,9 +73,13 @@ pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
     for job in &jobs {
         store.add_job(job)?;
     }
-    let planned = super::plan::plan(&store, &batch.catalog, batch.params.items_per_batch)?;
-    let by_id: std::collections::HashMap<&str, &crate::job::Job> =
-        jobs.iter().map(|j| (j.id_str(), j)).collect();
+    // A new state numbers its jobs in the order they were added.
+    let planned = super::plan::plan(
+        &mut store,
+        &batch.catalog,
+        batch.params.items_per_batch,
+        |_| false,
+    )?;
     let fraction = batch.params.expected_output_fraction;
     let mut report = DryRunReport {
         batches: Vec::new(),
@@ -93,7 +97,7 @@ pub(super) fn dry_run(batch: &Batch) -> Result<DryRunReport> {
         let jobs: Vec<crate::job::Job> = p
             .jobs
             .iter()
-            .filter_map(|id| by_id.get(&**id).map(|j| (*j).clone()))
+            .filter_map(|n| jobs.get(n as usize).cloned())
             .collect();
         let est = estimate_jobs_cost(&batch.catalog, &jobs)?;
         // A provider that mixes models in a batch: name them all.

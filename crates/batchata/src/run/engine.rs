@@ -16,7 +16,7 @@
 //! provider that is down, a download that fails, a refused key — stops or
 //! retries the run and leaves every job collectable by a plain rerun.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +34,7 @@ use crate::catalog::{Catalog, ProviderKind};
 use crate::cost::CostTracker;
 use crate::error::{Error, Result};
 use crate::providers::{BatchProbe, Provider};
-use crate::state::{JobId, JobStatus, StateStore};
+use crate::state::{JobBits, JobId, JobNo, JobRanges, JobStatus, StateStore};
 
 pub(super) struct Shared {
     pub(super) params: BatchParams,
@@ -64,7 +64,7 @@ pub(super) struct Shared {
     /// returns it.
     pub(super) fatal: Mutex<Option<String>>,
     /// Pending jobs the input no longer has: kept, not submitted.
-    absent_pending: HashSet<JobId>,
+    absent_pending: JobBits,
     /// The run's locks on its folder and state; released when it ends.
     locks: Mutex<Option<RunLocks>>,
 }
@@ -73,7 +73,8 @@ enum Work {
     New {
         index: usize,
         provider: ProviderKind,
-        jobs: Vec<JobId>,
+        /// Claimed when the batch gets its slot.
+        jobs: JobRanges,
     },
     Attach {
         index: usize,
@@ -92,12 +93,12 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         catalog,
         progress,
         handle_ctrl_c,
-        user_ids,
+        ids,
         ..
     } = batch;
-    // The ids are in the spool and soon in the state; this set was only for
-    // refusing duplicates while jobs were added.
-    drop(user_ids);
+    // The ids are in the spool and soon in the state; this table was only
+    // for refusing duplicates while jobs were added.
+    drop(ids);
     let Opened {
         store,
         absent_pending,
@@ -296,7 +297,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     };
     let mut work: Vec<Work> = Vec::new();
     for b in inflight {
-        let open = open_jobs(&sh, b.index, &b.jobs);
+        let open = open_jobs(&sh, b.index, &b.jobs)?;
         // The reservation survives the restart: the batch still counts
         // against the limit until it settles to its actual cost.
         sh.cost.restore(b.reserved_usd);
@@ -320,7 +321,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
             .find_batch(BatchProbe {
                 run_id: &run_id,
                 batch_index: b.index,
-                request_count: b.jobs.len(),
+                request_count: b.size,
                 intent_at: b.intent_at,
                 known_ids: &known,
             })
@@ -330,7 +331,7 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                 tracing::info!(batch = b.index, %batch_id, "adopted a batch created before the crash");
                 lock(&sh.state).record_submitted(b.index, &batch_id)?;
                 sh.cost.restore(b.reserved_usd);
-                let open = open_jobs(&sh, b.index, &b.jobs);
+                let open = open_jobs(&sh, b.index, &b.jobs)?;
                 work.push(Work::Attach {
                     index: b.index,
                     provider: b.provider,
@@ -343,9 +344,9 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
             Ok(None) => {
                 let mut st = lock(&sh.state);
                 st.record_batch_ended(b.index, "absent")?;
-                for id in &b.jobs {
-                    if st.jobs.get(id).map(|e| e.status) == Some(JobStatus::in_batch(b.index)) {
-                        st.reset_job(id)?;
+                for n in b.jobs.iter() {
+                    if st.status(n) == JobStatus::in_batch(b.index) {
+                        st.reset_no(n)?;
                     }
                 }
                 st.sync()?;
@@ -363,14 +364,10 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
         }
     }
     let (planned, first_index) = {
-        let st = lock(&sh.state);
-        let mut planned = super::plan::plan(&st, &sh.catalog, sh.params.items_per_batch)?;
-        if !sh.absent_pending.is_empty() {
-            for p in &mut planned {
-                p.jobs.retain(|id| !sh.absent_pending.contains(id));
-            }
-            planned.retain(|p| !p.jobs.is_empty());
-        }
+        let mut st = lock(&sh.state);
+        let planned = super::plan::plan(&mut st, &sh.catalog, sh.params.items_per_batch, |n| {
+            sh.absent_pending.contains(n)
+        })?;
         (planned, st.batches.len())
     };
     sh.next_index
@@ -396,7 +393,6 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
                     provider: *provider,
                     status: "queued".into(),
                     total: jobs.len(),
-                    jobs: Arc::from(jobs.as_slice()),
                     ..Default::default()
                 },
                 Work::Attach {
@@ -475,15 +471,24 @@ async fn drive(sh: Arc<Shared>) -> Result<()> {
     }
 }
 
-/// The jobs of batch `index` not yet finished.
-pub(super) fn open_jobs(sh: &Shared, index: usize, jobs: &[JobId]) -> Vec<JobId> {
+/// The jobs of batch `index` not yet finished, claimed: in flight again.
+pub(super) fn open_jobs(sh: &Shared, index: usize, jobs: &JobRanges) -> Result<Vec<JobId>> {
+    let mut st = lock(&sh.state);
+    let open: Vec<JobNo> = jobs
+        .iter()
+        .filter(|&n| st.status(n) == JobStatus::in_batch(index))
+        .collect();
+    st.claim(open)
+}
+
+/// Of a batch's jobs in flight, those it still holds (not ended, not
+/// reset or replaced since).
+pub(super) fn still_in(sh: &Shared, index: usize, ids: &[JobId]) -> Vec<JobId> {
     let st = lock(&sh.state);
-    jobs.iter()
-        .filter(|j| {
-            st.jobs
-                .get(*j)
-                .is_some_and(|e| e.status == JobStatus::in_batch(index))
-        })
+    ids.iter()
+        .filter(
+            |id| matches!(st.find(id), Ok(Some(n)) if st.status(n) == JobStatus::in_batch(index)),
+        )
         .cloned()
         .collect()
 }
@@ -526,6 +531,8 @@ async fn run_work(
                 }
             }
         }
-        Work::New { index, jobs, .. } => super::submit::submit(sh, index, jobs).await,
+        Work::New { index, jobs, .. } => {
+            super::submit::submit(sh, index, super::submit::BatchJobs::Planned(jobs)).await
+        }
     }
 }

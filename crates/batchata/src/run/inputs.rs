@@ -12,7 +12,6 @@
 //! state is refused the same way (or its matching completed results are
 //! adopted), so a deleted state file never pays for every job again.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use crate::batch::BatchParams;
@@ -20,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::result::{JobOutcome, JobResult};
 use crate::spool::JobSpool;
-use crate::state::{JobId, JobStatus, StateStore};
+use crate::state::{JobBits, JobNo, JobStatus, StateStore};
 
 /// How many ids a refusal lists before it counts the rest.
 const LISTED: usize = 20;
@@ -36,18 +35,20 @@ pub(super) struct Reconciled {
     pub adopted: usize,
     /// Jobs the state knows that the input no longer has and that have not
     /// run: kept, not submitted.
-    pub absent_pending: HashSet<JobId>,
+    pub absent_pending: JobBits,
 }
 
-fn listed(ids: &[String]) -> String {
+/// The first ids of `total`, then how many more.
+fn listed(ids: &[String], total: usize) -> String {
     let mut s = ids
         .iter()
         .take(LISTED)
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ");
-    if ids.len() > LISTED {
-        s.push_str(&format!(" and {} more", ids.len() - LISTED));
+    let shown = ids.len().min(LISTED);
+    if total > shown {
+        s.push_str(&format!(" and {} more", total - shown));
     }
     s
 }
@@ -60,7 +61,7 @@ fn result_path(results_dir: &Path, id: &str) -> std::path::PathBuf {
 /// run's jobs and no state to say what they answer mean the state was lost.
 /// Refuses, unless `adopt_results`; nothing is written either way.
 pub(super) fn check_orphan_results(jobs: &JobSpool, params: &BatchParams) -> Result<()> {
-    if params.adopt_results {
+    if params.adopt_results || !holds_result_files(&params.results_dir) {
         return Ok(());
     }
     let mut found = Vec::new();
@@ -90,6 +91,17 @@ pub(super) fn check_orphan_results(jobs: &JobSpool, params: &BatchParams) -> Res
     )))
 }
 
+/// Whether the folder holds any `*.json` file: when it holds none, no job
+/// needs looking for (a million jobs, a million lookups saved).
+fn holds_result_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+}
+
 /// Reads the input's jobs into a new state; with `adopt_results`, a job
 /// whose completed result file answers exactly its request is recorded
 /// done instead of being run.
@@ -102,11 +114,11 @@ pub(super) fn into_new_state(
     store.reserve_jobs(jobs.len());
     for job in jobs.iter()? {
         let job = job?;
-        store.add_job(&job)?;
+        let n = store.add_job(&job)?;
         out.added += 1;
         if params.adopt_results {
             if let Some(r) = adoptable(&params.results_dir, &job) {
-                store.record_done(job.id_str(), JobOutcome::Completed, r.cost_usd, false)?;
+                store.record_done_no(n, JobOutcome::Completed, r.cost_usd, false)?;
                 out.adopted += 1;
             }
         }
@@ -130,26 +142,31 @@ fn adoptable(results_dir: &Path, job: &Job) -> Option<JobResult> {
 
 /// Reads the input's jobs into an existing state, by id and fingerprint.
 /// Refuses changed jobs unless `rerun_changed`; then their old result
-/// files are removed and they run again.
+/// files are removed and they run again. Per job it holds a bit or two,
+/// never the ids: the input is read twice instead.
 pub(super) fn into_existing_state(
     store: &mut StateStore,
     jobs: &JobSpool,
     params: &BatchParams,
 ) -> Result<Reconciled> {
     // First pass: compare, write nothing.
-    let mut changed: Vec<String> = Vec::new();
-    let mut seen: HashSet<JobId> = HashSet::with_capacity(store.jobs.len());
+    let mut changed = JobBits::default();
+    let mut changed_ids: Vec<String> = Vec::new();
+    let mut seen = JobBits::default();
     let mut new_jobs = 0usize;
     for job in jobs.iter()? {
         let job = job?;
-        match store.jobs.get_key_value(job.id_str()) {
-            Some((id, entry)) => {
+        match store.find_record(job.id_str())? {
+            Some((n, rec)) => {
                 let fp = crate::fingerprint::short(job.fingerprint.as_deref());
                 // 0: the state predates fingerprints and cannot tell.
-                if entry.fingerprint != 0 && fp != 0 && entry.fingerprint != fp {
-                    changed.push(id.to_string());
+                if rec.fingerprint != 0 && fp != 0 && rec.fingerprint != fp {
+                    changed.insert(n);
+                    if changed_ids.len() < LISTED {
+                        changed_ids.push(rec.id);
+                    }
                 }
-                seen.insert(id.clone());
+                seen.insert(n);
             }
             None => new_jobs += 1,
         }
@@ -159,49 +176,52 @@ pub(super) fn into_existing_state(
             "{} job(s) changed since the state recorded them (prompt, file content, model, parameters or schema): {}; \
              their recorded results answer the old requests. Run exactly the changed and new jobs, replacing those results, with rerun_changed (CLI: --rerun-changed), or start over with reuse off (CLI: --fresh)",
             changed.len(),
-            listed(&changed)
+            listed(&changed_ids, changed.len())
         )));
     }
     let mut out = Reconciled::default();
     // Jobs the input no longer has (an empty input resumes the state as it is).
-    let mut absent: Vec<String> = Vec::new();
     if !jobs.is_empty() {
-        for id in &store.order {
-            if seen.contains(id) {
-                continue;
+        let mut absent = 0usize;
+        let mut absent_ids: Vec<String> = Vec::new();
+        let unseen: Vec<(JobNo, JobStatus)> = store
+            .statuses()
+            .filter(|(n, _, _)| !seen.contains(*n))
+            .map(|(n, s, _)| (n, s))
+            .collect();
+        for (n, status) in unseen {
+            absent += 1;
+            if absent_ids.len() < LISTED {
+                absent_ids.push(store.record(n)?.id);
             }
-            absent.push(id.to_string());
-            if store.jobs.get(id).map(|e| e.status) == Some(JobStatus::Pending) {
-                out.absent_pending.insert(id.clone());
+            if status == JobStatus::Pending {
+                out.absent_pending.insert(n);
             }
+        }
+        if absent > 0 {
+            tracing::warn!(
+                count = absent,
+                not_run = out.absent_pending.len(),
+                ids = %listed(&absent_ids, absent),
+                "jobs in the state are not in this input: their results are kept, and those that never ran are not submitted"
+            );
         }
     }
     drop(seen);
-    if !absent.is_empty() {
-        tracing::warn!(
-            count = absent.len(),
-            not_run = out.absent_pending.len(),
-            ids = %listed(&absent),
-            "jobs in the state are not in this input: their results are kept, and those that never ran are not submitted"
-        );
-    }
-    let changed: HashSet<String> = changed.into_iter().collect();
     store.reserve_jobs(new_jobs);
     // Second pass: add the new jobs and the new versions of changed ones.
     for job in jobs.iter()? {
         let job = job?;
-        let known = store.jobs.contains_key(job.id_str());
-        if known && !changed.contains(job.id_str()) {
-            continue;
-        }
-        if known {
-            // The new request replaces the old in the state (its entry goes
-            // back to pending; a batch still holding the old request has its
-            // answer ignored) and its old answer leaves the folder.
-            let _ = std::fs::remove_file(result_path(&params.results_dir, job.id_str()));
-            out.rerun += 1;
-        } else {
-            out.added += 1;
+        match store.find(job.id_str())? {
+            Some(n) if !changed.contains(n) => continue,
+            Some(_) => {
+                // The new request replaces the old in the state (its entry
+                // goes back to pending; a batch still holding the old request
+                // has its answer ignored) and its old answer leaves the folder.
+                let _ = std::fs::remove_file(result_path(&params.results_dir, job.id_str()));
+                out.rerun += 1;
+            }
+            None => out.added += 1,
         }
         store.add_job(&job)?;
     }

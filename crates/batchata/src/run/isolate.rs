@@ -109,7 +109,7 @@ fn half(
     ids: Vec<JobId>,
 ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
     Box::pin(async move {
-        let r = super::submit::submit(&sh, index, ids).await;
+        let r = super::submit::submit(&sh, index, super::submit::BatchJobs::Claimed(ids)).await;
         finish_batch_progress(&sh, index);
         r
     })

@@ -101,8 +101,10 @@ pub struct BatchProgress {
     /// cost limit, or when asked ([`Batch::estimate_batch_costs`]).
     #[serde(default)]
     pub estimated_cost_usd: Option<f64>,
-    /// The batch's jobs, in order (shared, so a status snapshot does not
-    /// copy them; not serialized).
+    /// The batch's jobs, in order, while it is in flight (shared, so a
+    /// status snapshot does not copy them; not serialized): empty before
+    /// it is submitted, and after it ends unless the batch was built with
+    /// [`crate::Batch::keep_batch_job_ids`].
     #[serde(skip)]
     pub jobs: Arc<[JobId]>,
 }
@@ -411,10 +413,14 @@ impl ResultFiles {
     pub fn list(results_dir: &Path, state_file: Option<&Path>) -> Result<ResultFiles> {
         match state_file.filter(|p| p.exists()) {
             Some(path) => {
-                let mut state = StateStore::open(path)?;
-                let jobs = std::mem::take(&mut state.jobs);
-                let mut ids = std::mem::take(&mut state.order);
-                ids.retain(|id| matches!(jobs.get(id).map(|j| j.status), Some(JobStatus::Done(_))));
+                let mut state = StateStore::inspect(path)?;
+                let mut ids = Vec::new();
+                for item in state.scan()? {
+                    let (_, status, rec) = item?;
+                    if matches!(status, JobStatus::Done(_)) {
+                        ids.push(JobId::from(rec.id));
+                    }
+                }
                 Ok(ResultFiles {
                     dir: results_dir.to_path_buf(),
                     ids,

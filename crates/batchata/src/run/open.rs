@@ -14,13 +14,13 @@ use crate::error::{Error, Result};
 use crate::providers::{create_provider, Provider};
 use crate::result::JobOutcome;
 use crate::spool::JobSpool;
-use crate::state::{JobId, JobStatus, StateStore};
+use crate::state::{JobBits, JobNo, JobStatus, StateStore};
 
 /// What [`open`] hands the engine.
 pub(super) struct Opened {
     pub(super) store: StateStore,
     /// Pending jobs the input no longer has: kept, not submitted.
-    pub(super) absent_pending: HashSet<JobId>,
+    pub(super) absent_pending: JobBits,
     pub(super) locks: RunLocks,
     pub(super) raw_dir: Option<PathBuf>,
     /// A state file of the run's own, removed when the run ends.
@@ -94,26 +94,25 @@ pub(super) fn open(params: &BatchParams, jobs: JobSpool, catalog: &Arc<Catalog>)
     }
     // Jobs that never ran (cancelled, time or cost limit) run again; failed
     // ones only when asked.
-    let to_reset: Vec<JobId> = store
-        .order
-        .iter()
-        .filter(|id| {
-            store.jobs.get(*id).is_some_and(|j| match j.status {
-                JobStatus::Done(JobOutcome::Failed) => j.rerun || params.retry_failed,
-                JobStatus::Done(JobOutcome::Cancelled) => true,
-                JobStatus::InBatch(b) => store
-                    .batches
-                    .get(b as usize)
-                    .is_some_and(|r| r.ended.is_some()),
-                _ => false,
-            })
+    let to_reset: Vec<JobNo> = store
+        .statuses()
+        .filter(|&(_, status, rerun)| match status {
+            JobStatus::Done(JobOutcome::Failed) => rerun || params.retry_failed,
+            JobStatus::Done(JobOutcome::Cancelled) => true,
+            JobStatus::InBatch(b) => store
+                .batches
+                .get(b as usize)
+                .is_some_and(|r| r.ended.is_some()),
+            _ => false,
         })
-        .cloned()
+        .map(|(n, _, _)| n)
         .collect();
-    for id in &to_reset {
-        store.reset_job(id)?;
+    for n in to_reset {
+        store.reset_no(n)?;
     }
     store.sync()?;
+    // From here jobs are found by number, and those in flight by id.
+    store.drop_index();
 
     // Clients for every provider the run needs, before anything is submitted.
     let mut kinds: HashSet<ProviderKind> = store
@@ -122,12 +121,15 @@ pub(super) fn open(params: &BatchParams, jobs: JobSpool, catalog: &Arc<Catalog>)
         .filter(|b| b.ended.is_none())
         .map(|b| b.provider)
         .collect();
-    let mut seen_models: HashSet<&str> = HashSet::new();
-    for e in store.jobs.values() {
-        if e.status == JobStatus::Pending && seen_models.insert(store.model_of(e)) {
-            let m = catalog.lookup(store.model_of(e))?;
-            kinds.insert(m.provider);
+    let mut pending_models: HashSet<u16> = HashSet::new();
+    for item in store.scan()? {
+        let (_, status, rec) = item?;
+        if status == JobStatus::Pending {
+            pending_models.insert(rec.model);
         }
+    }
+    for m in pending_models {
+        kinds.insert(catalog.lookup(store.model_name(m))?.provider);
     }
     let mut providers: HashMap<ProviderKind, Arc<dyn Provider>> = HashMap::new();
     for kind in kinds {
@@ -180,14 +182,17 @@ fn new_run_id() -> String {
 /// A fresh run over an old state removes what that run wrote — its result
 /// and raw files — and nothing else.
 fn remove_previous_outputs(state_path: &Path, results_dir: &Path) {
-    let Ok(old) = StateStore::inspect(state_path) else {
+    let Ok(mut old) = StateStore::inspect(state_path) else {
         tracing::warn!(state = %state_path.display(), "previous state unreadable; its outputs are left in place");
         return;
     };
     let raw = results_dir.join("raw_files");
-    for id in &old.order {
-        let _ = std::fs::remove_file(results_dir.join(format!("{id}.json")));
-        let _ = std::fs::remove_file(raw.join("responses").join(format!("{id}_raw.json")));
+    if let Ok(scan) = old.scan() {
+        for (_, _, rec) in scan.flatten() {
+            let id = rec.id;
+            let _ = std::fs::remove_file(results_dir.join(format!("{id}.json")));
+            let _ = std::fs::remove_file(raw.join("responses").join(format!("{id}_raw.json")));
+        }
     }
     for b in &old.batches {
         if let Some(bid) = &b.batch_id {

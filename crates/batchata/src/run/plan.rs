@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::catalog::{Catalog, ProviderKind};
 use crate::error::{Error, Result};
 use crate::providers::default_limits;
-use crate::state::{JobId, JobStatus, StateStore};
+use crate::state::{JobNo, JobRanges, JobStatus, StateStore};
 
 /// Share of a provider's byte limit a planned batch may fill; the rest is
 /// headroom for our size estimate being low.
@@ -25,94 +25,112 @@ pub struct PlannedBatch {
     /// The model id as the jobs name it, when the batch has one model
     /// (always for OpenAI), else the first job's.
     pub model: String,
-    /// Job ids, in order.
-    pub jobs: Vec<JobId>,
+    /// Its jobs, by number, in order.
+    pub jobs: JobRanges,
     /// Approximate request bytes.
     pub approx_bytes: u64,
 }
 
-/// Cuts the pending jobs of `state` into batches.
+/// A group's batch being filled.
+struct Filling {
+    batch: PlannedBatch,
+    max_items: usize,
+    max_bytes: u64,
+}
+
+/// Cuts the pending jobs of `state` into batches, leaving out those
+/// `skip` names. One pass over the job table; what it holds is the plan
+/// itself, a few bytes a batch when jobs run in order.
 pub fn plan(
-    state: &StateStore,
+    state: &mut StateStore,
     catalog: &Catalog,
     items_per_batch: usize,
+    skip: impl Fn(JobNo) -> bool,
 ) -> Result<Vec<PlannedBatch>> {
     // Group key: provider, then model for one-model providers ("" otherwise).
-    let mut groups: BTreeMap<(ProviderKind, String), Vec<(&JobId, u64)>> = BTreeMap::new();
-    let mut first_model: BTreeMap<(ProviderKind, String), String> = BTreeMap::new();
-    for id in &state.order {
-        let Some(entry) = state.jobs.get(id) else {
-            continue;
-        };
-        if entry.status != JobStatus::Pending {
+    let mut filling: BTreeMap<(ProviderKind, String), Filling> = BTreeMap::new();
+    let mut out: Vec<((ProviderKind, String), PlannedBatch)> = Vec::new();
+    let mut resolved: Vec<Option<(ProviderKind, bool)>> = Vec::new();
+    let names = state.model_names();
+    for item in state.scan()? {
+        let (no, status, rec) = item?;
+        if status != JobStatus::Pending || skip(no) {
             continue;
         }
-        let name = state.model_of(entry);
-        let model = catalog
-            .lookup(name)
-            .map_err(|e| Error::ModelNotSupported(format!("job '{id}': {e}")))?;
-        let limits = default_limits(model.provider);
+        let m = usize::from(rec.model);
+        let name = names.get(m).map_or("", String::as_str);
+        if resolved.len() <= m {
+            resolved.resize(m + 1, None);
+        }
+        let (provider, one_model) = match resolved[m] {
+            Some(r) => r,
+            None => {
+                let model = catalog
+                    .lookup(name)
+                    .map_err(|e| Error::ModelNotSupported(format!("job '{}': {e}", rec.id)))?;
+                let r = (
+                    model.provider,
+                    default_limits(model.provider).one_model_per_batch,
+                );
+                resolved[m] = Some(r);
+                r
+            }
+        };
         // Grouped by the id as the user wrote it, which is what the wire
         // carries: an alias and its canonical name are different models to
         // a provider that takes one model per batch.
-        let key_model = if limits.one_model_per_batch {
-            name.to_string()
-        } else {
-            String::new()
-        };
-        let key = (model.provider, key_model);
-        first_model
-            .entry(key.clone())
-            .or_insert_with(|| name.to_string());
-        groups
-            .entry(key)
-            .or_default()
-            .push((id, u64::from(entry.approx_bytes)));
-    }
-    let mut out = Vec::new();
-    for (key, jobs) in groups {
-        let limits = default_limits(key.0);
-        let max_items = items_per_batch.min(limits.max_requests).max(1);
-        let max_bytes = (limits.max_bytes as f64 * BYTE_HEADROOM) as u64;
-        let model = first_model.get(&key).cloned().unwrap_or_default();
-        // Sized up front: a batch's id list is kept for the whole run, and
-        // growing it by doubling would leave up to half of it unused.
-        let mut left = jobs.len();
-        let mut current = PlannedBatch {
-            provider: key.0,
-            model: model.clone(),
-            jobs: Vec::with_capacity(left.min(max_items)),
-            approx_bytes: 0,
-        };
-        for (id, bytes) in jobs {
-            if bytes > max_bytes {
-                return Err(Error::Validation(format!(
-                    "job '{id}': about {} MB, more than a {} batch can hold ({} MB); use a smaller file",
-                    bytes / 1_000_000,
-                    key.0,
-                    max_bytes / 1_000_000
-                )));
+        let key = (
+            provider,
+            if one_model {
+                name.to_string()
+            } else {
+                String::new()
+            },
+        );
+        let f = filling.entry(key.clone()).or_insert_with(|| {
+            let limits = default_limits(provider);
+            Filling {
+                batch: PlannedBatch {
+                    provider,
+                    model: name.to_string(),
+                    jobs: JobRanges::default(),
+                    approx_bytes: 0,
+                },
+                max_items: items_per_batch.min(limits.max_requests).max(1),
+                max_bytes: (limits.max_bytes as f64 * BYTE_HEADROOM) as u64,
             }
-            if !current.jobs.is_empty()
-                && (current.jobs.len() >= max_items || current.approx_bytes + bytes > max_bytes)
-            {
-                out.push(std::mem::replace(
-                    &mut current,
-                    PlannedBatch {
-                        provider: key.0,
-                        model: model.clone(),
-                        jobs: Vec::with_capacity(left.min(max_items)),
-                        approx_bytes: 0,
-                    },
-                ));
-            }
-            left -= 1;
-            current.jobs.push(id.clone());
-            current.approx_bytes += bytes;
+        });
+        let bytes = u64::from(rec.approx_bytes);
+        if bytes > f.max_bytes {
+            return Err(Error::Validation(format!(
+                "job '{}': about {} MB, more than a {} batch can hold ({} MB); use a smaller file",
+                rec.id,
+                bytes / 1_000_000,
+                provider,
+                f.max_bytes / 1_000_000
+            )));
         }
-        if !current.jobs.is_empty() {
-            out.push(current);
+        if !f.batch.jobs.is_empty()
+            && (f.batch.jobs.len() >= f.max_items || f.batch.approx_bytes + bytes > f.max_bytes)
+        {
+            let next = PlannedBatch {
+                provider,
+                model: f.batch.model.clone(),
+                jobs: JobRanges::default(),
+                approx_bytes: 0,
+            };
+            out.push((key, std::mem::replace(&mut f.batch, next)));
+        }
+        f.batch.jobs.push(no);
+        f.batch.approx_bytes += bytes;
+    }
+    for (key, f) in filling {
+        if !f.batch.jobs.is_empty() {
+            out.push((key, f.batch));
         }
     }
-    Ok(out)
+    // Groups one after another, by provider then model (a stable sort
+    // keeps each group's batches in job order).
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out.into_iter().map(|(_, b)| b).collect())
 }

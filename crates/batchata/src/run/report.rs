@@ -39,6 +39,9 @@ pub(super) fn finish_batch_progress(sh: &Shared, index: usize) {
         if !b.finished {
             b.finished = true;
             b.finished_at = Some(chrono::Utc::now());
+            if !sh.params.keep_batch_job_ids {
+                b.jobs = std::sync::Arc::from(Vec::new());
+            }
             s.batches_completed += 1;
             s.batches_pending = s.batches_pending.saturating_sub(1);
         }

@@ -25,7 +25,27 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::{BatchProbe, BatchRequest, JobSource, Provider};
 use crate::result::COST_LIMIT_EXCEEDED;
-use crate::state::JobId;
+use crate::state::{JobId, JobRanges};
+
+/// A batch's jobs as `submit` gets them.
+pub(super) enum BatchJobs {
+    /// Planned, by number: claimed (read back by id) only once the batch
+    /// has its slot, so batches waiting for one hold a few bytes each.
+    Planned(JobRanges),
+    /// Already in flight (a half of a refused batch).
+    Claimed(Vec<JobId>),
+}
+
+/// The batch's jobs in flight, named on its progress row.
+fn claim(sh: &Shared, index: usize, jobs: BatchJobs) -> Result<Vec<JobId>> {
+    let ids = match jobs {
+        BatchJobs::Claimed(ids) => ids,
+        BatchJobs::Planned(r) => lock(&sh.state).claim(r.iter())?,
+    };
+    let shared: Arc<[JobId]> = Arc::from(ids.as_slice());
+    set_batch(sh, index, |b| b.jobs = shared);
+    Ok(ids)
+}
 
 /// Create attempts that certainly failed before the run gives up on the
 /// batch for now (its jobs stay pending for a rerun).
@@ -191,13 +211,17 @@ async fn look_up(
     LookedUp::Unknown(None)
 }
 
-pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) -> Result<()> {
+pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> Result<()> {
     // Wait for a slot, unless the run is stopping.
     let mut stop_rx = sh.run.stop.subscribe();
     let permit = tokio::select! {
         p = sh.semaphore.acquire() => p.map_err(|_| Error::Internal("the batch scheduler closed while batches were waiting".into()))?,
-        _ = stop_rx.wait_for(|s| s.is_some()) => return not_run(sh, index, &ids, false),
+        _ = stop_rx.wait_for(|s| s.is_some()) => {
+            let ids = claim(sh, index, jobs)?;
+            return not_run(sh, index, &ids, false);
+        }
     };
+    let mut ids = claim(sh, index, jobs)?;
     let mut intent_recorded = false;
     let mut failures = 0u32;
     let mut first = true;
@@ -213,11 +237,10 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, mut ids: Vec<JobId>) 
         let create_guard = sh.create_lock.lock().await;
         let model = {
             let st = lock(&sh.state);
-            let first_model = ids
-                .first()
-                .and_then(|id| st.jobs.get(id))
-                .map(|e| st.model_of(e).to_string())
-                .unwrap_or_default();
+            let first_model = match ids.first() {
+                Some(id) => st.model_of(id)?.to_string(),
+                None => String::new(),
+            };
             sh.catalog.lookup(&first_model)?
         };
         let provider = provider_for(sh, model.provider)?;
