@@ -1,7 +1,9 @@
 //! `peak-rss REPORT PROGRAM [ARGS...]`: runs PROGRAM with the caller's
 //! stdio, environment and folder, waits for it with `wait4(2)` and writes
-//! `<peak RSS in KiB> <exit code, or 128 + signal>` to the file REPORT. Its
-//! own exit code is the program's.
+//! `<peak RSS in KiB> <exit code, or 128 + signal> <user CPU s> <system CPU s>`
+//! to the file REPORT, all four from that one `wait4` call (`ru_maxrss`,
+//! `ru_utime`, `ru_stime`: the program's own threads, and any children it
+//! waited for). Its own exit code is the program's.
 //!
 //! Why not `wait4` from the benchmark harness itself: Linux carries a
 //! process's peak RSS across `execve`, and a child forked from the harness
@@ -66,11 +68,17 @@ fn main() -> ExitCode {
     } else {
         128 + libc::WTERMSIG(status)
     };
-    let written =
-        std::fs::File::create(&report).and_then(|mut f| writeln!(f, "{} {code}", usage.ru_maxrss));
+    let (user, sys) = (seconds(usage.ru_utime), seconds(usage.ru_stime));
+    let written = std::fs::File::create(&report)
+        .and_then(|mut f| writeln!(f, "{} {code} {user} {sys}", usage.ru_maxrss));
     if let Err(e) = written {
         eprintln!("peak-rss: cannot write {}: {e}", report.to_string_lossy());
         return ExitCode::from(125);
     }
     ExitCode::from(u8::try_from(code).unwrap_or(255))
+}
+
+/// A `timeval` as seconds with microsecond digits, e.g. `12.034567`.
+fn seconds(t: libc::timeval) -> String {
+    format!("{}.{:06}", t.tv_sec, t.tv_usec)
 }
