@@ -129,12 +129,26 @@ def write_documents(folder, count=16):
 
 
 def job_set(provider, n, variant):
-    """Path of the JSONL job set, written on first use."""
+    """Path of the JSONL job set, written on first use in a stream and kept
+    under bench/work/jobs for later cases and runs (a million jobs is about
+    1.1 GB and a minute or two of Python to generate)."""
     folder = os.path.join(WORK, "jobs")
     path = os.path.join(folder, f"{provider}-{variant}-{n}.jsonl")
     if os.path.exists(path):
         return path
     os.makedirs(folder, exist_ok=True)
+    plain = os.path.join(folder, f"{provider}-plain-{n}.jsonl")
+    if variant == "schema" and os.path.exists(plain):
+        # The same lines as the loop below writes, without generating the
+        # prompts again: the plain job with the schema appended.
+        tmp = path + ".tmp"
+        with open(plain) as src, open(tmp, "w") as f:
+            for line in src:
+                job = json.loads(line)
+                job["response_schema"] = SCHEMA
+                f.write(json.dumps(job) + "\n")
+        os.replace(tmp, path)
+        return path
     if variant == "files":
         write_documents(os.path.join(folder, "docs"))
     tmp = path + ".tmp"
@@ -161,26 +175,70 @@ def job_set(provider, n, variant):
 
 class Case:
     """kind "cli": our CLI against py_side.py. kind "pyapi": one script,
-    py_api.py, run with `import batchata_rs` (ours) and `import batchata`."""
+    py_api.py, run with `import batchata_rs` (ours) and `import batchata`.
 
-    def __init__(self, provider, variant, n, ipb, python=True, kind="cli"):
+    `fmt` is our results layout: "files" (the default, one file per job) or
+    "jsonl" (`--results-format jsonl`). `million` marks the cases of the
+    million-jobs section (issue 21); `runs` overrides --runs (the 1M cases
+    run once); `skipped` says why a case did not run."""
+
+    def __init__(self, provider, variant, n, ipb, python=True, kind="cli", fmt="files", million=False,
+                 runs=None):
         self.provider = provider
         self.variant = variant
         self.n = n
         self.ipb = ipb  # None: each library's default
         self.python = python
         self.kind = kind
+        self.fmt = fmt
+        self.million = million
+        self.runs = runs
+        self.skipped = None
+
+    @property
+    def key(self):
+        return (self.kind, self.provider, self.variant, self.n, self.ipb, self.fmt)
 
     @property
     def name(self):
         ipb = "defaults" if self.ipb is None else f"{self.ipb:,}/batch"
         if self.kind == "pyapi":
             return f"python api {self.provider} N={self.n:,} {ipb}"
-        return f"{self.provider} {self.variant} N={self.n:,} {ipb}"
+        layout = " jsonl" if self.fmt == "jsonl" else ""
+        return f"{self.provider} {self.variant} N={self.n:,} {ipb}{layout}"
 
 
-def cases(mode, full, only=None):
+MILLION = 1_000_000
+
+
+def million_cases(n_big):
+    """Issue 21's cases, ours only (Python batchata does not finish 100k):
+    Anthropic at `n_big` jobs (1,000,000 unless --million-n scales it down),
+    and at n_big / 10 beside them, so the 1M / 100k memory ratio comes from
+    the same benchmark run. The jsonl cases first: they create a handful of
+    files; the files case at n_big, a million inodes, runs last."""
+    n_small = n_big // 10
+
+    def c(variant, n, ipb, fmt):
+        return Case("anthropic", variant, n, ipb, python=False, fmt=fmt, million=True,
+                    runs=1 if n == n_big else None)
+
+    return [
+        c("plain", n_small, 10000, "jsonl"),
+        c("plain", n_small, 1000, "jsonl"),
+        c("schema", n_small, 10000, "jsonl"),
+        c("plain", n_big, 10000, "jsonl"),
+        c("plain", n_big, 1000, "jsonl"),
+        c("schema", n_big, 10000, "jsonl"),
+        c("plain", n_small, 10000, "files"),  # dropped when the main table has it
+        c("plain", n_big, 10000, "files"),
+    ]
+
+
+def cases(mode, full, only=None, n_big=MILLION):
     out = []
+    if mode == "million":
+        return million_cases(n_big)
     if mode == "smoke":
         # The Python package's own tests run in the test command; the smoke
         # run (inside `cargo test`) stays offline and quick, so its python
@@ -208,6 +266,9 @@ def cases(mode, full, only=None):
                 # batch already; at 1,000 per batch only with --full-python.
                 Case(p, "plain", 100000, 1000, python=full),
             ]
+    if mode == "full":
+        have = {c.key for c in out}
+        out += [c for c in million_cases(n_big) if c.key not in have]
     return out
 
 
@@ -219,7 +280,9 @@ PROBE = None  # bench/peak-rss, built by build_tools()
 
 def run_process(cmd, env, cwd, log_prefix, cap=None):
     """Runs `cmd` under the peak-rss probe; returns (exit code or None when
-    stopped at the cap, wall seconds, peak RSS in bytes or None).
+    stopped at the cap, wall seconds, peak RSS in bytes or None, (user CPU
+    seconds, system CPU seconds) or (None, None)). The probe reads the peak
+    and both CPU times from the same wait4(2) call.
 
     The probe (bench/peak-rss) starts `cmd` and reads its peak RSS with
     wait4(2). Reading it here instead would be wrong: Linux carries a
@@ -259,13 +322,16 @@ def run_process(cmd, env, cwd, log_prefix, cap=None):
     out.close()
     err.close()
     wall = res["t"] - t0
+    cpu = (None, None)
     try:
         with open(report) as f:
-            kib, code = (int(x) for x in f.read().split())
-        rss = kib * 1024
-    except (OSError, ValueError):
+            fields = f.read().split()
+        rss, code = int(fields[0]) * 1024, int(fields[1])
+        if len(fields) >= 4:
+            cpu = (float(fields[2]), float(fields[3]))
+    except (OSError, ValueError, IndexError):
         rss, code = None, proc.returncode
-    return (None if stopped else code), wall, rss
+    return (None if stopped else code), wall, rss, cpu
 
 
 def free_port():
@@ -357,6 +423,63 @@ def check_ours(results_dir, n, structured):
     return ok, f"{n - missing - failed:,}/{n:,} ok" + ("" if ok else f" ({missing} missing, {failed} failed)")
 
 
+def check_ours_jsonl(results_dir, n, structured):
+    """The jsonl layout: every job id of the set has exactly one successful
+    line in `results.jsonl`. Read in a stream, holding one status byte per
+    job, never the parsed results (a million of them would not fit the
+    point). A reader takes the last line of a job; a clean run writes each
+    job once, so a second line fails the check, as do a line that is not
+    whole JSON and a job id not in the set."""
+    path = os.path.join(results_dir, "results.jsonl")
+    status = bytearray(n)  # 0 missing, 1 answered, 2 failed
+    twice = torn = foreign = 0
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return False, f"0/{n:,} ok (no results.jsonl in the results folder)"
+    with f:
+        for line in f:
+            try:
+                r = json.loads(line)
+                jid = r["job_id"]
+                i = int(jid[1:]) if jid.startswith("j") else -1
+            except (ValueError, KeyError, TypeError, AttributeError):
+                torn += 1
+                continue
+            if not 0 <= i < n or jid != f"j{i:06d}":
+                foreign += 1
+                continue
+            if status[i]:
+                twice += 1
+            status[i] = 1 if answered(r, structured) else 2
+    good, failed = status.count(1), status.count(2)
+    missing = n - good - failed
+    ok = good == n and twice == 0 and torn == 0 and foreign == 0
+    detail = f"{good:,}/{n:,} ok"
+    if not ok:
+        bits = [f"{missing} missing", f"{failed} failed"]
+        bits += [f"{twice} extra line(s) for a job already written"] if twice else []
+        bits += [f"{torn} line(s) not a whole JSON result"] if torn else []
+        bits += [f"{foreign} line(s) for job ids not in the set"] if foreign else []
+        detail += f" ({', '.join(bits)})"
+    return ok, detail
+
+
+_RESULTS_FORMAT = {}
+
+
+def has_results_format(binary):
+    """Whether this `batchata run` takes `--results-format` (issue 21's
+    jsonl layout), read from its `--help`."""
+    if binary not in _RESULTS_FORMAT:
+        try:
+            out = subprocess.run([binary, "run", "--help"], capture_output=True, text=True, timeout=60)
+            _RESULTS_FORMAT[binary] = "--results-format" in out.stdout + out.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _RESULTS_FORMAT[binary] = False
+    return _RESULTS_FORMAT[binary]
+
+
 def check_python(results_dir, n, structured):
     """The Python library names jobs itself (random ids), so the check is:
     N result files, none failed, and — where the answer echoes the prompt's
@@ -423,8 +546,13 @@ def removed_marker():
 
 def remove_runs(runs, record=True):
     """Deletes a benchmark's result folders and notes when, so the next
-    benchmark can wait until the deleted inodes no longer slow it down."""
-    many = sum(len(files) for _, _, files in os.walk(runs)) > 20000
+    benchmark can wait until the deleted inodes no longer slow it down.
+    Only after every case is timed: deleting (and the inodes it frees) would
+    slow any run it overlapped."""
+    count = sum(len(files) for _, _, files in os.walk(runs))
+    many = count > 20000
+    if count > 500000:
+        print(f"removing {count:,} result files (minutes) ...", flush=True)
     shutil.rmtree(runs, ignore_errors=True)
     if record and many:
         with open(removed_marker(), "w") as f:
@@ -458,14 +586,22 @@ def run_ours(binary, emu, case, jobs, run_no):
     cmd = [binary, "run", jobs, "--results-dir", rdir, "--no-raw-files"]
     if case.ipb is not None:
         cmd += ["--items-per-batch", str(case.ipb)]
+    if case.fmt != "files":
+        cmd += ["--results-format", case.fmt]
     logs = os.path.join(WORK, "logs", f"ours-{slug(case)}-{run_no}")
-    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs)
+    if case.n >= 100000:
+        # An earlier case's dirty pages (100k+ result files) must not be
+        # written back during this timed run.
+        os.sync()
+    code, wall, rss, (user, sys_) = run_process(cmd, emu.env(), ROOT, logs)
     stats = emu.stats()
-    ok, detail = check_ours(rdir, case.n, case.variant == "schema")
+    check = check_ours_jsonl if case.fmt == "jsonl" else check_ours
+    ok, detail = check(rdir, case.n, case.variant == "schema")
     if code != 0:
         ok = False
         detail += f"; exit {code} (see {os.path.relpath(logs, ROOT)}.err)"
-    return {"wall": wall, "rss": rss, "calls": calls_summary(stats), "ok": ok, "detail": detail}
+    return {"wall": wall, "rss": rss, "user": user, "sys": sys_, "calls": calls_summary(stats), "ok": ok,
+            "detail": detail}
 
 
 def run_python(py, emu, case, jobs, run_no, cap):
@@ -476,9 +612,9 @@ def run_python(py, emu, case, jobs, run_no, cap):
     if case.ipb is not None:
         cmd += ["--items-per-batch", str(case.ipb)]
     logs = os.path.join(WORK, "logs", f"python-{slug(case)}-{run_no}")
-    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
+    code, wall, rss, (user, sys_) = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
     stats = emu.stats()
-    out = {"wall": wall, "rss": rss, "calls": calls_summary(stats)}
+    out = {"wall": wall, "rss": rss, "user": user, "sys": sys_, "calls": calls_summary(stats)}
     if code is None:
         try:
             with open(progress) as f:
@@ -521,9 +657,9 @@ def run_pyapi(py, module, emu, case, jobs, run_no, cap):
            "--state-file", rdir + "-state.json", "--model", MODELS[case.provider],
            "--items-per-batch", str(case.ipb or 10), "-n", str(case.n)]
     logs = os.path.join(WORK, "logs", f"{module}-{slug(case)}-{run_no}")
-    code, wall, rss = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
+    code, wall, rss, (user, sys_) = run_process(cmd, emu.env(), ROOT, logs, cap=cap)
     stats = emu.stats()
-    out = {"wall": wall, "rss": rss, "calls": calls_summary(stats)}
+    out = {"wall": wall, "rss": rss, "user": user, "sys": sys_, "calls": calls_summary(stats)}
     if code is None:
         out.update(ok=False, capped=True,
                    detail=f"not finished at the {cap:.0f} s cap; {count_results(rdir):,} result files written")
@@ -543,7 +679,8 @@ def run_pyapi(py, module, emu, case, jobs, run_no, cap):
 
 def slug(case):
     kind = "pyapi-" if case.kind == "pyapi" else ""
-    return f"{kind}{case.provider}-{case.variant}-{case.n}-{case.ipb or 'default'}"
+    layout = "" if case.fmt == "files" else f"-{case.fmt}"
+    return f"{kind}{case.provider}-{case.variant}-{case.n}-{case.ipb or 'default'}{layout}"
 
 
 # ------------------------------------------------------------ environment
@@ -764,8 +901,17 @@ def mb(b):
     return "?" if b is None else f"{b / 1e6:.0f} MB"
 
 
+def secs(t):
+    return "?" if t is None else f"{t:.2f} s"
+
+
+def cpu(o):
+    """User / system CPU of a summarized side, for the tables."""
+    return f"{secs(o.get('user'))} / {secs(o.get('sys'))}"
+
+
 def med(runs, key):
-    vals = [r[key] for r in runs if r[key] is not None]
+    vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
 
 
@@ -779,6 +925,8 @@ def summarize(side):
         "runs": len(use),
         "wall": med(use, "wall"),
         "rss": med(use, "rss"),
+        "user": med(use, "user"),
+        "sys": med(use, "sys"),
         "calls": use[0]["calls"]["total"],
         "ok": all(r["ok"] for r in use),
         "detail": use[-1]["detail"],
@@ -809,7 +957,8 @@ def write_report(path, results, machine, command, micro, started, finished, mode
              "resident set, read with wait4(2) by the small `bench/peak-rss` parent (as "
              "`/usr/bin/time -v` does; not from the harness itself, whose own size a forked "
              "child would inherit as its starting peak); HTTP calls are "
-             "counted by the emulator (`GET /_emulator/stats`). Ours: `batchata run JOBS "
+             "counted by the emulator (`GET /_emulator/stats`); user and system CPU (ours) are "
+             "the process's own, from the same wait4(2) call as its peak. Ours: `batchata run JOBS "
              "--results-dir DIR --no-raw-files [--items-per-batch N]` (warn-level logs). "
              "Python: `bench/py_side.py`, which adds each job with `Batch.add_job` and calls "
              "`Batch.run()` with raw files off and verbosity `warn`. Same jobs, models, "
@@ -821,18 +970,23 @@ def write_report(path, results, machine, command, micro, started, finished, mode
              f"than {FAST_CASE_S:.0f} s run once.")
     L.append("")
     for provider in ("anthropic", "openai"):
+        if not any(c.provider == provider and c.kind == "cli" and not c.million for c, _, _ in results["cases"]):
+            continue
         L.append(f"## {TITLES[provider]} (`{MODELS[provider]}`)")
         L.append("")
-        L.append("| case | ours: wall | Python: wall | speed-up | ours: peak RSS | Python: peak RSS | memory ratio | HTTP calls ours / Python | results ours / Python |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+        L.append("| case | ours: wall | ours: CPU user / sys | Python: wall | speed-up | ours: peak RSS | Python: peak RSS | memory ratio | HTTP calls ours / Python | results ours / Python |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
         for c, ours, py in results["cases"]:
-            if c.provider != provider or c.kind != "cli":
+            if c.provider != provider or c.kind != "cli" or c.million:
                 continue
             o = summarize(ours)
             p = summarize(py)
             ipb = "defaults" if c.ipb is None else f"{c.ipb:,}/batch"
             name = f"{c.variant} {c.n:,} × {ipb}"
-            ow = f"{o['wall']:.2f} s ({o['runs']}×)"
+            if o is None:
+                L.append(f"| {name} | not run | | | | | | | | {'skipped: ' + c.skipped if c.skipped else ''} |")
+                continue
+            ow = f"{o['wall']:.2f} s ({o['runs']}×) | {cpu(o)}"
             orss = mb(o["rss"])
             if p is None:
                 L.append(f"| {name} | {ow} | not run | | {orss} | | | {o['calls']} / – | {'✓' if o['ok'] else '✗ ' + o['detail']} / – |")
@@ -865,10 +1019,12 @@ def write_report(path, results, machine, command, micro, started, finished, mode
             L.append("Python phases (last run): " + "; ".join(notes) + ".")
             L.append("")
     L += pyapi_section(results, machine, command, started, finished)
+    L += million_section(results, machine, command, started, finished)
     L.append("## Targets")
     L.append("")
     for line in targets(results, micro):
         L.append(f"- {line}")
+    L += million_targets_block(results)
     L.append("")
     if micro:
         L.append("## Micro-benchmarks (criterion, `cargo bench -p batchata --bench hot_paths`)")
@@ -917,13 +1073,13 @@ def pyapi_section(results, machine, command, started, finished):
              "`bench/peak-rss`, against the same emulator process. Targets: at least 20× faster, "
              "at most 1/5 of the peak memory.")
     L.append("")
-    L.append("| case | batchata_rs: wall | batchata: wall | speed-up | batchata_rs: peak RSS | batchata: peak RSS | memory ratio | HTTP calls rs / py | results rs / py |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+    L.append("| case | batchata_rs: wall | batchata_rs: CPU user / sys | batchata: wall | speed-up | batchata_rs: peak RSS | batchata: peak RSS | memory ratio | HTTP calls rs / py | results rs / py |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
     tl = []
     phases = []
     for c, o, p in rows:
         name = f"{MODELS[c.provider]}, {c.n:,} × {c.ipb:,}/batch"
-        ow = f"{o['wall']:.2f} s ({o['runs']}×)"
+        ow = f"{o['wall']:.2f} s ({o['runs']}×) | {cpu(o)}"
         res_o = "✓" if o["ok"] else "✗ " + o["detail"]
         if o.get("phases"):
             ph = o["phases"]
@@ -968,31 +1124,175 @@ def phase_text(ph):
                                              ("results", "results()")))
 
 
-def merge_pyapi_section(path, section):
-    """Replaces the Python API section of an existing report (or inserts it
-    before "## Targets"), leaving the rest of the report as it was."""
+def merge_block(text, start, end, lines, at_targets_end=False):
+    """`text` with the block between the markers `start` and `end` replaced
+    by `lines` (which carry the markers themselves). Without the markers the
+    block goes before "## Targets", or with `at_targets_end` at the end of
+    that section's list; the rest of the report is left as it was."""
+    block = "\n".join(lines) + "\n"
+    if start in text and end in text:
+        a = text.index(start)
+        b = text.index(end) + len(end)
+        return text[:a] + block + text[b:].lstrip("\n")
+    if "## Targets" not in text:
+        return text.rstrip("\n") + "\n\n" + block
+    a = text.index("## Targets")
+    if not at_targets_end:
+        return text[:a] + block + text[a:]
+    nxt = text.find("\n## ", a + 1)
+    b = len(text) if nxt < 0 else nxt + 1
+    return text[:b].rstrip("\n") + "\n" + block + "\n" + text[b:]
+
+
+def merge_sections(path, blocks):
+    """Rewrites only the given marked blocks of an existing report: `blocks`
+    is a list of (start marker, end marker, lines, at_targets_end)."""
     with open(path) as f:
         text = f.read()
-    block = "\n".join(section) + "\n"
-    if PYAPI_START in text and PYAPI_END in text:
-        a = text.index(PYAPI_START)
-        b = text.index(PYAPI_END) + len(PYAPI_END)
-        rest = text[b:].lstrip("\n")
-        text = text[:a] + block + rest
-    elif "## Targets" in text:
-        a = text.index("## Targets")
-        text = text[:a] + block + text[a:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
+    for start, end, lines, at_targets_end in blocks:
+        if lines:
+            text = merge_block(text, start, end, lines, at_targets_end)
     with open(path, "w") as f:
         f.write(text)
 
 
+MILLION_START = "<!-- million: written by harness.py; --million rewrites just this section and its targets -->"
+MILLION_END = "<!-- /million -->"
+MTARGETS_START = "<!-- million-targets -->"
+MTARGETS_END = "<!-- /million-targets -->"
+
+
+def million_rows(results):
+    """The cases of the million-jobs table: the million group, and any
+    other case that is the 100k counterpart of one of its 1M cases (in full
+    mode, the main table's plain 100,000 × 10,000/batch)."""
+    if not any(c.million for c, _, _ in results["cases"]):
+        return [], None
+    big = results.get("million_n", MILLION)
+    partners = {(c.variant, big // 10, c.ipb, c.fmt) for c, _, _ in results["cases"] if c.million and c.n == big}
+    rows = [(c, ours) for c, ours, _ in results["cases"]
+            if c.kind == "cli" and (c.million or (c.variant, c.n, c.ipb, c.fmt) in partners)]
+    rows.sort(key=lambda r: (r[0].fmt != "files", r[0].variant, -(r[0].ipb or 0), r[0].n))
+    return rows, big
+
+
+def million_section(results, machine, command, started, finished):
+    """Issue 21's cases at a million jobs, ours only, with their 100k
+    counterparts. Its own command, date and machine, since `--million`
+    rewrites only this section (and its lines of the Targets list)."""
+    rows, big = million_rows(results)
+    if not rows:
+        return []
+    L = [MILLION_START, f"## A million jobs (ours only, {TITLES['anthropic']} `{MODELS['anthropic']}`)", ""]
+    L.append(f"Measured by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
+             f"({(finished - started).total_seconds() / 60:.0f} min).")
+    L.append("")
+    L += machine
+    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
+    L.append("")
+    if big != MILLION:
+        L.append(f"**Scaled down with `--million-n {big}`: N = {big:,} and {big // 10:,} stand for "
+                 f"1,000,000 and 100,000. A dry check of the harness, not a measurement.**")
+        L.append("")
+    L.append("Ours only: Python batchata does not finish 100,000 jobs within its cap. Same jobs "
+             "(~1 KB prompts; schema: the same prompts with the small response schema), same "
+             "emulator and command as above, plus `--results-format jsonl` for the jsonl layout. "
+             "`files` is the default layout, one `{job_id}.json` per job; `jsonl` writes every "
+             "result as one line of `results.jsonl`. "
+             f"Each {big:,}-job case runs once, not three times (each takes minutes and "
+             f"gigabytes of disk); the {big // 10:,}-job cases beside them run in the same "
+             "benchmark run and give the memory ratio. User and system CPU are the process's own, "
+             "from the same wait4(2) call as its peak RSS. Before each run of 100,000 jobs or more "
+             "the harness syncs the disk, so no earlier case's writeback lands in a timed run; the "
+             "jsonl cases run first and the files case at the largest N last, and result folders "
+             "are deleted only after every case is timed. The result check reads every job's "
+             "result: files by job id; `results.jsonl` in a stream, one status byte per job, each "
+             "job exactly once.")
+    L.append("")
+    L.append("| case | layout | wall | user CPU | system CPU | peak RSS | HTTP calls | results |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for c, ours in rows:
+        name = f"{c.variant} {c.n:,} × {c.ipb:,}/batch"
+        o = summarize(ours)
+        if o is None:
+            L.append(f"| {name} | {c.fmt} | not run | | | | | {'skipped: ' + c.skipped if c.skipped else ''} |")
+            continue
+        res = "✓ " + o["detail"] if o["ok"] else "✗ " + o["detail"]
+        L.append(f"| {name} | {c.fmt} | {o['wall']:.2f} s ({o['runs']}×) | {secs(o['user'])} | "
+                 f"{secs(o['sys'])} | {mb(o['rss'])} | {o['calls']} | {res} |")
+    L.append("")
+    L.append(MILLION_END)
+    L.append("")
+    return L
+
+
+RSS_CAP_1M = 64e6  # bytes: issue 21, peak RSS at 1M jobs
+RATIO_1M = 1.3  # peak at 1M / peak at 100k, same layout and items per batch
+USER_CPU_1M = 12.0  # seconds of user CPU for 1M plain jobs at 10,000/batch
+
+
+def million_targets(results):
+    """Issue 21's targets, one line each; "not run" (never ✓) when a case
+    did not run, with the reason."""
+    runs = {c.key: (c, summarize(o)) for c, o, _ in results["cases"] if c.kind == "cli"}
+    big = results.get("million_n", MILLION)
+    small = big // 10
+    why_default = "not in this run: the million cases run in full mode or with --million"
+    out = []
+    if big != MILLION:
+        out.append(f"(scaled down with --million-n {big}: {big:,} and {small:,} jobs stand for 1,000,000 "
+                   "and 100,000; a dry check, not a measurement)")
+
+    def look(variant, n, ipb, fmt):
+        c, o = runs.get(("cli", "anthropic", variant, n, ipb, fmt), (None, None))
+        if o is None:
+            return None, ("skipped: " + c.skipped if c is not None and c.skipped else why_default)
+        return o, None
+
+    for variant, ipb, fmt in (("plain", 10000, "files"), ("plain", 10000, "jsonl"),
+                              ("plain", 1000, "jsonl"), ("schema", 10000, "jsonl")):
+        label = f"anthropic {variant} {big:,} jobs × {ipb:,}/batch, {fmt}"
+        o, why = look(variant, big, ipb, fmt)
+        if o is None:
+            out.append(f"not run: {label}: peak RSS ≤ {RSS_CAP_1M / 1e6:.0f} MB; ≤ {RATIO_1M}× the "
+                       f"{small:,}-job peak" + ("; user CPU ≤ 12 s" if variant == "plain" and ipb == 10000 else "")
+                       + f" ({why})")
+            continue
+        whole = "results all present" if o["ok"] else "results INCOMPLETE"
+        ok = o["ok"] and o["rss"] is not None and o["rss"] <= RSS_CAP_1M
+        out.append(f"{'✓' if ok else '✗'} {label}: {mb(o['rss'])} peak (target ≤ {RSS_CAP_1M / 1e6:.0f} MB), "
+                   f"{whole}")
+        o100, why100 = look(variant, small, ipb, fmt)
+        if o100 is None:
+            out.append(f"not run: {label}: peak ≤ {RATIO_1M}× the peak at {small:,} jobs ({why100})")
+        elif o["rss"] and o100["rss"]:
+            r = o["rss"] / o100["rss"]
+            out.append(f"{'✓' if r <= RATIO_1M else '✗'} {label}: peak {big:,} / {small:,} jobs = "
+                       f"{mb(o['rss'])} / {mb(o100['rss'])} = {r:.2f} (target ≤ {RATIO_1M})")
+        else:
+            out.append(f"✗ {label}: peak {big:,} / {small:,} jobs: a peak was not measured")
+        if variant == "plain" and ipb == 10000:
+            u = o.get("user")
+            ok = o["ok"] and u is not None and u <= USER_CPU_1M
+            out.append(f"{'✓' if ok else '✗'} {label}: {secs(u)} user CPU (target ≤ {USER_CPU_1M:.0f} s), "
+                       f"{secs(o.get('sys'))} system, {o['wall']:.1f} s wall")
+    return out
+
+
+def million_targets_block(results):
+    """The million targets as list lines between markers, so `--million`
+    can rewrite them inside an existing Targets list."""
+    return [MTARGETS_START] + [f"- {t}" for t in million_targets(results)] + [MTARGETS_END]
+
+
 def targets(results, micro=None):
+    """The targets of the main tables, one line each; "not run" (never ✓)
+    where a case or side did not run. The million targets follow them
+    (million_targets_block)."""
     out = []
     by = {}
     for c, ours, py in results["cases"]:
-        if c.kind == "cli":
+        if c.kind == "cli" and c.fmt == "files":
             by[(c.provider, c.variant, c.n, c.ipb)] = (summarize(ours), summarize(py))
     for provider in ("anthropic", "openai"):
         for ipb in (10000, 1000):
@@ -1003,18 +1303,26 @@ def targets(results, micro=None):
                 ok = speed >= 30 and memr <= 0.2
                 out.append(f"{'✓' if ok else '✗'} {provider} 10,000 jobs × {ipb:,}/batch: {speed:.1f}× faster "
                            f"(target ≥ 30×), {memr:.2f} of Python's peak memory (target ≤ 0.20)")
+            else:
+                out.append(f"not run: {provider} 10,000 jobs × {ipb:,}/batch against Python "
+                           f"(target ≥ 30× faster, ≤ 0.20 of its peak memory)")
         for ipb in (10000, 1000):
             o, _ = by.get((provider, "plain", 100000, ipb), (None, None))
-            if o:
-                ok = o["wall"] < 15 and (o["rss"] or 1e12) < 150e6 and o["ok"]
-                out.append(f"{'✓' if ok else '✗'} {provider} 100,000 jobs × {ipb:,}/batch end to end: "
-                           f"{o['wall']:.1f} s (target < 15 s), {mb(o['rss'])} peak (target < 150 MB), "
-                           f"results {'all present' if o['ok'] else 'INCOMPLETE'}")
-                o10, _ = by.get((provider, "plain", 10000, ipb), (None, None))
-                if o10 and o["rss"] and o10["rss"]:
-                    r = o["rss"] / o10["rss"]
-                    out.append(f"{'✓' if r <= 2 else '✗'} {provider} peak memory 100k / 10k ({ipb:,}/batch): "
-                               f"{mb(o['rss'])} / {mb(o10['rss'])} = {r:.2f} (target ≤ 2)")
+            if not o:
+                out.append(f"not run: {provider} 100,000 jobs × {ipb:,}/batch end to end (target < 15 s, "
+                           f"< 150 MB peak; ≤ 2× the 10,000-job peak)")
+                continue
+            ok = o["wall"] < 15 and (o["rss"] or 1e12) < 150e6 and o["ok"]
+            out.append(f"{'✓' if ok else '✗'} {provider} 100,000 jobs × {ipb:,}/batch end to end: "
+                       f"{o['wall']:.1f} s (target < 15 s), {mb(o['rss'])} peak (target < 150 MB), "
+                       f"results {'all present' if o['ok'] else 'INCOMPLETE'}")
+            o10, _ = by.get((provider, "plain", 10000, ipb), (None, None))
+            if o10 and o["rss"] and o10["rss"]:
+                r = o["rss"] / o10["rss"]
+                out.append(f"{'✓' if r <= 2 else '✗'} {provider} peak memory 100k / 10k ({ipb:,}/batch): "
+                           f"{mb(o['rss'])} / {mb(o10['rss'])} = {r:.2f} (target ≤ 2)")
+            else:
+                out.append(f"not run: {provider} peak memory 100k / 10k ({ipb:,}/batch) (target ≤ 2)")
     appends = {fid.rsplit("/", 1)[-1]: ns / (el or 1) for fid, ns, el in (micro or []) if fid.startswith("state_append/")}
     small, large = appends.get("done_with_10k_existing"), appends.get("done_with_1000k_existing")
     if small and large:
@@ -1034,6 +1342,9 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="N <= 10,000 only, Python cap 180 s")
     mode.add_argument("--smoke", action="store_true", help="our side only, N = 100; exits 1 if a check fails")
+    mode.add_argument("--million", action="store_true",
+                      help="only the million-jobs cases (issue 21; ours only, Anthropic) and their 100k "
+                           "counterparts; rewrites only their section and targets in RESULTS.md")
     ap.add_argument("--ours-only", action="store_true", help="skip the Python library")
     ap.add_argument("--full-python", action="store_true",
                     help="also run the Python library at 100,000 × 1,000/batch (another cap's worth of time)")
@@ -1044,9 +1355,14 @@ def main():
     ap.add_argument("--only", help="run only cases whose name contains this text")
     ap.add_argument("--work", help="scratch folder for job sets, results and logs (default bench/work)")
     ap.add_argument("--out", default=None, help="report path (default bench/RESULTS.md; none in --smoke)")
+    ap.add_argument("--million-n", type=int, default=MILLION, metavar="N",
+                    help="jobs in the million cases (default 1,000,000; their counterparts get N/10): "
+                         "scale them down for a dry check of the harness, e.g. 20000")
     args = ap.parse_args()
+    if args.million_n < 10:
+        ap.error("--million-n must be at least 10")
 
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = "smoke" if args.smoke else "quick" if args.quick else "million" if args.million else "full"
     cap = args.python_cap or (180.0 if mode == "quick" else 600.0)
     started = datetime.datetime.now(datetime.timezone.utc)
     global WORK
@@ -1061,25 +1377,34 @@ def main():
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     binary = build_tools(os.path.abspath(args.bin) if args.bin else None)
     with_python = not (args.ours_only or args.smoke)
-    todo = [c for c in cases(mode, args.full_python, args.only) if not args.only or args.only in c.name]
+    todo = [c for c in cases(mode, args.full_python, args.only, args.million_n)
+            if not args.only or args.only in c.name]
     pyapi = any(c.kind == "pyapi" for c in todo)
-    vpy, note = (setup_python() if with_python or pyapi else (None, None))
+    need_python = with_python and any(c.python for c in todo)
+    vpy, note = (setup_python() if need_python or pyapi else (None, None))
     if pyapi:
         setup_rs(vpy)
     load_start = loadavg()
     emu = EmulatorProc(binary)
-    results = {"cases": [], "load_start": load_start}
+    results = {"cases": [], "load_start": load_start, "million_n": args.million_n}
     failures = []
     try:
         for c in todo:
+            if c.fmt == "jsonl" and not has_results_format(binary):
+                c.skipped = ("this batchata's `run --help` has no `--results-format` "
+                             "(the jsonl results layout of issue 21); use a build that has it")
+                print(f"  skip    {c.name}: {c.skipped}", flush=True)
+                results["cases"].append((c, [], []))
+                continue
             jobs = job_set(c.provider, c.n, c.variant)
             ours = []
-            for r in range(1 if mode == "smoke" else args.runs):
+            for r in range(1 if mode == "smoke" else c.runs or args.runs):
                 if c.kind == "pyapi":
                     ours.append(run_pyapi(vpy, "batchata_rs", emu, c, jobs, r, cap))
                 else:
                     ours.append(run_ours(binary, emu, c, jobs, r))
-                print(f"  {'rs' if c.kind == 'pyapi' else 'ours':7} {c.name}: {ours[-1]['wall']:.2f} s, {mb(ours[-1]['rss'])}, "
+                print(f"  {'rs' if c.kind == 'pyapi' else 'ours':7} {c.name}: {ours[-1]['wall']:.2f} s, "
+                      f"user {secs(ours[-1]['user'])}, sys {secs(ours[-1]['sys'])}, {mb(ours[-1]['rss'])}, "
                       f"{ours[-1]['calls']['total']} calls, {ours[-1]['detail']}", flush=True)
             if not all(o["ok"] for o in ours):
                 failures.append(f"ours {c.name}: {ours[-1]['detail']}")
@@ -1090,7 +1415,8 @@ def main():
                         py.append(run_pyapi(vpy, "batchata", emu, c, jobs, r, cap))
                     else:
                         py.append(run_python(vpy, emu, c, jobs, r, cap))
-                    print(f"  python  {c.name}: {py[-1]['wall']:.2f} s, {mb(py[-1]['rss'])}, "
+                    print(f"  python  {c.name}: {py[-1]['wall']:.2f} s, user {secs(py[-1]['user'])}, "
+                          f"sys {secs(py[-1]['sys'])}, {mb(py[-1]['rss'])}, "
                           f"{py[-1]['calls']['total']} calls, {py[-1]['detail']}", flush=True)
                     if py[-1].get("capped") or py[-1]["wall"] > FAST_CASE_S:
                         break
@@ -1104,14 +1430,21 @@ def main():
         print(f"smoke: {len(todo) - len(failures)} passed, {len(failures)} failed")
         remove_runs(runs, record=False)
         return 1 if failures else 0
-    micro = None if args.no_micro else run_micro()
+    micro = None if args.no_micro or mode == "million" else run_micro()
     finished = datetime.datetime.now(datetime.timezone.utc)
     command = "python3 bench/harness.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
     out = args.out or os.path.join(BENCH, "RESULTS.md")
     machine = machine_description(note, vpy)
-    if all(c.kind == "pyapi" for c in todo) and os.path.exists(out):
+    if todo and all(c.kind == "pyapi" for c in todo) and os.path.exists(out):
         # Only the Python API case ran: replace its section, keep the rest.
-        merge_pyapi_section(out, pyapi_section(results, machine, command, started, finished))
+        merge_sections(out, [(PYAPI_START, PYAPI_END, pyapi_section(results, machine, command, started,
+                                                                    finished), False)])
+    elif mode == "million" and os.path.exists(out):
+        # Only the million cases ran: replace their section and targets.
+        merge_sections(out, [
+            (MILLION_START, MILLION_END, million_section(results, machine, command, started, finished), False),
+            (MTARGETS_START, MTARGETS_END, million_targets_block(results), True),
+        ])
     else:
         write_report(out, results, machine, command, micro, started, finished, mode)
     print(f"wrote {os.path.relpath(out, os.getcwd())}")
