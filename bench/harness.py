@@ -5,6 +5,7 @@ batchata 0.4.7, both against the same local emulator.
     python3 bench/harness.py            # everything; writes bench/RESULTS.md
     python3 bench/harness.py --quick    # N <= 10,000, shorter Python cap
     python3 bench/harness.py --smoke    # our side only, N = 100, checks only
+    python3 bench/harness.py --million  # only the million-jobs cases (ours)
 
 What it does, in order (see bench/README.md):
 1. builds the release CLI and copies it to bench/work/bin, so other builds of
@@ -15,11 +16,13 @@ What it does, in order (see bench/README.md):
    schema; small PDF and text files) under bench/work/jobs;
 4. starts `batchata emulate` as its own process (batches end at once, no
    faults), so the emulator's memory is not counted against either side;
-5. runs every case on each side: fresh results folder, emulator reset, the
-   whole process timed and its peak RSS read by bench/peak-rss (wait4(2)
-   in a small parent, as /usr/bin/time does), the emulator's HTTP call counts read from
-   GET /_emulator/stats, and every job's result file checked;
-6. runs the criterion micro-benchmarks and writes bench/RESULTS.md.
+5. runs every case on each side (cases.py says which): fresh results
+   folder, emulator reset, the whole process timed and its peak RSS and
+   user / system CPU read by bench/peak-rss (wait4(2) in a small parent, as
+   /usr/bin/time does), the emulator's HTTP call counts read from
+   GET /_emulator/stats, and every job's result checked;
+6. runs the criterion micro-benchmarks and writes bench/RESULTS.md
+   (report.py).
 
 Standard library only, so it runs on the machine's Python 3.11.
 """
@@ -35,12 +38,15 @@ import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+
+from cases import FAST_CASE_S, MILLION, MODELS, SCHEMA, cases
+from report import (MILLION_END, MILLION_START, MTARGETS_END, MTARGETS_START, PYAPI_END, PYAPI_START, mb,
+                    merge_sections, million_section, million_targets_block, pyapi_section, secs, write_report)
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -48,29 +54,12 @@ WORK = os.path.join(BENCH, "work")
 VENV = os.path.join(BENCH, ".venv")
 PY_LIB = "batchata==0.4.7"
 
-MODELS = {
-    # Names both libraries know: ours resolves them as aliases.
-    "anthropic": "claude-3-5-haiku-20241022",
-    "openai": "gpt-4.1-nano-2025-04-14",
-}
-TITLES = {"anthropic": "Anthropic", "openai": "OpenAI"}
-SCHEMA = {
-    "title": "Answer",
-    "type": "object",
-    "properties": {
-        "answer": {"type": "string"},
-        "confidence": {"type": "number"},
-    },
-    "required": ["answer", "confidence"],
-    "additionalProperties": False,
-}
 WORDS = (
     "river mountain ledger invoice harbour copper lantern orchard meadow "
     "signal quarry timber canal beacon vessel granite thicket pasture "
     "archive bridge compass furnace garden hollow island journey kettle "
     "market needle office pillar quartz ribbon saddle tunnel valley window"
 ).split()
-FAST_CASE_S = 60.0  # Python cases faster than this are run 3 times
 
 
 # ---------------------------------------------------------------- job sets
@@ -168,108 +157,6 @@ def job_set(provider, n, variant):
             f.write(json.dumps(job) + "\n")
     os.replace(tmp, path)
     return path
-
-
-# ------------------------------------------------------------------ cases
-
-
-class Case:
-    """kind "cli": our CLI against py_side.py. kind "pyapi": one script,
-    py_api.py, run with `import batchata_rs` (ours) and `import batchata`.
-
-    `fmt` is our results layout: "files" (the default, one file per job) or
-    "jsonl" (`--results-format jsonl`). `million` marks the cases of the
-    million-jobs section (issue 21); `runs` overrides --runs (the 1M cases
-    run once); `skipped` says why a case did not run."""
-
-    def __init__(self, provider, variant, n, ipb, python=True, kind="cli", fmt="files", million=False,
-                 runs=None):
-        self.provider = provider
-        self.variant = variant
-        self.n = n
-        self.ipb = ipb  # None: each library's default
-        self.python = python
-        self.kind = kind
-        self.fmt = fmt
-        self.million = million
-        self.runs = runs
-        self.skipped = None
-
-    @property
-    def key(self):
-        return (self.kind, self.provider, self.variant, self.n, self.ipb, self.fmt)
-
-    @property
-    def name(self):
-        ipb = "defaults" if self.ipb is None else f"{self.ipb:,}/batch"
-        if self.kind == "pyapi":
-            return f"python api {self.provider} N={self.n:,} {ipb}"
-        layout = " jsonl" if self.fmt == "jsonl" else ""
-        return f"{self.provider} {self.variant} N={self.n:,} {ipb}{layout}"
-
-
-MILLION = 1_000_000
-
-
-def million_cases(n_big):
-    """Issue 21's cases, ours only (Python batchata does not finish 100k):
-    Anthropic at `n_big` jobs (1,000,000 unless --million-n scales it down),
-    and at n_big / 10 beside them, so the 1M / 100k memory ratio comes from
-    the same benchmark run. The jsonl cases first: they create a handful of
-    files; the files case at n_big, a million inodes, runs last."""
-    n_small = n_big // 10
-
-    def c(variant, n, ipb, fmt):
-        return Case("anthropic", variant, n, ipb, python=False, fmt=fmt, million=True,
-                    runs=1 if n == n_big else None)
-
-    return [
-        c("plain", n_small, 10000, "jsonl"),
-        c("plain", n_small, 1000, "jsonl"),
-        c("schema", n_small, 10000, "jsonl"),
-        c("plain", n_big, 10000, "jsonl"),
-        c("plain", n_big, 1000, "jsonl"),
-        c("schema", n_big, 10000, "jsonl"),
-        c("plain", n_small, 10000, "files"),  # dropped when the main table has it
-        c("plain", n_big, 10000, "files"),
-    ]
-
-
-def cases(mode, full, only=None, n_big=MILLION):
-    out = []
-    if mode == "million":
-        return million_cases(n_big)
-    if mode == "smoke":
-        # The Python package's own tests run in the test command; the smoke
-        # run (inside `cargo test`) stays offline and quick, so its python
-        # api case runs only when asked for: --smoke --only "python api".
-        if only and "python api" in only:
-            out.append(Case("anthropic", "plain", 100, 50, python=False, kind="pyapi"))
-    else:
-        out += [Case("anthropic", "plain", 10000, ipb, kind="pyapi") for ipb in (10000, 1000)]
-    for p in ("anthropic", "openai"):
-        if mode == "smoke":
-            out += [Case(p, "plain", 100, 50), Case(p, "schema", 100, 50), Case(p, "files", 100, 50)]
-            continue
-        out += [
-            Case(p, "plain", 1000, 1000),
-            Case(p, "plain", 1000, None),
-            Case(p, "plain", 10000, 10000),
-            Case(p, "plain", 10000, 1000),
-            Case(p, "schema", 10000, 10000),
-            Case(p, "files", 10000, 10000),
-        ]
-        if mode == "full":
-            out += [
-                Case(p, "plain", 100000, 10000),
-                # Python needs more than the cap for 100k at 10,000 per
-                # batch already; at 1,000 per batch only with --full-python.
-                Case(p, "plain", 100000, 1000, python=full),
-            ]
-    if mode == "full":
-        have = {c.key for c in out}
-        out += [c for c in million_cases(n_big) if c.key not in have]
-    return out
 
 
 # -------------------------------------------------------------- processes
@@ -887,451 +774,6 @@ def run_micro():
     return rows
 
 
-def fmt_ns(ns):
-    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= div:
-            return f"{ns / div:.3g} {unit}"
-    return f"{ns:.3g} ns"
-
-
-# ----------------------------------------------------------------- report
-
-
-def mb(b):
-    return "?" if b is None else f"{b / 1e6:.0f} MB"
-
-
-def secs(t):
-    return "?" if t is None else f"{t:.2f} s"
-
-
-def cpu(o):
-    """User / system CPU of a summarized side, for the tables."""
-    return f"{secs(o.get('user'))} / {secs(o.get('sys'))}"
-
-
-def med(runs, key):
-    vals = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.median(vals) if vals else None
-
-
-def summarize(side):
-    if not side:
-        return None
-    done = [r for r in side if not r.get("capped")]
-    capped = [r for r in side if r.get("capped")]
-    use = done or capped
-    return {
-        "runs": len(use),
-        "wall": med(use, "wall"),
-        "rss": med(use, "rss"),
-        "user": med(use, "user"),
-        "sys": med(use, "sys"),
-        "calls": use[0]["calls"]["total"],
-        "ok": all(r["ok"] for r in use),
-        "detail": use[-1]["detail"],
-        "capped": bool(capped) and not done,
-        "phases": use[-1].get("phases"),
-    }
-
-
-def write_report(path, results, machine, command, micro, started, finished, mode):
-    L = []
-    L.append("# Benchmarks: batchata (Rust) vs the Python library batchata 0.4.7")
-    L.append("")
-    L.append(f"Generated by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
-             f"({(finished - started).total_seconds() / 60:.0f} min; mode: {mode}).")
-    L.append("Do not edit by hand: rerun the command.")
-    L.append("")
-    L.append("## Machine")
-    L.append("")
-    L += machine
-    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
-    L.append("")
-    L.append("## How")
-    L.append("")
-    L.append("Both sides run as their own process against one `batchata emulate` process "
-             "(batches end at once, no faults; its memory is counted against neither side), "
-             "with the emulator reset before every run. Wall time is the whole process, "
-             "start-up and reading the jobs included; peak RSS is the process's maximum "
-             "resident set, read with wait4(2) by the small `bench/peak-rss` parent (as "
-             "`/usr/bin/time -v` does; not from the harness itself, whose own size a forked "
-             "child would inherit as its starting peak); HTTP calls are "
-             "counted by the emulator (`GET /_emulator/stats`); user and system CPU (ours) are "
-             "the process's own, from the same wait4(2) call as its peak. Ours: `batchata run JOBS "
-             "--results-dir DIR --no-raw-files [--items-per-batch N]` (warn-level logs). "
-             "Python: `bench/py_side.py`, which adds each job with `Batch.add_job` and calls "
-             "`Batch.run()` with raw files off and verbosity `warn`. Same jobs, models, "
-             "`max_tokens` (256), temperature (0.7), items per batch and parallel batches (10, "
-             "both libraries' default). 'defaults' uses each library's default items per batch "
-             "(10 for both). A result check passes when every job has a successful result file "
-             "(ours by job id; Python's ids are random, so by count and by the prompt marker "
-             "the emulator echoes). Times are medians of the runs shown; Python cases slower "
-             f"than {FAST_CASE_S:.0f} s run once.")
-    L.append("")
-    for provider in ("anthropic", "openai"):
-        if not any(c.provider == provider and c.kind == "cli" and not c.million for c, _, _ in results["cases"]):
-            continue
-        L.append(f"## {TITLES[provider]} (`{MODELS[provider]}`)")
-        L.append("")
-        L.append("| case | ours: wall | ours: CPU user / sys | Python: wall | speed-up | ours: peak RSS | Python: peak RSS | memory ratio | HTTP calls ours / Python | results ours / Python |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
-        for c, ours, py in results["cases"]:
-            if c.provider != provider or c.kind != "cli" or c.million:
-                continue
-            o = summarize(ours)
-            p = summarize(py)
-            ipb = "defaults" if c.ipb is None else f"{c.ipb:,}/batch"
-            name = f"{c.variant} {c.n:,} × {ipb}"
-            if o is None:
-                L.append(f"| {name} | not run | | | | | | | | {'skipped: ' + c.skipped if c.skipped else ''} |")
-                continue
-            ow = f"{o['wall']:.2f} s ({o['runs']}×) | {cpu(o)}"
-            orss = mb(o["rss"])
-            if p is None:
-                L.append(f"| {name} | {ow} | not run | | {orss} | | | {o['calls']} / – | {'✓' if o['ok'] else '✗ ' + o['detail']} / – |")
-                continue
-            if p["capped"]:
-                pw = f"> {p['wall']:.0f} s (cap)"
-                speed = f"> {p['wall'] / o['wall']:.0f}×"
-            else:
-                pw = f"{p['wall']:.2f} s ({p['runs']}×)"
-                speed = f"{p['wall'] / o['wall']:.1f}×"
-            prss = mb(p["rss"]) + (" at cap" if p["capped"] else "")
-            ratio = f"{o['rss'] / p['rss']:.2f}" if o["rss"] and p["rss"] else "?"
-            L.append(
-                f"| {name} | {ow} | {pw} | {speed} | {orss} | {prss} | {ratio} | {o['calls']} / {p['calls']} | "
-                f"{'✓' if o['ok'] else '✗ ' + o['detail']} / {'✓' if p['ok'] else '✗ ' + p['detail']} |"
-            )
-        L.append("")
-        notes = []
-        for c, ours, py in results["cases"]:
-            p = summarize(py)
-            if c.kind != "cli":
-                continue
-            if c.provider == provider and p and p.get("phases"):
-                ph = p["phases"]
-                notes.append(f"{c.variant} {c.n:,} × {c.ipb or 'defaults'}: import {ph['import_s']:.1f} s, "
-                             f"add_job {ph['add_s']:.1f} s, run {ph['run_s']:.1f} s")
-            if c.provider == provider and p and p["capped"]:
-                notes.append(f"{c.variant} {c.n:,} × {c.ipb or 'defaults'}: {p['detail']}")
-        if notes:
-            L.append("Python phases (last run): " + "; ".join(notes) + ".")
-            L.append("")
-    L += pyapi_section(results, machine, command, started, finished)
-    L += million_section(results, machine, command, started, finished)
-    L.append("## Targets")
-    L.append("")
-    for line in targets(results, micro):
-        L.append(f"- {line}")
-    L += million_targets_block(results)
-    L.append("")
-    if micro:
-        L.append("## Micro-benchmarks (criterion, `cargo bench -p batchata --bench hot_paths`)")
-        L.append("")
-        L.append("| benchmark | median | per element |")
-        L.append("|---|---|---|")
-        for full_id, ns, elements in micro:
-            per = fmt_ns(ns / elements) if elements else ""
-            L.append(f"| {full_id} | {fmt_ns(ns)} | {per} |")
-        L.append("")
-    extra = os.path.join(BENCH, "NOTES.md")
-    if os.path.exists(extra):
-        L.append(f"Profiles and the fixes they led to: see [NOTES.md](NOTES.md).")
-        L.append("")
-    with open(path, "w") as f:
-        f.write("\n".join(L))
-
-
-PYAPI_START = "<!-- python-api: written by harness.py; --only \"python api\" rewrites just this section -->"
-PYAPI_END = "<!-- /python-api -->"
-
-
-def pyapi_section(results, machine, command, started, finished):
-    """The "Python API" section: py_api.py with `import batchata_rs` against
-    the same script with `import batchata`. Its own command, date and machine,
-    since `--only "python api"` rewrites only this section."""
-    rows = [(c, summarize(o), summarize(p)) for c, o, p in results["cases"] if c.kind == "pyapi"]
-    if not rows:
-        return []
-    L = [PYAPI_START, "## Python API: the same script with `import batchata_rs` and `import batchata`", ""]
-    L.append(f"Measured by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
-             f"({(finished - started).total_seconds() / 60:.0f} min).")
-    L.append("")
-    L += machine
-    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
-    L.append("")
-    L.append("`bench/py_api.py MODULE` imports the module named on its command line and runs "
-             "the jobs' ~1 KB prompts through batchata 0.4.7's API: "
-             "`Batch(results_dir, max_parallel_batches=10, items_per_batch=N, raw_files=False)"
-             ".set_state(file=..., reuse_state=False).set_default_params(model=..., max_tokens=256, "
-             "temperature=0.7).set_verbosity(\"warn\")`, one `add_job(messages=[...])` per job, "
-             "`run()`, `results()`; it exits non-zero unless every job completed and every "
-             "prompt's marker came back exactly once. `batchata_rs` is installed into "
-             "`bench/.venv` with `pip install ./crates/batchata-py` (maturin, release profile). "
-             "Both runs are the whole Python process, interpreter start-up included, under "
-             "`bench/peak-rss`, against the same emulator process. Targets: at least 20× faster, "
-             "at most 1/5 of the peak memory.")
-    L.append("")
-    L.append("| case | batchata_rs: wall | batchata_rs: CPU user / sys | batchata: wall | speed-up | batchata_rs: peak RSS | batchata: peak RSS | memory ratio | HTTP calls rs / py | results rs / py |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
-    tl = []
-    phases = []
-    for c, o, p in rows:
-        name = f"{MODELS[c.provider]}, {c.n:,} × {c.ipb:,}/batch"
-        ow = f"{o['wall']:.2f} s ({o['runs']}×) | {cpu(o)}"
-        res_o = "✓" if o["ok"] else "✗ " + o["detail"]
-        if o.get("phases"):
-            ph = o["phases"]
-            phases.append(f"batchata_rs {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
-        if p is None:
-            L.append(f"| {name} | {ow} | not run | | {mb(o['rss'])} | | | {o['calls']} / – | {res_o} / – |")
-            continue
-        if p.get("phases"):
-            ph = p["phases"]
-            phases.append(f"batchata {c.n:,} × {c.ipb:,}: {phase_text(ph)}")
-        pw = (f"> {p['wall']:.0f} s (cap)" if p["capped"] else f"{p['wall']:.2f} s ({p['runs']}×)")
-        speed = p["wall"] / o["wall"]
-        memr = o["rss"] / p["rss"] if o["rss"] and p["rss"] else None
-        res_p = "✓" if p["ok"] else "✗ " + p["detail"]
-        L.append(f"| {name} | {ow} | {pw} | {speed:.1f}× | {mb(o['rss'])} | {mb(p['rss'])} | "
-                 f"{'?' if memr is None else f'{memr:.2f}'} | {o['calls']} / {p['calls']} | {res_o} / {res_p} |")
-        met = speed >= 20 and memr is not None and memr <= 0.2 and o["ok"] and p["ok"]
-        tl.append(f"{'✓' if met else '✗'} python api {c.n:,} jobs × {c.ipb:,}/batch: {speed:.1f}× faster "
-                  f"(target ≥ 20×), {'?' if memr is None else f'{memr:.2f}'} of batchata's peak memory "
-                  f"(target ≤ 0.20)")
-    L.append("")
-    if phases:
-        L.append("Phases of the last run, timed inside the script, with the peak RSS reached by the end of each: "
-                 + " — ".join(phases) + ".")
-        L.append("")
-    for t in tl:
-        L.append(f"- {t}")
-    if tl:
-        L.append("")
-    L.append(PYAPI_END)
-    L.append("")
-    return L
-
-
-def phase_text(ph):
-    """py_api.py's phase times, and its peak RSS so far after each phase."""
-    pk = ph.get("peak_mb_after") or {}
-    def one(key, label):
-        peak = f", peak {pk[key]:.0f} MB" if key in pk else ""
-        return f"{label} {ph[key + '_s']:.2f} s{peak}"
-    return "; ".join(one(k, l) for k, l in (("import", "import"), ("add", "add_job"), ("run", "run()"),
-                                             ("results", "results()")))
-
-
-def merge_block(text, start, end, lines, at_targets_end=False):
-    """`text` with the block between the markers `start` and `end` replaced
-    by `lines` (which carry the markers themselves). Without the markers the
-    block goes before "## Targets", or with `at_targets_end` at the end of
-    that section's list; the rest of the report is left as it was."""
-    block = "\n".join(lines) + "\n"
-    if start in text and end in text:
-        a = text.index(start)
-        b = text.index(end) + len(end)
-        return text[:a] + block + text[b:].lstrip("\n")
-    if "## Targets" not in text:
-        return text.rstrip("\n") + "\n\n" + block
-    a = text.index("## Targets")
-    if not at_targets_end:
-        return text[:a] + block + text[a:]
-    nxt = text.find("\n## ", a + 1)
-    b = len(text) if nxt < 0 else nxt + 1
-    return text[:b].rstrip("\n") + "\n" + block + "\n" + text[b:]
-
-
-def merge_sections(path, blocks):
-    """Rewrites only the given marked blocks of an existing report: `blocks`
-    is a list of (start marker, end marker, lines, at_targets_end)."""
-    with open(path) as f:
-        text = f.read()
-    for start, end, lines, at_targets_end in blocks:
-        if lines:
-            text = merge_block(text, start, end, lines, at_targets_end)
-    with open(path, "w") as f:
-        f.write(text)
-
-
-MILLION_START = "<!-- million: written by harness.py; --million rewrites just this section and its targets -->"
-MILLION_END = "<!-- /million -->"
-MTARGETS_START = "<!-- million-targets -->"
-MTARGETS_END = "<!-- /million-targets -->"
-
-
-def million_rows(results):
-    """The cases of the million-jobs table: the million group, and any
-    other case that is the 100k counterpart of one of its 1M cases (in full
-    mode, the main table's plain 100,000 × 10,000/batch)."""
-    if not any(c.million for c, _, _ in results["cases"]):
-        return [], None
-    big = results.get("million_n", MILLION)
-    partners = {(c.variant, big // 10, c.ipb, c.fmt) for c, _, _ in results["cases"] if c.million and c.n == big}
-    rows = [(c, ours) for c, ours, _ in results["cases"]
-            if c.kind == "cli" and (c.million or (c.variant, c.n, c.ipb, c.fmt) in partners)]
-    rows.sort(key=lambda r: (r[0].fmt != "files", r[0].variant, -(r[0].ipb or 0), r[0].n))
-    return rows, big
-
-
-def million_section(results, machine, command, started, finished):
-    """Issue 21's cases at a million jobs, ours only, with their 100k
-    counterparts. Its own command, date and machine, since `--million`
-    rewrites only this section (and its lines of the Targets list)."""
-    rows, big = million_rows(results)
-    if not rows:
-        return []
-    L = [MILLION_START, f"## A million jobs (ours only, {TITLES['anthropic']} `{MODELS['anthropic']}`)", ""]
-    L.append(f"Measured by `{command}` on {finished:%Y-%m-%d %H:%M} UTC "
-             f"({(finished - started).total_seconds() / 60:.0f} min).")
-    L.append("")
-    L += machine
-    L.append(f"- Load average at start / end: {results['load_start']} / {results['load_end']}")
-    L.append("")
-    if big != MILLION:
-        L.append(f"**Scaled down with `--million-n {big}`: N = {big:,} and {big // 10:,} stand for "
-                 f"1,000,000 and 100,000. A dry check of the harness, not a measurement.**")
-        L.append("")
-    L.append("Ours only: Python batchata does not finish 100,000 jobs within its cap. Same jobs "
-             "(~1 KB prompts; schema: the same prompts with the small response schema), same "
-             "emulator and command as above, plus `--results-format jsonl` for the jsonl layout. "
-             "`files` is the default layout, one `{job_id}.json` per job; `jsonl` writes every "
-             "result as one line of `results.jsonl`. "
-             f"Each {big:,}-job case runs once, not three times (each takes minutes and "
-             f"gigabytes of disk); the {big // 10:,}-job cases beside them run in the same "
-             "benchmark run and give the memory ratio. User and system CPU are the process's own, "
-             "from the same wait4(2) call as its peak RSS. Before each run of 100,000 jobs or more "
-             "the harness syncs the disk, so no earlier case's writeback lands in a timed run; the "
-             "jsonl cases run first and the files case at the largest N last, and result folders "
-             "are deleted only after every case is timed. The result check reads every job's "
-             "result: files by job id; `results.jsonl` in a stream, one status byte per job, each "
-             "job exactly once.")
-    L.append("")
-    L.append("| case | layout | wall | user CPU | system CPU | peak RSS | HTTP calls | results |")
-    L.append("|---|---|---|---|---|---|---|---|")
-    for c, ours in rows:
-        name = f"{c.variant} {c.n:,} × {c.ipb:,}/batch"
-        o = summarize(ours)
-        if o is None:
-            L.append(f"| {name} | {c.fmt} | not run | | | | | {'skipped: ' + c.skipped if c.skipped else ''} |")
-            continue
-        res = "✓ " + o["detail"] if o["ok"] else "✗ " + o["detail"]
-        L.append(f"| {name} | {c.fmt} | {o['wall']:.2f} s ({o['runs']}×) | {secs(o['user'])} | "
-                 f"{secs(o['sys'])} | {mb(o['rss'])} | {o['calls']} | {res} |")
-    L.append("")
-    L.append(MILLION_END)
-    L.append("")
-    return L
-
-
-RSS_CAP_1M = 64e6  # bytes: issue 21, peak RSS at 1M jobs
-RATIO_1M = 1.3  # peak at 1M / peak at 100k, same layout and items per batch
-USER_CPU_1M = 12.0  # seconds of user CPU for 1M plain jobs at 10,000/batch
-
-
-def million_targets(results):
-    """Issue 21's targets, one line each; "not run" (never ✓) when a case
-    did not run, with the reason."""
-    runs = {c.key: (c, summarize(o)) for c, o, _ in results["cases"] if c.kind == "cli"}
-    big = results.get("million_n", MILLION)
-    small = big // 10
-    why_default = "not in this run: the million cases run in full mode or with --million"
-    out = []
-    if big != MILLION:
-        out.append(f"(scaled down with --million-n {big}: {big:,} and {small:,} jobs stand for 1,000,000 "
-                   "and 100,000; a dry check, not a measurement)")
-
-    def look(variant, n, ipb, fmt):
-        c, o = runs.get(("cli", "anthropic", variant, n, ipb, fmt), (None, None))
-        if o is None:
-            return None, ("skipped: " + c.skipped if c is not None and c.skipped else why_default)
-        return o, None
-
-    for variant, ipb, fmt in (("plain", 10000, "files"), ("plain", 10000, "jsonl"),
-                              ("plain", 1000, "jsonl"), ("schema", 10000, "jsonl")):
-        label = f"anthropic {variant} {big:,} jobs × {ipb:,}/batch, {fmt}"
-        o, why = look(variant, big, ipb, fmt)
-        if o is None:
-            out.append(f"not run: {label}: peak RSS ≤ {RSS_CAP_1M / 1e6:.0f} MB; ≤ {RATIO_1M}× the "
-                       f"{small:,}-job peak" + ("; user CPU ≤ 12 s" if variant == "plain" and ipb == 10000 else "")
-                       + f" ({why})")
-            continue
-        whole = "results all present" if o["ok"] else "results INCOMPLETE"
-        ok = o["ok"] and o["rss"] is not None and o["rss"] <= RSS_CAP_1M
-        out.append(f"{'✓' if ok else '✗'} {label}: {mb(o['rss'])} peak (target ≤ {RSS_CAP_1M / 1e6:.0f} MB), "
-                   f"{whole}")
-        o100, why100 = look(variant, small, ipb, fmt)
-        if o100 is None:
-            out.append(f"not run: {label}: peak ≤ {RATIO_1M}× the peak at {small:,} jobs ({why100})")
-        elif o["rss"] and o100["rss"]:
-            r = o["rss"] / o100["rss"]
-            out.append(f"{'✓' if r <= RATIO_1M else '✗'} {label}: peak {big:,} / {small:,} jobs = "
-                       f"{mb(o['rss'])} / {mb(o100['rss'])} = {r:.2f} (target ≤ {RATIO_1M})")
-        else:
-            out.append(f"✗ {label}: peak {big:,} / {small:,} jobs: a peak was not measured")
-        if variant == "plain" and ipb == 10000:
-            u = o.get("user")
-            ok = o["ok"] and u is not None and u <= USER_CPU_1M
-            out.append(f"{'✓' if ok else '✗'} {label}: {secs(u)} user CPU (target ≤ {USER_CPU_1M:.0f} s), "
-                       f"{secs(o.get('sys'))} system, {o['wall']:.1f} s wall")
-    return out
-
-
-def million_targets_block(results):
-    """The million targets as list lines between markers, so `--million`
-    can rewrite them inside an existing Targets list."""
-    return [MTARGETS_START] + [f"- {t}" for t in million_targets(results)] + [MTARGETS_END]
-
-
-def targets(results, micro=None):
-    """The targets of the main tables, one line each; "not run" (never ✓)
-    where a case or side did not run. The million targets follow them
-    (million_targets_block)."""
-    out = []
-    by = {}
-    for c, ours, py in results["cases"]:
-        if c.kind == "cli" and c.fmt == "files":
-            by[(c.provider, c.variant, c.n, c.ipb)] = (summarize(ours), summarize(py))
-    for provider in ("anthropic", "openai"):
-        for ipb in (10000, 1000):
-            o, p = by.get((provider, "plain", 10000, ipb), (None, None))
-            if o and p and o["rss"] and p["rss"]:
-                speed = p["wall"] / o["wall"]
-                memr = o["rss"] / p["rss"]
-                ok = speed >= 30 and memr <= 0.2
-                out.append(f"{'✓' if ok else '✗'} {provider} 10,000 jobs × {ipb:,}/batch: {speed:.1f}× faster "
-                           f"(target ≥ 30×), {memr:.2f} of Python's peak memory (target ≤ 0.20)")
-            else:
-                out.append(f"not run: {provider} 10,000 jobs × {ipb:,}/batch against Python "
-                           f"(target ≥ 30× faster, ≤ 0.20 of its peak memory)")
-        for ipb in (10000, 1000):
-            o, _ = by.get((provider, "plain", 100000, ipb), (None, None))
-            if not o:
-                out.append(f"not run: {provider} 100,000 jobs × {ipb:,}/batch end to end (target < 15 s, "
-                           f"< 150 MB peak; ≤ 2× the 10,000-job peak)")
-                continue
-            ok = o["wall"] < 15 and (o["rss"] or 1e12) < 150e6 and o["ok"]
-            out.append(f"{'✓' if ok else '✗'} {provider} 100,000 jobs × {ipb:,}/batch end to end: "
-                       f"{o['wall']:.1f} s (target < 15 s), {mb(o['rss'])} peak (target < 150 MB), "
-                       f"results {'all present' if o['ok'] else 'INCOMPLETE'}")
-            o10, _ = by.get((provider, "plain", 10000, ipb), (None, None))
-            if o10 and o["rss"] and o10["rss"]:
-                r = o["rss"] / o10["rss"]
-                out.append(f"{'✓' if r <= 2 else '✗'} {provider} peak memory 100k / 10k ({ipb:,}/batch): "
-                           f"{mb(o['rss'])} / {mb(o10['rss'])} = {r:.2f} (target ≤ 2)")
-            else:
-                out.append(f"not run: {provider} peak memory 100k / 10k ({ipb:,}/batch) (target ≤ 2)")
-    appends = {fid.rsplit("/", 1)[-1]: ns / (el or 1) for fid, ns, el in (micro or []) if fid.startswith("state_append/")}
-    small, large = appends.get("done_with_10k_existing"), appends.get("done_with_1000k_existing")
-    if small and large:
-        r = large / small
-        out.append(f"{'✓' if r <= 1.5 else '✗'} state update cost per event: {fmt_ns(small)} with 10k events "
-                   f"already recorded, {fmt_ns(large)} with 1M ({r:.2f}×; target: flat, ≤ 1.5×)")
-    else:
-        out.append("state update cost per event: not measured in this run (the micro-benchmarks were skipped)")
-    return out
 
 
 # ------------------------------------------------------------------- main
