@@ -291,9 +291,10 @@ def million_rows(results):
     if not any(c.million for c, _, _ in results["cases"]):
         return [], None
     big = results.get("million_n", MILLION)
-    partners = {(c.variant, big // 10, c.ipb, c.fmt) for c, _, _ in results["cases"] if c.million and c.n == big}
+    partners = {(c.provider, c.variant, big // 10, c.ipb, c.fmt)
+                for c, _, _ in results["cases"] if c.million and c.n == big}
     rows = [(c, ours) for c, ours, _ in results["cases"]
-            if c.kind == "cli" and (c.million or (c.variant, c.n, c.ipb, c.fmt) in partners)]
+            if c.kind == "cli" and (c.million or (c.provider, c.variant, c.n, c.ipb, c.fmt) in partners)]
     rows.sort(key=lambda r: (r[0].fmt != "files", r[0].variant, -(r[0].ipb or 0), r[0].n))
     return rows, big
 
