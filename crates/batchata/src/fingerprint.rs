@@ -41,6 +41,20 @@ struct Canonical<'a> {
     enable_citations: bool,
 }
 
+/// Feeds what is written to a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -87,13 +101,15 @@ pub fn of_job(job: &Job) -> Result<String> {
         response_schema: job.response_schema.as_ref(),
         enable_citations: job.enable_citations,
     };
-    let bytes = serde_json::to_vec(&canonical).map_err(|e| {
+    // Hashed as it is written: the canonical form is never held.
+    let mut h = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut h, &canonical).map_err(|e| {
         Error::Validation(format!(
             "job '{}': cannot fingerprint the request: {e}",
             job.id_str()
         ))
     })?;
-    let digest = Sha256::digest(&bytes);
+    let digest = h.0.finalize();
     Ok(hex(&digest)[..FINGERPRINT_HEX].to_string())
 }
 

@@ -115,17 +115,35 @@ impl JobSpool {
 
     /// Reads the jobs back in order, one at a time.
     pub fn iter(&self) -> Result<impl Iterator<Item = Result<Job>>> {
-        let reader = self.reader()?.map(|r| BufReader::with_capacity(1 << 16, r));
-        let limit = self.len;
-        Ok(reader
-            .into_iter()
-            .flat_map(|r| r.lines())
-            .take(limit)
-            .map(|line| {
-                let line = line.map_err(|e| spool_io("read the job spool in", e))?;
-                serde_json::from_str(&line)
-                    .map_err(|e| Error::Internal(format!("job spool line unreadable: {e}")))
-            }))
+        Ok(self.iter_lines()?.map(|r| r.map(|(job, _)| job)))
+    }
+
+    /// Reads the jobs back in order with each one's line as spooled (the
+    /// job's JSON, what a state journal wraps without encoding it again).
+    pub fn iter_lines(&self) -> Result<impl Iterator<Item = Result<(Job, Vec<u8>)>>> {
+        let mut reader = self.reader()?.map(|r| BufReader::with_capacity(1 << 16, r));
+        let mut left = self.len;
+        Ok(std::iter::from_fn(move || {
+            let r = reader.as_mut()?;
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            let mut line = Vec::with_capacity(2048);
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(spool_io("read the job spool in", e))),
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            Some(
+                serde_json::from_slice(&line)
+                    .map(|job| (job, line))
+                    .map_err(|e| Error::Internal(format!("job spool line unreadable: {e}"))),
+            )
+        }))
     }
 
     /// A copy with its own file: the same jobs, byte for byte.

@@ -203,6 +203,58 @@ struct JobLine {
     job: Job,
 }
 
+/// A job line read without its content (prompt, messages): they are
+/// skipped, never made into strings. What parsing results needs.
+#[derive(Deserialize)]
+struct JobLineSansContent {
+    t: String,
+    job: JobSansContent,
+}
+
+/// [`Job`] with its content skipped.
+#[derive(Deserialize)]
+struct JobSansContent {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    messages: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    prompt: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    response_schema: Option<crate::job::ResponseSchema>,
+    #[serde(default)]
+    enable_citations: bool,
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+impl From<JobSansContent> for Job {
+    fn from(j: JobSansContent) -> Job {
+        Job {
+            id: j.id,
+            model: j.model,
+            messages: None,
+            file: j.file,
+            prompt: None,
+            temperature: j.temperature,
+            max_tokens: j.max_tokens,
+            response_schema: j.response_schema,
+            enable_citations: j.enable_citations,
+            fingerprint: j.fingerprint,
+        }
+    }
+}
+
 /// A job line as written: the same bytes as [`Event::Job`], without a copy
 /// of the job.
 #[derive(Serialize)]
@@ -660,6 +712,22 @@ impl StateStore {
         put_job(&mut self.table, self.index.as_mut(), &rec)
     }
 
+    /// Records a job from its JSON as [`crate::spool::JobSpool`] holds it:
+    /// the same journal line as [`StateStore::add_job`], without encoding
+    /// the job again.
+    pub fn add_job_json(&mut self, job: &Job, json: &[u8]) -> Result<JobNo> {
+        let offset = self.offset;
+        let w = &mut self.writer;
+        w.write_all(JOB_LINE_START)
+            .and_then(|()| w.write_all(b"\"job\":"))
+            .and_then(|()| w.write_all(json))
+            .and_then(|()| w.write_all(b"}\n"))
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        self.offset += (JOB_LINE_START.len() + 6 + json.len() + 2) as u64;
+        let rec = new_record(&mut self.models, job, offset)?;
+        put_job(&mut self.table, self.index.as_mut(), &rec)
+    }
+
     /// Jobs in the state.
     pub fn job_count(&self) -> usize {
         self.table.len()
@@ -769,7 +837,10 @@ impl StateStore {
 
     /// Reads jobs back from the journal by id.
     pub fn load_jobs(&mut self, ids: &[JobId]) -> Result<Vec<Job>> {
-        self.load_jobs_with(ids, |j| j)
+        self.load_jobs_with(ids, |line| match serde_json::from_slice::<JobLine>(line) {
+            Ok(JobLine { t, job }) if t == "job" => Some(job),
+            _ => None,
+        })
     }
 
     /// A batch's jobs to read back one at a time, as often as needed
@@ -801,14 +872,19 @@ impl StateStore {
     /// parsing results needs. Each prompt is dropped as its job is read, so
     /// a batch's prompts are never all in memory at once.
     pub fn load_job_records(&mut self, ids: &[JobId]) -> Result<Vec<Job>> {
-        self.load_jobs_with(ids, |mut j| {
-            j.prompt = None;
-            j.messages = None;
-            j
+        self.load_jobs_with(ids, |line| {
+            match serde_json::from_slice::<JobLineSansContent>(line) {
+                Ok(JobLineSansContent { t, job }) if t == "job" => Some(job.into()),
+                _ => None,
+            }
         })
     }
 
-    fn load_jobs_with(&mut self, ids: &[JobId], keep: impl Fn(Job) -> Job) -> Result<Vec<Job>> {
+    fn load_jobs_with(
+        &mut self,
+        ids: &[JobId],
+        parse: impl Fn(&[u8]) -> Option<Job>,
+    ) -> Result<Vec<Job>> {
         self.writer
             .flush()
             .map_err(|e| Error::io("write the state file", &self.path, e))?;
@@ -824,10 +900,10 @@ impl StateStore {
             let mut r = BufReader::new((&mut self.reader).take(64 << 20));
             r.read_until(b'\n', &mut buf)
                 .map_err(|e| Error::io("read the state file", &self.path, e))?;
-            match serde_json::from_slice::<Event>(&buf) {
-                Ok(Event::Job { mut job }) if job.id_str() == &**id => {
+            match parse(&buf) {
+                Some(mut job) if job.id_str() == &**id => {
                     schemas.share(&mut job);
-                    out.push(keep(job))
+                    out.push(job)
                 }
                 _ => {
                     return Err(state_err(
@@ -1145,6 +1221,39 @@ mod tests {
         bad.ids[0] = Arc::from("j4");
         let e = bad.jobs().unwrap().next().unwrap().unwrap_err().to_string();
         assert!(e.contains("'j4' could not be read back"), "{e}");
+    }
+
+    #[test]
+    fn a_job_added_from_its_json_writes_the_line_add_job_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = Job::prompt("say \"hi\"\n")
+            .id("j1")
+            .model("m")
+            .max_tokens(5);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut sa = StateStore::create(&a, "run-1", dir.path()).unwrap();
+        let mut sb = StateStore::create(&b, "run-1", dir.path()).unwrap();
+        for _ in 0..2 {
+            sa.add_job(&job).unwrap();
+            sb.add_job_json(&job, &serde_json::to_vec(&job).unwrap())
+                .unwrap();
+        }
+        sa.sync().unwrap();
+        sb.sync().unwrap();
+        let lines = |p: &Path| -> Vec<String> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(lines(&a), lines(&b));
+        assert_eq!(sb.record(1).unwrap(), sa.record(1).unwrap());
+        let mut back = StateStore::open(&b).unwrap();
+        assert_eq!(back.job_count(), 1, "one id, added twice: one job");
+        back.claim([0]).unwrap();
+        assert_eq!(back.load_jobs(&["j1".into()]).unwrap(), vec![job]);
     }
 
     #[test]

@@ -112,9 +112,9 @@ pub(super) fn into_new_state(
 ) -> Result<Reconciled> {
     let mut out = Reconciled::default();
     store.reserve_jobs(jobs.len());
-    for job in jobs.iter()? {
-        let job = job?;
-        let n = store.add_job(&job)?;
+    for item in jobs.iter_lines()? {
+        let (job, json) = item?;
+        let n = store.add_job_json(&job, &json)?;
         out.added += 1;
         if params.adopt_results {
             if let Some(r) = adoptable(&params.results_dir, &job) {

@@ -149,9 +149,11 @@ pub struct LineId {
     pub custom_id: String,
 }
 
-/// `result` of a line.
+/// `result` of a line. Read through [`RawLineResult`]: serde's internally
+/// tagged enums buffer the whole value (a message and its text) before
+/// they look at the tag, a cost paid on every line of a million.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(try_from = "RawLineResult")]
 pub enum LineResult {
     /// An answer.
     Succeeded {
@@ -168,6 +170,38 @@ pub enum LineResult {
     Canceled,
     /// Not run before the batch expired.
     Expired,
+}
+
+/// `result` as it is on the wire: `type` and whatever fields it brings.
+#[derive(Deserialize)]
+struct RawLineResult {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: Option<WireMessage>,
+    #[serde(default)]
+    error: Option<WireErrorEnvelope>,
+}
+
+impl TryFrom<RawLineResult> for LineResult {
+    type Error = String;
+
+    fn try_from(r: RawLineResult) -> std::result::Result<Self, String> {
+        match r.kind.as_str() {
+            "succeeded" => match r.message {
+                Some(message) => Ok(LineResult::Succeeded { message }),
+                None => Err("a succeeded result without its message".into()),
+            },
+            "errored" => Ok(LineResult::Errored {
+                error: r.error.unwrap_or_default(),
+            }),
+            "canceled" => Ok(LineResult::Canceled),
+            "expired" => Ok(LineResult::Expired),
+            other => Err(format!(
+                "unknown result type '{other}' (expected succeeded, errored, canceled or expired)"
+            )),
+        }
+    }
 }
 
 /// The error envelope of an errored line.
@@ -206,9 +240,10 @@ pub struct WireMessage {
     pub usage: WireUsage,
 }
 
-/// A content block; kinds we do not read are kept as `Other`.
+/// A content block; kinds we do not read are kept as `Other`. Read
+/// through [`RawBlock`], unbuffered, as [`LineResult`] is.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(from = "RawBlock")]
 pub enum Block {
     /// Text, maybe with citations.
     Text {
@@ -228,8 +263,38 @@ pub enum Block {
         input: Value,
     },
     /// Anything else (thinking, server tools...).
-    #[serde(other)]
     Other,
+}
+
+/// A content block as it is on the wire.
+#[derive(Deserialize)]
+struct RawBlock {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    citations: Option<Vec<WireCitation>>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    input: Value,
+}
+
+impl From<RawBlock> for Block {
+    fn from(b: RawBlock) -> Block {
+        match (b.kind.as_str(), b.text) {
+            ("text", Some(text)) => Block::Text {
+                text,
+                citations: b.citations,
+            },
+            ("tool_use", _) => Block::ToolUse {
+                name: b.name,
+                input: b.input,
+            },
+            _ => Block::Other,
+        }
+    }
 }
 
 /// A citation of a text block: `char_location` (text documents),
