@@ -491,7 +491,7 @@ fn lost(
 ) -> Result<()> {
     let kind = provider.kind();
     tracing::warn!(batch = index, %batch_id, provider = %kind, "the provider no longer knows this batch; its jobs fail (retry_failed runs them again)");
-    let open = super::engine::still_in(sh, index, ids);
+    let open = super::schedule::still_in(sh, index, ids);
     fail_jobs(
         sh,
         index,

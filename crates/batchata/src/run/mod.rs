@@ -17,6 +17,7 @@ pub(crate) mod lock;
 mod open;
 pub(crate) mod plan;
 mod report;
+mod schedule;
 mod submit;
 
 use std::path::{Path, PathBuf};
