@@ -111,7 +111,9 @@ pub use error::{Error, Result};
 pub use job::{Job, Message, ResponseSchema, Role};
 pub use providers::{ProviderConfig, ProviderSettings};
 pub use result::{Citation, Confidence, JobOutcome, JobResult};
-pub use run::{BatchProgress, BatchRun, DryRunReport, RunResults, RunStatus, StopReason};
+pub use run::{
+    BatchPhase, BatchProgress, BatchRun, DryRunReport, RunResults, RunStatus, StopReason,
+};
 
 /// Not part of the API: the internals `benches/hot_paths.rs` measures
 /// (request bodies, result lines, the state journal), which have no public

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::engine::{stop_for_auth, stop_reason, Shared};
-use super::report::set_batch;
+use super::events::{RunEvent, Trouble};
+use super::report::emit;
 use super::{lock, StopReason};
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -85,28 +86,15 @@ impl<'a> Finisher<'a> {
         let outcome = result.outcome();
         result.outcome = Some(outcome);
         result.save_to_json(&path)?;
-        {
-            let mut s = lock(&sh.run.status);
-            s.pending = s.pending.saturating_sub(1);
-            match outcome {
-                JobOutcome::Completed => s.completed += 1,
-                JobOutcome::Failed => s.failed += 1,
-                JobOutcome::Cancelled => s.cancelled += 1,
-            }
-            s.cost_used_usd += result.cost_usd;
-        }
-        set_batch(sh, self.index, |b| {
-            b.done += 1;
-            b.cost_usd += result.cost_usd;
-            match outcome {
-                JobOutcome::Completed => {}
-                JobOutcome::Failed => b.failed += 1,
-                JobOutcome::Cancelled => b.cancelled += 1,
-            }
-            if b.error.is_none() {
-                b.error.clone_from(&result.error);
-            }
-        });
+        emit(
+            sh,
+            RunEvent::JobFinished {
+                index: self.index,
+                outcome,
+                cost_usd: result.cost_usd,
+                error: result.error.as_deref(),
+            },
+        );
         self.written
             .push((path, result.job_id, outcome, result.cost_usd, rerun));
         if self.written.len() >= DURABLE_EVERY {
@@ -167,35 +155,17 @@ pub(super) fn end_jobs(
     f.flush()
 }
 
-/// A recoverable trouble, counted for the display's folded warning line.
-enum Trouble {
-    /// A status poll failed and will be tried again.
-    Poll,
-    /// A download (or a cancel call) failed.
-    Download,
-}
-
-/// Counts a recoverable trouble in the run's status and keeps its message
-/// (one line) as the latest; the full story goes to the logs.
-fn note_warning(sh: &Shared, what: Trouble, index: usize, e: &Error) {
-    let mut s = lock(&sh.run.status);
-    match what {
-        Trouble::Poll => {
-            s.poll_failures += 1;
-            if matches!(
-                e,
-                Error::Http {
-                    status: Some(429),
-                    ..
-                }
-            ) {
-                s.polls_rate_limited += 1;
-            }
-        }
-        Trouble::Download => s.download_retries += 1,
-    }
-    let line: String = e.to_string().replace(['\n', '\r'], " ");
-    s.last_warning = Some(format!("batch {index}: {line}"));
+/// Reports a recoverable trouble: counted in the run's status, its message
+/// kept (in one line) as the latest; the full story goes to the logs.
+fn note_warning(sh: &Shared, kind: Trouble, index: usize, e: &Error) {
+    emit(
+        sh,
+        RunEvent::Trouble {
+            index,
+            kind,
+            message: &e.to_string(),
+        },
+    );
 }
 
 /// How a batch's polling ended.
@@ -246,7 +216,7 @@ async fn poll_to_end(
             Some(StopReason::AuthFailed) => return Polled::LeftRunning,
             Some(StopReason::Interrupted | StopReason::TimeLimit) if cancel_deadline.is_none() => {
                 tracing::info!(batch = index, %batch_id, "cancelling");
-                set_batch(sh, index, |b| b.status = "cancelling".into());
+                emit(sh, RunEvent::Cancelling { index });
                 match tokio::time::timeout(CANCEL_CALL_LIMIT, provider.cancel_batch(batch_id)).await
                 {
                     Ok(Ok(())) => {}
@@ -287,10 +257,14 @@ async fn poll_to_end(
             Ok(st) => {
                 failures = 0;
                 not_found = 0;
-                set_batch(sh, index, |b| {
-                    b.status = st.provider_status.clone();
-                    b.counts = st.counts;
-                });
+                emit(
+                    sh,
+                    RunEvent::Polled {
+                        index,
+                        provider_status: &st.provider_status,
+                        counts: st.counts,
+                    },
+                );
                 if st.state.is_terminal() {
                     return Polled::Ended(st);
                 }
@@ -313,7 +287,14 @@ async fn poll_to_end(
                     return Polled::LeftRunning;
                 }
                 wait = (interval * 2u32.saturating_pow(failures.min(16))).min(MAX_POLL_BACKOFF);
-                note_warning(sh, Trouble::Poll, index, &e);
+                let rate_limited = matches!(
+                    e,
+                    Error::Http {
+                        status: Some(429),
+                        ..
+                    }
+                );
+                note_warning(sh, Trouble::Poll { rate_limited }, index, &e);
                 tracing::warn!(batch = index, %batch_id, failures, error = %e, next_poll_s = wait.as_secs_f64(), "status poll failed; trying again");
             }
         }
@@ -358,18 +339,19 @@ pub(super) async fn poll_and_collect(
         Polled::LeftRunning => {
             // The jobs stay in the batch in the state; the reservation is
             // still owed, so it is not released.
-            let mut s = lock(&sh.run.status);
-            s.pending = s.pending.saturating_sub(ids.len());
-            if stop_reason(sh) != Some(StopReason::AuthFailed) {
-                s.cancelled += ids.len();
-            }
-            drop(s);
-            set_batch(sh, index, |b| b.status = "left at provider".into());
+            emit(
+                sh,
+                RunEvent::LeftAtProvider {
+                    index,
+                    jobs: ids.len(),
+                    cancelled: stop_reason(sh) != Some(StopReason::AuthFailed),
+                },
+            );
             return Ok(Collected::Done);
         }
     };
     let _collecting = sh.collect_lock.lock().await;
-    set_batch(sh, index, |b| b.status = "collecting".into());
+    emit(sh, RunEvent::Collecting { index });
     let reason = stop_reason(sh);
     // Parsing results needs each job's model, schema and file name, not its
     // prompt: the content is dropped as the jobs are read back.
@@ -451,10 +433,14 @@ pub(super) async fn poll_and_collect(
     if let Some(e) = last_err {
         // The provider has the results; a rerun re-attaches and collects
         // them. Nothing is marked failed, and the reservation stays owed.
-        let missing = ids.len() - seen.len();
-        let mut s = lock(&sh.run.status);
-        s.pending = s.pending.saturating_sub(missing);
-        drop(s);
+        emit(
+            sh,
+            RunEvent::LeftAtProvider {
+                index,
+                jobs: ids.len() - seen.len(),
+                cancelled: false,
+            },
+        );
         sh.cost.settle(0.0, actual);
         return Err(Error::Incomplete(format!(
             "results of batch {batch_id} could not be downloaded ({e}); they are kept at the provider: rerun with the same state file to collect them"
@@ -473,9 +459,15 @@ pub(super) async fn poll_and_collect(
         "no result returned by the provider",
         false,
     )?;
-    let final_status = status.provider_status.clone();
-    lock(&sh.state).record_batch_ended(index, &final_status)?;
-    set_batch(sh, index, |b| b.status = final_status);
+    let final_status = &status.provider_status;
+    lock(&sh.state).record_batch_ended(index, final_status)?;
+    emit(
+        sh,
+        RunEvent::Collected {
+            index,
+            final_status,
+        },
+    );
     Ok(Collected::Done)
 }
 
@@ -501,6 +493,6 @@ fn lost(
     )?;
     sh.cost.release(reserved);
     lock(&sh.state).record_batch_ended(index, "lost")?;
-    set_batch(sh, index, |b| b.status = "lost".into());
+    emit(sh, RunEvent::Lost { index });
     Ok(())
 }

@@ -25,9 +25,10 @@ use std::time::Instant;
 
 use tokio::sync::{watch, Semaphore};
 
+use super::events::{Progress, RunEvent};
 use super::lock::RunLocks;
 use super::open::Opened;
-use super::report::spawn_progress;
+use super::report::{emit, spawn_progress};
 use super::schedule::drive;
 use super::{lock, BatchRun, RunInner, RunStatus, StopReason};
 use crate::batch::{Batch, BatchParams};
@@ -57,7 +58,6 @@ pub(super) struct Shared {
     /// batch's job records: one at a time keeps memory flat however many
     /// batches end together.
     pub(super) collect_lock: tokio::sync::Mutex<()>,
-    pub(super) batch_pos: Mutex<HashMap<usize, usize>>,
     /// The next free batch index: batches split to isolate refused requests
     /// take theirs from here, after every planned one.
     pub(super) next_index: AtomicUsize,
@@ -97,16 +97,19 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
     let (stop_tx, _) = watch::channel(None);
     let (done_tx, _) = watch::channel(None);
     let inner = Arc::new(RunInner {
-        status: Mutex::new(RunStatus {
-            total: counts.total,
-            pending: counts.pending + counts.running,
-            completed: counts.completed,
-            failed: counts.failed,
-            cancelled: counts.cancelled,
-            cost_used_usd: store.cost_used(),
-            cost_limit_usd: params.cost_limit_usd,
-            ..Default::default()
-        }),
+        status: Mutex::new(Progress::new(
+            RunStatus {
+                total: counts.total,
+                pending: counts.pending + counts.running,
+                completed: counts.completed,
+                failed: counts.failed,
+                cancelled: counts.cancelled,
+                cost_used_usd: store.cost_used(),
+                cost_limit_usd: params.cost_limit_usd,
+                ..Default::default()
+            },
+            params.keep_batch_job_ids,
+        )),
         stop: stop_tx,
         done: done_tx,
         results_dir: results_dir.clone(),
@@ -126,7 +129,6 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         run: inner.clone(),
         raw_dir,
         providers,
-        batch_pos: Mutex::new(HashMap::new()),
         next_index: AtomicUsize::new(0),
         fatal: Mutex::new(None),
         absent_pending,
@@ -191,13 +193,14 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
                 outcome = Err(Error::Auth(auth_message(&sh, &msg)));
             }
         }
-        {
-            let mut s = lock(&sh.run.status);
-            s.is_complete = true;
-            s.cost_used_usd = sh.cost.used();
-            s.cost_reserved_usd = sh.cost.reserved();
-            s.stop_reason = *sh.run.stop.borrow();
-        }
+        emit(
+            &sh,
+            RunEvent::RunEnded {
+                cost_used_usd: sh.cost.used(),
+                cost_reserved_usd: sh.cost.reserved(),
+                stop_reason: stop_reason(&sh),
+            },
+        );
         if temp_state.is_some() {
             *lock(&sh.run.state_file) = None;
         }

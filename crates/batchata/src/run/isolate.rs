@@ -22,23 +22,26 @@ use std::sync::Arc;
 
 use super::collect::Finisher;
 use super::engine::Shared;
-use super::report::{finish_batch_progress, set_batch};
-use super::{lock, BatchProgress};
+use super::events::RunEvent;
+use super::lock;
+use super::report::{batch_ended, emit};
+use crate::catalog::ProviderKind;
 use crate::error::Result;
 use crate::result::JobResult;
 use crate::state::JobId;
 
-/// The provider refused batch `index` (holding `ids`) for what some of its
+/// `provider` refused batch `index` (holding `ids`) for what some of its
 /// requests hold, saying `why`: fail its one job, or submit it in halves.
 pub(super) async fn isolate(
     sh: &Arc<Shared>,
     index: usize,
+    provider: ProviderKind,
     mut ids: Vec<JobId>,
     why: &str,
 ) -> Result<()> {
     lock(&sh.state).record_batch_ended(index, "rejected")?;
-    set_batch(sh, index, |b| b.status = "rejected".into());
-    finish_batch_progress(sh, index);
+    emit(sh, RunEvent::Rejected { index });
+    batch_ended(sh, index);
     if ids.len() <= 1 {
         // Alone in its batch: the provider refuses this request.
         let jobs = lock(&sh.state).load_job_records(&ids)?;
@@ -73,27 +76,17 @@ pub(super) async fn isolate(
         reason = %why,
         "the provider refused the whole batch for some of its requests; submitting it again in two halves to isolate them (2 more creates)"
     );
-    {
-        let mut s = lock(&sh.run.status);
-        let mut pos = lock(&sh.batch_pos);
-        let provider = pos
-            .get(&index)
-            .and_then(|&p| s.batches.get(p))
-            .map(|b| b.provider)
-            .unwrap_or(crate::catalog::ProviderKind::Anthropic);
-        for (i, jobs) in [(first, &left), (first + 1, &right)] {
-            pos.insert(i, s.batches.len());
-            s.batches.push(BatchProgress {
+    for (i, jobs) in [(first, &left), (first + 1, &right)] {
+        emit(
+            sh,
+            RunEvent::Queued {
                 index: i,
                 provider,
-                status: "queued".into(),
                 total: jobs.len(),
-                jobs: Arc::from(jobs.as_slice()),
-                ..Default::default()
-            });
-        }
-        s.batches_total += 2;
-        s.batches_pending += 2;
+                jobs: Some(Arc::from(jobs.as_slice())),
+                at_provider: None,
+            },
+        );
     }
     let (a, b) = tokio::join!(
         half(sh.clone(), first, left),
@@ -110,7 +103,7 @@ fn half(
 ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
     Box::pin(async move {
         let r = super::submit::submit(&sh, index, super::submit::BatchJobs::Claimed(ids)).await;
-        finish_batch_progress(&sh, index);
+        batch_ended(&sh, index);
         r
     })
 }

@@ -5,11 +5,13 @@
 //! whose [`BatchRun::status`], [`BatchRun::wait`] and [`BatchRun::shutdown`]
 //! work while the run goes on; [`Batch::plan`] plans and prices without
 //! submitting anything. The engine itself lives in `engine.rs`, planning in
-//! `plan.rs`, the dry run in `dry_run.rs`.
+//! `plan.rs`, the dry run in `dry_run.rs`; progress is reported as typed
+//! events (`events.rs`) that one reducer folds into [`RunStatus`].
 
 mod collect;
 mod dry_run;
 mod engine;
+mod events;
 mod inputs;
 mod inspect;
 mod isolate;
@@ -36,6 +38,7 @@ use crate::state::{JobId, JobStatus, StateStore};
 
 pub use crate::state::StateCounts;
 pub use dry_run::{DryRunBatch, DryRunReport};
+pub use events::BatchPhase;
 pub use inspect::{cancel_from_state, StateBatch, StateReport};
 
 /// Why a run stopped early.
@@ -66,7 +69,12 @@ pub struct BatchProgress {
     pub provider: ProviderKind,
     /// Provider batch id once created.
     pub batch_id: Option<String>,
-    /// `queued`, `submitting`, the provider's status, `collecting`, `done`, ...
+    /// Where the batch is, typed: branch on this, not on `status`.
+    #[serde(default)]
+    pub phase: BatchPhase,
+    /// [`BatchProgress::phase`] in words (`queued`, `submitting`,
+    /// `collecting`, ...), or the provider's own status word while the
+    /// batch is at the provider and once it ended there: for display.
     pub status: String,
     /// Jobs in the batch.
     pub total: usize,
@@ -116,7 +124,8 @@ impl Default for BatchProgress {
             index: 0,
             provider: ProviderKind::Anthropic,
             batch_id: None,
-            status: String::new(),
+            phase: BatchPhase::Queued,
+            status: BatchPhase::Queued.label().to_owned(),
             total: 0,
             done: 0,
             cost_usd: 0.0,
@@ -201,7 +210,7 @@ pub struct BatchRun {
 }
 
 pub(crate) struct RunInner {
-    pub(crate) status: Mutex<RunStatus>,
+    pub(crate) status: Mutex<events::Progress>,
     pub(crate) stop: watch::Sender<Option<StopReason>>,
     pub(crate) done: watch::Sender<Option<std::result::Result<(), Error>>>,
     pub(crate) results_dir: PathBuf,
@@ -223,7 +232,7 @@ impl std::fmt::Debug for BatchRun {
 impl BatchRun {
     /// A snapshot of the run's progress.
     pub fn status(&self) -> RunStatus {
-        let mut s = lock(&self.inner.status).clone();
+        let mut s = lock(&self.inner.status).status.clone();
         s.cost_used_usd = self.inner.cost.used();
         s.cost_reserved_usd = self.inner.cost.reserved();
         s

@@ -1,10 +1,12 @@
-//! Reporting a run's progress: the batch rows of its status, and the
-//! callback that receives the status at the application's interval.
+//! Reporting a run's progress: the one function through which the stages
+//! report events (folded into the status by `events.rs`), and the callback
+//! that receives the status at the application's interval.
 
 use std::time::Duration;
 
 use super::engine::Shared;
-use super::{lock, BatchProgress, BatchRun, ProgressCallback};
+use super::events::RunEvent;
+use super::{lock, BatchRun, ProgressCallback};
 
 pub(super) fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duration) {
     tokio::spawn(async move {
@@ -22,28 +24,19 @@ pub(super) fn spawn_progress(run: BatchRun, cb: ProgressCallback, every: Duratio
     });
 }
 
-pub(super) fn set_batch(sh: &Shared, index: usize, f: impl FnOnce(&mut BatchProgress)) {
-    let pos = lock(&sh.batch_pos).get(&index).copied();
-    if let Some(p) = pos {
-        let mut s = lock(&sh.run.status);
-        if let Some(b) = s.batches.get_mut(p) {
-            f(b);
-        }
-    }
+/// Reports what happened to the run's status: the one way a stage changes
+/// it (the reducer is `Progress::apply`).
+pub(super) fn emit(sh: &Shared, event: RunEvent<'_>) {
+    lock(&sh.run.status).apply(event);
 }
 
-pub(super) fn finish_batch_progress(sh: &Shared, index: usize) {
-    let pos = lock(&sh.batch_pos).get(&index).copied();
-    let mut s = lock(&sh.run.status);
-    if let Some(b) = pos.and_then(|p| s.batches.get_mut(p)) {
-        if !b.finished {
-            b.finished = true;
-            b.finished_at = Some(chrono::Utc::now());
-            if !sh.params.keep_batch_job_ids {
-                b.jobs = std::sync::Arc::from(Vec::new());
-            }
-            s.batches_completed += 1;
-            s.batches_pending = s.batches_pending.saturating_sub(1);
-        }
-    }
+/// Reports batch `index` as needing nothing more (once; again is a no-op).
+pub(super) fn batch_ended(sh: &Shared, index: usize) {
+    emit(
+        sh,
+        RunEvent::Ended {
+            index,
+            at: chrono::Utc::now(),
+        },
+    );
 }

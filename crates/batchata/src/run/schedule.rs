@@ -16,8 +16,9 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::engine::{provider_for, stop_for_auth, Shared};
-use super::report::{finish_batch_progress, set_batch};
-use super::{lock, BatchProgress, StopReason};
+use super::events::RunEvent;
+use super::report::{batch_ended, emit};
+use super::{lock, StopReason};
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::providers::BatchProbe;
@@ -143,45 +144,35 @@ pub(super) async fn drive(sh: Arc<Shared>) -> Result<()> {
             jobs: p.jobs,
         });
     }
-    {
-        let mut s = lock(&sh.run.status);
-        let mut pos = lock(&sh.batch_pos);
-        for w in &work {
-            let b = match w {
-                Work::New {
-                    index,
-                    provider,
-                    jobs,
-                } => BatchProgress {
-                    index: *index,
-                    provider: *provider,
-                    status: "queued".into(),
-                    total: jobs.len(),
-                    ..Default::default()
-                },
-                Work::Attach {
-                    index,
-                    provider,
-                    batch_id,
-                    jobs,
-                    intent_at,
-                    ..
-                } => BatchProgress {
-                    index: *index,
-                    provider: *provider,
-                    batch_id: Some(batch_id.clone()),
-                    status: "queued".into(),
-                    total: jobs.len(),
-                    submitted_at: Some(*intent_at),
-                    jobs: Arc::from(jobs.as_slice()),
-                    ..Default::default()
-                },
-            };
-            pos.insert(b.index, s.batches.len());
-            s.batches.push(b);
-        }
-        s.batches_total = work.len();
-        s.batches_pending = work.len();
+    for w in &work {
+        let event = match w {
+            Work::New {
+                index,
+                provider,
+                jobs,
+            } => RunEvent::Queued {
+                index: *index,
+                provider: *provider,
+                total: jobs.len(),
+                jobs: None,
+                at_provider: None,
+            },
+            Work::Attach {
+                index,
+                provider,
+                batch_id,
+                jobs,
+                intent_at,
+                ..
+            } => RunEvent::Queued {
+                index: *index,
+                provider: *provider,
+                total: jobs.len(),
+                jobs: Some(Arc::from(jobs.as_slice())),
+                at_provider: Some((batch_id.as_str(), *intent_at)),
+            },
+        };
+        emit(&sh, event);
     }
     let mut set = JoinSet::new();
     for w in work {
@@ -198,7 +189,7 @@ pub(super) async fn drive(sh: Arc<Shared>) -> Result<()> {
                 Work::New { index, .. } | Work::Attach { index, .. } => *index,
             };
             let r = run_work(&sh, w, permit).await;
-            finish_batch_progress(&sh, index);
+            batch_ended(&sh, index);
             r.map_err(|e| (index, e))
         });
     }
@@ -265,16 +256,14 @@ async fn run_work(
     match work {
         Work::Attach {
             index,
+            provider,
             batch_id,
             jobs,
             reserved,
             ..
         } => {
-            let provider = provider_for(sh, lock(&sh.state).batches[index].provider)?;
-            set_batch(sh, index, |b| {
-                b.provider = provider.kind();
-                b.status = "re-attached".into();
-            });
+            let provider = provider_for(sh, provider)?;
+            emit(sh, RunEvent::ReAttached { index });
             // In flight already: it holds a slot, taken before any new
             // batch could (none when the bound was lowered since).
             let collected =
@@ -284,7 +273,7 @@ async fn run_work(
             match collected {
                 super::collect::Collected::Done => Ok(()),
                 super::collect::Collected::Rejected(why) => {
-                    super::isolate::isolate(sh, index, jobs, &why).await
+                    super::isolate::isolate(sh, index, provider.kind(), jobs, &why).await
                 }
             }
         }

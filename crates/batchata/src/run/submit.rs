@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use super::collect::{end_jobs, fail_jobs, poll_and_collect, stopped_result, Collected, Finisher};
 use super::engine::{provider_for, stop_for_auth, stop_reason, Shared};
-use super::report::set_batch;
+use super::events::RunEvent;
+use super::report::emit;
 use super::{lock, StopReason};
 use crate::cost::Reservation;
 use crate::error::{Error, Result};
@@ -42,8 +43,8 @@ fn claim(sh: &Shared, index: usize, jobs: BatchJobs) -> Result<Vec<JobId>> {
         BatchJobs::Claimed(ids) => ids,
         BatchJobs::Planned(r) => lock(&sh.state).claim(r.iter())?,
     };
-    let shared: Arc<[JobId]> = Arc::from(ids.as_slice());
-    set_batch(sh, index, |b| b.jobs = shared);
+    let jobs: Arc<[JobId]> = Arc::from(ids.as_slice());
+    emit(sh, RunEvent::Claimed { index, jobs });
     Ok(ids)
 }
 
@@ -87,7 +88,7 @@ fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> R
             st.sync()?;
         }
     }
-    set_batch(sh, index, |b| b.status = "not submitted".into());
+    emit(sh, RunEvent::NotSubmitted { index });
     if silent {
         return Ok(());
     }
@@ -244,10 +245,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
             sh.catalog.lookup(&first_model)?
         };
         let provider = provider_for(sh, model.provider)?;
-        set_batch(sh, index, |b| {
-            b.provider = provider.kind();
-            b.status = "submitting".into();
-        });
+        emit(sh, RunEvent::Submitting { index });
         if first {
             first = false;
             drop_vanished(sh, index, &mut ids)?;
@@ -264,7 +262,13 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
         } else {
             None
         };
-        set_batch(sh, index, |b| b.estimated_cost_usd = estimate);
+        emit(
+            sh,
+            RunEvent::Estimated {
+                index,
+                cost_usd: estimate,
+            },
+        );
         let reserved = match sh.params.cost_limit_usd {
             Some(_) => estimate.unwrap_or(0.0),
             None => 0.0,
@@ -277,7 +281,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
             Reservation::Wait => {
                 drop(jobs);
                 drop(create_guard);
-                set_batch(sh, index, |b| b.status = "waiting for budget".into());
+                emit(sh, RunEvent::WaitingForBudget { index });
                 tracing::info!(
                     batch = index,
                     estimate_usd = reserved,
@@ -298,7 +302,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
                 if intent_recorded {
                     lock(&sh.state).record_batch_ended(index, "cost_limit")?;
                 }
-                set_batch(sh, index, |b| b.status = "cost limit".into());
+                emit(sh, RunEvent::CostLimitRefused { index });
                 return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true);
             }
         }
@@ -333,7 +337,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
         let transient = match &error {
             Error::OutcomeUnknown(_) => {
                 tracing::warn!(batch = index, error = %error, "create outcome unknown; looking the batch up before anything else");
-                set_batch(sh, index, |b| b.status = "looking up".into());
+                emit(sh, RunEvent::LookingUp { index });
                 match look_up(sh, &provider, index, ids.len()).await {
                     LookedUp::Found(id) => {
                         tracing::info!(batch = index, batch_id = %id, "the batch was created; adopted");
@@ -365,11 +369,18 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
             if matches!(error, Error::BatchRejected(_)) {
                 // Refused for what some of its requests hold: isolate them.
                 drop(permit);
-                return super::isolate::isolate(sh, index, ids, &error.to_string()).await;
+                return super::isolate::isolate(
+                    sh,
+                    index,
+                    provider.kind(),
+                    ids,
+                    &error.to_string(),
+                )
+                .await;
             }
             // The provider refused the batch itself.
             lock(&sh.state).record_batch_ended(index, "submit_failed")?;
-            set_batch(sh, index, |b| b.status = "submit failed".into());
+            emit(sh, RunEvent::SubmitFailed { index });
             return fail_jobs(
                 sh,
                 index,
@@ -393,21 +404,26 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
         }
         let wait = create_backoff(failures);
         tracing::warn!(batch = index, error = %error, attempt = failures, retry_in_s = wait.as_secs_f64(), "create failed for a passing reason; its jobs wait and are submitted again");
-        set_batch(sh, index, |b| b.status = "retrying".into());
+        emit(sh, RunEvent::Retrying { index });
         wait_unless_stopped(sh, wait).await;
     };
     lock(&sh.state).record_submitted(index, &batch_id)?;
-    set_batch(sh, index, |b| {
-        b.batch_id = Some(batch_id.clone());
-        b.status = "submitted".into();
-        b.submitted_at = Some(chrono::Utc::now());
-    });
+    emit(
+        sh,
+        RunEvent::Submitted {
+            index,
+            batch_id: &batch_id,
+            at: chrono::Utc::now(),
+        },
+    );
     tracing::info!(batch = index, %batch_id, jobs = ids.len(), provider = %provider.kind(), "batch submitted");
     let collected = poll_and_collect(sh, &provider, index, &batch_id, &ids, reserved).await;
     drop(permit);
     match collected? {
         Collected::Done => Ok(()),
-        Collected::Rejected(why) => super::isolate::isolate(sh, index, ids, &why).await,
+        Collected::Rejected(why) => {
+            super::isolate::isolate(sh, index, provider.kind(), ids, &why).await
+        }
     }
 }
 
@@ -415,9 +431,12 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
 /// in the state, so a rerun looks it up before anything else. Its jobs are
 /// neither failed nor pending.
 fn left_unresolved(sh: &Shared, index: usize, ids: &[JobId]) -> Result<()> {
-    let mut s = lock(&sh.run.status);
-    s.pending = s.pending.saturating_sub(ids.len());
-    drop(s);
-    set_batch(sh, index, |b| b.status = "unconfirmed".into());
+    emit(
+        sh,
+        RunEvent::Unconfirmed {
+            index,
+            jobs: ids.len(),
+        },
+    );
     Ok(())
 }
