@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use batchata::progress::{DisplayMode, LiveDisplay, MAX_BATCH_LINES};
 use batchata::ProviderSettings;
-use batchata::{Batch, BatchProgress, Job, ProviderKind, RunStatus};
+use batchata::{Batch, BatchPhase, BatchProgress, Job, ProviderKind, RunStatus};
 use batchata_emulator::{Emulator, EmulatorConfig};
 use indicatif::{InMemoryTerm, ProgressDrawTarget};
 
@@ -28,6 +28,12 @@ fn batch(index: usize, status: &str, done: usize, finished: bool) -> BatchProgre
             ProviderKind::Anthropic
         },
         batch_id: (status != "queued").then(|| format!("msgbatch_{index:03}")),
+        // The typed phase the engine's reducer would give this status word.
+        phase: match status {
+            "queued" => BatchPhase::Queued,
+            _ if finished => BatchPhase::Collected,
+            _ => BatchPhase::Running,
+        },
         status: status.into(),
         total: 10,
         done,

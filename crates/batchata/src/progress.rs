@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::run::{BatchProgress, RunStatus};
+use crate::run::{BatchPhase, BatchProgress, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How many batch lines the live view shows at once; the others are counted.
@@ -341,13 +341,13 @@ fn split_batches(s: &RunStatus) -> (Vec<&BatchProgress>, String) {
     let active: Vec<&BatchProgress> = s
         .batches
         .iter()
-        .filter(|b| !b.finished && b.status != "queued")
+        .filter(|b| !b.finished && b.phase != BatchPhase::Queued)
         .collect();
     let finished = s.batches.iter().filter(|b| b.finished).count();
     let queued = s
         .batches
         .iter()
-        .filter(|b| !b.finished && b.status == "queued")
+        .filter(|b| !b.finished && b.phase == BatchPhase::Queued)
         .count();
     let hidden = active.len().saturating_sub(MAX_BATCH_LINES);
     let mut parts = vec![format!(
@@ -612,7 +612,7 @@ impl Plain {
     fn update(&mut self, s: &RunStatus, elapsed: Duration) {
         let at = elapsed.as_secs_f64();
         for b in &s.batches {
-            if b.status == "queued" {
+            if b.phase == BatchPhase::Queued {
                 continue;
             }
             let key = format!("{}|{}", b.status, b.batch_id.as_deref().unwrap_or(""));
@@ -734,6 +734,7 @@ mod tests {
             index: 3,
             provider: crate::ProviderKind::OpenAi,
             batch_id: Some("batch_1".into()),
+            phase: BatchPhase::Running,
             status: "in_progress".into(),
             total: 10,
             done: 0,
