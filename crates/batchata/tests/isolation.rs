@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use batchata::providers::{ProviderConfig, ProviderSettings};
-use batchata::{Batch, DefaultParams, Job, JobResult};
+use batchata::{Batch, BatchPhase, DefaultParams, Job, JobResult, ProviderKind, RunStatus};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle, REJECT_MARKER};
 
 const PROVIDERS: [(&str, &str); 3] = [
@@ -41,8 +41,9 @@ fn settings(h: &EmulatorHandle) -> ProviderSettings {
         .gemini(|_| cfg(h.gemini_base_url()))
 }
 
-/// Runs `n` prompt jobs `q000`.. with the marker in those at `bad`.
-async fn run(dir: &Path, h: &EmulatorHandle, model: &str, n: usize, bad: &[usize]) {
+/// Runs `n` prompt jobs `q000`.. with the marker in those at `bad`; the
+/// run's final status.
+async fn run(dir: &Path, h: &EmulatorHandle, model: &str, n: usize, bad: &[usize]) -> RunStatus {
     let mut b = Batch::new(dir.join("results"))
         .state_file(dir.join("state.jsonl"))
         .providers(settings(h))
@@ -56,7 +57,7 @@ async fn run(dir: &Path, h: &EmulatorHandle, model: &str, n: usize, bad: &[usize
         };
         b.add_job(Job::prompt(p).id(format!("q{i:03}"))).unwrap();
     }
-    b.run().await.unwrap().wait().await.unwrap();
+    b.run().await.unwrap().wait().await.unwrap()
 }
 
 fn results(dir: &Path) -> Vec<JobResult> {
@@ -79,9 +80,43 @@ async fn one_refused_request_among_ten_fails_alone() {
     for (model, create) in PROVIDERS {
         let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        run(dir.path(), &h, model, 10, &[6]).await;
+        let status = run(dir.path(), &h, model, 10, &[6]).await;
         let res = results(dir.path());
         assert_eq!(res.len(), 10, "{model}");
+        // The status rows: every batch of the split under the provider that
+        // refused it, each counted finished once; the four refused ones
+        // ([10] [5-9] [5,6] [6]) rejected, the three that ran collected.
+        let provider = match model {
+            m if m.starts_with("claude") => ProviderKind::Anthropic,
+            m if m.starts_with("gpt") => ProviderKind::OpenAi,
+            _ => ProviderKind::Gemini,
+        };
+        assert_eq!(status.batches.len(), 7, "{model}");
+        assert_eq!(
+            (
+                status.batches_total,
+                status.batches_completed,
+                status.batches_pending
+            ),
+            (7, 7, 0),
+            "{model}"
+        );
+        for b in &status.batches {
+            assert_eq!(b.provider, provider, "{model}: {b:?}");
+            assert!(b.finished, "{model}: {b:?}");
+            match b.phase {
+                BatchPhase::Rejected => assert_eq!(b.status, "rejected"),
+                BatchPhase::Collected => assert_eq!(b.done, b.total, "{model}: {b:?}"),
+                other => panic!("{model}: batch {} ended {other:?}", b.index),
+            }
+        }
+        let rejected: Vec<usize> = status
+            .batches
+            .iter()
+            .filter(|b| b.phase == BatchPhase::Rejected)
+            .map(|b| b.total)
+            .collect();
+        assert_eq!(rejected, [10, 5, 2, 1], "{model}");
         for (i, r) in res.iter().enumerate() {
             if i == 6 {
                 let e = r.error.as_deref().unwrap_or_default();

@@ -1,12 +1,13 @@
 //! The run engine end to end: real providers over HTTP against the emulator,
 //! result files and state on disk.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use batchata::run::StateReport;
 use batchata::ProviderSettings;
-use batchata::{Batch, DefaultParams, Job, JobOutcome, JobResult};
+use batchata::{Batch, BatchPhase, DefaultParams, Job, JobOutcome, JobResult, ProviderKind};
 use batchata_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 const MODEL: &str = "gpt-4o-mini";
@@ -59,6 +60,10 @@ async fn many_batches_in_parallel_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
     let peak = Arc::new(Mutex::new(0usize));
     let p = peak.clone();
+    // Every phase a batch row was seen in, and any row whose phase and
+    // other fields disagree.
+    let seen = Arc::new(Mutex::new((HashSet::new(), Vec::new())));
+    let sn = seen.clone();
     let b = batch(dir.path(), &h, MODEL, 40)
         .items_per_batch(4)
         .max_parallel_batches(3)
@@ -71,6 +76,22 @@ async fn many_batches_in_parallel_within_the_bound() {
                 .count();
             let mut m = p.lock().unwrap();
             *m = (*m).max(active);
+            let mut seen = sn.lock().unwrap();
+            for b in &s.batches {
+                seen.0.insert(b.phase);
+                let created = b.batch_id.is_some();
+                let consistent = match b.phase {
+                    BatchPhase::Queued | BatchPhase::Submitting => !created && !b.finished,
+                    BatchPhase::Submitted | BatchPhase::Running | BatchPhase::Collecting => {
+                        created && !b.finished
+                    }
+                    BatchPhase::Collected => created,
+                    _ => false,
+                };
+                if !consistent || b.provider != ProviderKind::OpenAi {
+                    seen.1.push(format!("{b:?}"));
+                }
+            }
         });
     let run = b.run().await.unwrap();
     let status = run.status();
@@ -83,6 +104,20 @@ async fn many_batches_in_parallel_within_the_bound() {
     let peak = *peak.lock().unwrap();
     assert!(peak <= 3, "at most 3 batches in flight, saw {peak}");
     assert!(peak >= 2, "batches should overlap, saw {peak}");
+    // Seen as they went: waiting for a slot, then at the provider under its
+    // own word; at the end each collected under its final word, once.
+    let (phases, wrong) = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(wrong.is_empty(), "rows out of step: {wrong:#?}");
+    assert!(phases.contains(&BatchPhase::Queued), "{phases:?}");
+    assert!(phases.contains(&BatchPhase::Running), "{phases:?}");
+    assert_eq!((status.batches_completed, status.batches_pending), (10, 0));
+    for b in &status.batches {
+        assert!(b.finished, "{b:?}");
+        assert_eq!(b.phase, BatchPhase::Collected, "{b:?}");
+        assert_eq!(b.status, "completed", "OpenAI's final word: {b:?}");
+        assert_eq!((b.done, b.total), (4, 4), "{b:?}");
+        assert!(b.submitted_at.is_some() && b.finished_at.is_some(), "{b:?}");
+    }
     let stats = h.stats();
     assert_eq!(
         stats.calls_to("openai.batches.create"),
