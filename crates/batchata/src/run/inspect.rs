@@ -41,7 +41,8 @@ pub struct StateBatch {
     pub batch_id: Option<String>,
     /// Final status; `None` while in flight.
     pub ended: Option<String>,
-    /// Jobs.
+    /// Jobs it was created with (the journal lets go of an ended batch's
+    /// job list, not of its size).
     pub jobs: usize,
 }
 
@@ -63,7 +64,7 @@ impl StateReport {
                     provider: b.provider,
                     batch_id: b.batch_id.clone(),
                     ended: b.ended.clone(),
-                    jobs: b.jobs.len(),
+                    jobs: b.size,
                 })
                 .collect(),
         })
