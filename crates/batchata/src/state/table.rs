@@ -450,7 +450,7 @@ mod tests {
             fingerprint: offset * 7,
             approx_bytes: 1000,
             model: 2,
-            has_file: offset % 2 == 0,
+            has_file: offset.is_multiple_of(2),
         }
     }
 
