@@ -191,7 +191,7 @@ pub struct BatchParams {
     /// a cost limit it is estimated anyway. Off by default: the estimate
     /// counts every prompt's tokens.
     pub estimate_batch_costs: bool,
-    /// Keep each batch's job ids on its progress row after it ends
+    /// Name each batch's jobs on its progress row
     /// ([`crate::BatchProgress::jobs`]).
     pub keep_batch_job_ids: bool,
     /// API keys, base URLs, retries and poll intervals per provider.
@@ -445,10 +445,10 @@ impl Batch {
         self
     }
 
-    /// Keeps each batch's job ids on its progress row
-    /// ([`crate::BatchProgress::jobs`]) after the batch ends. Default off:
-    /// a row names its jobs while the batch is in flight, and a
-    /// million-job run would otherwise hold every id until it ends.
+    /// Names each batch's jobs on its progress row
+    /// ([`crate::BatchProgress::jobs`]) from its submission on. Default
+    /// off: a million-job run would hold every id until it ends, for a
+    /// reader most applications do not have.
     pub fn keep_batch_job_ids(mut self) -> Self {
         self.params.keep_batch_job_ids = true;
         self

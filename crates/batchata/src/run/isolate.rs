@@ -83,7 +83,10 @@ pub(super) async fn isolate(
                 index: i,
                 provider,
                 total: jobs.len(),
-                jobs: Some(Arc::from(jobs.as_slice())),
+                jobs: sh
+                    .params
+                    .keep_batch_job_ids
+                    .then(|| Arc::from(jobs.as_slice())),
                 at_provider: None,
             },
         );

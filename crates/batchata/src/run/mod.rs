@@ -110,10 +110,9 @@ pub struct BatchProgress {
     /// cost limit, or when asked ([`Batch::estimate_batch_costs`]).
     #[serde(default)]
     pub estimated_cost_usd: Option<f64>,
-    /// The batch's jobs, in order, while it is in flight (shared, so a
-    /// status snapshot does not copy them; not serialized): empty before
-    /// it is submitted, and after it ends unless the batch was built with
-    /// [`crate::Batch::keep_batch_job_ids`].
+    /// The batch's jobs, in order, from its submission on, when the batch
+    /// was built with [`crate::Batch::keep_batch_job_ids`]; empty otherwise
+    /// (shared, so a status snapshot does not copy them; not serialized).
     #[serde(skip)]
     pub jobs: Arc<[JobId]>,
 }

@@ -168,33 +168,47 @@ pub(super) async fn drive(sh: Arc<Shared>) -> Result<()> {
                 index: *index,
                 provider: *provider,
                 total: jobs.len(),
-                jobs: Some(Arc::from(jobs.as_slice())),
+                jobs: sh
+                    .params
+                    .keep_batch_job_ids
+                    .then(|| Arc::from(jobs.as_slice())),
                 at_provider: Some((batch_id.as_str(), *intent_at)),
             },
         };
         emit(&sh, event);
     }
+    // Batches are started as slots free up, not all at once: a million
+    // jobs at 1,000 a batch is a thousand batches, and each waiting task
+    // would hold its state for the whole run. Batches already at the
+    // provider all start now; new ones keep one more task than there are
+    // slots, so a freed slot is taken at once.
+    let spare = sh.params.max_parallel_batches.max(1) + 1;
+    let mut queue = work.into_iter().peekable();
     let mut set = JoinSet::new();
-    for w in work {
-        let sh = sh.clone();
-        // Batches already at the provider take their slots before any new
-        // batch can: a new batch waiting for budget must never hold the slot
-        // a re-attached batch needs to settle that budget.
-        let permit = match &w {
-            Work::Attach { .. } => sh.semaphore.clone().try_acquire_owned().ok(),
-            Work::New { .. } => None,
-        };
-        set.spawn(async move {
-            let index = match &w {
-                Work::New { index, .. } | Work::Attach { index, .. } => *index,
-            };
-            let r = run_work(&sh, w, permit).await;
-            batch_ended(&sh, index);
-            r.map_err(|e| (index, e))
-        });
-    }
     let mut first_err = None;
-    while let Some(r) = set.join_next().await {
+    loop {
+        while let Some(w) = queue.next_if(|w| matches!(w, Work::Attach { .. }) || set.len() < spare)
+        {
+            let sh = sh.clone();
+            // Batches already at the provider take their slots before any
+            // new batch can: a new batch waiting for budget must never hold
+            // the slot a re-attached batch needs to settle that budget.
+            let permit = match &w {
+                Work::Attach { .. } => sh.semaphore.clone().try_acquire_owned().ok(),
+                Work::New { .. } => None,
+            };
+            set.spawn(async move {
+                let index = match &w {
+                    Work::New { index, .. } | Work::Attach { index, .. } => *index,
+                };
+                let r = run_work(&sh, w, permit).await;
+                batch_ended(&sh, index);
+                r.map_err(|e| (index, e))
+            });
+        }
+        let Some(r) = set.join_next().await else {
+            break;
+        };
         match r {
             Ok(Ok(())) => {}
             Ok(Err((index, e))) => {
