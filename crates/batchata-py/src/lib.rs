@@ -12,6 +12,12 @@
 //! Python signals between them: a Ctrl+C surfaces as `KeyboardInterrupt`
 //! from `NativeRun.wait`, and the Python side then calls
 //! `shutdown(False)` and waits for the run to save its state.
+//!
+//! `batch` holds the builder, `run` a started run (status, progress,
+//! waiting), `results` turns result files into Python objects, `errors`
+//! the library's errors into Python exceptions, and `emulator` serves the
+//! tests; this file keeps what belongs to the process: the runtime, the
+//! logger and the allocator settings.
 
 mod batch;
 mod emulator;

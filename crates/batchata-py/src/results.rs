@@ -1,15 +1,122 @@
-//! Results as Python objects: a `JobResult` of the library made into an
-//! instance of the Python `JobResult` class (with its citations), and JSON
-//! values into what `json.loads` would make.
+//! Results as Python objects: a run's result files read on two threads
+//! while this one makes each `JobResult` of the library into an instance
+//! of the Python `JobResult` class (with its citations), and JSON values
+//! into what `json.loads` would make.
 
-use batchata::{Citation, JobResult};
+use std::sync::Arc;
+
+use batchata::{BatchRun, Citation, JobOutcome, JobResult};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString};
 
+use crate::errors::to_py;
+
 /// Threads reading result files for `NativeRun.results`.
-pub(crate) const RESULT_READERS: usize = 2;
+const RESULT_READERS: usize = 2;
 /// Result files a reader reads before handing them over.
-pub(crate) const RESULTS_CHUNK: usize = 128;
+const RESULTS_CHUNK: usize = 128;
+
+/// `NativeRun.results`: `{"completed": [...], "failed": [...], "cancelled":
+/// [...]}` of `job_result` instances, read from `run`'s result files.
+pub(crate) fn read_results<'py>(
+    py: Python<'py>,
+    run: &BatchRun,
+    job_result: &Bound<'py, PyAny>,
+    citation: &Bound<'py, PyAny>,
+    citation_list: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    // Reading and parsing 10,000 files is most of the time here, and a
+    // run has ended, so both cores are free: two threads read the files
+    // (alternate chunks, each a few hundred results ahead at most) while
+    // this one makes the Python objects, in the files' order.
+    let run = run.clone();
+    let files = Arc::new(py.detach(move || run.result_files()).map_err(to_py)?);
+    let chunks = files.len().div_ceil(RESULTS_CHUNK);
+    let mut readers = Vec::with_capacity(RESULT_READERS);
+    let mut receivers = Vec::with_capacity(RESULT_READERS);
+    for first in 0..RESULT_READERS {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<batchata::Result<Vec<JobResult>>>(1);
+        let files = files.clone();
+        let reader = std::thread::Builder::new()
+            .name("batchata-rs-results".into())
+            .spawn(move || {
+                for c in (first..chunks).step_by(RESULT_READERS) {
+                    let end = ((c + 1) * RESULTS_CHUNK).min(files.len());
+                    let mut out = Vec::with_capacity(end - c * RESULTS_CHUNK);
+                    let mut failed = None;
+                    for i in c * RESULTS_CHUNK..end {
+                        match files.read(i) {
+                            Ok(Some(r)) => out.push(r),
+                            Ok(None) => {}
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    let stop = failed.is_some();
+                    let msg = failed.map_or(Ok(out), Err);
+                    // A closed channel: the Python side stopped.
+                    if tx.send(msg).is_err() || stop {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+        readers.push(reader);
+        receivers.push(Some(rx));
+    }
+    let lists = [PyList::empty(py), PyList::empty(py), PyList::empty(py)];
+    let mut outcome: PyResult<()> = Ok(());
+    'chunks: for c in 0..chunks {
+        let slot = &mut receivers[c % RESULT_READERS];
+        let Some(rx) = slot.take() else { break };
+        let (got, rx) = match rx.try_recv() {
+            Ok(m) => (Ok(m), rx),
+            // Not read yet: wait without holding the GIL.
+            Err(_) => py.detach(move || (rx.recv(), rx)),
+        };
+        *slot = Some(rx);
+        let results = match got {
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => {
+                outcome = Err(to_py(e));
+                break;
+            }
+            Err(_) => {
+                outcome = Err(PyRuntimeError::new_err("reading the results failed"));
+                break;
+            }
+        };
+        for r in results {
+            let slot = match r.outcome() {
+                JobOutcome::Completed => 0,
+                JobOutcome::Failed => 1,
+                JobOutcome::Cancelled => 2,
+            };
+            outcome = result_to_py(py, r, job_result, citation, citation_list)
+                .and_then(|obj| lists[slot].append(obj));
+            if outcome.is_err() {
+                break 'chunks;
+            }
+        }
+    }
+    // Stops the readers if they are still going (an error above).
+    drop(receivers);
+    py.detach(move || {
+        for r in readers {
+            let _ = r.join();
+        }
+    });
+    outcome?;
+    let out = PyDict::new(py);
+    let [completed, failed, cancelled] = lists;
+    out.set_item("completed", completed)?;
+    out.set_item("failed", failed)?;
+    out.set_item("cancelled", cancelled)?;
+    Ok(out)
+}
 
 /// A JSON value as the Python object `json.loads` makes of it.
 fn value_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
@@ -65,7 +172,7 @@ fn citation_to_py<'py>(
 
 /// One result as an instance of the Python `JobResult` class, with
 /// `JobResult.from_dict`'s field values.
-pub(crate) fn result_to_py<'py>(
+fn result_to_py<'py>(
     py: Python<'py>,
     r: JobResult,
     job_result: &Bound<'py, PyAny>,

@@ -4,16 +4,15 @@
 //! results over.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use batchata::{BatchRun, JobOutcome, JobResult, RunStatus};
-use pyo3::exceptions::PyRuntimeError;
+use batchata::{BatchRun, RunStatus};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::to_py;
-use crate::results::{result_to_py, RESULTS_CHUNK, RESULT_READERS};
+use crate::results::read_results;
 use crate::{release_free_memory, runtime};
 
 /// A started run.
@@ -246,96 +245,7 @@ impl NativeRun {
         citation: &Bound<'py, PyAny>,
         citation_list: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        // Reading and parsing 10,000 files is most of the time here, and a
-        // run has ended, so both cores are free: two threads read the files
-        // (alternate chunks, each a few hundred results ahead at most) while
-        // this one makes the Python objects, in the files' order.
-        let run = self.run.clone();
-        let files = Arc::new(py.detach(move || run.result_files()).map_err(to_py)?);
-        let chunks = files.len().div_ceil(RESULTS_CHUNK);
-        let mut readers = Vec::with_capacity(RESULT_READERS);
-        let mut receivers = Vec::with_capacity(RESULT_READERS);
-        for first in 0..RESULT_READERS {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<batchata::Result<Vec<JobResult>>>(1);
-            let files = files.clone();
-            let reader = std::thread::Builder::new()
-                .name("batchata-rs-results".into())
-                .spawn(move || {
-                    for c in (first..chunks).step_by(RESULT_READERS) {
-                        let end = ((c + 1) * RESULTS_CHUNK).min(files.len());
-                        let mut out = Vec::with_capacity(end - c * RESULTS_CHUNK);
-                        let mut failed = None;
-                        for i in c * RESULTS_CHUNK..end {
-                            match files.read(i) {
-                                Ok(Some(r)) => out.push(r),
-                                Ok(None) => {}
-                                Err(e) => {
-                                    failed = Some(e);
-                                    break;
-                                }
-                            }
-                        }
-                        let stop = failed.is_some();
-                        let msg = failed.map_or(Ok(out), Err);
-                        // A closed channel: the Python side stopped.
-                        if tx.send(msg).is_err() || stop {
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
-            readers.push(reader);
-            receivers.push(Some(rx));
-        }
-        let lists = [PyList::empty(py), PyList::empty(py), PyList::empty(py)];
-        let mut outcome: PyResult<()> = Ok(());
-        'chunks: for c in 0..chunks {
-            let slot = &mut receivers[c % RESULT_READERS];
-            let Some(rx) = slot.take() else { break };
-            let (got, rx) = match rx.try_recv() {
-                Ok(m) => (Ok(m), rx),
-                // Not read yet: wait without holding the GIL.
-                Err(_) => py.detach(move || (rx.recv(), rx)),
-            };
-            *slot = Some(rx);
-            let results = match got {
-                Ok(Ok(results)) => results,
-                Ok(Err(e)) => {
-                    outcome = Err(to_py(e));
-                    break;
-                }
-                Err(_) => {
-                    outcome = Err(PyRuntimeError::new_err("reading the results failed"));
-                    break;
-                }
-            };
-            for r in results {
-                let slot = match r.outcome() {
-                    JobOutcome::Completed => 0,
-                    JobOutcome::Failed => 1,
-                    JobOutcome::Cancelled => 2,
-                };
-                outcome = result_to_py(py, r, job_result, citation, citation_list)
-                    .and_then(|obj| lists[slot].append(obj));
-                if outcome.is_err() {
-                    break 'chunks;
-                }
-            }
-        }
-        // Stops the readers if they are still going (an error above).
-        drop(receivers);
-        py.detach(move || {
-            for r in readers {
-                let _ = r.join();
-            }
-        });
-        outcome?;
-        let out = PyDict::new(py);
-        let [completed, failed, cancelled] = lists;
-        out.set_item("completed", completed)?;
-        out.set_item("failed", failed)?;
-        out.set_item("cancelled", cancelled)?;
-        Ok(out)
+        read_results(py, &self.run, job_result, citation, citation_list)
     }
 
     #[getter]
