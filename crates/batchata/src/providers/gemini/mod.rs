@@ -1,8 +1,10 @@
 //! The Gemini provider: the Gemini API's batch mode over the shared HTTP
 //! layer.
 //!
-//! `request.rs` builds the requests, `response.rs` parses what comes back;
-//! this file is the client. A batch runs one model
+//! `request.rs` builds the requests, `response.rs` parses what comes back,
+//! `create.rs` measures and sends the create body, `upload.rs` uploads the
+//! input file, `collect.rs` turns results into one result per job; this
+//! file is the client itself and its [`Provider`] methods. A batch runs one model
 //! (`models/{model}:batchGenerateContent`). Its requests go inline in the
 //! create body while that body stays under 20 MB, and otherwise as a JSONL
 //! file sent with the Files API's resumable upload first. Either way the

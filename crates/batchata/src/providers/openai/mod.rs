@@ -12,7 +12,9 @@
 //! cancelled, failed validation).
 //!
 //! Layout: `request.rs` builds lines, `response.rs` parses what comes back,
-//! this module holds the client.
+//! `upload.rs` measures and uploads the input file, `collect.rs` reads the
+//! results files into one result per job; this module holds the client and
+//! its [`Provider`] methods.
 
 mod collect;
 pub(crate) mod request;
