@@ -16,6 +16,10 @@
 //! Every problem of a job is reported, not just the first. Files are read
 //! once: what was learnt about a file is kept, keyed by its path, size and
 //! modification time, so 10,000 questions about one PDF open it once.
+//!
+//! `limits.rs` holds what each provider accepts per request, `file.rs` the
+//! checks of a job's file, `context.rs` the context-window count; this file
+//! puts them together per job and reports the problems.
 
 mod context;
 mod file;
