@@ -54,6 +54,7 @@ mod lifecycle;
 mod openai;
 mod pdf;
 mod reject;
+mod request;
 mod schema;
 mod server;
 mod stats;

@@ -21,7 +21,8 @@ use super::{not_found, rfc3339, Batch, BatchData, Item, Outcome, Status};
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
 use crate::lifecycle::{count_done, Timeline};
-use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
+use crate::request::{query_get, query_pairs, read_body, BodyError};
+use crate::server::{lock, AppState};
 use crate::stats::request_digest;
 
 impl Batch {

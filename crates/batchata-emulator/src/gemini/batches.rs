@@ -15,7 +15,8 @@ use super::routes::unknown_path;
 use super::{rfc3339, Batch, BatchState, Input, Output, BATCH_PAGE, BATCH_TYPE, OUTPUT_TYPE};
 use crate::error::ApiError;
 use crate::lifecycle::count_done;
-use crate::server::{lock, query_get, query_pairs, AppState};
+use crate::request::{query_get, query_pairs};
+use crate::server::{lock, AppState};
 
 impl Batch {
     fn pending_end(&self) -> Duration {

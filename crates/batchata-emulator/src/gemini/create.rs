@@ -21,7 +21,8 @@ use crate::config::EmulatorConfig;
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
 use crate::lifecycle::Timeline;
-use crate::server::{lock, read_body, AppState, BodyError};
+use crate::request::{read_body, BodyError};
+use crate::server::{lock, AppState};
 use crate::stats::request_digest;
 
 /// A batch create body, read.

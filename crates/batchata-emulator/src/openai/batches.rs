@@ -19,7 +19,8 @@ use super::{batch_not_found, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
 use crate::lifecycle::{count_done, Timeline};
-use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
+use crate::request::{query_get, query_pairs, read_body, BodyError};
+use crate::server::{lock, AppState};
 
 impl Batch {
     fn validation_end(&self) -> Duration {

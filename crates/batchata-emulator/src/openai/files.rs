@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use super::{File, FILE_PURPOSES, FILE_TTL_SECS};
 use crate::error::ApiError;
-use crate::server::{lock, query_get, query_pairs, AppState};
+use crate::request::{query_get, query_pairs};
+use crate::server::{lock, AppState};
 
 impl File {
     pub(super) fn view(&self) -> Value {
