@@ -4,7 +4,6 @@
 //! batch's timeline.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use super::validate::parse_params;
 use super::{not_found, rfc3339, Batch, BatchData, Item, Outcome, Status};
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
-use crate::lifecycle::{count_done, Timeline};
+use crate::lifecycle::count_done;
 use crate::request::{query_get, query_pairs, read_body, BodyError};
 use crate::server::{lock, AppState};
 use crate::stats::request_digest;
@@ -263,18 +262,8 @@ pub(crate) async fn create(
             )
         })??;
 
-    let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
-    let config = &state.config;
-    let expiring =
-        unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let mut timeline = Timeline::start(
-        config.processing_delay,
-        (0.0, 1.0),
-        config.cancel_delay,
-        expiring,
-        config.expire_keep_fraction,
-    );
-    timeline.forget_after = config.forget_batches_after;
+    let (seq, mut timeline) = state.new_timeline((0.0, 1.0));
+    timeline.forget_after = state.config.forget_batches_after;
     let mut batch = Batch {
         id: state.ids.anthropic_batch(),
         seq,
@@ -285,12 +274,7 @@ pub(crate) async fn create(
     };
     let view = batch.view(Instant::now(), Status::InProgress, &state.base_url);
     let mut store = lock(&state.anthropic);
-    store.submitted.reserve(digests.len());
-    batch.resubmitted = digests
-        .into_iter()
-        .filter(|d| !store.submitted.insert(*d))
-        .count() as u64;
-    state.counters.record_batch(batch.resubmitted);
+    batch.resubmitted = state.counters.record_batch(&mut store.submitted, digests);
     store.order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))

@@ -2,7 +2,6 @@
 //! the async runtime), retrieve, list and cancel, and the batch object as
 //! the API shows it, its status computed from the batch's timeline.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,7 @@ use super::render::render;
 use super::validate::build_batch;
 use super::{batch_not_found, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
 use crate::error::ApiError;
-use crate::ids::{hash_parts, unit};
-use crate::lifecycle::{count_done, Timeline};
+use crate::lifecycle::count_done;
 use crate::request::{query_get, query_pairs, read_body, BodyError};
 use crate::server::{lock, AppState};
 
@@ -263,18 +261,8 @@ pub(crate) async fn create_batch(
                 )
             })?;
 
-    let config = &state.config;
-    let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
-    let expiring =
-        unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let mut timeline = Timeline::start(
-        config.processing_delay,
-        (0.1, 0.9),
-        config.cancel_delay,
-        expiring,
-        config.expire_keep_fraction,
-    );
-    timeline.forget_after = config.forget_batches_after;
+    let (seq, mut timeline) = state.new_timeline((0.1, 0.9));
+    timeline.forget_after = state.config.forget_batches_after;
     let mut batch = Batch {
         id: state.ids.openai_batch(),
         seq,
@@ -289,12 +277,7 @@ pub(crate) async fn create_batch(
     };
     let view = batch.view(Instant::now(), Status::Validating);
     let mut store = lock(&state.openai);
-    store.submitted.reserve(digests.len());
-    batch.resubmitted = digests
-        .into_iter()
-        .filter(|d| !store.submitted.insert(*d))
-        .count() as u64;
-    state.counters.record_batch(batch.resubmitted);
+    batch.resubmitted = state.counters.record_batch(&mut store.submitted, digests);
     store.batch_order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))

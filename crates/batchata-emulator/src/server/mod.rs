@@ -18,7 +18,7 @@
 mod auth;
 mod faults;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -31,7 +31,8 @@ use axum::{Json, Router};
 use crate::config::{EmulatorConfig, Endpoint, FaultKind, KeyRejection};
 use crate::conn::ConnHandle;
 use crate::error::{ApiError, Provider};
-use crate::ids::IdGen;
+use crate::ids::{hash_parts, unit, IdGen};
+use crate::lifecycle::Timeline;
 use crate::request::{query_get, query_pairs};
 use crate::stats::{Counters, EmulatorStats};
 use crate::{anthropic, gemini, openai};
@@ -51,8 +52,8 @@ pub(crate) struct AppState {
     pub(crate) anthropic: Mutex<anthropic::Store>,
     pub(crate) openai: Mutex<openai::Store>,
     pub(crate) gemini: Mutex<gemini::Store>,
-    /// Creation sequence shared by both providers (orders the stats list).
-    pub(crate) batch_seq: AtomicU64,
+    /// Creation sequence shared by the providers (orders the stats list).
+    batch_seq: AtomicU64,
     /// Set while keys are revoked (`/_emulator/revoke-keys`).
     key_rejection: Mutex<Option<KeyRejection>>,
 }
@@ -89,6 +90,24 @@ impl AppState {
         batches.sort_by_key(|(seq, _)| *seq);
         stats.batches = batches.into_iter().map(|(_, b)| b).collect();
         stats
+    }
+
+    /// The creation sequence number and timeline of a batch being created.
+    /// Whether it expires is drawn from the seed and `expire_rate`; its
+    /// requests finish within `window` (fractions of the processing delay).
+    pub(crate) fn new_timeline(&self, window: (f64, f64)) -> (u64, Timeline) {
+        let config = &self.config;
+        let seq = self.batch_seq.fetch_add(1, Ordering::SeqCst);
+        let expiring =
+            unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
+        let timeline = Timeline::start(
+            config.processing_delay,
+            window,
+            config.cancel_delay,
+            expiring,
+            config.expire_keep_fraction,
+        );
+        (seq, timeline)
     }
 
     /// Makes every batch that exists now unknown to its provider; returns
