@@ -52,6 +52,7 @@ mod gemini;
 mod ids;
 mod lifecycle;
 mod openai;
+mod page;
 mod pdf;
 mod reject;
 mod request;

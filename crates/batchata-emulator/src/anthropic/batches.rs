@@ -20,6 +20,7 @@ use super::{not_found, rfc3339, Batch, BatchData, Item, Outcome, Status};
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
 use crate::lifecycle::count_done;
+use crate::page;
 use crate::request::{query_get, query_pairs, read_body, BodyError};
 use crate::server::{lock, AppState};
 use crate::stats::request_digest;
@@ -324,27 +325,12 @@ pub(crate) async fn list(
         .filter_map(|id| store.batches.get(id))
         .filter(|b| b.known(now))
         .collect();
-    let position = |id: &str| visible.iter().position(|b| b.id == id);
-    let (page, has_more): (&[&Batch], bool) = if let Some(a) = after {
-        match position(a) {
-            Some(p) => {
-                let rest = &visible[p + 1..];
-                (&rest[..rest.len().min(limit)], rest.len() > limit)
-            }
-            None => (&[], false),
-        }
-    } else if let Some(b) = before {
-        match position(b) {
-            Some(p) => {
-                let rest = &visible[..p];
-                let start = rest.len().saturating_sub(limit);
-                (&rest[start..], start > 0)
-            }
-            None => (&[], false),
-        }
-    } else {
-        (&visible[..visible.len().min(limit)], visible.len() > limit)
+    let found = match before {
+        Some(b) => page::before(&visible, |b| b.id.as_str(), b, limit),
+        None => page::after(&visible, |b| b.id.as_str(), after, limit),
     };
+    // An unknown cursor: an empty page.
+    let (page, has_more) = found.unwrap_or((&[], false));
     let data: Vec<Value> = page
         .iter()
         .map(|b| b.view(now, b.status(now), &state.base_url))

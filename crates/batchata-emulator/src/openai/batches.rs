@@ -17,6 +17,7 @@ use super::validate::build_batch;
 use super::{batch_not_found, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
 use crate::error::ApiError;
 use crate::lifecycle::count_done;
+use crate::page;
 use crate::request::{query_get, query_pairs, read_body, BodyError};
 use crate::server::{lock, AppState};
 
@@ -310,22 +311,16 @@ pub(crate) async fn list_batches(
             .cloned()
             .collect()
     };
-    let start = match query_get(&q, "after").filter(|a| !a.is_empty()) {
-        Some(a) => ids
-            .iter()
-            .position(|id| id == a)
-            .map_or(ids.len(), |p| p + 1),
-        None => 0,
-    };
-    let rest = &ids[start..];
-    let chosen = &rest[..rest.len().min(limit)];
+    // An unknown cursor: an empty page.
+    let (chosen, has_more) =
+        page::after(&ids, String::as_str, query_get(&q, "after"), limit).unwrap_or((&[], false));
     let views = render(&state, chosen, now, None).await?;
     Ok(Json(json!({
         "object": "list",
         "data": views,
         "first_id": chosen.first(),
         "last_id": chosen.last(),
-        "has_more": rest.len() > limit,
+        "has_more": has_more,
     })))
 }
 
