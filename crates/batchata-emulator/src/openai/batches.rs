@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::files::parse_limit;
 use super::render::render;
 use super::validate::build_batch;
-use super::{batch_not_found, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
+use super::{batch_not_found, internal, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
 use crate::error::ApiError;
 use crate::lifecycle::count_done;
 use crate::page;
@@ -252,15 +252,7 @@ pub(crate) async fn create_batch(
     let (data, digests) =
         tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
             .await
-            .map_err(|e| {
-                ApiError::openai(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                    None,
-                    None,
-                )
-            })?;
+            .map_err(internal)?;
 
     let (seq, mut timeline) = state.new_timeline((0.1, 0.9));
     timeline.forget_after = state.config.forget_batches_after;
