@@ -210,6 +210,27 @@ impl BatchChecks<'_> {
     }
 }
 
+/// What a refused create call means for the batch. Refused for good (a bad
+/// request, too large): [`Error::BatchRejected`] for 400, 413 and 422,
+/// [`Error::BatchSubmission`] for the other 4xx. A refused key (401, 403)
+/// stays an HTTP error: it stops the run, it does not fail the jobs. Rate
+/// limits and outages stay retryable HTTP errors.
+pub(crate) fn submission_error(e: Error) -> Error {
+    match e {
+        Error::Http {
+            status: Some(400 | 413 | 422),
+            message,
+            retryable: false,
+        } => Error::BatchRejected(message),
+        Error::Http {
+            status: Some(s),
+            message,
+            retryable: false,
+        } if (400..500).contains(&s) && s != 401 && s != 403 => Error::BatchSubmission(message),
+        other => other,
+    }
+}
+
 /// The provider's name as its makers write it, for messages.
 fn brand(kind: ProviderKind) -> &'static str {
     match kind {

@@ -16,6 +16,7 @@ use super::{GeminiProvider, CHUNK_BYTES};
 use crate::catalog::ModelInfo;
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::providers::common::submission_error;
 use crate::providers::http::{Attempts, BodySender};
 use crate::providers::Provider;
 
@@ -111,26 +112,6 @@ impl GeminiProvider {
             .post_json_as("create batch", Attempts::Create, &path, &body)
             .await
             .map_err(submission_error)
-    }
-}
-
-/// A create refused for good (bad request, key, size) is a submission
-/// error; rate limits and outages stay retryable HTTP errors.
-pub(super) fn submission_error(e: Error) -> Error {
-    match e {
-        // A refused key (401/403) stays an HTTP error: it stops the run,
-        // it does not fail the jobs.
-        Error::Http {
-            status: Some(400 | 413 | 422),
-            message,
-            retryable: false,
-        } => Error::BatchRejected(message),
-        Error::Http {
-            status: Some(s),
-            message,
-            retryable: false,
-        } if (400..500).contains(&s) && s != 401 && s != 403 => Error::BatchSubmission(message),
-        other => other,
     }
 }
 
