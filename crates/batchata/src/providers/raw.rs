@@ -3,6 +3,7 @@
 //! user can see exactly what went over the wire. Keys never appear here:
 //! request bodies carry no credentials and headers are not written.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -69,6 +70,57 @@ impl RawFiles {
         }
         let f = std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
         Ok(std::io::BufWriter::new(f))
+    }
+}
+
+/// A batch's raw request file while the batch has no id yet: its lines
+/// are written as the requests are measured, into a temp file under
+/// `requests/`, which is named for the batch once the provider has given
+/// the id (and removed if the batch is never created).
+pub(crate) struct PendingRequest {
+    files: RawFiles,
+    provider: &'static str,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl PendingRequest {
+    /// Starts `requests/.{provider}_batch_pending_*.jsonl` below `raw_dir`.
+    pub(crate) fn start(raw_dir: &Path, provider: &'static str) -> Result<Self> {
+        let folder = raw_dir.join("requests");
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io("create folder", &folder, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{provider}_batch_pending_"))
+            .suffix(".jsonl")
+            .tempfile_in(&folder)
+            .map_err(|e| Error::io("create a temp file in", &folder, e))?;
+        Ok(PendingRequest {
+            files: RawFiles::new(raw_dir),
+            provider,
+            tmp,
+        })
+    }
+
+    /// Runs `write` with a buffered writer on the file, and flushes it.
+    pub(crate) fn write<R>(
+        &mut self,
+        write: impl FnOnce(&mut dyn Write) -> Result<R>,
+    ) -> Result<R> {
+        let path = self.tmp.path().to_path_buf();
+        let mut w = std::io::BufWriter::new(self.tmp.as_file_mut());
+        let out = write(&mut w)?;
+        w.flush()
+            .map_err(|e| Error::io("write the raw request file", &path, e))?;
+        Ok(out)
+    }
+
+    /// Keeps the file as `requests/{provider}_batch_{id}.jsonl`. A failure
+    /// is logged, not returned: raw files are a debugging aid, never a
+    /// reason to fail a batch that was created.
+    pub(crate) fn keep(self, batch_id: &str) {
+        let path = self.files.request_path(self.provider, batch_id, "jsonl");
+        if let Err(e) = self.tmp.persist(&path) {
+            tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
+        }
     }
 }
 

@@ -30,7 +30,6 @@ mod upload;
 pub use response::EXPIRED_MESSAGE;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
 use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_TIMEOUT};
-use crate::providers::raw::RawFiles;
+use crate::providers::raw::{PendingRequest, RawFiles};
 use crate::providers::*;
 
 use collect::{Collector, Form, RawResults};
@@ -281,30 +280,12 @@ impl Provider for GeminiProvider {
         let prefix = request::inline_body_prefix(&display);
 
         // First pass: sizes (and the raw request file, named once the id is known).
-        let mut raw_tmp = match req.raw_dir {
-            Some(dir) => {
-                let folder = dir.join("requests");
-                std::fs::create_dir_all(&folder)
-                    .map_err(|e| Error::io("create folder", &folder, e))?;
-                Some(
-                    tempfile::Builder::new()
-                        .prefix(".gemini_batch_pending_")
-                        .suffix(".jsonl")
-                        .tempfile_in(&folder)
-                        .map_err(|e| Error::io("create a temp file in", &folder, e))?,
-                )
-            }
-            None => None,
-        };
-        let (inline_len, file_len) = match raw_tmp.as_mut() {
-            Some(tmp) => {
-                let path = tmp.path().to_path_buf();
-                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                let sizes = self.measure(jobs, &model, prefix.len(), Some(&mut w))?;
-                w.flush()
-                    .map_err(|e| Error::io("write the raw request file", &path, e))?;
-                sizes
-            }
+        let mut raw = req
+            .raw_dir
+            .map(|dir| PendingRequest::start(dir, "gemini"))
+            .transpose()?;
+        let (inline_len, file_len) = match raw.as_mut() {
+            Some(raw) => raw.write(|w| self.measure(jobs, &model, prefix.len(), Some(w)))?,
             None => self.measure(jobs, &model, prefix.len(), None)?,
         };
 
@@ -322,11 +303,8 @@ impl Provider for GeminiProvider {
             self.create_from_file(&model, &display, &file).await?
         };
         let batch_id = batch_name(&op.name)?;
-        if let (Some(tmp), Some(dir)) = (raw_tmp, req.raw_dir) {
-            let path = RawFiles::new(dir).request_path("gemini", short_id(&batch_id), "jsonl");
-            if let Err(e) = tmp.persist(&path) {
-                tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
-            }
+        if let Some(raw) = raw {
+            raw.keep(short_id(&batch_id));
         }
         Ok(CreatedBatch { batch_id })
     }

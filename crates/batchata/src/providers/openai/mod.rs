@@ -24,7 +24,6 @@ mod upload;
 pub use response::EXPIRED_MESSAGE;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ use crate::job::Job;
 use crate::providers::http::{
     Attempts, AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
-use crate::providers::raw::RawFiles;
+use crate::providers::raw::{PendingRequest, RawFiles};
 use crate::providers::*;
 
 use collect::{Collector, RawResults, Source};
@@ -192,29 +191,12 @@ impl Provider for OpenAiProvider {
         let model = self.batch_model(jobs, index)?;
 
         // First pass: size (and the raw request file, named once the id is known).
-        let mut raw_tmp = match request.raw_dir {
-            Some(dir) => {
-                let folder = dir.join("requests");
-                std::fs::create_dir_all(&folder)
-                    .map_err(|e| Error::io("create folder", &folder, e))?;
-                let tmp = tempfile::Builder::new()
-                    .prefix(".openai_batch_pending_")
-                    .suffix(".jsonl")
-                    .tempfile_in(&folder)
-                    .map_err(|e| Error::io("create a temp file in", &folder, e))?;
-                Some(tmp)
-            }
-            None => None,
-        };
-        let len = match raw_tmp.as_mut() {
-            Some(tmp) => {
-                let path = tmp.path().to_path_buf();
-                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                let len = self.measure(jobs, &model, Some(&mut w))?;
-                w.flush()
-                    .map_err(|e| Error::io("write the raw request file", &path, e))?;
-                len
-            }
+        let mut raw = request
+            .raw_dir
+            .map(|dir| PendingRequest::start(dir, "openai"))
+            .transpose()?;
+        let len = match raw.as_mut() {
+            Some(raw) => raw.write(|w| self.measure(jobs, &model, Some(w)))?,
             None => self.measure(jobs, &model, None)?,
         };
 
@@ -267,11 +249,8 @@ impl Provider for OpenAiProvider {
             }
         };
 
-        if let (Some(tmp), Some(dir)) = (raw_tmp, request.raw_dir) {
-            let path = RawFiles::new(dir).request_path("openai", &batch.id, "jsonl");
-            if let Err(e) = tmp.persist(&path) {
-                tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
-            }
+        if let Some(raw) = raw {
+            raw.keep(&batch.id);
         }
         Ok(CreatedBatch { batch_id: batch.id })
     }
