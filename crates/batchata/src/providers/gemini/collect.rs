@@ -5,15 +5,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::sync::Arc;
 
 use futures::StreamExt;
 
 use super::response::{self, answer_result, FileLine, InlinedResponse, LineKey};
 use super::{file_name, GeminiProvider, DOWNLOAD_TIMEOUT};
-use crate::catalog::{Catalog, ModelInfo};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::providers::common::ResultModels;
 use crate::providers::raw::RawFiles;
 use crate::providers::{BatchStatus, ResultSink};
 use crate::result::JobResult;
@@ -118,30 +117,13 @@ impl RawResults {
 pub(super) struct Collector<'a, 's> {
     pub(super) index: HashMap<&'a str, &'a Job>,
     pub(super) seen: HashSet<&'a str>,
-    pub(super) models: HashMap<String, Arc<ModelInfo>>,
-    pub(super) catalog: &'a Catalog,
+    pub(super) models: ResultModels<'a>,
     pub(super) batch_id: &'a str,
     pub(super) raw: Option<RawResults>,
     pub(super) sink: &'a mut ResultSink<'s>,
 }
 
 impl<'a> Collector<'a, '_> {
-    fn model(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
-        let name = job.model_name();
-        if let Some(m) = self.models.get(name) {
-            return Ok(m.clone());
-        }
-        let m = self.catalog.lookup(name).map_err(|e| {
-            Error::ModelNotSupported(format!(
-                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
-                job.id_str(),
-                self.batch_id
-            ))
-        })?;
-        self.models.insert(name.to_string(), m.clone());
-        Ok(m)
-    }
-
     pub(super) fn item(&mut self, line: &[u8], form: Form) -> Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
@@ -182,7 +164,7 @@ impl<'a> Collector<'a, '_> {
         }
         let result = match outcome {
             Ok((response, error)) => {
-                let model = self.model(job)?;
+                let model = self.models.get(job)?;
                 answer_result(response, error, job, &model, self.batch_id)
             }
             Err(e) => JobResult {

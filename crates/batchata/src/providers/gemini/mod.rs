@@ -29,7 +29,7 @@ mod upload;
 
 pub use response::EXPIRED_MESSAGE;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,7 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
+use crate::providers::common::ResultModels;
 use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_TIMEOUT};
 use crate::providers::raw::{PendingRequest, RawFiles};
 use crate::providers::*;
@@ -350,8 +351,7 @@ impl Provider for GeminiProvider {
         let mut collector = Collector {
             index: ctx.jobs.iter().map(|j| (j.id_str(), j)).collect(),
             seen: HashSet::with_capacity(ctx.jobs.len()),
-            models: HashMap::new(),
-            catalog: self.base.catalog(),
+            models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
             raw: ctx.raw_dir.map(|dir| RawResults {
                 files: RawFiles::new(dir),

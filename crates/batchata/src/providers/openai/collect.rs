@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use futures::StreamExt;
 
 use super::response::{self, BatchObject, OutputLine, EXPIRED_MESSAGE};
 use super::{check_wire_id, OpenAiProvider};
-use crate::catalog::{Catalog, ModelInfo};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::providers::common::ResultModels;
 use crate::providers::raw::RawFiles;
 use crate::providers::ResultSink;
 use crate::result::{JobResult, CANCELLED_BY_USER};
@@ -131,30 +130,13 @@ pub(super) struct Collector<'a, 's> {
     pub(super) jobs: &'a [Job],
     pub(super) index: HashMap<&'a str, usize>,
     pub(super) seen: Vec<bool>,
-    pub(super) models: HashMap<String, Arc<ModelInfo>>,
-    pub(super) catalog: &'a Catalog,
+    pub(super) models: ResultModels<'a>,
     pub(super) batch_id: &'a str,
     pub(super) raw: Option<RawResults>,
     pub(super) sink: &'a mut ResultSink<'s>,
 }
 
 impl Collector<'_, '_> {
-    fn model(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
-        let name = job.model_name();
-        if let Some(m) = self.models.get(name) {
-            return Ok(m.clone());
-        }
-        let m = self.catalog.lookup(name).map_err(|e| {
-            Error::ModelNotSupported(format!(
-                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
-                job.id_str(),
-                self.batch_id
-            ))
-        })?;
-        self.models.insert(name.to_string(), m.clone());
-        Ok(m)
-    }
-
     fn line(&mut self, line: &[u8], source: Source) -> Result<()> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -196,7 +178,7 @@ impl Collector<'_, '_> {
         }
         let result = match parsed {
             Ok(p) => {
-                let model = self.model(job)?;
+                let model = self.models.get(job)?;
                 response::line_result(p, job, &model, self.batch_id)
             }
             Err(e) => {

@@ -33,6 +33,7 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
+use crate::providers::common::ResultModels;
 use crate::providers::http::{
     Attempts, AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
@@ -283,8 +284,7 @@ impl Provider for OpenAiProvider {
             jobs: ctx.jobs,
             index,
             seen: vec![false; ctx.jobs.len()],
-            models: HashMap::new(),
-            catalog: self.base.catalog(),
+            models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
             raw: ctx.raw_dir.map(|dir| RawResults {
                 files: RawFiles::new(dir),
