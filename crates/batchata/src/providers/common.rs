@@ -248,6 +248,16 @@ impl<'a> ResultModels<'a> {
     }
 }
 
+/// Whether `id` can go into a URL path as it is: not empty, and only ASCII
+/// letters, digits, '_' and '-', which is what the providers' ids are made
+/// of.
+pub(crate) fn is_wire_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// What a refused create call means for the batch. Refused for good (a bad
 /// request, too large): [`Error::BatchRejected`] for 400, 413 and 422,
 /// [`Error::BatchSubmission`] for the other 4xx. A refused key (401, 403)

@@ -24,7 +24,7 @@ use futures::{SinkExt, StreamExt};
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::providers::common::submission_error;
+use crate::providers::common::{is_wire_id, submission_error};
 use crate::providers::http::{
     Attempts, AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -260,12 +260,7 @@ impl AnthropicProvider {
 }
 
 fn check_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if id.len() > 128 || !is_wire_id(id) {
         return Err(Error::Validation(format!(
             "'{id}' is not an Anthropic batch id (expected msgbatch_...)"
         )));

@@ -39,7 +39,7 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
-use crate::providers::common::ResultModels;
+use crate::providers::common::{is_wire_id, ResultModels};
 use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_TIMEOUT};
 use crate::providers::raw::{PendingRequest, RawFiles};
 use crate::providers::*;
@@ -109,37 +109,30 @@ fn split_base_url(base: &str) -> (String, String) {
     (base.to_string(), DEFAULT_API_VERSION.to_string())
 }
 
-/// `batches/{id}` for a batch id given with or without its prefix; ids go
-/// into URL paths, so only the characters they are made of are accepted.
+/// `batches/{id}` for a batch id given with or without its prefix.
 fn batch_name(id: &str) -> Result<String> {
-    let short = id.strip_prefix("batches/").unwrap_or(id);
-    if short.is_empty()
-        || short.len() > 128
-        || !short
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(Error::Validation(format!(
-            "'{id}' is not a Gemini batch id (expected batches/ and letters, digits, '_' or '-')"
-        )));
-    }
-    Ok(format!("batches/{short}"))
+    resource_name("batches", "batch id", id)
 }
 
-/// `files/{id}`, checked the same way.
+/// `files/{id}` for a file name given with or without its prefix.
 fn file_name(id: &str) -> Result<String> {
-    let short = id.strip_prefix("files/").unwrap_or(id);
-    if short.is_empty()
-        || short.len() > 128
-        || !short
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    resource_name("files", "file name", id)
+}
+
+/// `{collection}/{id}` for an id given with or without that prefix; ids
+/// go into URL paths, so only the characters they are made of are
+/// accepted. `what` names the id in the error.
+fn resource_name(collection: &str, what: &str, id: &str) -> Result<String> {
+    let short = id
+        .strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(id);
+    if short.len() > 128 || !is_wire_id(short) {
         return Err(Error::Validation(format!(
-            "'{id}' is not a Gemini file name (expected files/ and letters, digits, '_' or '-')"
+            "'{id}' is not a Gemini {what} (expected {collection}/ and letters, digits, '_' or '-')"
         )));
     }
-    Ok(format!("files/{short}"))
+    Ok(format!("{collection}/{short}"))
 }
 
 /// The id after `batches/`, for file names.

@@ -33,7 +33,7 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
-use crate::providers::common::ResultModels;
+use crate::providers::common::{is_wire_id, ResultModels};
 use crate::providers::http::{
     Attempts, AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
@@ -142,11 +142,7 @@ impl OpenAiProvider {
 
 /// Provider ids go into URL paths: only the characters they are made of.
 fn check_wire_id(what: &str, id: &str) -> Result<()> {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !is_wire_id(id) {
         return Err(Error::Validation(format!(
             "'{id}' is not an OpenAI {what} id (expected letters, digits, '_' and '-')"
         )));
