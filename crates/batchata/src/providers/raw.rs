@@ -124,6 +124,97 @@ impl PendingRequest {
     }
 }
 
+/// Which results file of a batch a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawStream {
+    /// The answers: `responses/{provider}_batch_{id}.jsonl`.
+    Responses,
+    /// The failed requests, where the provider sends them apart (OpenAI):
+    /// `errors/{provider}_batch_{id}.jsonl`.
+    Errors,
+}
+
+/// Raw copies of a batch's results, written as they stream by: each
+/// results file line by line, and each job's line as a file of its own. A
+/// write failure is logged once and turns raw files off for the rest of
+/// the batch: they are a debugging aid, never a reason to lose results.
+pub(crate) struct RawResults {
+    files: RawFiles,
+    provider: &'static str,
+    batch_id: String,
+    /// The results files, by [`RawStream`], each opened at its first line.
+    out: [Option<std::io::BufWriter<std::fs::File>>; 2],
+    broken: bool,
+}
+
+impl RawResults {
+    /// Raw results of `provider`'s batch `batch_id` below `raw_dir`.
+    pub(crate) fn new(raw_dir: &Path, provider: &'static str, batch_id: &str) -> Self {
+        RawResults {
+            files: RawFiles::new(raw_dir),
+            provider,
+            batch_id: batch_id.to_string(),
+            out: [None, None],
+            broken: false,
+        }
+    }
+
+    /// Appends `line` to the results file of `stream`.
+    pub(crate) fn line(&mut self, stream: RawStream, line: &[u8]) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.try_line(stream, line) {
+            tracing::warn!(error = %e, "raw results files turned off for this batch");
+            self.broken = true;
+        }
+    }
+
+    fn try_line(&mut self, stream: RawStream, line: &[u8]) -> Result<()> {
+        let slot = &mut self.out[stream as usize];
+        if slot.is_none() {
+            let path = match stream {
+                RawStream::Responses => {
+                    self.files
+                        .response_path(self.provider, &self.batch_id, "jsonl")
+                }
+                RawStream::Errors => self.files.error_path(self.provider, &self.batch_id),
+            };
+            *slot = Some(self.files.create(&path)?);
+        }
+        if let Some(w) = slot.as_mut() {
+            w.write_all(line)
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(|e| Error::io("write a raw results file of", &self.batch_id, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes job `job_id`'s own line, pretty-printed
+    /// (`responses/{job_id}_raw.json`).
+    pub(crate) fn job(&mut self, job_id: &str, line: &[u8]) {
+        if self.broken {
+            return;
+        }
+        let written = serde_json::from_slice::<serde_json::Value>(line)
+            .map_err(|e| Error::Parse(format!("job '{job_id}': raw result: {e}")))
+            .and_then(|v| self.files.write_job(job_id, &v));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "raw results files turned off for this batch");
+            self.broken = true;
+        }
+    }
+
+    /// Flushes the results files.
+    pub(crate) fn finish(&mut self) {
+        for w in self.out.iter_mut().flatten() {
+            if let Err(e) = w.flush() {
+                tracing::warn!(error = %e, batch = %self.batch_id, "could not finish a raw results file");
+            }
+        }
+    }
+}
+
 fn safe(s: &str) -> String {
     s.chars()
         .map(|c| {

@@ -4,7 +4,6 @@
 //! with exactly one result.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 
 use futures::StreamExt;
 
@@ -13,7 +12,7 @@ use super::{file_name, GeminiProvider, DOWNLOAD_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::common::ResultModels;
-use crate::providers::raw::RawFiles;
+use crate::providers::raw::{RawResults, RawStream};
 use crate::providers::{BatchStatus, ResultSink};
 use crate::result::JobResult;
 
@@ -57,62 +56,6 @@ pub(super) enum Form {
     File,
 }
 
-/// Raw copies of the results, written as they go by. A write failure is
-/// logged once and turns raw files off for the rest of the batch: they are
-/// a debugging aid, never a reason to lose results.
-pub(super) struct RawResults {
-    pub(super) files: RawFiles,
-    pub(super) batch: String,
-    pub(super) out: Option<std::io::BufWriter<std::fs::File>>,
-    pub(super) broken: bool,
-}
-
-impl RawResults {
-    fn try_line(&mut self, line: &[u8]) -> Result<()> {
-        if self.out.is_none() {
-            let path = self.files.response_path("gemini", &self.batch, "jsonl");
-            self.out = Some(self.files.create(&path)?);
-        }
-        if let Some(w) = self.out.as_mut() {
-            w.write_all(line)
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write the raw results file of", &self.batch, e))?;
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.try_line(line) {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn job(&mut self, job_id: &str, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        let written = serde_json::from_slice::<serde_json::Value>(line)
-            .map_err(|e| Error::Parse(format!("job '{job_id}': raw result: {e}")))
-            .and_then(|v| self.files.write_job(job_id, &v));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(w) = self.out.as_mut() {
-            if let Err(e) = w.flush() {
-                tracing::warn!(error = %e, batch = %self.batch, "could not finish the raw results file");
-            }
-        }
-    }
-}
-
 /// Turns results into `JobResult`s for the sink, one per job, by key.
 pub(super) struct Collector<'a, 's> {
     pub(super) index: HashMap<&'a str, &'a Job>,
@@ -129,7 +72,7 @@ impl<'a> Collector<'a, '_> {
             return Ok(());
         }
         if let Some(raw) = self.raw.as_mut() {
-            raw.line(line);
+            raw.line(RawStream::Responses, line);
         }
         let parsed = match form {
             Form::Inline => serde_json::from_slice::<InlinedResponse>(line)

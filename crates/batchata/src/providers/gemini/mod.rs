@@ -41,10 +41,10 @@ use crate::files::{self, FileKind};
 use crate::job::Job;
 use crate::providers::common::{is_wire_id, ResultModels};
 use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_TIMEOUT};
-use crate::providers::raw::{PendingRequest, RawFiles};
+use crate::providers::raw::{PendingRequest, RawResults};
 use crate::providers::*;
 
-use collect::{Collector, Form, RawResults};
+use collect::{Collector, Form};
 use request::DEFAULT_API_VERSION;
 use response::{BatchResults, Operation, OperationList};
 
@@ -346,12 +346,9 @@ impl Provider for GeminiProvider {
             seen: HashSet::with_capacity(ctx.jobs.len()),
             models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
-            raw: ctx.raw_dir.map(|dir| RawResults {
-                files: RawFiles::new(dir),
-                batch: short_id(batch_id).to_string(),
-                out: None,
-                broken: false,
-            }),
+            raw: ctx
+                .raw_dir
+                .map(|dir| RawResults::new(dir, "gemini", short_id(batch_id))),
             sink,
         };
         if let Some(inlined) = output.inlined_responses {

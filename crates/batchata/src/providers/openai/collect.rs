@@ -5,7 +5,6 @@
 //! there was none.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use futures::StreamExt;
 
@@ -14,7 +13,7 @@ use super::{check_wire_id, OpenAiProvider};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::common::ResultModels;
-use crate::providers::raw::RawFiles;
+use crate::providers::raw::{RawResults, RawStream};
 use crate::providers::ResultSink;
 use crate::result::{JobResult, CANCELLED_BY_USER};
 
@@ -23,7 +22,7 @@ impl OpenAiProvider {
     pub(super) async fn stream_file(
         &self,
         file_id: &str,
-        source: Source,
+        source: RawStream,
         collector: &mut Collector<'_, '_>,
     ) -> Result<()> {
         check_wire_id("file", file_id)?;
@@ -51,80 +50,6 @@ impl OpenAiProvider {
     }
 }
 
-/// Which results file a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Source {
-    Output,
-    Errors,
-}
-
-/// Raw copies of the results files, written as they stream by. A write
-/// failure is logged once and turns raw files off for the rest of the batch:
-/// they are a debugging aid, never a reason to lose results.
-pub(super) struct RawResults {
-    pub(super) files: RawFiles,
-    pub(super) batch_id: String,
-    pub(super) output: Option<std::io::BufWriter<std::fs::File>>,
-    pub(super) errors: Option<std::io::BufWriter<std::fs::File>>,
-    pub(super) broken: bool,
-}
-
-impl RawResults {
-    fn try_write(&mut self, source: Source, line: &[u8]) -> Result<()> {
-        let slot = match source {
-            Source::Output => &mut self.output,
-            Source::Errors => &mut self.errors,
-        };
-        if slot.is_none() {
-            let path = match source {
-                Source::Output => self.files.response_path("openai", &self.batch_id, "jsonl"),
-                Source::Errors => self.files.error_path("openai", &self.batch_id),
-            };
-            *slot = Some(self.files.create(&path)?);
-        }
-        if let Some(w) = slot.as_mut() {
-            w.write_all(line)
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write a raw results file of", &self.batch_id, e))?;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, source: Source, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.try_write(source, line) {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn write_job(&mut self, job_id: &str, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        let written = serde_json::from_slice::<serde_json::Value>(line)
-            .map_err(|e| Error::Parse(format!("job '{job_id}': raw line: {e}")))
-            .and_then(|v| self.files.write_job(job_id, &v));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn finish(&mut self) {
-        for w in [self.output.as_mut(), self.errors.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = w.flush() {
-                tracing::warn!(error = %e, batch = %self.batch_id, "could not finish a raw results file");
-            }
-        }
-    }
-}
-
 /// Turns result lines into `JobResult`s for the sink, one per job.
 pub(super) struct Collector<'a, 's> {
     pub(super) jobs: &'a [Job],
@@ -137,13 +62,13 @@ pub(super) struct Collector<'a, 's> {
 }
 
 impl Collector<'_, '_> {
-    fn line(&mut self, line: &[u8], source: Source) -> Result<()> {
+    fn line(&mut self, line: &[u8], source: RawStream) -> Result<()> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(());
         }
         if let Some(raw) = self.raw.as_mut() {
-            raw.write(source, line);
+            raw.line(source, line);
         }
         let parsed: std::result::Result<OutputLine, _> = serde_json::from_slice(line);
         let (custom_id, parsed) = match parsed {
@@ -174,7 +99,7 @@ impl Collector<'_, '_> {
         self.seen[i] = true;
         let job = &self.jobs[i];
         if let Some(raw) = self.raw.as_mut() {
-            raw.write_job(job.id_str(), line);
+            raw.job(job.id_str(), line);
         }
         let result = match parsed {
             Ok(p) => {

@@ -37,10 +37,10 @@ use crate::providers::common::{is_wire_id, ResultModels};
 use crate::providers::http::{
     Attempts, AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
-use crate::providers::raw::{PendingRequest, RawFiles};
+use crate::providers::raw::{PendingRequest, RawResults, RawStream};
 use crate::providers::*;
 
-use collect::{Collector, RawResults, Source};
+use collect::Collector;
 use request::{CreateBatch, CHAT_COMPLETIONS_URL};
 use response::{BatchList, BatchObject};
 
@@ -282,20 +282,18 @@ impl Provider for OpenAiProvider {
             seen: vec![false; ctx.jobs.len()],
             models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
-            raw: ctx.raw_dir.map(|dir| RawResults {
-                files: RawFiles::new(dir),
-                batch_id: batch_id.to_string(),
-                output: None,
-                errors: None,
-                broken: false,
-            }),
+            raw: ctx
+                .raw_dir
+                .map(|dir| RawResults::new(dir, "openai", batch_id)),
             sink,
         };
         if let Some(id) = &batch.output_file_id {
-            self.stream_file(id, Source::Output, &mut collector).await?;
+            self.stream_file(id, RawStream::Responses, &mut collector)
+                .await?;
         }
         if let Some(id) = &batch.error_file_id {
-            self.stream_file(id, Source::Errors, &mut collector).await?;
+            self.stream_file(id, RawStream::Errors, &mut collector)
+                .await?;
         }
         collector.finish(&batch)
     }
