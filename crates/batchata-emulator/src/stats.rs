@@ -15,7 +15,7 @@
 //! matter. Each provider keeps a set of the digests it has accepted: 8 bytes
 //! per distinct request, cleared only by `/_emulator/reset`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
@@ -195,12 +195,20 @@ impl Counters {
         *st.faults_by_endpoint.entry(endpoint.as_str()).or_default() += 1;
     }
 
-    /// Counts one created batch, `resubmitted` of whose requests had been
-    /// submitted before.
-    pub(crate) fn record_batch(&self, resubmitted: u64) {
+    /// Counts one created batch whose requests have `digests`: those
+    /// already in `submitted` (the provider's set) had been submitted
+    /// before, the others are added to it. Returns how many were
+    /// resubmissions.
+    pub(crate) fn record_batch(&self, submitted: &mut HashSet<u64>, digests: Vec<u64>) -> u64 {
+        submitted.reserve(digests.len());
+        let resubmitted = digests
+            .into_iter()
+            .filter(|d| !submitted.insert(*d))
+            .count() as u64;
         let mut st = self.lock();
         st.batches_created += 1;
         st.requests_resubmitted += resubmitted;
+        resubmitted
     }
 
     /// Forgets everything.

@@ -60,6 +60,12 @@ def test_builder_defaults_and_chaining(workdir):
         Batch("./o3").run()  # no jobs
     with pytest.raises(batchata_rs.BatchataError):
         Batch("./o4").set_default_params(model="no-such-model-9")
+    # A setting the native batch refuses leaves the config as it was.
+    with pytest.raises(batchata_rs.ValidationError):
+        b.add_time_limit(seconds=-5)
+    assert b.config.time_limit_seconds == 60
+    assert b.config.state_file == "./s.json" and b.config.reuse_state is False
+    assert b.set_state() is b and b.config.state_file is None
 
 
 def test_messages_content_lists_typed_answers_and_progress(workdir):

@@ -4,7 +4,6 @@
 //! batch's timeline.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,8 +19,10 @@ use super::validate::parse_params;
 use super::{not_found, rfc3339, Batch, BatchData, Item, Outcome, Status};
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
-use crate::lifecycle::{count_done, Timeline};
-use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
+use crate::lifecycle::count_done;
+use crate::page;
+use crate::request::{query_get, query_pairs, read_body, BodyError};
+use crate::server::{lock, AppState};
 use crate::stats::request_digest;
 
 impl Batch {
@@ -262,18 +263,8 @@ pub(crate) async fn create(
             )
         })??;
 
-    let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
-    let config = &state.config;
-    let expiring =
-        unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let mut timeline = Timeline::start(
-        config.processing_delay,
-        (0.0, 1.0),
-        config.cancel_delay,
-        expiring,
-        config.expire_keep_fraction,
-    );
-    timeline.forget_after = config.forget_batches_after;
+    let (seq, mut timeline) = state.new_timeline((0.0, 1.0));
+    timeline.forget_after = state.config.forget_batches_after;
     let mut batch = Batch {
         id: state.ids.anthropic_batch(),
         seq,
@@ -284,12 +275,7 @@ pub(crate) async fn create(
     };
     let view = batch.view(Instant::now(), Status::InProgress, &state.base_url);
     let mut store = lock(&state.anthropic);
-    store.submitted.reserve(digests.len());
-    batch.resubmitted = digests
-        .into_iter()
-        .filter(|d| !store.submitted.insert(*d))
-        .count() as u64;
-    state.counters.record_batch(batch.resubmitted);
+    batch.resubmitted = state.counters.record_batch(&mut store.submitted, digests);
     store.order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))
@@ -339,27 +325,12 @@ pub(crate) async fn list(
         .filter_map(|id| store.batches.get(id))
         .filter(|b| b.known(now))
         .collect();
-    let position = |id: &str| visible.iter().position(|b| b.id == id);
-    let (page, has_more): (&[&Batch], bool) = if let Some(a) = after {
-        match position(a) {
-            Some(p) => {
-                let rest = &visible[p + 1..];
-                (&rest[..rest.len().min(limit)], rest.len() > limit)
-            }
-            None => (&[], false),
-        }
-    } else if let Some(b) = before {
-        match position(b) {
-            Some(p) => {
-                let rest = &visible[..p];
-                let start = rest.len().saturating_sub(limit);
-                (&rest[start..], start > 0)
-            }
-            None => (&[], false),
-        }
-    } else {
-        (&visible[..visible.len().min(limit)], visible.len() > limit)
+    let found = match before {
+        Some(b) => page::before(&visible, |b| b.id.as_str(), b, limit),
+        None => page::after(&visible, |b| b.id.as_str(), after, limit),
     };
+    // An unknown cursor: an empty page.
+    let (page, has_more) = found.unwrap_or((&[], false));
     let data: Vec<Value> = page
         .iter()
         .map(|b| b.view(now, b.status(now), &state.base_url))

@@ -15,7 +15,9 @@ use super::routes::unknown_path;
 use super::{rfc3339, Batch, BatchState, Input, Output, BATCH_PAGE, BATCH_TYPE, OUTPUT_TYPE};
 use crate::error::ApiError;
 use crate::lifecycle::count_done;
-use crate::server::{lock, query_get, query_pairs, AppState};
+use crate::page;
+use crate::request::{query_get, query_pairs};
+use crate::server::{lock, AppState};
 
 impl Batch {
     fn pending_end(&self) -> Duration {
@@ -188,17 +190,11 @@ pub(super) fn cursor_page(
     pairs: &[(String, String)],
     size: usize,
 ) -> Result<(Vec<String>, Option<String>), ApiError> {
-    let start = match query_get(pairs, "pageToken").or_else(|| query_get(pairs, "page_token")) {
-        None | Some("") => 0,
-        Some(tok) => match ids.iter().position(|id| id == tok) {
-            Some(p) => p + 1,
-            None => return Err(ApiError::gemini_invalid("Invalid page token.")),
-        },
-    };
-    let rest = &ids[start..];
-    let page: Vec<String> = rest[..rest.len().min(size)].to_vec();
-    let next = (rest.len() > size).then(|| page.last().cloned()).flatten();
-    Ok((page, next))
+    let token = query_get(pairs, "pageToken").or_else(|| query_get(pairs, "page_token"));
+    let (chosen, more) = page::after(ids, String::as_str, token, size)
+        .ok_or_else(|| ApiError::gemini_invalid("Invalid page token."))?;
+    let next = more.then(|| chosen.last().cloned()).flatten();
+    Ok((chosen.to_vec(), next))
 }
 
 /// `GET /v1beta/batches?pageSize=&pageToken=` (newest first).

@@ -3,7 +3,6 @@
 //! the batch stored with its timeline.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,8 +19,8 @@ use super::{Batch, BatchData, BatchState, FileSource, Input, Item, Outcome};
 use crate::config::EmulatorConfig;
 use crate::error::ApiError;
 use crate::ids::{hash_parts, unit};
-use crate::lifecycle::Timeline;
-use crate::server::{lock, read_body, AppState, BodyError};
+use crate::request::{read_body, BodyError};
+use crate::server::{lock, AppState};
 use crate::stats::request_digest;
 
 /// A batch create body, read.
@@ -338,23 +337,14 @@ pub(crate) async fn create(
     .await
     .map_err(internal)??;
 
-    let config = &state.config;
-    let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
-    let expiring =
-        unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
+    let (seq, timeline) = state.new_timeline((0.1, 1.0));
     let mut batch = Batch {
         id: state.ids.gemini_batch(),
         seq,
         model: model.to_string(),
         display_name: req.display_name,
         input: req.input,
-        timeline: Timeline::start(
-            config.processing_delay,
-            (0.1, 1.0),
-            config.cancel_delay,
-            expiring,
-            config.expire_keep_fraction,
-        ),
+        timeline,
         data: Arc::new(data),
         output: Arc::new(tokio::sync::OnceCell::new()),
         deleted: false,
@@ -368,11 +358,7 @@ pub(crate) async fn create(
         .map(|i| request_digest(i.key.as_deref().unwrap_or(""), &i.request))
         .collect();
     let mut store = lock(&state.gemini);
-    batch.resubmitted = digests
-        .into_iter()
-        .filter(|d| !store.submitted.insert(*d))
-        .count() as u64;
-    state.counters.record_batch(batch.resubmitted);
+    batch.resubmitted = state.counters.record_batch(&mut store.submitted, digests);
     store.order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))

@@ -18,7 +18,8 @@ use super::proto::{as_str, fields};
 use super::routes::{header_str, internal, unknown_path};
 use super::{rfc3339, File, FileSource, Upload, CHUNK_GRANULARITY, FILE_PAGE, FILE_TTL};
 use crate::error::ApiError;
-use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
+use crate::request::{query_get, query_pairs, read_body, BodyError};
+use crate::server::{lock, AppState};
 
 impl File {
     pub(super) fn view(&self, base_url: &str) -> Value {

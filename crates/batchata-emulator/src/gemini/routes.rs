@@ -17,7 +17,8 @@ use super::files::{delete_file, download, get_file_or_download, list_files, uplo
 use super::VERSIONS;
 use crate::config::{EmulatorConfig, Endpoint, FaultKind};
 use crate::error::ApiError;
-use crate::server::{query_get, query_pairs, AppState};
+use crate::request::{query_get, query_pairs};
+use crate::server::AppState;
 
 /// The Gemini routes, for merging into the emulator's router.
 pub(crate) fn router() -> Router<Arc<AppState>> {

@@ -2,7 +2,6 @@
 //! the async runtime), retrieve, list and cancel, and the batch object as
 //! the API shows it, its status computed from the batch's timeline.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +14,12 @@ use serde_json::{json, Map, Value};
 use super::files::parse_limit;
 use super::render::render;
 use super::validate::build_batch;
-use super::{batch_not_found, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
+use super::{batch_not_found, internal, Batch, Status, BATCH_ENDPOINTS, CHAT_ENDPOINT};
 use crate::error::ApiError;
-use crate::ids::{hash_parts, unit};
-use crate::lifecycle::{count_done, Timeline};
-use crate::server::{lock, query_get, query_pairs, read_body, AppState, BodyError};
+use crate::lifecycle::count_done;
+use crate::page;
+use crate::request::{query_get, query_pairs, read_body, BodyError};
+use crate::server::{lock, AppState};
 
 impl Batch {
     fn validation_end(&self) -> Duration {
@@ -252,28 +252,10 @@ pub(crate) async fn create_batch(
     let (data, digests) =
         tokio::task::spawn_blocking(move || build_batch(content, &ep, &st.config))
             .await
-            .map_err(|e| {
-                ApiError::openai(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                    None,
-                    None,
-                )
-            })?;
+            .map_err(internal)?;
 
-    let config = &state.config;
-    let seq = state.batch_seq.fetch_add(1, Ordering::SeqCst);
-    let expiring =
-        unit(hash_parts(config.seed, &[b"expire", &seq.to_le_bytes()])) < config.expire_rate;
-    let mut timeline = Timeline::start(
-        config.processing_delay,
-        (0.1, 0.9),
-        config.cancel_delay,
-        expiring,
-        config.expire_keep_fraction,
-    );
-    timeline.forget_after = config.forget_batches_after;
+    let (seq, mut timeline) = state.new_timeline((0.1, 0.9));
+    timeline.forget_after = state.config.forget_batches_after;
     let mut batch = Batch {
         id: state.ids.openai_batch(),
         seq,
@@ -288,12 +270,7 @@ pub(crate) async fn create_batch(
     };
     let view = batch.view(Instant::now(), Status::Validating);
     let mut store = lock(&state.openai);
-    store.submitted.reserve(digests.len());
-    batch.resubmitted = digests
-        .into_iter()
-        .filter(|d| !store.submitted.insert(*d))
-        .count() as u64;
-    state.counters.record_batch(batch.resubmitted);
+    batch.resubmitted = state.counters.record_batch(&mut store.submitted, digests);
     store.batch_order.push(batch.id.clone());
     store.batches.insert(batch.id.clone(), batch);
     Ok(Json(view))
@@ -326,22 +303,16 @@ pub(crate) async fn list_batches(
             .cloned()
             .collect()
     };
-    let start = match query_get(&q, "after").filter(|a| !a.is_empty()) {
-        Some(a) => ids
-            .iter()
-            .position(|id| id == a)
-            .map_or(ids.len(), |p| p + 1),
-        None => 0,
-    };
-    let rest = &ids[start..];
-    let chosen = &rest[..rest.len().min(limit)];
+    // An unknown cursor: an empty page.
+    let (chosen, has_more) =
+        page::after(&ids, String::as_str, query_get(&q, "after"), limit).unwrap_or((&[], false));
     let views = render(&state, chosen, now, None).await?;
     Ok(Json(json!({
         "object": "list",
         "data": views,
         "first_id": chosen.first(),
         "last_id": chosen.last(),
-        "has_more": rest.len() > limit,
+        "has_more": has_more,
     })))
 }
 

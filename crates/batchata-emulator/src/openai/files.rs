@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use super::{File, FILE_PURPOSES, FILE_TTL_SECS};
 use crate::error::ApiError;
-use crate::server::{lock, query_get, query_pairs, AppState};
+use crate::page;
+use crate::request::{query_get, query_pairs};
+use crate::server::{lock, AppState};
 
 impl File {
     pub(super) fn view(&self) -> Value {
@@ -207,7 +209,7 @@ pub(crate) async fn list_files(
         files.reverse();
     }
     let views: Vec<(String, Value)> = files.iter().map(|f| (f.id.clone(), f.view())).collect();
-    Ok(Json(page(views, query_get(&q, "after"), limit)))
+    Ok(Json(list_page(views, query_get(&q, "after"), limit)))
 }
 
 pub(super) fn parse_limit(
@@ -228,21 +230,15 @@ pub(super) fn parse_limit(
 }
 
 /// A cursor page over `(id, object)` pairs already in list order.
-fn page(items: Vec<(String, Value)>, after: Option<&str>, limit: usize) -> Value {
-    let start = match after.filter(|a| !a.is_empty()) {
-        Some(a) => match items.iter().position(|(id, _)| id == a) {
-            Some(p) => p + 1,
-            None => items.len(),
-        },
-        None => 0,
-    };
-    let rest = &items[start..];
-    let data = &rest[..rest.len().min(limit)];
+fn list_page(items: Vec<(String, Value)>, after: Option<&str>, limit: usize) -> Value {
+    // An unknown cursor: an empty page.
+    let (data, has_more) =
+        page::after(&items, |(id, _)| id.as_str(), after, limit).unwrap_or((&[], false));
     json!({
         "object": "list",
         "data": data.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
         "first_id": data.first().map(|(id, _)| id.clone()),
         "last_id": data.last().map(|(id, _)| id.clone()),
-        "has_more": rest.len() > limit,
+        "has_more": has_more,
     })
 }

@@ -206,6 +206,18 @@ fn file_not_found(id: &str) -> ApiError {
     )
 }
 
+/// A failure of the emulator itself (a worker task that died), as OpenAI's
+/// `server_error`.
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::openai(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        e.to_string(),
+        None,
+        None,
+    )
+}
+
 fn batch_not_found(id: &str) -> ApiError {
     ApiError::openai(
         StatusCode::NOT_FOUND,

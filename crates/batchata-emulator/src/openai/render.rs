@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::validate::parse_chat;
-use super::{BatchData, File, Outcome, Outputs, Status, FILE_TTL_SECS};
+use super::{internal, BatchData, File, Outcome, Outputs, Status, FILE_TTL_SECS};
 use crate::answers;
 use crate::answers::{Conversation, Stop};
 use crate::error::ApiError;
@@ -179,15 +178,7 @@ async fn ensure_outputs(
         let batch_id = plan.batch_id.clone();
         let (out, err, usage) = tokio::task::spawn_blocking(move || build_outputs(&plan))
             .await
-            .map_err(|e| {
-                ApiError::openai(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                    None,
-                    None,
-                )
-            })?;
+            .map_err(internal)?;
         let created_at = chrono::Utc::now().timestamp();
         let mut store = lock(&state.openai);
         let mut add = |content: Vec<u8>, kind: &str| -> Option<String> {

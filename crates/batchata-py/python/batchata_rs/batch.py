@@ -110,14 +110,10 @@ class Job:
     @classmethod
     def _record(cls, id, model, file, temperature, max_tokens, response_model, enable_citations,
                 spooled):
-        job = cls.__new__(cls)
-        job.id = id
-        job.model = model
-        job.file = file
-        job.temperature = temperature
-        job.max_tokens = max_tokens
-        job.response_model = response_model
-        job.enable_citations = enable_citations
+        """A job read back from the spool: its messages and prompt come from
+        ``spooled`` when asked for."""
+        job = cls(id, model, None, file, None, temperature, max_tokens, response_model,
+                  enable_citations)
         job._contents = spooled
         return job
 
@@ -219,13 +215,24 @@ class Batch:
         self._bad_defaults = sorted(k for k in self.config.default_params if k not in _JOB_PARAMS)
         return self
 
+    def _set(
+        self, native_setter: Optional[Callable[..., None]], *args: Any, **config: Any
+    ) -> "Batch":
+        """Hands a setting to the native batch, which checks it (if it raises,
+        nothing has changed), then records it in ``config`` under the given
+        names. ``native_setter`` None: there is nothing to hand over."""
+        if native_setter is not None:
+            native_setter(*args)
+        for name, value in config.items():
+            setattr(self.config, name, value)
+        return self
+
     def set_state(self, file: Optional[str] = None, reuse_state: bool = True) -> "Batch":
         """Keeps the run's state in ``file``; with ``reuse_state`` a rerun resumes."""
-        self.config.state_file = file
-        self.config.reuse_state = reuse_state
-        if file is not None:
-            self._native.set_state(str(file), reuse_state)
-        return self
+        if file is None:
+            return self._set(None, state_file=None, reuse_state=reuse_state)
+        return self._set(self._native.set_state, str(file), reuse_state,
+                         state_file=file, reuse_state=reuse_state)
 
     def adopt_results(self, enabled: bool = True) -> "Batch":
         """Not in batchata 0.4.7. Without a state file, a results folder that
@@ -239,24 +246,18 @@ class Batch:
         """Never spends more than ``usd`` (estimated cost is reserved up front)."""
         if usd <= 0:
             raise ValueError("Cost limit must be positive")
-        self._native.set_cost_limit(float(usd))
-        self.config.cost_limit_usd = usd
-        return self
+        return self._set(self._native.set_cost_limit, float(usd), cost_limit_usd=usd)
 
     def raw_files(self, enabled: bool = True) -> "Batch":
         """Whether provider requests and responses are saved under raw_files/."""
-        self._native.set_raw_files(enabled)
-        self.config.raw_files = enabled
-        return self
+        return self._set(self._native.set_raw_files, enabled, raw_files=enabled)
 
     def set_verbosity(self, level: str) -> "Batch":
         """One of "debug", "info", "warn", "error"."""
         valid = {"debug", "info", "warn", "error"}
         if level.lower() not in valid:
             raise ValueError(f"Invalid verbosity level: {level}. Must be one of {valid}")
-        self._native.set_verbosity(level.lower())
-        self.config.verbosity = level.lower()
-        return self
+        return self._set(self._native.set_verbosity, level.lower(), verbosity=level.lower())
 
     def add_time_limit(
         self,
@@ -275,9 +276,7 @@ class Batch:
             total += hours * 3600
         if total == 0:
             raise ValueError("Must specify at least one of seconds, minutes, or hours")
-        self._native.set_time_limit(float(total))
-        self.config.time_limit_seconds = total
-        return self
+        return self._set(self._native.set_time_limit, float(total), time_limit_seconds=total)
 
     def _schema_json(self, response_model: Any) -> str:
         s = self._schemas.get(response_model)

@@ -15,7 +15,7 @@
 //! * a model the catalog lacks is [`Error::ModelNotSupported`], one served
 //!   by another provider [`Error::ProviderNotFound`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,6 +207,75 @@ impl BatchChecks<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+/// The catalog entries of a batch's models while its results are read,
+/// each looked up once.
+pub(crate) struct ResultModels<'a> {
+    catalog: &'a Catalog,
+    batch_id: &'a str,
+    models: HashMap<String, Arc<ModelInfo>>,
+}
+
+impl<'a> ResultModels<'a> {
+    /// For the results of batch `batch_id`.
+    pub(crate) fn new(catalog: &'a Catalog, batch_id: &'a str) -> Self {
+        ResultModels {
+            catalog,
+            batch_id,
+            models: HashMap::new(),
+        }
+    }
+
+    /// The model of `job`, to price its result. A model gone from the
+    /// catalog since the batch was sent is an error that says how to
+    /// collect the batch once it is back.
+    pub(crate) fn get(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
+        let name = job.model_name();
+        if let Some(m) = self.models.get(name) {
+            return Ok(m.clone());
+        }
+        let m = self.catalog.lookup(name).map_err(|e| {
+            Error::ModelNotSupported(format!(
+                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
+                job.id_str(),
+                self.batch_id
+            ))
+        })?;
+        self.models.insert(name.to_string(), m.clone());
+        Ok(m)
+    }
+}
+
+/// Whether `id` can go into a URL path as it is: not empty, and only ASCII
+/// letters, digits, '_' and '-', which is what the providers' ids are made
+/// of.
+pub(crate) fn is_wire_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// What a refused create call means for the batch. Refused for good (a bad
+/// request, too large): [`Error::BatchRejected`] for 400, 413 and 422,
+/// [`Error::BatchSubmission`] for the other 4xx. A refused key (401, 403)
+/// stays an HTTP error: it stops the run, it does not fail the jobs. Rate
+/// limits and outages stay retryable HTTP errors.
+pub(crate) fn submission_error(e: Error) -> Error {
+    match e {
+        Error::Http {
+            status: Some(400 | 413 | 422),
+            message,
+            retryable: false,
+        } => Error::BatchRejected(message),
+        Error::Http {
+            status: Some(s),
+            message,
+            retryable: false,
+        } if (400..500).contains(&s) && s != 401 && s != 403 => Error::BatchSubmission(message),
+        other => other,
     }
 }
 

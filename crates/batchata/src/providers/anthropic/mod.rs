@@ -24,6 +24,7 @@ use futures::{SinkExt, StreamExt};
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::providers::common::{is_wire_id, submission_error};
 use crate::providers::http::{
     Attempts, AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -259,12 +260,7 @@ impl AnthropicProvider {
 }
 
 fn check_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if id.len() > 128 || !is_wire_id(id) {
         return Err(Error::Validation(format!(
             "'{id}' is not an Anthropic batch id (expected msgbatch_...)"
         )));
@@ -315,25 +311,7 @@ impl Provider for AnthropicProvider {
                 |tx| self.produce_body(jobs, &uses, len, tx),
             )
             .await
-            .map_err(|e| match e {
-                // Refused for good (bad request, size): a submission error.
-                // Rate limits stay retryable HTTP errors, and a refused key
-                // (401/403) stays an HTTP error: it stops the run, it does
-                // not fail the jobs.
-                Error::Http {
-                    status: Some(400 | 413 | 422),
-                    message,
-                    retryable: false,
-                } => Error::BatchRejected(message),
-                Error::Http {
-                    status: Some(s),
-                    message,
-                    retryable: false,
-                } if (400..500).contains(&s) && s != 401 && s != 403 => {
-                    Error::BatchSubmission(message)
-                }
-                other => other,
-            })?;
+            .map_err(submission_error)?;
         let batch: MessageBatch = self.http.decode("create batch", resp).await.map_err(|e| {
             Error::OutcomeUnknown(format!(
                 "create batch: Anthropic accepted the batch but its reply could not be read ({e})"

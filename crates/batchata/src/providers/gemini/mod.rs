@@ -1,8 +1,10 @@
 //! The Gemini provider: the Gemini API's batch mode over the shared HTTP
 //! layer.
 //!
-//! `request.rs` builds the requests, `response.rs` parses what comes back;
-//! this file is the client. A batch runs one model
+//! `request.rs` builds the requests, `response.rs` parses what comes back,
+//! `create.rs` measures and sends the create body, `upload.rs` uploads the
+//! input file, `collect.rs` turns results into one result per job; this
+//! file is the client itself and its [`Provider`] methods. A batch runs one model
 //! (`models/{model}:batchGenerateContent`). Its requests go inline in the
 //! create body while that body stays under 20 MB, and otherwise as a JSONL
 //! file sent with the Files API's resumable upload first. Either way the
@@ -19,34 +21,32 @@
 //! ([`display_name`]), which is how [`Provider::find_batch`] finds a batch
 //! whose create call may have reached Google before the process died.
 
+mod collect;
+mod create;
 pub(crate) mod request;
 pub(crate) mod response;
+mod upload;
 
 pub use response::EXPIRED_MESSAGE;
 
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
-use crate::providers::http::{Attempts, AuthStyle, BodySender, HttpClientConfig, DEFAULT_TIMEOUT};
-use crate::providers::raw::RawFiles;
+use crate::providers::common::{is_wire_id, ResultModels};
+use crate::providers::http::{AuthStyle, HttpClientConfig, DEFAULT_TIMEOUT};
+use crate::providers::raw::{PendingRequest, RawResults};
 use crate::providers::*;
-use crate::result::JobResult;
 
-use request::{RequestWriter, DEFAULT_API_VERSION, INLINE_BODY_SUFFIX, JSONL_MIME};
-use response::{
-    answer_result, BatchResults, FileLine, InlinedResponse, LineKey, Operation, OperationList,
-    UploadedFile,
-};
+use collect::{Collector, Form};
+use request::DEFAULT_API_VERSION;
+use response::{BatchResults, Operation, OperationList};
 
 /// The API's address when neither the settings nor `GOOGLE_GEMINI_BASE_URL`
 /// give one; paths carry the API version.
@@ -109,37 +109,30 @@ fn split_base_url(base: &str) -> (String, String) {
     (base.to_string(), DEFAULT_API_VERSION.to_string())
 }
 
-/// `batches/{id}` for a batch id given with or without its prefix; ids go
-/// into URL paths, so only the characters they are made of are accepted.
+/// `batches/{id}` for a batch id given with or without its prefix.
 fn batch_name(id: &str) -> Result<String> {
-    let short = id.strip_prefix("batches/").unwrap_or(id);
-    if short.is_empty()
-        || short.len() > 128
-        || !short
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(Error::Validation(format!(
-            "'{id}' is not a Gemini batch id (expected batches/ and letters, digits, '_' or '-')"
-        )));
-    }
-    Ok(format!("batches/{short}"))
+    resource_name("batches", "batch id", id)
 }
 
-/// `files/{id}`, checked the same way.
+/// `files/{id}` for a file name given with or without its prefix.
 fn file_name(id: &str) -> Result<String> {
-    let short = id.strip_prefix("files/").unwrap_or(id);
-    if short.is_empty()
-        || short.len() > 128
-        || !short
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    resource_name("files", "file name", id)
+}
+
+/// `{collection}/{id}` for an id given with or without that prefix; ids
+/// go into URL paths, so only the characters they are made of are
+/// accepted. `what` names the id in the error.
+fn resource_name(collection: &str, what: &str, id: &str) -> Result<String> {
+    let short = id
+        .strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(id);
+    if short.len() > 128 || !is_wire_id(short) {
         return Err(Error::Validation(format!(
-            "'{id}' is not a Gemini file name (expected files/ and letters, digits, '_' or '-')"
+            "'{id}' is not a Gemini {what} (expected {collection}/ and letters, digits, '_' or '-')"
         )));
     }
-    Ok(format!("files/{short}"))
+    Ok(format!("{collection}/{short}"))
 }
 
 /// The id after `batches/`, for file names.
@@ -234,490 +227,10 @@ impl GeminiProvider {
         self.base.model(first)
     }
 
-    /// Builds every request once: checks each job, and returns the sizes of
-    /// the inline create body and of the input file (writing the file's
-    /// lines to `raw` when asked).
-    fn measure(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        prefix_len: usize,
-        mut raw: Option<&mut dyn Write>,
-    ) -> Result<(u64, u64)> {
-        let mut w = RequestWriter::new(model.clone());
-        let mut buf = Vec::new();
-        let mut inline = (prefix_len + INLINE_BODY_SUFFIX.len()) as u64;
-        let mut file: u64 = 0;
-        for (i, job) in jobs.iter().enumerate() {
-            self.validate_job(job, model)?;
-            buf.clear();
-            w.write_inline_entry(job, &mut buf)?;
-            inline += buf.len() as u64 + u64::from(i > 0);
-            buf.clear();
-            w.write_file_line(job, &mut buf)?;
-            file += buf.len() as u64;
-            if file > self.base.limits().max_bytes {
-                return Err(self.base.input_too_large(jobs, i));
-            }
-            if let Some(out) = raw.as_mut() {
-                out.write_all(&buf).map_err(|e| Error::Io {
-                    context: format!(
-                        "could not write job '{}' to the raw request file (raw_files/requests)",
-                        job.id_str()
-                    ),
-                    source: e.into(),
-                })?;
-            }
-        }
-        Ok((inline, file))
-    }
-
-    /// Creates the batch with its requests in the body.
-    async fn create_inline(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        prefix: &[u8],
-        len: u64,
-    ) -> Result<Operation> {
-        const WHAT: &str = "create batch";
-        let url = self.url(&format!("models/{}:batchGenerateContent", model.name));
-        let resp = self
-            .http
-            .send_streamed(
-                WHAT,
-                Attempts::Create,
-                |c, body| {
-                    c.post(&url)
-                        .header("content-type", "application/json")
-                        .header("content-length", len)
-                        .body(body)
-                },
-                |tx| produce(jobs, model, Some(prefix), len, tx),
-            )
-            .await
-            .map_err(submission_error)?;
-        self.http.decode(WHAT, resp).await.map_err(|e| {
-            Error::OutcomeUnknown(format!(
-                "{WHAT}: Gemini accepted the batch but its reply could not be read ({e})"
-            ))
-        })
-    }
-
-    /// Creates the batch from an uploaded input file.
-    async fn create_from_file(
-        &self,
-        model: &ModelInfo,
-        display: &str,
-        file: &str,
-    ) -> Result<Operation> {
-        let body = request::FileCreateBody {
-            batch: request::FileBatch {
-                display_name: display,
-                input_config: request::FileInput { file_name: file },
-            },
-        };
-        let path = format!(
-            "/{}/models/{}:batchGenerateContent",
-            self.version, model.name
-        );
-        self.http
-            .post_json_as("create batch", Attempts::Create, &path, &body)
-            .await
-            .map_err(submission_error)
-    }
-
-    /// Uploads the input file with the resumable protocol; returns its name.
-    /// A transfer that fails after its retries starts over once, in a new
-    /// upload session.
-    async fn upload(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        display: &str,
-        len: u64,
-    ) -> Result<String> {
-        let mut attempt = 0;
-        loop {
-            match self.upload_once(jobs, model, display, len).await {
-                Err(e) if attempt == 0 && e.is_retryable() => {
-                    tracing::warn!(error = %e, "upload of the batch input file failed; starting a new upload");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn upload_once(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        display: &str,
-        len: u64,
-    ) -> Result<String> {
-        let start_url = self.http.url(&format!("/upload/{}/files", self.version));
-        let meta = serde_json::to_vec(&serde_json::json!({
-            "file": {"displayName": format!("{display}-input"), "mimeType": JSONL_MIME}
-        }))
-        .map_err(|e| Error::Parse(format!("upload metadata: {e}")))?;
-        let meta = Bytes::from(meta);
-        let resp = self
-            .http
-            .send("start the input file upload", |c| {
-                c.post(&start_url)
-                    .header("content-type", "application/json")
-                    .header("X-Goog-Upload-Protocol", "resumable")
-                    .header("X-Goog-Upload-Command", "start")
-                    .header("X-Goog-Upload-Header-Content-Length", len)
-                    .header("X-Goog-Upload-Header-Content-Type", JSONL_MIME)
-                    .body(meta.clone())
-            })
-            .await?;
-        let given = resp
-            .headers()
-            .get("x-goog-upload-url")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-            .ok_or_else(|| Error::Http {
-                status: None,
-                message:
-                    "gemini start the input file upload: the answer has no x-goog-upload-url header"
-                        .into(),
-                retryable: true,
-            })?;
-        let upload_url = self.on_base_url(&given)?;
-        const WHAT: &str = "upload the batch input file";
-        let resp = self
-            .http
-            .send_streamed(
-                WHAT,
-                Attempts::Repeatable,
-                |c, body| {
-                    c.post(&upload_url)
-                        .header("X-Goog-Upload-Command", "upload, finalize")
-                        .header("X-Goog-Upload-Offset", "0")
-                        .header("content-length", len)
-                        .body(body)
-                },
-                |tx| produce(jobs, model, None, len, tx),
-            )
-            .await?;
-        let status = resp
-            .headers()
-            .get("x-goog-upload-status")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase);
-        if status.as_deref() != Some("final") {
-            return Err(Error::Http {
-                status: None,
-                message: format!(
-                    "gemini {WHAT}: the upload did not finish (x-goog-upload-status: {})",
-                    status.as_deref().unwrap_or("absent")
-                ),
-                retryable: true,
-            });
-        }
-        let file: UploadedFile = self.http.decode(WHAT, resp).await?;
-        if file.file.size_bytes != 0 && file.file.size_bytes != len {
-            tracing::warn!(file = %file.file.name, sent = len, stored = file.file.size_bytes, "Gemini stored a different size than was uploaded");
-        }
-        Ok(file.file.name)
-    }
-
-    /// An upload URL moved onto the configured base URL's scheme and host
-    /// (as the SDK does), so the key never goes to another host.
-    fn on_base_url(&self, given: &str) -> Result<String> {
-        let bad = |why: String| Error::Http {
-            status: None,
-            message: format!("gemini: unusable upload URL '{given}': {why}"),
-            retryable: false,
-        };
-        let mut url = reqwest::Url::parse(given).map_err(|e| bad(e.to_string()))?;
-        let base = reqwest::Url::parse(self.http.base_url()).map_err(|e| bad(e.to_string()))?;
-        url.set_scheme(base.scheme())
-            .map_err(|_| bad("scheme".into()))?;
-        url.set_host(base.host_str())
-            .map_err(|e| bad(e.to_string()))?;
-        url.set_port(base.port()).map_err(|_| bad("port".into()))?;
-        Ok(url.to_string())
-    }
-
     async fn retrieve(&self, batch_id: &str) -> Result<Operation> {
         let url = self.url(&batch_name(batch_id)?);
         let resp = self.http.send("get batch", |c| c.get(&url)).await?;
         self.http.decode("get batch", resp).await
-    }
-
-    /// Streams a results file's lines into `collector`.
-    async fn stream_file(&self, file: &str, collector: &mut Collector<'_, '_>) -> Result<()> {
-        let name = file_name(file)?;
-        let url = self.url(&format!("{name}:download?alt=media"));
-        let resp = self
-            .http
-            .send("download batch results", |c| {
-                c.get(&url).timeout(DOWNLOAD_TIMEOUT)
-            })
-            .await?;
-        let mut stream = resp.bytes_stream();
-        let mut lines = crate::providers::lines::LineSplitter::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Http {
-                status: None,
-                message: self.http.redact(&format!(
-                    "gemini download of results file {name} broke off: {e}; it is tried again"
-                )),
-                retryable: true,
-            })?;
-            lines.push(&chunk, |line| collector.item(line, Form::File))?;
-        }
-        lines.finish(|line| collector.item(line, Form::File))
-    }
-}
-
-/// A create refused for good (bad request, key, size) is a submission
-/// error; rate limits and outages stay retryable HTTP errors.
-fn submission_error(e: Error) -> Error {
-    match e {
-        // A refused key (401/403) stays an HTTP error: it stops the run,
-        // it does not fail the jobs.
-        Error::Http {
-            status: Some(400 | 413 | 422),
-            message,
-            retryable: false,
-        } => Error::BatchRejected(message),
-        Error::Http {
-            status: Some(s),
-            message,
-            retryable: false,
-        } if (400..500).contains(&s) && s != 401 && s != 403 => Error::BatchSubmission(message),
-        other => other,
-    }
-}
-
-/// Builds one attempt's body into `tx` a piece at a time: the inline create
-/// body when `prefix` is given, else the input file. A body whose size
-/// differs from the measured `expected` (a file changed in between) ends the
-/// attempt with an error.
-async fn produce(
-    jobs: &[Job],
-    model: &Arc<ModelInfo>,
-    prefix: Option<&[u8]>,
-    expected: u64,
-    mut tx: BodySender,
-) -> Result<()> {
-    let changed = |job: &Job| {
-        Error::Validation(format!(
-            "job '{}': the request changed while the batch was being sent (was its file modified?); submit the batch again",
-            job.id_str()
-        ))
-    };
-    let mut w = RequestWriter::new(model.clone());
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
-    if let Some(p) = prefix {
-        chunk.extend_from_slice(p);
-    }
-    let mut sent: u64 = 0;
-    for (i, job) in jobs.iter().enumerate() {
-        match prefix {
-            Some(_) => {
-                if i > 0 {
-                    chunk.push(b',');
-                }
-                w.write_inline_entry(job, &mut chunk)?;
-            }
-            None => w.write_file_line(job, &mut chunk)?,
-        }
-        if sent + chunk.len() as u64 > expected {
-            return Err(changed(job));
-        }
-        if chunk.len() >= CHUNK_BYTES {
-            sent += chunk.len() as u64;
-            let bytes = Bytes::from(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK_BYTES * 2),
-            ));
-            if tx.send(Ok(bytes)).await.is_err() {
-                // The attempt ended (an error reply, a dropped connection).
-                return Ok(());
-            }
-        }
-    }
-    if prefix.is_some() {
-        chunk.extend_from_slice(INLINE_BODY_SUFFIX);
-    }
-    if sent + chunk.len() as u64 != expected {
-        if let Some(job) = jobs.last() {
-            return Err(changed(job));
-        }
-    }
-    let _ = tx.send(Ok(Bytes::from(chunk))).await;
-    Ok(())
-}
-
-/// Which form a result came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
-    /// An entry of `inlinedResponses` (`metadata.key`).
-    Inline,
-    /// A results-file line (`key`).
-    File,
-}
-
-/// Raw copies of the results, written as they go by. A write failure is
-/// logged once and turns raw files off for the rest of the batch: they are
-/// a debugging aid, never a reason to lose results.
-struct RawResults {
-    files: RawFiles,
-    batch: String,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-    broken: bool,
-}
-
-impl RawResults {
-    fn try_line(&mut self, line: &[u8]) -> Result<()> {
-        if self.out.is_none() {
-            let path = self.files.response_path("gemini", &self.batch, "jsonl");
-            self.out = Some(self.files.create(&path)?);
-        }
-        if let Some(w) = self.out.as_mut() {
-            w.write_all(line)
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write the raw results file of", &self.batch, e))?;
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.try_line(line) {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn job(&mut self, job_id: &str, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        let written = serde_json::from_slice::<serde_json::Value>(line)
-            .map_err(|e| Error::Parse(format!("job '{job_id}': raw result: {e}")))
-            .and_then(|v| self.files.write_job(job_id, &v));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(w) = self.out.as_mut() {
-            if let Err(e) = w.flush() {
-                tracing::warn!(error = %e, batch = %self.batch, "could not finish the raw results file");
-            }
-        }
-    }
-}
-
-/// Turns results into `JobResult`s for the sink, one per job, by key.
-struct Collector<'a, 's> {
-    index: HashMap<&'a str, &'a Job>,
-    seen: HashSet<&'a str>,
-    models: HashMap<String, Arc<ModelInfo>>,
-    catalog: &'a Catalog,
-    batch_id: &'a str,
-    raw: Option<RawResults>,
-    sink: &'a mut ResultSink<'s>,
-}
-
-impl<'a> Collector<'a, '_> {
-    fn model(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
-        let name = job.model_name();
-        if let Some(m) = self.models.get(name) {
-            return Ok(m.clone());
-        }
-        let m = self.catalog.lookup(name).map_err(|e| {
-            Error::ModelNotSupported(format!(
-                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
-                job.id_str(),
-                self.batch_id
-            ))
-        })?;
-        self.models.insert(name.to_string(), m.clone());
-        Ok(m)
-    }
-
-    fn item(&mut self, line: &[u8], form: Form) -> Result<()> {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        if let Some(raw) = self.raw.as_mut() {
-            raw.line(line);
-        }
-        let parsed = match form {
-            Form::Inline => serde_json::from_slice::<InlinedResponse>(line)
-                .map(|r| (r.key().map(String::from), r.response, r.error)),
-            Form::File => serde_json::from_slice::<FileLine>(line)
-                .map(|l| (l.key, l.response, l.error.or(l.status))),
-        };
-        let (key, outcome) = match parsed {
-            Ok((key, response, error)) => (key, Ok((response, error))),
-            Err(e) => {
-                let key = serde_json::from_slice::<LineKey>(line)
-                    .ok()
-                    .and_then(|k| k.get().map(String::from));
-                (key, Err(e))
-            }
-        };
-        let Some(key) = key else {
-            let start = String::from_utf8_lossy(&line[..line.len().min(120)]);
-            tracing::warn!(batch = %self.batch_id, result = %start, "result without a key skipped (results are matched by key, never by position)");
-            return Ok(());
-        };
-        let Some(&job) = self.index.get(key.as_str()) else {
-            tracing::warn!(batch = %self.batch_id, key = %key, "result for a request this batch did not send; skipped");
-            return Ok(());
-        };
-        if !self.seen.insert(job.id_str()) {
-            tracing::warn!(batch = %self.batch_id, key = %key, "second result for one request; the first is kept");
-            return Ok(());
-        }
-        if let Some(raw) = self.raw.as_mut() {
-            raw.job(job.id_str(), line);
-        }
-        let result = match outcome {
-            Ok((response, error)) => {
-                let model = self.model(job)?;
-                answer_result(response, error, job, &model, self.batch_id)
-            }
-            Err(e) => JobResult {
-                batch_id: Some(self.batch_id.to_string()),
-                ..JobResult::failed(
-                    job.id_str(),
-                    format!("Gemini sent a result that could not be read: {e}"),
-                )
-            },
-        };
-        (self.sink)(result)
-    }
-
-    /// Fails every job that had no result, saying why.
-    fn finish(&mut self, status: &BatchStatus, jobs: &'a [Job]) -> Result<()> {
-        if let Some(raw) = self.raw.as_mut() {
-            raw.finish();
-        }
-        let why = response::missing_message(status, self.batch_id);
-        for job in jobs {
-            if self.seen.contains(job.id_str()) {
-                continue;
-            }
-            (self.sink)(JobResult {
-                batch_id: Some(self.batch_id.to_string()),
-                ..JobResult::failed(job.id_str(), why.clone())
-            })?;
-        }
-        Ok(())
     }
 }
 
@@ -761,30 +274,12 @@ impl Provider for GeminiProvider {
         let prefix = request::inline_body_prefix(&display);
 
         // First pass: sizes (and the raw request file, named once the id is known).
-        let mut raw_tmp = match req.raw_dir {
-            Some(dir) => {
-                let folder = dir.join("requests");
-                std::fs::create_dir_all(&folder)
-                    .map_err(|e| Error::io("create folder", &folder, e))?;
-                Some(
-                    tempfile::Builder::new()
-                        .prefix(".gemini_batch_pending_")
-                        .suffix(".jsonl")
-                        .tempfile_in(&folder)
-                        .map_err(|e| Error::io("create a temp file in", &folder, e))?,
-                )
-            }
-            None => None,
-        };
-        let (inline_len, file_len) = match raw_tmp.as_mut() {
-            Some(tmp) => {
-                let path = tmp.path().to_path_buf();
-                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                let sizes = self.measure(jobs, &model, prefix.len(), Some(&mut w))?;
-                w.flush()
-                    .map_err(|e| Error::io("write the raw request file", &path, e))?;
-                sizes
-            }
+        let mut raw = req
+            .raw_dir
+            .map(|dir| PendingRequest::start(dir, "gemini"))
+            .transpose()?;
+        let (inline_len, file_len) = match raw.as_mut() {
+            Some(raw) => raw.write(|w| self.measure(jobs, &model, prefix.len(), Some(w)))?,
             None => self.measure(jobs, &model, prefix.len(), None)?,
         };
 
@@ -802,11 +297,8 @@ impl Provider for GeminiProvider {
             self.create_from_file(&model, &display, &file).await?
         };
         let batch_id = batch_name(&op.name)?;
-        if let (Some(tmp), Some(dir)) = (raw_tmp, req.raw_dir) {
-            let path = RawFiles::new(dir).request_path("gemini", short_id(&batch_id), "jsonl");
-            if let Err(e) = tmp.persist(&path) {
-                tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
-            }
+        if let Some(raw) = raw {
+            raw.keep(short_id(&batch_id));
         }
         Ok(CreatedBatch { batch_id })
     }
@@ -852,15 +344,11 @@ impl Provider for GeminiProvider {
         let mut collector = Collector {
             index: ctx.jobs.iter().map(|j| (j.id_str(), j)).collect(),
             seen: HashSet::with_capacity(ctx.jobs.len()),
-            models: HashMap::new(),
-            catalog: self.base.catalog(),
+            models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
-            raw: ctx.raw_dir.map(|dir| RawResults {
-                files: RawFiles::new(dir),
-                batch: short_id(batch_id).to_string(),
-                out: None,
-                broken: false,
-            }),
+            raw: ctx
+                .raw_dir
+                .map(|dir| RawResults::new(dir, "gemini", short_id(batch_id))),
             sink,
         };
         if let Some(inlined) = output.inlined_responses {

@@ -12,36 +12,37 @@
 //! cancelled, failed validation).
 //!
 //! Layout: `request.rs` builds lines, `response.rs` parses what comes back,
-//! this module holds the client.
+//! `upload.rs` measures and uploads the input file, `collect.rs` reads the
+//! results files into one result per job; this module holds the client and
+//! its [`Provider`] methods.
 
+mod collect;
 pub(crate) mod request;
 pub(crate) mod response;
+mod upload;
 
 pub use response::EXPIRED_MESSAGE;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use reqwest::multipart::{Form, Part};
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::job::Job;
+use crate::providers::common::{is_wire_id, ResultModels};
 use crate::providers::http::{
-    Attempts, AuthStyle, BodySender, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+    Attempts, AuthStyle, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
-use crate::providers::raw::RawFiles;
+use crate::providers::raw::{PendingRequest, RawResults, RawStream};
 use crate::providers::*;
-use crate::result::{JobResult, CANCELLED_BY_USER};
 
-use request::{CreateBatch, LineBuilder, CHAT_COMPLETIONS_URL};
-use response::{BatchList, BatchObject, FileObject, OutputLine};
+use collect::Collector;
+use request::{CreateBatch, CHAT_COMPLETIONS_URL};
+use response::{BatchList, BatchObject};
 
 /// The API's address when neither the settings nor `OPENAI_BASE_URL` give one.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -131,363 +132,22 @@ impl OpenAiProvider {
         self.base.model(first)
     }
 
-    /// Builds every line once, counting bytes (and writing them to the raw
-    /// request file when asked), and refuses a batch over the byte limit.
-    fn measure(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        mut raw: Option<&mut dyn Write>,
-    ) -> Result<u64> {
-        let mut builder = LineBuilder::new(model.clone());
-        let mut buf = Vec::new();
-        let mut total: u64 = 0;
-        for (i, job) in jobs.iter().enumerate() {
-            self.validate_job(job, model)?;
-            buf.clear();
-            builder.write_line(job, &mut buf)?;
-            total += buf.len() as u64;
-            if total > self.base.limits().max_bytes {
-                return Err(self.base.input_too_large(jobs, i));
-            }
-            if let Some(w) = raw.as_mut() {
-                w.write_all(&buf).map_err(|e| Error::Io {
-                    context: format!(
-                        "could not write job '{}' to the raw request file (raw_files/requests)",
-                        job.id_str()
-                    ),
-                    source: e.into(),
-                })?;
-            }
-        }
-        Ok(total)
-    }
-
-    /// Uploads the jobs as a JSONL file of `len` bytes, streamed, and returns its id.
-    async fn upload(&self, jobs: &[Job], model: &Arc<ModelInfo>, len: u64) -> Result<String> {
-        const WHAT: &str = "upload the batch input file";
-        let url = self.http.url("/files");
-        let outcome = self
-            .http
-            .send_streamed(
-                WHAT,
-                Attempts::Repeatable,
-                |c, body| {
-                    let part =
-                        Part::stream_with_length(body, len).file_name("batchata_input.jsonl");
-                    let form = Form::new().text("purpose", "batch").part("file", part);
-                    c.post(&url).multipart(form)
-                },
-                |tx| produce_body(jobs, model, len, tx),
-            )
-            .await;
-        match outcome {
-            Ok(resp) => {
-                let file: FileObject = self.http.decode(WHAT, resp).await?;
-                if let Some(n) = file.bytes.filter(|&n| n != len) {
-                    tracing::warn!(file = %file.id, sent = len, stored = n, "OpenAI stored a different size than was uploaded");
-                }
-                Ok(file.id)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     async fn retrieve(&self, batch_id: &str) -> Result<BatchObject> {
         check_wire_id("batch", batch_id)?;
         self.http
             .get_json("get batch", &format!("/batches/{batch_id}"))
             .await
     }
-
-    /// Streams a file's content, handing each line to `collector`.
-    async fn stream_file(
-        &self,
-        file_id: &str,
-        source: Source,
-        collector: &mut Collector<'_, '_>,
-    ) -> Result<()> {
-        check_wire_id("file", file_id)?;
-        let url = self.http.url(&format!("/files/{file_id}/content"));
-        let resp = self
-            .http
-            .send("download batch results", |c| {
-                c.get(&url).header("accept", "application/binary")
-            })
-            .await?;
-        let mut stream = resp.bytes_stream();
-        let mut lines = crate::providers::lines::LineSplitter::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Http {
-                status: None,
-                message: self.http.redact(&format!(
-                    "openai download of results file {file_id} broke off: {e}; it is tried again"
-                )),
-                retryable: true,
-            })?;
-            lines.push(&chunk, |line| collector.line(line, source))?;
-        }
-        lines.finish(|line| collector.line(line, source))?;
-        Ok(())
-    }
-}
-
-/// Builds the lines into one upload attempt's body. A line that cannot be
-/// built, or a body whose size differs from the first pass (a file changed
-/// in between), ends the attempt with that error.
-async fn produce_body(
-    jobs: &[Job],
-    model: &Arc<ModelInfo>,
-    expected: u64,
-    mut tx: BodySender,
-) -> Result<()> {
-    let mut builder = LineBuilder::new(model.clone());
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
-    let mut sent: u64 = 0;
-    let last = jobs.len().saturating_sub(1);
-    for (i, job) in jobs.iter().enumerate() {
-        builder.write_line(job, &mut chunk)?;
-        if chunk.len() < CHUNK_BYTES && i != last {
-            continue;
-        }
-        sent += chunk.len() as u64;
-        if sent > expected || (i == last && sent != expected) {
-            return Err(Error::Validation(format!(
-                "job '{}': the request changed while the batch was being uploaded (was its file modified?); submit the batch again",
-                job.id_str()
-            )));
-        }
-        let bytes = Bytes::from(std::mem::replace(
-            &mut chunk,
-            Vec::with_capacity(CHUNK_BYTES * 2),
-        ));
-        if tx.send(Ok(bytes)).await.is_err() {
-            // The attempt ended (an error reply, a dropped connection).
-            return Ok(());
-        }
-    }
-    Ok(())
 }
 
 /// Provider ids go into URL paths: only the characters they are made of.
 fn check_wire_id(what: &str, id: &str) -> Result<()> {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !is_wire_id(id) {
         return Err(Error::Validation(format!(
             "'{id}' is not an OpenAI {what} id (expected letters, digits, '_' and '-')"
         )));
     }
     Ok(())
-}
-
-/// Which results file a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Output,
-    Errors,
-}
-
-/// Raw copies of the results files, written as they stream by. A write
-/// failure is logged once and turns raw files off for the rest of the batch:
-/// they are a debugging aid, never a reason to lose results.
-struct RawResults {
-    files: RawFiles,
-    batch_id: String,
-    output: Option<std::io::BufWriter<std::fs::File>>,
-    errors: Option<std::io::BufWriter<std::fs::File>>,
-    broken: bool,
-}
-
-impl RawResults {
-    fn try_write(&mut self, source: Source, line: &[u8]) -> Result<()> {
-        let slot = match source {
-            Source::Output => &mut self.output,
-            Source::Errors => &mut self.errors,
-        };
-        if slot.is_none() {
-            let path = match source {
-                Source::Output => self.files.response_path("openai", &self.batch_id, "jsonl"),
-                Source::Errors => self.files.error_path("openai", &self.batch_id),
-            };
-            *slot = Some(self.files.create(&path)?);
-        }
-        if let Some(w) = slot.as_mut() {
-            w.write_all(line)
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write a raw results file of", &self.batch_id, e))?;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, source: Source, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.try_write(source, line) {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn write_job(&mut self, job_id: &str, line: &[u8]) {
-        if self.broken {
-            return;
-        }
-        let written = serde_json::from_slice::<serde_json::Value>(line)
-            .map_err(|e| Error::Parse(format!("job '{job_id}': raw line: {e}")))
-            .and_then(|v| self.files.write_job(job_id, &v));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "raw results files turned off for this batch");
-            self.broken = true;
-        }
-    }
-
-    fn finish(&mut self) {
-        for w in [self.output.as_mut(), self.errors.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = w.flush() {
-                tracing::warn!(error = %e, batch = %self.batch_id, "could not finish a raw results file");
-            }
-        }
-    }
-}
-
-/// Turns result lines into `JobResult`s for the sink, one per job.
-struct Collector<'a, 's> {
-    jobs: &'a [Job],
-    index: HashMap<&'a str, usize>,
-    seen: Vec<bool>,
-    models: HashMap<String, Arc<ModelInfo>>,
-    catalog: &'a Catalog,
-    batch_id: &'a str,
-    raw: Option<RawResults>,
-    sink: &'a mut ResultSink<'s>,
-}
-
-impl Collector<'_, '_> {
-    fn model(&mut self, job: &Job) -> Result<Arc<ModelInfo>> {
-        let name = job.model_name();
-        if let Some(m) = self.models.get(name) {
-            return Ok(m.clone());
-        }
-        let m = self.catalog.lookup(name).map_err(|e| {
-            Error::ModelNotSupported(format!(
-                "job '{}': cannot price its result: {e}; add the model back (BATCHATA_MODELS_FILE) and rerun with the same state file to collect batch {}",
-                job.id_str(),
-                self.batch_id
-            ))
-        })?;
-        self.models.insert(name.to_string(), m.clone());
-        Ok(m)
-    }
-
-    fn line(&mut self, line: &[u8], source: Source) -> Result<()> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(());
-        }
-        if let Some(raw) = self.raw.as_mut() {
-            raw.write(source, line);
-        }
-        let parsed: std::result::Result<OutputLine, _> = serde_json::from_slice(line);
-        let (custom_id, parsed) = match parsed {
-            Ok(p) => (p.custom_id.clone(), Ok(p)),
-            Err(e) => {
-                // Find out whose line it is, if anything can be read.
-                let id = serde_json::from_slice::<serde_json::Value>(line)
-                    .ok()
-                    .and_then(|v| v.get("custom_id")?.as_str().map(String::from));
-                match id {
-                    Some(id) => (id, Err(e)),
-                    None => {
-                        let start = String::from_utf8_lossy(&line[..line.len().min(120)]);
-                        tracing::warn!(batch = %self.batch_id, error = %e, line = %start, "unreadable results line skipped");
-                        return Ok(());
-                    }
-                }
-            }
-        };
-        let Some(&i) = self.index.get(custom_id.as_str()) else {
-            tracing::warn!(batch = %self.batch_id, custom_id = %custom_id, "results line for a request this batch did not send; skipped");
-            return Ok(());
-        };
-        if self.seen[i] {
-            tracing::warn!(batch = %self.batch_id, custom_id = %custom_id, "second results line for one request; the first is kept");
-            return Ok(());
-        }
-        self.seen[i] = true;
-        let job = &self.jobs[i];
-        if let Some(raw) = self.raw.as_mut() {
-            raw.write_job(job.id_str(), line);
-        }
-        let result = match parsed {
-            Ok(p) => {
-                let model = self.model(job)?;
-                response::line_result(p, job, &model, self.batch_id)
-            }
-            Err(e) => {
-                let mut r = JobResult::failed(
-                    job.id_str(),
-                    format!("OpenAI sent a results line that could not be read: {e}"),
-                );
-                r.batch_id = Some(self.batch_id.to_string());
-                r
-            }
-        };
-        (self.sink)(result)
-    }
-
-    /// Fails every job that had no line, saying why.
-    fn finish(&mut self, batch: &BatchObject) -> Result<()> {
-        if let Some(raw) = self.raw.as_mut() {
-            raw.finish();
-        }
-        let mut by_line: HashMap<usize, Vec<String>> = HashMap::new();
-        if let Some(errors) = &batch.errors {
-            for e in &errors.data {
-                if let Some(n) = e.line.and_then(|n| usize::try_from(n).ok()) {
-                    by_line.entry(n).or_default().push(e.describe());
-                }
-            }
-        }
-        let batch_errors = batch.errors_text();
-        for (i, job) in self.jobs.iter().enumerate() {
-            if self.seen[i] {
-                continue;
-            }
-            let error = match batch.status.as_str() {
-                "cancelled" | "cancelling" => {
-                    format!("{CANCELLED_BY_USER}: the batch was cancelled before this request ran")
-                }
-                "expired" => EXPIRED_MESSAGE.to_string(),
-                "failed" => match by_line.get(&(i + 1)) {
-                    Some(msgs) => format!(
-                        "OpenAI refused the batch's input for this request: {}",
-                        msgs.join("; ")
-                    ),
-                    None => format!(
-                        "OpenAI refused the batch's input: {}",
-                        batch_errors
-                            .as_deref()
-                            .unwrap_or("the batch failed without details")
-                    ),
-                },
-                other => format!(
-                    "OpenAI returned no result for this request (batch {} is {other})",
-                    self.batch_id
-                ),
-            };
-            let mut r = JobResult::failed(job.id_str(), error);
-            r.batch_id = Some(self.batch_id.to_string());
-            (self.sink)(r)?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -528,29 +188,12 @@ impl Provider for OpenAiProvider {
         let model = self.batch_model(jobs, index)?;
 
         // First pass: size (and the raw request file, named once the id is known).
-        let mut raw_tmp = match request.raw_dir {
-            Some(dir) => {
-                let folder = dir.join("requests");
-                std::fs::create_dir_all(&folder)
-                    .map_err(|e| Error::io("create folder", &folder, e))?;
-                let tmp = tempfile::Builder::new()
-                    .prefix(".openai_batch_pending_")
-                    .suffix(".jsonl")
-                    .tempfile_in(&folder)
-                    .map_err(|e| Error::io("create a temp file in", &folder, e))?;
-                Some(tmp)
-            }
-            None => None,
-        };
-        let len = match raw_tmp.as_mut() {
-            Some(tmp) => {
-                let path = tmp.path().to_path_buf();
-                let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                let len = self.measure(jobs, &model, Some(&mut w))?;
-                w.flush()
-                    .map_err(|e| Error::io("write the raw request file", &path, e))?;
-                len
-            }
+        let mut raw = request
+            .raw_dir
+            .map(|dir| PendingRequest::start(dir, "openai"))
+            .transpose()?;
+        let len = match raw.as_mut() {
+            Some(raw) => raw.write(|w| self.measure(jobs, &model, Some(w)))?,
             None => self.measure(jobs, &model, None)?,
         };
 
@@ -603,11 +246,8 @@ impl Provider for OpenAiProvider {
             }
         };
 
-        if let (Some(tmp), Some(dir)) = (raw_tmp, request.raw_dir) {
-            let path = RawFiles::new(dir).request_path("openai", &batch.id, "jsonl");
-            if let Err(e) = tmp.persist(&path) {
-                tracing::warn!(path = %path.display(), error = %e.error, "could not keep the raw request file");
-            }
+        if let Some(raw) = raw {
+            raw.keep(&batch.id);
         }
         Ok(CreatedBatch { batch_id: batch.id })
     }
@@ -640,23 +280,20 @@ impl Provider for OpenAiProvider {
             jobs: ctx.jobs,
             index,
             seen: vec![false; ctx.jobs.len()],
-            models: HashMap::new(),
-            catalog: self.base.catalog(),
+            models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
-            raw: ctx.raw_dir.map(|dir| RawResults {
-                files: RawFiles::new(dir),
-                batch_id: batch_id.to_string(),
-                output: None,
-                errors: None,
-                broken: false,
-            }),
+            raw: ctx
+                .raw_dir
+                .map(|dir| RawResults::new(dir, "openai", batch_id)),
             sink,
         };
         if let Some(id) = &batch.output_file_id {
-            self.stream_file(id, Source::Output, &mut collector).await?;
+            self.stream_file(id, RawStream::Responses, &mut collector)
+                .await?;
         }
         if let Some(id) = &batch.error_file_id {
-            self.stream_file(id, Source::Errors, &mut collector).await?;
+            self.stream_file(id, RawStream::Errors, &mut collector)
+                .await?;
         }
         collector.finish(&batch)
     }

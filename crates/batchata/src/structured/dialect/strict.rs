@@ -16,15 +16,56 @@ use super::wire_schema;
 
 /// Keyword rules of one provider's schema dialect.
 struct Dialect {
-    /// Keywords kept as they are.
+    /// Keywords kept as they are, besides [`KEEP_ALWAYS`].
     keep: &'static [&'static str],
-    /// String formats kept.
+    /// String formats kept, besides [`FORMATS_ALWAYS`].
     formats: &'static [&'static str],
     /// Every property required (optional ones made nullable).
     all_required: bool,
     /// Largest `minItems` kept.
     max_min_items: Option<u64>,
 }
+
+impl Dialect {
+    fn keeps(&self, key: &str) -> bool {
+        KEEP_ALWAYS.contains(&key) || self.keep.contains(&key)
+    }
+
+    fn keeps_format(&self, format: &str) -> bool {
+        FORMATS_ALWAYS.contains(&format) || self.formats.contains(&format)
+    }
+}
+
+/// Keywords both dialects keep.
+const KEEP_ALWAYS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "$ref",
+    "$defs",
+    "definitions",
+    "description",
+    "title",
+    "format",
+    "minItems",
+];
+
+/// String formats both dialects keep.
+const FORMATS_ALWAYS: &[&str] = &[
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uuid",
+];
 
 /// Keywords moved into the description rather than dropped: the model still
 /// reads them, and the answer is validated against the original schema.
@@ -49,73 +90,22 @@ const HINT_KEYWORDS: &[&str] = &[
 
 const OPENAI: Dialect = Dialect {
     keep: &[
-        "type",
-        "properties",
-        "required",
-        "items",
-        "enum",
-        "const",
-        "anyOf",
-        "$ref",
-        "$defs",
-        "definitions",
-        "description",
-        "title",
         "pattern",
-        "format",
         "minimum",
         "maximum",
         "exclusiveMinimum",
         "exclusiveMaximum",
         "multipleOf",
-        "minItems",
         "maxItems",
     ],
-    formats: &[
-        "date-time",
-        "time",
-        "date",
-        "duration",
-        "email",
-        "hostname",
-        "ipv4",
-        "ipv6",
-        "uuid",
-    ],
+    formats: &[],
     all_required: true,
     max_min_items: None,
 };
 
 const ANTHROPIC: Dialect = Dialect {
-    keep: &[
-        "type",
-        "properties",
-        "required",
-        "items",
-        "enum",
-        "const",
-        "anyOf",
-        "$ref",
-        "$defs",
-        "definitions",
-        "description",
-        "title",
-        "default",
-        "format",
-        "minItems",
-    ],
-    formats: &[
-        "date-time",
-        "time",
-        "date",
-        "duration",
-        "email",
-        "hostname",
-        "uri",
-        "ipv4",
-        "ipv6",
-        "uuid",
-    ],
+    keep: &["default"],
+    formats: &["uri"],
     all_required: false,
     max_min_items: Some(1),
 };
@@ -151,13 +141,15 @@ pub fn to_anthropic_schema(schema: &Value) -> Value {
 /// [`to_openai_strict`] keeps its full meaning. Each entry names the path.
 pub fn openai_strict_problems(schema: &Value) -> Vec<String> {
     // A root that is not an object is wrapped on the wire (wire_schema).
+    // The walk is the one `prepare` makes, which changes what it walks; it
+    // runs on a copy.
     let mut out = Vec::new();
-    find_maps(schema, "#", &mut out, 0);
+    find_maps(&mut schema.clone(), "#", &mut out, 0);
     out
 }
 
-fn find_maps(schema: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
-    let Some(map) = schema.as_object() else {
+fn find_maps(schema: &mut Value, path: &str, out: &mut Vec<String>, depth: usize) {
+    let Some(map) = schema.as_object_mut() else {
         return;
     };
     if depth > MAX_DEPTH {
@@ -172,23 +164,30 @@ fn find_maps(schema: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
             "{path} is a map with free-form keys; strict mode only allows fixed properties"
         ));
     }
-    for (key, child) in map {
-        match child {
-            Value::Object(children)
-                if matches!(key.as_str(), "properties" | "$defs" | "definitions") =>
-            {
-                for (name, c) in children {
-                    find_maps(c, &format!("{path}/{key}/{name}"), out, depth + 1);
+    for_each_subschema(map, |at, child| {
+        find_maps(child, &format!("{path}/{at}"), out, depth + 1)
+    });
+}
+
+/// Calls `f` with each subschema of `map` and its path below `map`: the
+/// entries of `properties`, `$defs` and `definitions`, the branches of
+/// `anyOf`, `oneOf` and `allOf`, and `items` (one schema, or a tuple's).
+/// Preparing a schema and looking for what strict mode cannot express
+/// walk the same subschemas through it.
+fn for_each_subschema(map: &mut Map<String, Value>, mut f: impl FnMut(String, &mut Value)) {
+    for (key, child) in map.iter_mut() {
+        match (key.as_str(), child) {
+            ("properties" | "$defs" | "definitions", Value::Object(children)) => {
+                for (name, c) in children.iter_mut() {
+                    f(format!("{key}/{name}"), c);
                 }
             }
-            Value::Array(children) if matches!(key.as_str(), "anyOf" | "oneOf" | "allOf") => {
-                for (i, c) in children.iter().enumerate() {
-                    find_maps(c, &format!("{path}/{key}/{i}"), out, depth + 1);
+            ("anyOf" | "oneOf" | "allOf" | "items", Value::Array(children)) => {
+                for (i, c) in children.iter_mut().enumerate() {
+                    f(format!("{key}/{i}"), c);
                 }
             }
-            Value::Object(_) if key == "items" => {
-                find_maps(child, &format!("{path}/items"), out, depth + 1)
-            }
+            ("items", c) => f("items".into(), c),
             _ => {}
         }
     }
@@ -239,14 +238,14 @@ fn prepare_node(node: &mut Value, root: &Value, dialect: &Dialect, depth: usize)
         if key == "additionalProperties" {
             continue;
         }
-        let keep = dialect.keep.contains(&key.as_str())
+        let keep = dialect.keeps(&key)
             && match key.as_str() {
                 "format" => {
                     is_string
                         && map
                             .get("format")
                             .and_then(Value::as_str)
-                            .is_some_and(|f| dialect.formats.contains(&f))
+                            .is_some_and(|f| dialect.keeps_format(f))
                 }
                 "minItems" => match (dialect.max_min_items, map.get("minItems")) {
                     (Some(max), Some(v)) => v.as_u64().is_some_and(|n| n <= max),
@@ -272,28 +271,10 @@ fn prepare_node(node: &mut Value, root: &Value, dialect: &Dialect, depth: usize)
         };
         map.insert("description".into(), Value::String(description));
     }
-    // Recurse.
-    for key in ["properties", "$defs", "definitions"] {
-        if let Some(Value::Object(children)) = map.get_mut(key) {
-            for child in children.values_mut() {
-                prepare_node(child, root, dialect, depth + 1);
-            }
-        }
-    }
-    if let Some(Value::Array(children)) = map.get_mut("anyOf") {
-        for child in children {
-            prepare_node(child, root, dialect, depth + 1);
-        }
-    }
-    match map.get_mut("items") {
-        Some(Value::Array(children)) => {
-            for child in children {
-                prepare_node(child, root, dialect, depth + 1);
-            }
-        }
-        Some(child) => prepare_node(child, root, dialect, depth + 1),
-        None => {}
-    }
+    // Recurse (`oneOf` and `allOf` are gone by now).
+    for_each_subschema(map, |_, child| {
+        prepare_node(child, root, dialect, depth + 1)
+    });
     // Close objects.
     let is_object = has_type(map, "object") || map.contains_key("properties");
     if !is_object {
@@ -418,5 +399,52 @@ fn make_nullable(schema: &mut Value) {
         if !values.contains(&Value::Null) {
             values.push(Value::Null);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_sees_every_subschema_the_preparation_closes() {
+        // A map in a tuple's items: strict output closes it, so the check
+        // must report it.
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "pair": {
+                    "type": "array",
+                    "items": [
+                        {"type": "object", "additionalProperties": {"type": "string"}},
+                        {"type": "string"}
+                    ]
+                }
+            }
+        });
+        let problems = openai_strict_problems(&schema);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("#/properties/pair/items/0 "),
+            "{problems:?}"
+        );
+        let strict = to_openai_strict(&schema);
+        assert_eq!(
+            strict["properties"]["pair"]["items"][0]["additionalProperties"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn each_dialect_keeps_its_own_keywords() {
+        for key in ["pattern", "minimum", "maxItems"] {
+            assert!(OPENAI.keeps(key) && !ANTHROPIC.keeps(key), "{key}");
+        }
+        assert!(ANTHROPIC.keeps("default") && !OPENAI.keeps("default"));
+        assert!(ANTHROPIC.keeps_format("uri") && !OPENAI.keeps_format("uri"));
+        for key in ["type", "anyOf", "$ref", "format", "minItems"] {
+            assert!(OPENAI.keeps(key) && ANTHROPIC.keeps(key), "{key}");
+        }
+        assert!(!OPENAI.keeps("minLength") && !ANTHROPIC.keeps("minLength"));
     }
 }
