@@ -813,6 +813,13 @@ impl StateStore {
         Ok(ids)
     }
 
+    /// The ids of some jobs, read from their records.
+    pub fn ids_of(&self, jobs: impl IntoIterator<Item = JobNo>) -> Result<Vec<JobId>> {
+        jobs.into_iter()
+            .map(|n| self.table.record(n).map(|r| JobId::from(r.id)))
+            .collect()
+    }
+
     /// A job in flight (or, while the run opens, any job).
     fn locate(&self, id: &str) -> Result<LiveJob> {
         if let Some(j) = self.live.get(id) {

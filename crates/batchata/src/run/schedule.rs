@@ -154,7 +154,13 @@ pub(super) async fn drive(sh: Arc<Shared>) -> Result<()> {
                 index: *index,
                 provider: *provider,
                 total: jobs.len(),
-                jobs: None,
+                // Named from the start only when asked (the Python
+                // package's batch_data lists a pending batch's jobs).
+                jobs: if sh.params.keep_batch_job_ids {
+                    Some(Arc::from(lock(&sh.state).ids_of(jobs.iter())?))
+                } else {
+                    None
+                },
                 at_provider: None,
             },
             Work::Attach {
