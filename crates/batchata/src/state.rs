@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::job::{Job, SchemaInterner};
+use crate::layout::ResultsFormat;
 use crate::result::JobOutcome;
 
 /// Version of the journal format.
@@ -46,6 +47,10 @@ pub enum Event {
         created_at: DateTime<Utc>,
         /// Where results go.
         results_dir: PathBuf,
+        /// How results are laid out in `results_dir`; absent (files) in
+        /// journals from before the option, and for files.
+        #[serde(default, skip_serializing_if = "ResultsFormat::is_files")]
+        results_format: ResultsFormat,
     },
     /// A job of the run (written once).
     Job {
@@ -95,6 +100,13 @@ pub enum Event {
     Reset {
         /// Job id.
         job: String,
+    },
+    /// `results.jsonl` (the jsonl layout) was synced at this length, and
+    /// the done lines before this event cover every result line in it:
+    /// lines past it answer jobs not yet journaled done.
+    ResultsSynced {
+        /// The file's length in bytes.
+        len: u64,
     },
 }
 
@@ -357,6 +369,10 @@ pub struct StateStore {
     pub created_at: DateTime<Utc>,
     /// Results folder recorded at start.
     pub results_dir: PathBuf,
+    /// The results layout recorded at start.
+    pub results_format: ResultsFormat,
+    /// The last length of `results.jsonl` recorded synced (0 when none).
+    pub results_synced: u64,
     /// Jobs in journal order.
     pub order: Vec<JobId>,
     /// Per-job records.
@@ -436,8 +452,20 @@ fn not_a_state(path: &Path, what: impl std::fmt::Display) -> Error {
 }
 
 impl StateStore {
-    /// Creates a new journal at `path` (replacing any file there).
+    /// Creates a new journal at `path` (replacing any file there), for
+    /// results written as files.
     pub fn create(path: &Path, run_id: &str, results_dir: &Path) -> Result<StateStore> {
+        Self::create_with_format(path, run_id, results_dir, ResultsFormat::Files)
+    }
+
+    /// Creates a new journal at `path` (replacing any file there) for a run
+    /// whose results are laid out as `results_format`.
+    pub fn create_with_format(
+        path: &Path,
+        run_id: &str,
+        results_dir: &Path,
+        results_format: ResultsFormat,
+    ) -> Result<StateStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
         }
@@ -452,6 +480,8 @@ impl StateStore {
             run_id: run_id.to_string(),
             created_at,
             results_dir: results_dir.to_path_buf(),
+            results_format,
+            results_synced: 0,
             order: Vec::new(),
             jobs: HashMap::new(),
             batches: Vec::new(),
@@ -462,6 +492,7 @@ impl StateStore {
             run_id: run_id.to_string(),
             created_at,
             results_dir: results_dir.to_path_buf(),
+            results_format,
         })?;
         store.sync()?;
         Ok(store)
@@ -484,7 +515,8 @@ impl StateStore {
         let mut line = Vec::new();
         let mut offset: u64 = 0;
         let mut good_end: u64 = 0;
-        let mut header: Option<(String, DateTime<Utc>, PathBuf)> = None;
+        let mut header: Option<(String, DateTime<Utc>, PathBuf, ResultsFormat)> = None;
+        let mut results_synced = 0u64;
         let mut order = Vec::new();
         let mut jobs: HashMap<JobId, JobEntry> = HashMap::new();
         let mut batches: Vec<BatchRecord> = Vec::new();
@@ -522,6 +554,7 @@ impl StateStore {
                     run_id,
                     created_at,
                     results_dir,
+                    results_format,
                 } => {
                     if version > STATE_VERSION {
                         return Err(not_a_state(
@@ -531,7 +564,7 @@ impl StateStore {
                             ),
                         ));
                     }
-                    header = Some((run_id, created_at, results_dir));
+                    header = Some((run_id, created_at, results_dir, results_format));
                 }
                 Event::Job { job } => {
                     let entry = new_entry(&mut models, &job, start)?;
@@ -593,9 +626,10 @@ impl StateStore {
                         j.rerun = false;
                     }
                 }
+                Event::ResultsSynced { len } => results_synced = len,
             }
         }
-        let (run_id, created_at, results_dir) = header.ok_or_else(|| {
+        let (run_id, created_at, results_dir, results_format) = header.ok_or_else(|| {
             not_a_state(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
         })?;
         let file = if writable {
@@ -621,6 +655,8 @@ impl StateStore {
             run_id,
             created_at,
             results_dir,
+            results_format,
+            results_synced,
             order,
             jobs,
             batches,
@@ -846,6 +882,14 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records that `results.jsonl` is synced at `len` bytes and that the
+    /// done lines journaled so far cover its every line (buffered; sync after).
+    pub fn record_results_synced(&mut self, len: u64) -> Result<()> {
+        self.append(&Event::ResultsSynced { len })?;
+        self.results_synced = len;
+        Ok(())
+    }
+
     /// Queues a finished job again.
     pub fn reset_job(&mut self, job_id: &str) -> Result<()> {
         self.append(&Event::Reset {
@@ -879,6 +923,24 @@ impl StateStore {
             }
         }
         c
+    }
+}
+
+/// The results layout a journal's run recorded, read from its first line
+/// only: a look at a folder never replays a journal of a million jobs.
+pub fn results_format_of(path: &Path) -> Result<ResultsFormat> {
+    let file = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(MAX_JOB_LINE as u64)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Error::io("read the state file", path, e))?;
+    match serde_json::from_slice::<Event>(&line) {
+        Ok(Event::Run { results_format, .. }) => Ok(results_format),
+        _ => Err(not_a_state(
+            path,
+            "has no run header; it is empty or not a batchata state file",
+        )),
     }
 }
 
