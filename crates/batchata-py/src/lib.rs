@@ -120,7 +120,7 @@ fn to_py(err: batchata::Error) -> PyErr {
 /// builder options (with the CLI's flag beside them), a Python user reads
 /// the method or keyword that does the same here.
 fn python_words(msg: &str) -> String {
-    const NAMES: [(&str, &str); 4] = [
+    const NAMES: [(&str, &str); 6] = [
         (
             "adopt_results (CLI: --adopt-results)",
             "Batch.adopt_results() (a batchata_rs addition)",
@@ -134,6 +134,14 @@ fn python_words(msg: &str) -> String {
             "set_state(file=..., reuse_state=False)",
         ),
         ("(from default_params)", "(from set_default_params)"),
+        (
+            "results_format files (CLI: --results-format files)",
+            "Batch(..., results_format=\"files\")",
+        ),
+        (
+            "results_format jsonl (CLI: --results-format jsonl)",
+            "Batch(..., results_format=\"jsonl\")",
+        ),
     ];
     let mut out = msg.to_string();
     for (lib, py) in NAMES {
@@ -213,6 +221,12 @@ impl NativeBatch {
             b.check()?;
             Ok((b, ()))
         })
+    }
+
+    /// `"files"` or `"jsonl"` (a batchata_rs addition).
+    fn set_results_format(&self, format: &str) -> PyResult<()> {
+        let f: batchata::ResultsFormat = format.parse().map_err(to_py)?;
+        self.with(|b| Ok((b.results_format(f), ())))
     }
 
     fn set_raw_files(&self, on: bool) -> PyResult<()> {
