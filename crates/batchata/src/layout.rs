@@ -556,6 +556,64 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_records_done_the_lines_past_the_checkpoint_and_cuts_a_torn_one() {
+        use crate::catalog::ProviderKind;
+        use crate::job::Job;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.jsonl");
+        let path = dir.path().join(RESULTS_JSONL);
+        let mut s =
+            StateStore::create_with_format(&state, "run-1", dir.path(), ResultsFormat::Jsonl)
+                .unwrap();
+        for i in 0..4 {
+            s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
+                .unwrap();
+        }
+        let ids: Vec<crate::state::JobId> = (0..4).map(|i| format!("j{i}").into()).collect();
+        s.record_intent(0, ProviderKind::Anthropic, ids, 0.0)
+            .unwrap();
+        // j0 is written and checkpointed; j1 (cancelled: it runs again) and
+        // j2 are written after the checkpoint; j3's line is torn by a kill.
+        let j0 = line("j0", "a0");
+        s.record_done("j0", JobOutcome::Completed, 0.0, false)
+            .unwrap();
+        s.record_results_synced(j0.len() as u64).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let j1 = serde_json::to_string(&JobResult::cancelled("j1", "")).unwrap() + "\n";
+        let j2 = JobResult {
+            job_id: "j2".into(),
+            cost_usd: 0.5,
+            ..Default::default()
+        };
+        let j2 = serde_json::to_string(&j2).unwrap() + "\n";
+        let whole = format!("{j0}{j1}{j2}");
+        std::fs::write(&path, format!("{whole}{{\"job_id\":\"j3\",\"raw_res")).unwrap();
+
+        let mut s = StateStore::open(&state).unwrap();
+        assert_eq!(s.results_synced, j0.len() as u64);
+        assert_eq!(recover(&mut s, dir.path()).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        assert_eq!(s.jobs["j1"].status, JobStatus::Done(JobOutcome::Cancelled));
+        assert!(s.jobs["j1"].rerun, "a cancelled job runs again");
+        assert_eq!(s.jobs["j2"].status, JobStatus::Done(JobOutcome::Completed));
+        assert!(!s.jobs["j2"].rerun);
+        assert_eq!(s.jobs["j3"].status, JobStatus::in_batch(0));
+        assert!((s.cost_used() - 0.5).abs() < 1e-12);
+        drop(s);
+        // Recorded durably: a second resume reads nothing again.
+        let mut s = StateStore::open(&state).unwrap();
+        assert_eq!(s.results_synced, whole.len() as u64);
+        assert_eq!(s.jobs["j2"].status, JobStatus::Done(JobOutcome::Completed));
+        assert_eq!(recover(&mut s, dir.path()).unwrap(), 0);
+        assert_eq!(s.results_format, ResultsFormat::Jsonl);
+        assert_eq!(
+            ResultsFormat::of_state(&state).unwrap(),
+            ResultsFormat::Jsonl
+        );
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_back_to_the_last_newline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(RESULTS_JSONL);

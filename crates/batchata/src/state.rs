@@ -1149,6 +1149,32 @@ mod tests {
     }
 
     #[test]
+    fn the_run_header_names_the_results_layout_only_when_it_is_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files.jsonl");
+        StateStore::create(&files, "run-1", dir.path()).unwrap();
+        let header = std::fs::read_to_string(&files).unwrap();
+        // A files run's header is as it always was (older journals too).
+        assert!(!header.contains("results_format"), "{header}");
+        assert_eq!(results_format_of(&files).unwrap(), ResultsFormat::Files);
+        assert_eq!(
+            StateStore::open(&files).unwrap().results_format,
+            ResultsFormat::Files
+        );
+        let jsonl = dir.path().join("jsonl.jsonl");
+        StateStore::create_with_format(&jsonl, "run-2", dir.path(), ResultsFormat::Jsonl).unwrap();
+        assert!(std::fs::read_to_string(&jsonl)
+            .unwrap()
+            .contains(r#""results_format":"jsonl""#));
+        let s = StateStore::open(&jsonl).unwrap();
+        assert_eq!(
+            (s.results_format, s.results_synced),
+            (ResultsFormat::Jsonl, 0)
+        );
+        assert!(results_format_of(&dir.path().join("none")).is_err());
+    }
+
+    #[test]
     fn garbage_state_file_gives_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
