@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{stop_for_auth, stop_reason, Shared};
 use super::report::set_batch;
+use super::writer::{Finished, HAND_OVER};
 use super::{lock, StopReason};
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -49,16 +50,23 @@ pub(super) fn stopped_result(reason: Option<StopReason>, id: &str) -> JobResult 
 /// ([`super::writer`]), which writes it and — once a group is durable —
 /// journals its job done, so the state never says done for a result a
 /// power loss could take away. Counters move at once; [`Finisher::flush`]
-/// returns when everything handed over is durable and journaled.
+/// returns when everything given is durable and journaled.
 pub(super) struct Finisher<'a> {
     sh: &'a Shared,
     index: usize,
+    /// Results not yet handed over (a group at a time).
+    group: Vec<Finished>,
     sent: usize,
 }
 
 impl<'a> Finisher<'a> {
     pub(super) fn new(sh: &'a Shared, index: usize) -> Self {
-        Finisher { sh, index, sent: 0 }
+        Finisher {
+            sh,
+            index,
+            group: Vec::new(),
+            sent: 0,
+        }
     }
 
     /// Hands one job's result to the writer (a failure of an earlier write
@@ -100,18 +108,22 @@ impl<'a> Finisher<'a> {
                 b.error.clone_from(&result.error);
             }
         });
-        sh.writer.write(result, rerun)?;
+        self.group.push((result, rerun));
         self.sent += 1;
+        if self.group.len() >= HAND_OVER {
+            sh.writer.write(std::mem::take(&mut self.group))?;
+        }
         Ok(())
     }
 
-    /// Returns once the results handed over are durable and their jobs
-    /// journaled done.
+    /// Returns once the results given are durable and their jobs journaled
+    /// done.
     pub(super) async fn flush(&mut self) -> Result<()> {
         if self.sent == 0 {
             return Ok(());
         }
         self.sent = 0;
+        self.sh.writer.write(std::mem::take(&mut self.group))?;
         self.sh.writer.checkpoint().await
     }
 
@@ -126,6 +138,16 @@ impl<'a> Finisher<'a> {
             self.finish(ended(id), rerun)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Finisher<'_> {
+    /// Results given are written even when their task ends without a
+    /// flush (an error on the way), as they were when written at once.
+    fn drop(&mut self) {
+        if !self.group.is_empty() {
+            let _ = self.sh.writer.write(std::mem::take(&mut self.group));
+        }
     }
 }
 

@@ -5,10 +5,12 @@
 //!
 //! Writing a file per job and fsyncing are blocking work that used to run
 //! on the async workers, between the parsing of one result and the next.
-//! Here the batches' tasks only parse and hand results over; the disk work
-//! overlaps with them on another core. The channel is bounded: when the
-//! disk is slower than the parsing, handing a result over waits (that
-//! wait is the back-pressure, and the only blocking left on a worker).
+//! Here the batches' tasks only parse and hand results over, in groups of
+//! [`HAND_OVER`] (one wake-up of the writer per group, not per job); the
+//! disk work overlaps with them on another core. The channel is bounded:
+//! when the disk is slower than the parsing, handing a group over waits
+//! (that wait is the back-pressure, and the only blocking left on a
+//! worker).
 //!
 //! Durability, in order: a checkpoint comes every [`DURABLE_EVERY`]
 //! results and whenever a batch's task asks for one (at the end of each of
@@ -39,19 +41,19 @@ use crate::state::StateStore;
 
 /// Results made durable together, before their jobs are journaled done.
 const DURABLE_EVERY: usize = 1024;
-/// Results waiting for the writer at most (a few MB).
-const QUEUE: usize = 2048;
+/// Results a batch's task hands over at once.
+pub(super) const HAND_OVER: usize = 128;
+/// Groups waiting for the writer at most (a few MB of results).
+const QUEUE: usize = 16;
 /// The jsonl file's write buffer.
 const JSONL_BUFFER: usize = 256 * 1024;
 
-// Nearly every message is a write: boxing the result would add an
-// allocation per job to save a few hundred bytes per queued message.
-#[allow(clippy::large_enum_variant)]
+/// A finished result (`outcome` settled) and whether its job runs again
+/// on resume.
+pub(super) type Finished = (JobResult, bool);
+
 enum Msg {
-    Write {
-        result: JobResult,
-        rerun: bool,
-    },
+    Write(Vec<Finished>),
     /// Make everything sent before durable and journaled.
     Checkpoint(oneshot::Sender<Result<()>>),
     /// A last checkpoint, then the thread ends.
@@ -197,15 +199,16 @@ impl ResultWriter {
         lock(&self.failure).clone()
     }
 
-    /// Hands a finished result over (`outcome` settled). Waits only when
-    /// the writer is a full queue behind.
-    pub(super) fn write(&self, result: JobResult, rerun: bool) -> Result<()> {
+    /// Hands finished results over. Waits only when the writer is a full
+    /// queue behind.
+    pub(super) fn write(&self, results: Vec<Finished>) -> Result<()> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        self.tx
-            .send(Msg::Write { result, rerun })
-            .map_err(|_| stopped())
+        if results.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Msg::Write(results)).map_err(|_| stopped())
     }
 
     /// Returns once every result handed over before is durable and its
@@ -249,24 +252,26 @@ impl Worker {
     fn run(mut self, rx: Receiver<Msg>) {
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Write { result, rerun } => {
-                    if lock(&self.failure).is_some() {
-                        continue;
-                    }
-                    match self.out.write(&result) {
-                        Ok(()) => {
-                            self.written.push(Written {
-                                outcome: result.outcome(),
-                                cost_usd: result.cost_usd,
-                                id: result.job_id,
-                                rerun,
-                            });
-                            if self.written.len() >= DURABLE_EVERY {
-                                // A failure is kept, and told to the next caller.
-                                let _ = self.checkpoint();
-                            }
+                Msg::Write(results) => {
+                    for (result, rerun) in results {
+                        if lock(&self.failure).is_some() {
+                            break;
                         }
-                        Err(e) => self.fail(e),
+                        match self.out.write(&result) {
+                            Ok(()) => {
+                                self.written.push(Written {
+                                    outcome: result.outcome(),
+                                    cost_usd: result.cost_usd,
+                                    id: result.job_id,
+                                    rerun,
+                                });
+                                if self.written.len() >= DURABLE_EVERY {
+                                    // A failure is kept, and told to the next caller.
+                                    let _ = self.checkpoint();
+                                }
+                            }
+                            Err(e) => self.fail(e),
+                        }
                     }
                 }
                 Msg::Checkpoint(reply) => {
