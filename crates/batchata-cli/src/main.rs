@@ -98,7 +98,11 @@ Examples:
 table: job, status, tokens, cost and the answer (its fields when it was structured) or the error,
        fitted to the terminal's width (COLUMNS, else the terminal's size; 80 in a pipe).
 csv:   the same columns in full, plus one column per field of structured answers.
-jsonl: each result file as one line (the library's JobResult).")]
+jsonl: each result file as one line (the library's JobResult).
+
+A run with --results-format jsonl keeps its results in DIR/results.jsonl, one line per
+job; a job run again (--retry-failed, --rerun-changed) has a new line, and its last
+line is the one shown.")]
     Results {
         /// The results folder (the run's --results-dir).
         dir: PathBuf,
@@ -111,6 +115,10 @@ jsonl: each result file as one line (the library's JobResult).")]
         /// Show this job's result in full (answer, parsed fields, error, citations).
         #[arg(long, value_name = "ID", conflicts_with_all = ["status", "format"])]
         job: Option<String>,
+        /// How the run laid its results out [default: as the run's state in
+        /// DIR records, else jsonl when DIR has a results.jsonl, else files].
+        #[arg(long, value_enum, value_name = "LAYOUT")]
+        results_format: Option<report::Layout>,
     },
     /// Stop a running `run` as Ctrl+C does, and cancel its batches in flight.
     #[command(after_help = "\
@@ -226,11 +234,19 @@ impl Failure {
 /// A library message in the CLI's words: the builder and config names the
 /// library uses become the flags and variables a CLI user has.
 pub(crate) fn cli_words(msg: &str) -> String {
-    const NAMES: [(&str, &str); 18] = [
+    const NAMES: [(&str, &str); 21] = [
         ("retry_failed (CLI: --retry-failed)", "--retry-failed"),
         ("rerun_changed (CLI: --rerun-changed)", "--rerun-changed"),
         ("adopt_results (CLI: --adopt-results)", "--adopt-results"),
         ("reuse off (CLI: --fresh)", "--fresh"),
+        (
+            "results_format files (CLI: --results-format files)",
+            "--results-format files",
+        ),
+        (
+            "results_format jsonl (CLI: --results-format jsonl)",
+            "--results-format jsonl",
+        ),
         (" (or pass a key with ProviderConfig::api_key)", ""),
         (" (or ProviderConfig::api_key)", ""),
         ("ProviderConfig::api_key", "the provider's API key variable"),
@@ -245,6 +261,7 @@ pub(crate) fn cli_words(msg: &str) -> String {
         ("retry_failed", "--retry-failed"),
         ("rerun_changed", "--rerun-changed"),
         ("adopt_results", "--adopt-results"),
+        ("results_format", "--results-format"),
         ("items_per_batch", "--items-per-batch"),
         ("max_parallel_batches", "--max-parallel"),
         ("time_limit", "--time-limit"),
@@ -329,9 +346,10 @@ fn main() -> ExitCode {
                 format,
                 status,
                 job,
+                results_format,
             } => match job {
-                Some(id) => report::one_result(&dir, &id, false),
-                None => report::results(&dir, format, status),
+                Some(id) => report::one_result(&dir, results_format, &id, false),
+                None => report::results(&dir, results_format, format, status),
             },
             Command::Cancel {
                 dir,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use batchata::progress::usd;
 use batchata::run::StateReport;
-use batchata::{Catalog, JobOutcome, JobResult};
+use batchata::{Catalog, JobOutcome, JobResult, ResultsFormat};
 use clap::ValueEnum;
 use serde_json::Value;
 
@@ -23,6 +23,37 @@ pub(crate) enum Format {
     Jsonl,
     /// Comma-separated, answers in full, one column per structured field.
     Csv,
+}
+
+/// How a run lays its results out (`--results-format`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Layout {
+    /// One {job_id}.json per job (the default).
+    Files,
+    /// Every result as one line of DIR/results.jsonl (for very large runs).
+    Jsonl,
+}
+
+impl From<Layout> for ResultsFormat {
+    fn from(l: Layout) -> ResultsFormat {
+        match l {
+            Layout::Files => ResultsFormat::Files,
+            Layout::Jsonl => ResultsFormat::Jsonl,
+        }
+    }
+}
+
+/// The layout of the results in `dir`: `given`, else what the run's state
+/// in the folder (if any) records, else jsonl when `dir` has a
+/// results.jsonl, else files.
+pub(crate) fn layout_of(dir: &Path, given: Option<Layout>) -> ResultsFormat {
+    if let Some(l) = given {
+        return l.into();
+    }
+    match ResultsFormat::of_state(&dir.join(crate::run::DEFAULT_STATE_NAME)) {
+        Ok(f) => f,
+        Err(_) => ResultsFormat::detect(dir),
+    }
 }
 
 /// Which results `batchata results --status` keeps.
@@ -119,13 +150,34 @@ fn result_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
-/// Calls `f` with each result in `dir`, in job-id order, until it returns
-/// false. JSON files that are not results (a schema kept beside them) are
-/// skipped; returns how many were.
+/// Calls `f` with each result in `dir`, until it returns false: files in
+/// job-id order, or results.jsonl's lines in the file's order (a job's
+/// last line wins). JSON files that are not results (a schema kept beside
+/// them) are skipped; returns how many were.
 pub(crate) fn for_each_result(
     dir: &Path,
+    layout: ResultsFormat,
     mut f: impl FnMut(JobResult) -> bool,
 ) -> Result<usize, Failure> {
+    if layout == ResultsFormat::Jsonl {
+        let lines = batchata::run::ResultFiles::list_in(dir, None, layout)
+            .map_err(|e| Failure::other(crate::cli_words(&e.to_string())))?;
+        let mut skipped = 0;
+        for i in 0..lines.len() {
+            match lines
+                .read(i)
+                .map_err(|e| Failure::other(crate::cli_words(&e.to_string())))?
+            {
+                Some(r) => {
+                    if !f(r) {
+                        break;
+                    }
+                }
+                None => skipped += 1,
+            }
+        }
+        return Ok(skipped);
+    }
     let mut skipped = 0;
     for path in result_files(dir)? {
         match JobResult::load_from_json(&path) {
@@ -190,12 +242,21 @@ const CSV_COLUMNS: [&str; 7] = [
 ];
 
 /// One result in full (`batchata results DIR --job ID`).
-pub(crate) fn one_result(dir: &Path, id: &str, json: bool) -> Result<u8, Failure> {
+pub(crate) fn one_result(
+    dir: &Path,
+    layout: Option<Layout>,
+    id: &str,
+    json: bool,
+) -> Result<u8, Failure> {
+    result_files(dir)?;
+    let layout = layout_of(dir, layout);
     let mut found = None;
-    for_each_result(dir, |r| {
+    // A job's last line wins in results.jsonl: read to the end.
+    let last_wins = layout == ResultsFormat::Jsonl;
+    for_each_result(dir, layout, |r| {
         if r.job_id == id {
             found = Some(r);
-            false
+            last_wins
         } else {
             true
         }
@@ -283,11 +344,13 @@ pub(crate) fn table_row(job_w: usize, answer_w: usize, cols: [&str; 5], answer: 
 /// `batchata results DIR [--format] [--status S]`.
 pub(crate) fn results(
     dir: &Path,
+    layout: Option<Layout>,
     format: Format,
     filter: Option<StatusFilter>,
 ) -> Result<u8, Failure> {
     // A folder that is not there is told before any header is printed.
     result_files(dir)?;
+    let layout = layout_of(dir, layout);
     let keep = |r: &JobResult| filter.is_none_or(|f| f.keeps(r));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -307,7 +370,7 @@ pub(crate) fn results(
         JobOutcome::Cancelled => cancelled += 1,
     };
     let skipped = match format {
-        Format::Jsonl => for_each_result(dir, |r| {
+        Format::Jsonl => for_each_result(dir, layout, |r| {
             if !keep(&r) {
                 return true;
             }
@@ -320,7 +383,7 @@ pub(crate) fn results(
         Format::Csv => {
             // First pass: the fields of structured answers, in first-seen order.
             let mut fields: Vec<String> = Vec::new();
-            for_each_result(dir, |r| {
+            for_each_result(dir, layout, |r| {
                 if !keep(&r) {
                     return true;
                 }
@@ -345,7 +408,7 @@ pub(crate) fn results(
                 }))
                 .collect();
             emit(header.join(","));
-            for_each_result(dir, |r| {
+            for_each_result(dir, layout, |r| {
                 if !keep(&r) {
                     return true;
                 }
@@ -373,7 +436,7 @@ pub(crate) fn results(
         Format::Table => {
             // First pass: the longest job id, so the table fits the width.
             let mut longest = 0;
-            for_each_result(dir, |r| {
+            for_each_result(dir, layout, |r| {
                 if keep(&r) {
                     longest = longest.max(r.job_id.chars().count());
                 }
@@ -387,7 +450,7 @@ pub(crate) fn results(
                 ["job", "status", "in", "out", "cost"],
                 "answer / error",
             ));
-            let skipped = for_each_result(dir, |r| {
+            let skipped = for_each_result(dir, layout, |r| {
                 if !keep(&r) {
                     return true;
                 }
@@ -435,7 +498,9 @@ pub(crate) fn results(
             dir.display()
         );
     }
-    if skipped > 0 {
+    if skipped > 0 && layout == ResultsFormat::Jsonl {
+        eprintln!("({skipped} lines of results.jsonl are not results and were skipped)");
+    } else if skipped > 0 {
         eprintln!("({skipped} JSON files in the folder are not results and were skipped)");
     }
     Ok(0)
@@ -516,6 +581,7 @@ pub(crate) fn status(
             "run_id": r.run_id,
             "created_at": r.created_at,
             "results_dir": r.results_dir,
+            "results_format": r.results_format,
             "state_file": state,
             "counts": {
                 "total": c.total,
@@ -538,7 +604,13 @@ pub(crate) fn status(
         r.run_id,
         r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    println!("results  {}", r.results_dir.display());
+    match r.results_format {
+        ResultsFormat::Jsonl => println!(
+            "results  {} (jsonl)",
+            r.results_dir.join(batchata::RESULTS_JSONL).display()
+        ),
+        _ => println!("results  {}", r.results_dir.display()),
+    }
     println!(
         "jobs     {} total: {} completed, {} failed, {} cancelled, {} running, {} pending",
         c.total, c.completed, c.failed, c.cancelled, c.running, c.pending

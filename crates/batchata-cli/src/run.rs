@@ -90,7 +90,7 @@ Exit status:
 pub(crate) struct RunArgs {
     /// The JSONL jobs file; `-` reads the jobs from standard input.
     jobs: PathBuf,
-    /// Where to write one {job_id}.json per job (created if missing).
+    /// Where to write the results: one {job_id}.json per job, or results.jsonl (created if missing).
     #[arg(env = "BATCHATA_RESULTS_DIR", long, value_name = "DIR")]
     results_dir: PathBuf,
     /// The state file that makes a rerun resume [default: DIR/.batchata-state.jsonl].
@@ -141,6 +141,18 @@ pub(crate) struct RunArgs {
     /// and request are unchanged, and run only the rest (otherwise: exit 2).
     #[arg(env = "BATCHATA_ADOPT_RESULTS", value_parser = BoolishValueParser::new(), long)]
     adopt_results: bool,
+    /// How results are laid out in DIR: files, one {job_id}.json per job
+    /// (the default), or jsonl, every result as one line of
+    /// DIR/results.jsonl (one append instead of one file per job: for runs of
+    /// hundreds of thousands of jobs). A resume keeps the layout the run
+    /// started with.
+    #[arg(
+        env = "BATCHATA_RESULTS_FORMAT",
+        long,
+        value_enum,
+        value_name = "LAYOUT"
+    )]
+    results_format: Option<report::Layout>,
     /// Do not write raw request/response files under DIR/raw_files.
     #[arg(env = "BATCHATA_NO_RAW_FILES", value_parser = BoolishValueParser::new(), long)]
     no_raw_files: bool,
@@ -203,6 +215,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     }
     if args.no_raw_files {
         batch = batch.raw_files(RawFiles::Skip);
+    }
+    if let Some(l) = args.results_format {
+        batch = batch.results_format(l.into());
     }
     if let Some(c) = args.cost_limit {
         batch = batch.cost_limit_usd(c);
@@ -294,7 +309,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
             summary_json(&status, run.elapsed(), &args.results_dir, code)
         );
     } else if !args.quiet {
-        print_summary(&status, run.elapsed(), &args.results_dir);
+        print_summary(&status, &run, &args.results_dir);
     }
     Ok(code)
 }
@@ -477,10 +492,10 @@ pub(crate) fn colored_summary(s: &RunStatus, elapsed: Duration, dir: &Path, colo
     out
 }
 
-fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
+fn print_summary(s: &RunStatus, run: &BatchRun, dir: &Path) {
     let color = report::stdout_color();
     println!();
-    print!("{}", colored_summary(s, elapsed, dir, color));
+    print!("{}", colored_summary(s, run.elapsed(), dir, color));
     let not_ok = s.failed + s.cancelled;
     if not_ok == 0 {
         println!("  list them: batchata results {}", dir.display());
@@ -488,7 +503,7 @@ fn print_summary(s: &RunStatus, elapsed: Duration, dir: &Path) {
     }
     // Read only until a few failures are found: the folder may hold a million results.
     let mut shown = 0;
-    let _ = report::for_each_result(dir, |r| {
+    let _ = report::for_each_result(dir, run.results_format(), |r| {
         if r.outcome() != JobOutcome::Completed {
             let err = crate::cli_words(r.error.as_deref().unwrap_or("")).replace('\n', " ");
             let line = format!("  ! {}: {}", r.job_id, report::clip(&err, 160));

@@ -87,6 +87,12 @@ impl NativeBatch {
         })
     }
 
+    /// `"files"` or `"jsonl"` (a batchata_rs addition).
+    fn set_results_format(&self, format: &str) -> PyResult<()> {
+        let f: batchata::ResultsFormat = format.parse().map_err(to_py)?;
+        self.with(|b| Ok((b.results_format(f), ())))
+    }
+
     fn set_raw_files(&self, on: bool) -> PyResult<()> {
         self.with(|b| Ok((b.raw_files(raw(on)), ())))
     }

@@ -38,7 +38,7 @@ pub(crate) fn to_py(err: batchata::Error) -> PyErr {
 /// builder options (with the CLI's flag beside them), a Python user reads
 /// the method or keyword that does the same here.
 fn python_words(msg: &str) -> String {
-    const NAMES: [(&str, &str); 4] = [
+    const NAMES: [(&str, &str); 6] = [
         (
             "adopt_results (CLI: --adopt-results)",
             "Batch.adopt_results() (a batchata_rs addition)",
@@ -52,6 +52,14 @@ fn python_words(msg: &str) -> String {
             "set_state(file=..., reuse_state=False)",
         ),
         ("(from default_params)", "(from set_default_params)"),
+        (
+            "results_format files (CLI: --results-format files)",
+            "Batch(..., results_format=\"files\")",
+        ),
+        (
+            "results_format jsonl (CLI: --results-format jsonl)",
+            "Batch(..., results_format=\"jsonl\")",
+        ),
     ];
     let mut out = msg.to_string();
     for (lib, py) in NAMES {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::{Job, ResponseSchema};
+use crate::layout::ResultsFormat;
 use crate::providers::ProviderSettings;
 
 /// `max_tokens` used when neither the job nor the defaults set one.
@@ -151,8 +152,11 @@ fn duration_text(d: Duration) -> String {
 /// The validated configuration of a batch run.
 #[derive(Debug, Clone)]
 pub struct BatchParams {
-    /// Where `{job_id}.json` files go.
+    /// Where results go: `{job_id}.json` files, or `results.jsonl`.
     pub results_dir: PathBuf,
+    /// How results are laid out ([`ResultsFormat`]). `None`: as the state
+    /// being resumed records, and files for a new run.
+    pub results_format: Option<ResultsFormat>,
     /// The crash-safe state file; a temporary one when `None`.
     pub state_file: Option<PathBuf>,
     /// Resume from the state file when it exists (default true).
@@ -270,6 +274,7 @@ impl Batch {
         Batch {
             params: BatchParams {
                 results_dir: results_dir.as_ref().to_path_buf(),
+                results_format: None,
                 state_file: None,
                 reuse_state: true,
                 retry_failed: false,
@@ -334,6 +339,20 @@ impl Batch {
     /// Without it such a run is refused.
     pub fn adopt_results(mut self) -> Self {
         self.params.adopt_results = true;
+        self
+    }
+
+    /// How results are laid out in the results folder: a `{job_id}.json`
+    /// per job ([`ResultsFormat::Files`], batchata's layout and the
+    /// default), or one line per job in `results.jsonl`
+    /// ([`ResultsFormat::Jsonl`]: one append instead of one file per job,
+    /// for runs of hundreds of thousands of jobs and more; a job run again
+    /// appends a new line, and its last line wins).
+    ///
+    /// A run keeps the layout it started with: a resume follows the state
+    /// when this is not set, and is refused when it asks for the other one.
+    pub fn results_format(mut self, format: ResultsFormat) -> Self {
+        self.params.results_format = Some(format);
         self
     }
 

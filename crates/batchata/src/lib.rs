@@ -96,6 +96,7 @@ mod digest;
 mod files;
 mod fingerprint;
 mod fsutil;
+mod layout;
 mod preflight;
 mod spool;
 mod state;
@@ -109,6 +110,7 @@ pub use batch::{Batch, BatchParams, DefaultParams, RawFiles, Verbosity};
 pub use catalog::{Catalog, ModelInfo, ProviderKind, Usage};
 pub use error::{Error, Result};
 pub use job::{Job, Message, ResponseSchema, Role};
+pub use layout::{ResultsFormat, RESULTS_JSONL};
 pub use providers::{ProviderConfig, ProviderSettings};
 pub use result::{Citation, Confidence, JobOutcome, JobResult};
 pub use run::{

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
 use crate::job::{Job, SchemaInterner};
+use crate::layout::ResultsFormat;
 use crate::result::JobOutcome;
 use ids::IdIndex;
 use table::JobTable;
@@ -56,6 +57,10 @@ pub enum Event {
         created_at: DateTime<Utc>,
         /// Where results go.
         results_dir: PathBuf,
+        /// How results are laid out in `results_dir`; absent (files) in
+        /// journals from before the option, and for files.
+        #[serde(default, skip_serializing_if = "ResultsFormat::is_files")]
+        results_format: ResultsFormat,
     },
     /// A job of the run (written once).
     Job {
@@ -105,6 +110,13 @@ pub enum Event {
     Reset {
         /// Job id.
         job: String,
+    },
+    /// `results.jsonl` (the jsonl layout) was synced at this length, and
+    /// the done lines before this event cover every result line in it:
+    /// lines past it answer jobs not yet journaled done.
+    ResultsSynced {
+        /// The file's length in bytes.
+        len: u64,
     },
 }
 
@@ -385,6 +397,10 @@ pub struct StateStore {
     pub created_at: DateTime<Utc>,
     /// Results folder recorded at start.
     pub results_dir: PathBuf,
+    /// The results layout recorded at start.
+    pub results_format: ResultsFormat,
+    /// The last length of `results.jsonl` recorded synced (0 when none).
+    pub results_synced: u64,
     /// Every job, by number.
     table: JobTable,
     /// Batches by index.
@@ -478,8 +494,20 @@ fn not_a_state(path: &Path, what: impl std::fmt::Display) -> Error {
 }
 
 impl StateStore {
-    /// Creates a new journal at `path` (replacing any file there).
+    /// Creates a new journal at `path` (replacing any file there), for
+    /// results written as files.
     pub fn create(path: &Path, run_id: &str, results_dir: &Path) -> Result<StateStore> {
+        Self::create_with_format(path, run_id, results_dir, ResultsFormat::Files)
+    }
+
+    /// Creates a new journal at `path` (replacing any file there) for a run
+    /// whose results are laid out as `results_format`.
+    pub fn create_with_format(
+        path: &Path,
+        run_id: &str,
+        results_dir: &Path,
+        results_format: ResultsFormat,
+    ) -> Result<StateStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
         }
@@ -494,6 +522,8 @@ impl StateStore {
             run_id: run_id.to_string(),
             created_at,
             results_dir: results_dir.to_path_buf(),
+            results_format,
+            results_synced: 0,
             table: JobTable::new(path)?,
             batches: Vec::new(),
             models: ModelNames::default(),
@@ -507,6 +537,7 @@ impl StateStore {
             run_id: run_id.to_string(),
             created_at,
             results_dir: results_dir.to_path_buf(),
+            results_format,
         })?;
         store.sync()?;
         Ok(store)
@@ -529,7 +560,8 @@ impl StateStore {
         let mut line = Vec::new();
         let mut offset: u64 = 0;
         let mut good_end: u64 = 0;
-        let mut header: Option<(String, DateTime<Utc>, PathBuf)> = None;
+        let mut header: Option<(String, DateTime<Utc>, PathBuf, ResultsFormat)> = None;
+        let mut results_synced = 0u64;
         let mut table = JobTable::new(path)?;
         let mut index = IdIndex::default();
         let mut batches: Vec<BatchRecord> = Vec::new();
@@ -568,6 +600,7 @@ impl StateStore {
                     run_id,
                     created_at,
                     results_dir,
+                    results_format,
                 } => {
                     if version > STATE_VERSION {
                         return Err(not_a_state(
@@ -577,7 +610,7 @@ impl StateStore {
                             ),
                         ));
                     }
-                    header = Some((run_id, created_at, results_dir));
+                    header = Some((run_id, created_at, results_dir, results_format));
                 }
                 Event::Job { job } => {
                     let rec = new_record(&mut models, &job, start)?;
@@ -634,9 +667,10 @@ impl StateStore {
                         table.set_status(n, JobStatus::Pending, false);
                     }
                 }
+                Event::ResultsSynced { len } => results_synced = len,
             }
         }
-        let (run_id, created_at, results_dir) = header.ok_or_else(|| {
+        let (run_id, created_at, results_dir, results_format) = header.ok_or_else(|| {
             not_a_state(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
         })?;
         let file = if writable {
@@ -662,6 +696,8 @@ impl StateStore {
             run_id,
             created_at,
             results_dir,
+            results_format,
+            results_synced,
             table,
             batches,
             models,
@@ -1037,6 +1073,14 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records that `results.jsonl` is synced at `len` bytes and that the
+    /// done lines journaled so far cover its every line (buffered; sync after).
+    pub fn record_results_synced(&mut self, len: u64) -> Result<()> {
+        self.append(&Event::ResultsSynced { len })?;
+        self.results_synced = len;
+        Ok(())
+    }
+
     /// Queues a job again; it leaves the jobs in flight.
     pub fn reset_job(&mut self, job_id: &str) -> Result<()> {
         let no = match self.live.remove(job_id) {
@@ -1103,6 +1147,24 @@ fn put_job(table: &mut JobTable, index: Option<&mut IdIndex>, rec: &JobRecord) -
         }
     }
     table.push(rec)
+}
+
+/// The results layout a journal's run recorded, read from its first line
+/// only: a look at a folder never replays a journal of a million jobs.
+pub fn results_format_of(path: &Path) -> Result<ResultsFormat> {
+    let file = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(MAX_JOB_LINE as u64)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Error::io("read the state file", path, e))?;
+    match serde_json::from_slice::<Event>(&line) {
+        Ok(Event::Run { results_format, .. }) => Ok(results_format),
+        _ => Err(not_a_state(
+            path,
+            "has no run header; it is empty or not a batchata state file",
+        )),
+    }
 }
 
 /// Job counts of a state.
@@ -1340,6 +1402,32 @@ mod tests {
         assert_eq!(status(&s, "j1"), JobStatus::Done(JobOutcome::Failed));
         assert_eq!(s.find("j9").unwrap(), None);
         assert!((s.cost_used() - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_run_header_names_the_results_layout_only_when_it_is_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files.jsonl");
+        StateStore::create(&files, "run-1", dir.path()).unwrap();
+        let header = std::fs::read_to_string(&files).unwrap();
+        // A files run's header is as it always was (older journals too).
+        assert!(!header.contains("results_format"), "{header}");
+        assert_eq!(results_format_of(&files).unwrap(), ResultsFormat::Files);
+        assert_eq!(
+            StateStore::open(&files).unwrap().results_format,
+            ResultsFormat::Files
+        );
+        let jsonl = dir.path().join("jsonl.jsonl");
+        StateStore::create_with_format(&jsonl, "run-2", dir.path(), ResultsFormat::Jsonl).unwrap();
+        assert!(std::fs::read_to_string(&jsonl)
+            .unwrap()
+            .contains(r#""results_format":"jsonl""#));
+        let s = StateStore::open(&jsonl).unwrap();
+        assert_eq!(
+            (s.results_format, s.results_synced),
+            (ResultsFormat::Jsonl, 0)
+        );
+        assert!(results_format_of(&dir.path().join("none")).is_err());
     }
 
     #[test]

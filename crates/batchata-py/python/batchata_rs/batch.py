@@ -40,6 +40,7 @@ class BatchParams:
     raw_files: bool = True
     verbosity: str = "warn"
     time_limit_seconds: Optional[float] = None
+    results_format: Optional[str] = None
 
 
 class _Spooled:
@@ -183,17 +184,30 @@ class Batch:
         max_parallel_batches: int = 10,
         items_per_batch: int = 10,
         raw_files: Optional[bool] = None,
+        results_format: Optional[str] = None,
     ):
+        """``results_format`` is not in batchata 0.4.7: ``"files"`` (one
+        ``{job_id}.json`` per job, batchata's layout) or ``"jsonl"`` (every
+        result as one line of ``results_dir/results.jsonl``, for very large
+        runs; a job run again gets a new line, and its last line wins).
+        ``None``: the layout of the state being resumed, else files."""
         if raw_files is None:
             raw_files = bool(results_dir and str(results_dir).strip())
+        if results_format is not None and results_format not in ("files", "jsonl"):
+            raise ValueError(
+                f"results_format must be \"files\" or \"jsonl\", got {results_format!r}"
+            )
         self.config = BatchParams(
             state_file=None,
             results_dir=str(results_dir),
             max_parallel_batches=max_parallel_batches,
             items_per_batch=items_per_batch,
             raw_files=raw_files,
+            results_format=results_format,
         )
         self._native = _native.NativeBatch(str(results_dir))
+        if results_format is not None:
+            self._native.set_results_format(results_format)
         # Jobs added; their records are made from the spool when asked for.
         self._count = 0
         self._records: Optional[List[Job]] = None

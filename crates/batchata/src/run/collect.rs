@@ -10,13 +10,13 @@
 //! rerun — never marked failed.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::engine::{stop_for_auth, stop_reason, Shared};
 use super::events::{RunEvent, Trouble};
 use super::report::emit;
+use super::writer::{Finished, HAND_OVER};
 use super::{lock, StopReason};
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -37,8 +37,6 @@ const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
 /// Consecutive "not found" answers after which a batch is taken as lost
 /// (one could be a proxy's mistake).
 const LOST_AFTER: u32 = 2;
-/// Result files made durable together, before their jobs are journaled done.
-const DURABLE_EVERY: usize = 1024;
 
 /// The result of a job that never ran because the run stopped: cancelled
 /// by the user, or failed by the time limit (as the Python library has it).
@@ -49,14 +47,17 @@ pub(super) fn stopped_result(reason: Option<StopReason>, id: &str) -> JobResult 
     }
 }
 
-/// Records jobs finished: the result file is written first, then — once
-/// a group of files is durable (fsynced, folder included) — the journal's
-/// `done` lines, so the state never says done for a file a power loss
-/// could take away. Counters move at once.
+/// Records jobs finished: each result goes to the run's writer
+/// ([`super::writer`]), which writes it and — once a group is durable —
+/// journals its job done, so the state never says done for a result a
+/// power loss could take away. Counters move at once; [`Finisher::flush`]
+/// returns when everything given is durable and journaled.
 pub(super) struct Finisher<'a> {
     sh: &'a Shared,
     index: usize,
-    written: Vec<(PathBuf, String, JobOutcome, f64, bool)>,
+    /// Results not yet handed over (a group at a time).
+    group: Vec<Finished>,
+    sent: usize,
 }
 
 impl<'a> Finisher<'a> {
@@ -64,17 +65,18 @@ impl<'a> Finisher<'a> {
         Finisher {
             sh,
             index,
-            written: Vec::new(),
+            group: Vec::new(),
+            sent: 0,
         }
     }
 
-    /// Writes one job's result file and queues its journal line.
+    /// Hands one job's result to the writer (a failure of an earlier write
+    /// is returned here, and the result is not taken).
     pub(super) fn finish(&mut self, mut result: JobResult, rerun: bool) -> Result<()> {
         let sh = self.sh;
-        let path = sh
-            .params
-            .results_dir
-            .join(format!("{}.json", result.job_id));
+        if let Some(e) = sh.writer.failure() {
+            return Err(e);
+        }
         if result.batch_id.is_none() {
             result.batch_id = lock(&sh.state)
                 .batches
@@ -85,7 +87,6 @@ impl<'a> Finisher<'a> {
         // requests a cancelled batch never ran with Python's words.
         let outcome = result.outcome();
         result.outcome = Some(outcome);
-        result.save_to_json(&path)?;
         emit(
             sh,
             RunEvent::JobFinished {
@@ -95,26 +96,23 @@ impl<'a> Finisher<'a> {
                 error: result.error.as_deref(),
             },
         );
-        self.written
-            .push((path, result.job_id, outcome, result.cost_usd, rerun));
-        if self.written.len() >= DURABLE_EVERY {
-            self.flush()?;
+        self.group.push((result, rerun));
+        self.sent += 1;
+        if self.group.len() >= HAND_OVER {
+            sh.writer.write(std::mem::take(&mut self.group))?;
         }
         Ok(())
     }
 
-    /// Makes the written files durable, then journals their jobs done.
-    pub(super) fn flush(&mut self) -> Result<()> {
-        if self.written.is_empty() {
+    /// Returns once the results given are durable and their jobs journaled
+    /// done.
+    pub(super) async fn flush(&mut self) -> Result<()> {
+        if self.sent == 0 {
             return Ok(());
         }
-        let files: Vec<PathBuf> = self.written.iter().map(|w| w.0.clone()).collect();
-        crate::fsutil::sync_written(&self.sh.params.results_dir, &files)?;
-        let mut st = lock(&self.sh.state);
-        for (_, id, outcome, cost, rerun) in self.written.drain(..) {
-            st.record_done(&id, outcome, cost, rerun)?;
-        }
-        st.sync()
+        self.sent = 0;
+        self.sh.writer.write(std::mem::take(&mut self.group))?;
+        self.sh.writer.checkpoint().await
     }
 
     /// Ends jobs that got no answer, each with the result `ended` makes.
@@ -131,19 +129,29 @@ impl<'a> Finisher<'a> {
     }
 }
 
+impl Drop for Finisher<'_> {
+    /// Results given are written even when their task ends without a
+    /// flush (an error on the way), as they were when written at once.
+    fn drop(&mut self) {
+        if !self.group.is_empty() {
+            let _ = self.sh.writer.write(std::mem::take(&mut self.group));
+        }
+    }
+}
+
 /// Fails jobs with one reason, durably.
-pub(super) fn fail_jobs(
+pub(super) async fn fail_jobs(
     sh: &Shared,
     index: usize,
     ids: &[JobId],
     error: &str,
     rerun: bool,
 ) -> Result<()> {
-    end_jobs(sh, index, ids, |id| JobResult::failed(id, error), rerun)
+    end_jobs(sh, index, ids, |id| JobResult::failed(id, error), rerun).await
 }
 
 /// Ends jobs that got no answer, durably, each with the result `ended` makes.
-pub(super) fn end_jobs(
+pub(super) async fn end_jobs(
     sh: &Shared,
     index: usize,
     ids: &[JobId],
@@ -152,7 +160,7 @@ pub(super) fn end_jobs(
 ) -> Result<()> {
     let mut f = Finisher::new(sh, index);
     f.end(ids, ended, rerun)?;
-    f.flush()
+    f.flush().await
 }
 
 /// Reports a recoverable trouble: counted in the run's status, its message
@@ -333,7 +341,7 @@ pub(super) async fn poll_and_collect(
         }
         Polled::Ended(st) => st,
         Polled::Lost => {
-            lost(sh, provider, index, batch_id, ids, reserved)?;
+            lost(sh, provider, index, batch_id, ids, reserved).await?;
             return Ok(Collected::Done);
         }
         Polled::LeftRunning => {
@@ -404,14 +412,14 @@ pub(super) async fn poll_and_collect(
                 break;
             }
             Err(e) if e.is_auth() => {
-                finisher.flush()?;
+                finisher.flush().await?;
                 stop_for_auth(sh, &e);
                 return Ok(Collected::Done);
             }
             Err(e) if e.is_not_found() && seen.is_empty() => {
-                finisher.flush()?;
+                finisher.flush().await?;
                 drop(_collecting);
-                lost(sh, provider, index, batch_id, ids, reserved)?;
+                lost(sh, provider, index, batch_id, ids, reserved).await?;
                 return Ok(Collected::Done);
             }
             Err(_) if local_failure.is_some() => break,
@@ -423,7 +431,10 @@ pub(super) async fn poll_and_collect(
             }
         }
     }
-    finisher.flush()?;
+    // A write that failed shows here at the latest (the writer keeps it).
+    if let Err(e) = finisher.flush().await {
+        local_failure.get_or_insert(e);
+    }
     if let Some(e) = local_failure {
         sh.cost.settle(0.0, actual);
         return Err(Error::Incomplete(format!(
@@ -458,7 +469,8 @@ pub(super) async fn poll_and_collect(
         &missing,
         "no result returned by the provider",
         false,
-    )?;
+    )
+    .await?;
     let final_status = &status.provider_status;
     lock(&sh.state).record_batch_ended(index, final_status)?;
     emit(
@@ -473,7 +485,7 @@ pub(super) async fn poll_and_collect(
 
 /// The provider no longer knows the batch: its unfinished jobs fail with
 /// that reason (`retry_failed` runs them again) and its reservation goes.
-fn lost(
+async fn lost(
     sh: &Shared,
     provider: &Arc<dyn Provider>,
     index: usize,
@@ -490,7 +502,8 @@ fn lost(
         &open,
         &format!("batch {batch_id} no longer exists at {kind}; rerun with retry_failed (CLI: --retry-failed) to submit these jobs again"),
         false,
-    )?;
+    )
+    .await?;
     sh.cost.release(reserved);
     lock(&sh.state).record_batch_ended(index, "lost")?;
     emit(sh, RunEvent::Lost { index });

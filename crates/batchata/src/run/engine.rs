@@ -41,7 +41,10 @@ use crate::state::{JobBits, StateStore};
 pub(super) struct Shared {
     pub(super) params: BatchParams,
     pub(super) catalog: Arc<Catalog>,
-    pub(super) state: Mutex<StateStore>,
+    /// Shared with the result writer, which journals jobs done.
+    pub(super) state: Arc<Mutex<StateStore>>,
+    /// Where finished results go to be written ([`super::writer`]).
+    pub(super) writer: super::writer::ResultWriter,
     pub(super) cost: Arc<CostTracker>,
     pub(super) run: Arc<RunInner>,
     pub(super) raw_dir: Option<PathBuf>,
@@ -92,6 +95,7 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         providers,
     } = super::open::open(&params, jobs, &catalog)?;
     let results_dir = params.results_dir.clone();
+    let results_format = store.results_format;
     let counts = store.counts();
     let cost = Arc::new(CostTracker::new(params.cost_limit_usd, store.cost_used()));
     let (stop_tx, _) = watch::channel(None);
@@ -117,14 +121,18 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         run_id: Mutex::new(store.run_id.clone()),
         started: Instant::now(),
         cost: cost.clone(),
+        results_format,
     });
+    let state = Arc::new(Mutex::new(store));
+    let writer = super::writer::ResultWriter::start(results_format, &results_dir, state.clone())?;
     let shared = Arc::new(Shared {
         semaphore: Arc::new(Semaphore::new(params.max_parallel_batches)),
         create_lock: tokio::sync::Mutex::new(()),
         collect_lock: tokio::sync::Mutex::new(()),
         params,
         catalog,
-        state: Mutex::new(store),
+        state,
+        writer,
         cost,
         run: inner.clone(),
         raw_dir,
@@ -178,6 +186,12 @@ pub(super) async fn start(batch: Batch) -> Result<BatchRun> {
         let mut outcome = drive(sh.clone()).await;
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "run failed");
+        }
+        // The last results handed over are made durable and journaled.
+        if let Err(e) = sh.writer.close().await {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
         }
         {
             let mut st = lock(&sh.state);

@@ -10,13 +10,16 @@
 //!
 //! A results folder that holds result files for this run's jobs but no
 //! state is refused the same way (or its matching completed results are
-//! adopted), so a deleted state file never pays for every job again.
+//! adopted), so a deleted state file never pays for every job again. In
+//! the jsonl layout the same holds for the lines of `results.jsonl` (a
+//! job's last line).
 
 use std::path::Path;
 
 use crate::batch::BatchParams;
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::layout::{LastLines, ResultsFormat};
 use crate::result::{JobOutcome, JobResult};
 use crate::spool::JobSpool;
 use crate::state::{JobBits, JobNo, JobStatus, StateStore};
@@ -57,18 +60,71 @@ fn result_path(results_dir: &Path, id: &str) -> std::path::PathBuf {
     results_dir.join(format!("{id}.json"))
 }
 
+/// The results a folder already holds, in a run's layout.
+enum Existing<'a> {
+    Files(&'a Path),
+    Jsonl(LastLines),
+    Nothing,
+}
+
+impl<'a> Existing<'a> {
+    fn open(results_dir: &'a Path, format: ResultsFormat) -> Result<Existing<'a>> {
+        Ok(match format {
+            ResultsFormat::Files => Existing::Files(results_dir),
+            ResultsFormat::Jsonl => {
+                match LastLines::build(&crate::layout::jsonl_path(results_dir))? {
+                    Some(index) => Existing::Jsonl(index),
+                    None => Existing::Nothing,
+                }
+            }
+        })
+    }
+
+    /// Whether it holds a result for `id`.
+    fn holds(&self, id: &str) -> Result<bool> {
+        match self {
+            Existing::Files(dir) => Ok(result_path(dir, id).is_file()),
+            Existing::Jsonl(index) => index.holds(id),
+            Existing::Nothing => Ok(false),
+        }
+    }
+
+    /// `id`'s result, when it has one that reads.
+    fn load(&self, id: &str) -> Option<JobResult> {
+        match self {
+            Existing::Files(dir) => {
+                let path = result_path(dir, id);
+                if !path.is_file() {
+                    return None;
+                }
+                JobResult::load_from_json(&path).ok()
+            }
+            Existing::Jsonl(index) => index.load(id).ok().flatten(),
+            Existing::Nothing => None,
+        }
+    }
+}
+
 /// Before a state is created over a results folder: result files for this
 /// run's jobs and no state to say what they answer mean the state was lost.
 /// Refuses, unless `adopt_results`; nothing is written either way.
-pub(super) fn check_orphan_results(jobs: &JobSpool, params: &BatchParams) -> Result<()> {
+pub(super) fn check_orphan_results(
+    jobs: &JobSpool,
+    params: &BatchParams,
+    format: ResultsFormat,
+) -> Result<()> {
     if params.adopt_results || !holds_result_files(&params.results_dir) {
+        return Ok(());
+    }
+    let existing = Existing::open(&params.results_dir, format)?;
+    if matches!(existing, Existing::Nothing) {
         return Ok(());
     }
     let mut found = Vec::new();
     let mut count = 0usize;
     for job in jobs.iter()? {
         let job = job?;
-        if result_path(&params.results_dir, job.id_str()).is_file() {
+        if existing.holds(job.id_str())? {
             count += 1;
             if found.len() < LISTED {
                 found.push(job.id_str().to_string());
@@ -91,15 +147,18 @@ pub(super) fn check_orphan_results(jobs: &JobSpool, params: &BatchParams) -> Res
     )))
 }
 
-/// Whether the folder holds any `*.json` file: when it holds none, no job
+/// Whether the folder holds any `*.json` file or a `results.jsonl`: when
+/// it holds neither, no job
 /// needs looking for (a million jobs, a million lookups saved).
 fn holds_result_files(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
-    entries
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.ends_with(".json") || name == "results.jsonl"
+    })
 }
 
 /// Reads the input's jobs into a new state; with `adopt_results`, a job
@@ -112,12 +171,17 @@ pub(super) fn into_new_state(
 ) -> Result<Reconciled> {
     let mut out = Reconciled::default();
     store.reserve_jobs(jobs.len());
+    let existing = if params.adopt_results {
+        Existing::open(&params.results_dir, store.results_format)?
+    } else {
+        Existing::Nothing
+    };
     for item in jobs.iter_lines()? {
         let (job, json) = item?;
         let n = store.add_job_json(&job, &json)?;
         out.added += 1;
         if params.adopt_results {
-            if let Some(r) = adoptable(&params.results_dir, &job) {
+            if let Some(r) = adoptable(&existing, &job) {
                 store.record_done_no(n, JobOutcome::Completed, r.cost_usd, false)?;
                 out.adopted += 1;
             }
@@ -126,13 +190,9 @@ pub(super) fn into_new_state(
     Ok(out)
 }
 
-/// A completed result file that answers exactly this job's request.
-fn adoptable(results_dir: &Path, job: &Job) -> Option<JobResult> {
-    let path = result_path(results_dir, job.id_str());
-    if !path.is_file() {
-        return None;
-    }
-    let r = JobResult::load_from_json(&path).ok()?;
+/// A completed result that answers exactly this job's request.
+fn adoptable(existing: &Existing<'_>, job: &Job) -> Option<JobResult> {
+    let r = existing.load(job.id_str())?;
     let same = r.job_id == job.id_str()
         && r.fingerprint.is_some()
         && r.fingerprint == job.fingerprint
@@ -217,8 +277,11 @@ pub(super) fn into_existing_state(
             Some(_) => {
                 // The new request replaces the old in the state (its entry
                 // goes back to pending; a batch still holding the old request
-                // has its answer ignored) and its old answer leaves the folder.
-                let _ = std::fs::remove_file(result_path(&params.results_dir, job.id_str()));
+                // has its answer ignored) and its old answer leaves the folder
+                // (in results.jsonl the new answer's line comes later, and wins).
+                if store.results_format == ResultsFormat::Files {
+                    let _ = std::fs::remove_file(result_path(&params.results_dir, job.id_str()));
+                }
                 out.rerun += 1;
             }
             None => out.added += 1,

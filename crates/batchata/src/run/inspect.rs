@@ -22,6 +22,9 @@ pub struct StateReport {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Results folder.
     pub results_dir: PathBuf,
+    /// How the run lays its results out.
+    #[serde(default)]
+    pub results_format: crate::layout::ResultsFormat,
     /// Job counts.
     pub counts: crate::state::StateCounts,
     /// Cost billed.
@@ -54,6 +57,7 @@ impl StateReport {
             run_id: st.run_id.clone(),
             created_at: st.created_at,
             results_dir: st.results_dir.clone(),
+            results_format: st.results_format,
             counts: st.counts(),
             cost_used_usd: st.cost_used(),
             batches: st

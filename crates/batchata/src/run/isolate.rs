@@ -64,7 +64,7 @@ pub(super) async fn isolate(
                 false,
             )?;
         }
-        return finisher.flush();
+        return finisher.flush().await;
     }
     let right = ids.split_off(ids.len() / 2);
     let left = ids;

@@ -21,6 +21,7 @@ pub(crate) mod plan;
 mod report;
 mod schedule;
 mod submit;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use crate::batch::Batch;
 use crate::catalog::ProviderKind;
 use crate::error::{Error, Result};
+use crate::layout::ResultsFormat;
 use crate::result::{JobOutcome, JobResult};
 use crate::state::{JobId, JobStatus, StateStore};
 
@@ -217,6 +219,8 @@ pub(crate) struct RunInner {
     pub(crate) run_id: Mutex<String>,
     pub(crate) started: std::time::Instant,
     pub(crate) cost: Arc<crate::cost::CostTracker>,
+    /// How the run lays its results out (read back without a state too).
+    pub(crate) results_format: crate::layout::ResultsFormat,
 }
 
 impl std::fmt::Debug for BatchRun {
@@ -343,24 +347,47 @@ impl BatchRun {
         }
     }
 
-    /// Every finished job's result, read from the result files.
+    /// Every finished job's result, read from the result files (or
+    /// `results.jsonl`, a job's last line).
     pub fn results(&self) -> Result<RunResults> {
-        let state = lock(&self.inner.state_file).clone();
-        read_results(&self.inner.results_dir, state.as_deref())
+        let mut out = RunResults::default();
+        self.for_each_result(|r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Where [`BatchRun::results`] reads from, to read the files yourself.
     pub fn result_files(&self) -> Result<ResultFiles> {
         let state = lock(&self.inner.state_file).clone();
-        ResultFiles::list(&self.inner.results_dir, state.as_deref())
+        ResultFiles::list_in(
+            &self.inner.results_dir,
+            state.as_deref(),
+            self.inner.results_format,
+        )
     }
 
     /// [`BatchRun::results`] one result at a time, in the same order, so a
     /// caller that converts them (the Python package) never holds them all
     /// twice.
     pub fn for_each_result(&self, f: impl FnMut(JobResult) -> Result<()>) -> Result<()> {
-        let state = lock(&self.inner.state_file).clone();
-        for_each_result(&self.inner.results_dir, state.as_deref(), f)
+        self.result_files()?.for_each(f)
+    }
+
+    /// How the run lays its results out.
+    pub fn results_format(&self) -> crate::layout::ResultsFormat {
+        self.inner.results_format
+    }
+}
+
+impl RunResults {
+    fn push(&mut self, r: JobResult) {
+        match r.outcome() {
+            JobOutcome::Completed => self.completed.push(r),
+            JobOutcome::Failed => self.failed.push(r),
+            JobOutcome::Cancelled => self.cancelled.push(r),
+        }
     }
 }
 
@@ -368,41 +395,34 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads the result files of a run: the jobs of its state file when there is
-/// one, else every `*.json` result in the folder.
+/// Reads the results of a run, in its layout ([`ResultFiles::list`]): the
+/// done jobs of its state file when there is one, else every result in
+/// the folder.
 pub fn read_results(results_dir: &Path, state_file: Option<&Path>) -> Result<RunResults> {
     let mut out = RunResults::default();
     for_each_result(results_dir, state_file, |r| {
-        match r.outcome() {
-            JobOutcome::Completed => out.completed.push(r),
-            JobOutcome::Failed => out.failed.push(r),
-            JobOutcome::Cancelled => out.cancelled.push(r),
-        }
+        out.push(r);
         Ok(())
     })?;
     Ok(out)
 }
 
 /// [`read_results`] one result at a time: `f` gets each result as it is
-/// read (state order, or file name order without a state), and an error it
-/// returns stops the reading.
+/// read (files: state order, or file name order without a state; jsonl:
+/// the file's order of each job's last line), and an error it returns
+/// stops the reading.
 pub fn for_each_result(
     results_dir: &Path,
     state_file: Option<&Path>,
-    mut f: impl FnMut(JobResult) -> Result<()>,
+    f: impl FnMut(JobResult) -> Result<()>,
 ) -> Result<()> {
-    let files = ResultFiles::list(results_dir, state_file)?;
-    for i in 0..files.len() {
-        if let Some(r) = files.read(i)? {
-            f(r)?;
-        }
-    }
-    Ok(())
+    ResultFiles::list(results_dir, state_file)?.for_each(f)
 }
 
 /// The result files of a run, in the order [`read_results`] reads them:
 /// for a caller that reads them itself (the Python package reads them on
-/// two threads).
+/// two threads). In the jsonl layout, each is a job's last line of
+/// `results.jsonl`.
 #[derive(Debug, Clone, Default)]
 pub struct ResultFiles {
     dir: PathBuf,
@@ -414,12 +434,44 @@ pub struct ResultFiles {
     /// False for every `*.json` of the folder (no state), where a file that
     /// is not a result is left out.
     from_state: bool,
+    /// The jsonl layout: each kept job's last line.
+    lines: Option<JsonlLines>,
+}
+
+/// Lines of a `results.jsonl`: where each starts and how long it is.
+#[derive(Debug, Clone)]
+struct JsonlLines {
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    spans: Vec<(u64, u32)>,
 }
 
 impl ResultFiles {
-    /// The done jobs' files of `state_file` when there is one, else every
-    /// `*.json` in `results_dir`, sorted.
+    /// The results of a folder in its layout: the state's when there is
+    /// one, else jsonl when the folder has a `results.jsonl`, else files
+    /// ([`ResultFiles::list_in`]).
     pub fn list(results_dir: &Path, state_file: Option<&Path>) -> Result<ResultFiles> {
+        let format = match state_file.filter(|p| p.exists()) {
+            // A state that does not read is reported by the listing.
+            Some(p) => ResultsFormat::of_state(p).unwrap_or_default(),
+            None => ResultsFormat::detect(results_dir),
+        };
+        Self::list_in(results_dir, state_file, format)
+    }
+
+    /// The results of a folder laid out as `format`. Files: the done jobs'
+    /// files of `state_file` when there is one, else every `*.json` in
+    /// `results_dir`, sorted. Jsonl: each job's last line in
+    /// `results.jsonl`, in the file's order (of the done jobs of
+    /// `state_file` when there is one).
+    pub fn list_in(
+        results_dir: &Path,
+        state_file: Option<&Path>,
+        format: ResultsFormat,
+    ) -> Result<ResultFiles> {
+        if format == ResultsFormat::Jsonl {
+            return Self::list_jsonl(results_dir, state_file);
+        }
         match state_file.filter(|p| p.exists()) {
             Some(path) => {
                 let mut state = StateStore::inspect(path)?;
@@ -434,6 +486,7 @@ impl ResultFiles {
                     dir: results_dir.to_path_buf(),
                     ids,
                     from_state: true,
+                    lines: None,
                 })
             }
             None => {
@@ -456,24 +509,77 @@ impl ResultFiles {
                     dir: results_dir.to_path_buf(),
                     ids,
                     from_state: false,
+                    lines: None,
                 })
             }
         }
     }
 
+    fn list_jsonl(results_dir: &Path, state_file: Option<&Path>) -> Result<ResultFiles> {
+        let state = match state_file.filter(|p| p.exists()) {
+            Some(p) => Some(StateStore::inspect(p)?),
+            None => None,
+        };
+        let done = |id: &str| match &state {
+            Some(st) => {
+                matches!(st.find(id), Ok(Some(n)) if matches!(st.status(n), JobStatus::Done(_)))
+            }
+            None => true,
+        };
+        let path = crate::layout::jsonl_path(results_dir);
+        let lines = crate::layout::winning_lines(&path, done)?.map(|(file, spans)| JsonlLines {
+            path,
+            file: Arc::new(file),
+            spans,
+        });
+        Ok(ResultFiles {
+            dir: results_dir.to_path_buf(),
+            ids: Vec::new(),
+            from_state: state.is_some(),
+            lines,
+        })
+    }
+
     /// How many files.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        match &self.lines {
+            Some(l) => l.spans.len(),
+            None => self.ids.len(),
+        }
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
+    }
+
+    /// Calls `f` with each result, in order; an error it returns stops.
+    pub fn for_each(&self, mut f: impl FnMut(JobResult) -> Result<()>) -> Result<()> {
+        for i in 0..self.len() {
+            if let Some(r) = self.read(i)? {
+                f(r)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads the `i`-th file: `None` when it is to be left out (and past
     /// the end).
     pub fn read(&self, i: usize) -> Result<Option<JobResult>> {
+        if let Some(lines) = &self.lines {
+            let Some(&(offset, len)) = lines.spans.get(i) else {
+                return Ok(None);
+            };
+            let line = crate::layout::pread_line(&lines.file, &lines.path, offset, len)?;
+            return match serde_json::from_slice(&line) {
+                Ok(r) => Ok(Some(r)),
+                Err(_) if !self.from_state => Ok(None),
+                Err(e) => Err(Error::Parse(format!(
+                    "{}: the line at byte {offset} is not a job result: {e}",
+                    lines.path.display()
+                ))),
+            };
+        }
         let Some(id) = self.ids.get(i) else {
             return Ok(None);
         };

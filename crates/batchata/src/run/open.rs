@@ -11,6 +11,7 @@ use super::lock::RunLocks;
 use crate::batch::BatchParams;
 use crate::catalog::{Catalog, ProviderKind};
 use crate::error::{Error, Result};
+use crate::layout::ResultsFormat;
 use crate::providers::{create_provider, Provider};
 use crate::result::JobOutcome;
 use crate::spool::JobSpool;
@@ -64,17 +65,28 @@ pub(super) fn open(params: &BatchParams, jobs: JobSpool, catalog: &Arc<Catalog>)
     let (mut store, reconciled) = if resume {
         let mut s = StateStore::open(&state_path)?;
         tracing::info!(run_id = %s.run_id, state = %state_path.display(), "resuming");
+        check_results_format(&s, params, &state_path)?;
+        if s.results_format == ResultsFormat::Jsonl {
+            // Before anything reads the jobs' status: results appended but
+            // not yet journaled done are recorded from their lines.
+            crate::layout::recover(&mut s, &results_dir)?;
+        }
         let r = super::inputs::into_existing_state(&mut s, &jobs, params)?;
         (s, r)
     } else {
+        let format = params.results_format.unwrap_or_default();
         if params.reuse_state {
             // No state to say what the folder's results answer.
-            super::inputs::check_orphan_results(&jobs, params)?;
+            super::inputs::check_orphan_results(&jobs, params, format)?;
         }
         if temp_state.is_none() && state_path.exists() {
             remove_previous_outputs(&state_path, &results_dir);
         }
-        let mut s = StateStore::create(&state_path, &new_run_id(), &results_dir)?;
+        let mut s =
+            StateStore::create_with_format(&state_path, &new_run_id(), &results_dir, format)?;
+        if format == ResultsFormat::Jsonl {
+            crate::layout::start_new(&mut s, &results_dir)?;
+        }
         let r = super::inputs::into_new_state(&mut s, &jobs, params)?;
         (s, r)
     };
@@ -149,6 +161,27 @@ pub(super) fn open(params: &BatchParams, jobs: JobSpool, catalog: &Arc<Catalog>)
     })
 }
 
+/// A run keeps the results layout it started with: a resume that asks
+/// for the other one is refused before anything is written.
+fn check_results_format(store: &StateStore, params: &BatchParams, state: &Path) -> Result<()> {
+    let have = store.results_format;
+    match params.results_format {
+        Some(want) if want != have => {
+            let place = |f: ResultsFormat| match f {
+                ResultsFormat::Jsonl => "one results.jsonl".to_string(),
+                _ => "a {job_id}.json file per job".to_string(),
+            };
+            Err(Error::Validation(format!(
+                "state file {} is of a run that writes its results as {have} ({}), and this run asks for {want} ({}); a run keeps its layout to the end. Resume it with results_format {have} (CLI: --results-format {have}) or without the option, or start over in {want} with reuse off (CLI: --fresh)",
+                state.display(),
+                place(have),
+                place(want),
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A process killed mid-write leaves its temp file behind (results are
 /// written to a temp file, then renamed); only ours are removed.
 fn remove_stale_temp_files(results_dir: &Path) {
@@ -187,6 +220,9 @@ fn remove_previous_outputs(state_path: &Path, results_dir: &Path) {
         return;
     };
     let raw = results_dir.join("raw_files");
+    if old.results_format == ResultsFormat::Jsonl {
+        let _ = std::fs::remove_file(crate::layout::jsonl_path(results_dir));
+    }
     if let Ok(scan) = old.scan() {
         for (_, _, rec) in scan.flatten() {
             let id = rec.id;

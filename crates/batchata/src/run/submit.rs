@@ -77,7 +77,7 @@ async fn wait_unless_stopped(sh: &Shared, d: Duration) -> bool {
 /// Jobs of a batch that will not be submitted because the run stopped: a
 /// refused key leaves them pending, silently; any other stop records them
 /// not run (they run again on resume).
-fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> Result<()> {
+async fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> Result<()> {
     let silent = matches!(
         stop_reason(sh),
         Some(StopReason::AuthFailed | StopReason::Failed)
@@ -97,7 +97,7 @@ fn not_run(sh: &Shared, index: usize, ids: &[JobId], intent_recorded: bool) -> R
         return Ok(());
     }
     let reason = stop_reason(sh);
-    end_jobs(sh, index, ids, |id| stopped_result(reason, id), true)
+    end_jobs(sh, index, ids, |id| stopped_result(reason, id), true).await
 }
 
 /// Whether the stop means: stop waiting on the provider now.
@@ -111,7 +111,7 @@ fn hard_stop(r: Option<StopReason>) -> bool {
 /// Removes from `ids` the jobs whose file vanished since they were added,
 /// failing each on its own. Only jobs that send a file are read back (and
 /// without their prompts).
-fn drop_vanished(sh: &Shared, index: usize, ids: &mut Vec<JobId>) -> Result<()> {
+async fn drop_vanished(sh: &Shared, index: usize, ids: &mut Vec<JobId>) -> Result<()> {
     let with_files: Vec<JobId> = {
         let st = lock(&sh.state);
         ids.iter().filter(|id| st.has_file(id)).cloned().collect()
@@ -143,7 +143,7 @@ fn drop_vanished(sh: &Shared, index: usize, ids: &mut Vec<JobId>) -> Result<()> 
             false,
         )?;
     }
-    finisher.flush()?;
+    finisher.flush().await?;
     let gone: HashSet<&str> = gone.iter().map(|j| j.id_str()).collect();
     ids.retain(|id| !gone.contains(&**id));
     Ok(())
@@ -220,11 +220,12 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
     // Wait for a slot, unless the run is stopping.
     let mut stop_rx = sh.run.stop.subscribe();
     let permit = tokio::select! {
-        p = sh.semaphore.acquire() => p.map_err(|_| Error::Internal("the batch scheduler closed while batches were waiting".into()))?,
-        _ = stop_rx.wait_for(|s| s.is_some()) => {
-            let ids = claim(sh, index, jobs)?;
-            return not_run(sh, index, &ids, false);
-        }
+        p = sh.semaphore.acquire() => Some(p.map_err(|_| Error::Internal("the batch scheduler closed while batches were waiting".into()))?),
+        _ = stop_rx.wait_for(|s| s.is_some()) => None,
+    };
+    let Some(permit) = permit else {
+        let ids = claim(sh, index, jobs)?;
+        return not_run(sh, index, &ids, false).await;
     };
     let mut ids = claim(sh, index, jobs)?;
     let mut intent_recorded = false;
@@ -232,7 +233,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
     let mut first = true;
     let (provider, batch_id, reserved) = 'attempt: loop {
         if stop_reason(sh).is_some() {
-            return not_run(sh, index, &ids, intent_recorded);
+            return not_run(sh, index, &ids, intent_recorded).await;
         }
         // Batches are prepared and created one at a time, and their jobs
         // are read back from the state as the provider needs them: at most
@@ -252,7 +253,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
         emit(sh, RunEvent::Submitting { index });
         if first {
             first = false;
-            drop_vanished(sh, index, &mut ids)?;
+            drop_vanished(sh, index, &mut ids).await?;
             if ids.is_empty() {
                 return Ok(());
             }
@@ -307,7 +308,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
                     lock(&sh.state).record_batch_ended(index, "cost_limit")?;
                 }
                 emit(sh, RunEvent::CostLimitRefused { index });
-                return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true);
+                return fail_jobs(sh, index, &ids, COST_LIMIT_EXCEEDED, true).await;
             }
         }
         lock(&sh.state).record_intent(index, provider.kind(), ids.clone(), reserved)?;
@@ -336,7 +337,7 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
         if error.is_auth() {
             sh.cost.release(reserved);
             stop_for_auth(sh, &error);
-            return not_run(sh, index, &ids, intent_recorded);
+            return not_run(sh, index, &ids, intent_recorded).await;
         }
         let transient = match &error {
             Error::OutcomeUnknown(_) => {
@@ -391,7 +392,8 @@ pub(super) async fn submit(sh: &Arc<Shared>, index: usize, jobs: BatchJobs) -> R
                 &ids,
                 &format!("Batch submission failed: {error}"),
                 false,
-            );
+            )
+            .await;
         }
         failures += 1;
         if failures >= CREATE_ATTEMPTS {

@@ -1,0 +1,324 @@
+//! The run's one result writer: a thread of its own that takes finished
+//! results through a bounded channel, writes them (a `{job_id}.json` each,
+//! or a line of `results.jsonl`), makes them durable at each checkpoint and
+//! only then journals their jobs done.
+//!
+//! Writing a file per job and fsyncing are blocking work that used to run
+//! on the async workers, between the parsing of one result and the next.
+//! Here the batches' tasks only parse and hand results over, in groups of
+//! [`HAND_OVER`] (one wake-up of the writer per group, not per job); the
+//! disk work overlaps with them on another core. The channel is bounded:
+//! when the disk is slower than the parsing, handing a group over waits
+//! (that wait is the back-pressure, and the only blocking left on a
+//! worker).
+//!
+//! Durability, in order: a checkpoint comes every [`DURABLE_EVERY`]
+//! results and whenever a batch's task asks for one (at the end of each of
+//! its groups); it syncs the results (one `syncfs` for files, an `fdatasync`
+//! of `results.jsonl`), then journals the jobs done — with, for jsonl, the
+//! file's length the done lines now cover — and syncs the journal. A crash
+//! anywhere leaves no job done in the state without its result on disk.
+//!
+//! A write that fails (a full disk, a folder we cannot write) stops the
+//! writer for the rest of the run: what was written since the last
+//! checkpoint is not journaled, every later result is refused, and the run
+//! stops with the batches still open in the state, for a rerun to collect.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use super::lock;
+use crate::error::{Error, Result};
+use crate::layout::ResultsFormat;
+use crate::result::{JobOutcome, JobResult};
+use crate::state::StateStore;
+
+/// Results made durable together, before their jobs are journaled done.
+const DURABLE_EVERY: usize = 1024;
+/// Results a batch's task hands over at once.
+pub(super) const HAND_OVER: usize = 128;
+/// Groups waiting for the writer at most (a few MB of results).
+const QUEUE: usize = 16;
+/// The jsonl file's write buffer.
+const JSONL_BUFFER: usize = 256 * 1024;
+
+/// A finished result (`outcome` settled) and whether its job runs again
+/// on resume.
+pub(super) type Finished = (JobResult, bool);
+
+enum Msg {
+    Write(Vec<Finished>),
+    /// Make everything sent before durable and journaled.
+    Checkpoint(oneshot::Sender<Result<()>>),
+    /// A last checkpoint, then the thread ends.
+    Close(oneshot::Sender<Result<()>>),
+}
+
+/// The handle the run keeps: hands results to the writer thread.
+pub(super) struct ResultWriter {
+    tx: SyncSender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    failure: Arc<Mutex<Option<Error>>>,
+}
+
+/// A job written, waiting for its checkpoint.
+struct Written {
+    id: String,
+    outcome: JobOutcome,
+    cost_usd: f64,
+    rerun: bool,
+}
+
+/// Where results go.
+enum Out {
+    Files {
+        dir: PathBuf,
+    },
+    Jsonl {
+        path: PathBuf,
+        file: BufWriter<File>,
+        /// The file's length with everything written so far.
+        len: u64,
+        line: Vec<u8>,
+    },
+}
+
+impl Out {
+    fn open(format: ResultsFormat, dir: &Path) -> Result<Out> {
+        match format {
+            ResultsFormat::Jsonl => {
+                let path = crate::layout::jsonl_path(dir);
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Error::io("open the results file", &path, e))?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io("read", &path, e))?
+                    .len();
+                Ok(Out::Jsonl {
+                    path,
+                    file: BufWriter::with_capacity(JSONL_BUFFER, file),
+                    len,
+                    line: Vec::with_capacity(4096),
+                })
+            }
+            ResultsFormat::Files => Ok(Out::Files {
+                dir: dir.to_path_buf(),
+            }),
+        }
+    }
+
+    fn write(&mut self, r: &JobResult) -> Result<()> {
+        match self {
+            Out::Files { dir } => r.save_to_json(dir.join(format!("{}.json", r.job_id))),
+            Out::Jsonl {
+                path,
+                file,
+                len,
+                line,
+            } => {
+                line.clear();
+                serde_json::to_writer(&mut *line, r).map_err(|e| {
+                    Error::Parse(format!("job '{}': cannot serialise result: {e}", r.job_id))
+                })?;
+                line.push(b'\n');
+                file.write_all(line)
+                    .map_err(|e| Error::io("write the results file", &*path, e))?;
+                *len += line.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes everything written durable; for jsonl, returns the length.
+    fn sync(&mut self, written: &[Written]) -> Result<Option<u64>> {
+        match self {
+            Out::Files { dir } => {
+                let files: Vec<PathBuf> = written
+                    .iter()
+                    .map(|w| dir.join(format!("{}.json", w.id)))
+                    .collect();
+                crate::fsutil::sync_written(dir, &files)?;
+                Ok(None)
+            }
+            Out::Jsonl {
+                path, file, len, ..
+            } => {
+                file.flush()
+                    .map_err(|e| Error::io("write the results file", &*path, e))?;
+                file.get_ref()
+                    .sync_data()
+                    .map_err(|e| Error::io("sync the results file", &*path, e))?;
+                Ok(Some(*len))
+            }
+        }
+    }
+}
+
+impl ResultWriter {
+    /// Starts the writer of a run laid out as `format` in `dir`, journaling
+    /// into `state`.
+    pub(super) fn start(
+        format: ResultsFormat,
+        dir: &Path,
+        state: Arc<Mutex<StateStore>>,
+    ) -> Result<ResultWriter> {
+        let out = Out::open(format, dir)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let failure = Arc::new(Mutex::new(None));
+        let f = failure.clone();
+        let thread = std::thread::Builder::new()
+            .name("batchata-results".into())
+            .spawn(move || {
+                Worker {
+                    out,
+                    state,
+                    failure: f,
+                    written: Vec::new(),
+                }
+                .run(rx)
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the result writer thread: {e}")))?;
+        Ok(ResultWriter {
+            tx,
+            thread: Mutex::new(Some(thread)),
+            failure,
+        })
+    }
+
+    /// Why the writer stopped, once a write failed.
+    pub(super) fn failure(&self) -> Option<Error> {
+        lock(&self.failure).clone()
+    }
+
+    /// Hands finished results over. Waits only when the writer is a full
+    /// queue behind.
+    pub(super) fn write(&self, results: Vec<Finished>) -> Result<()> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        if results.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Msg::Write(results)).map_err(|_| stopped())
+    }
+
+    /// Returns once every result handed over before is durable and its
+    /// job journaled done.
+    pub(super) async fn checkpoint(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Checkpoint(reply))
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    /// A last checkpoint; the writer thread then ends.
+    pub(super) async fn close(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        let outcome = match self.tx.send(Msg::Close(reply)) {
+            Ok(()) => done.await.map_err(|_| stopped()).and_then(|r| r),
+            Err(_) => Err(stopped()),
+        };
+        let thread = lock(&self.thread).take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        outcome
+    }
+}
+
+fn stopped() -> Error {
+    Error::Internal("the result writer stopped unexpectedly".into())
+}
+
+/// The writer thread's side.
+struct Worker {
+    out: Out,
+    state: Arc<Mutex<StateStore>>,
+    failure: Arc<Mutex<Option<Error>>>,
+    written: Vec<Written>,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Msg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Write(results) => {
+                    for (result, rerun) in results {
+                        if lock(&self.failure).is_some() {
+                            break;
+                        }
+                        match self.out.write(&result) {
+                            Ok(()) => {
+                                self.written.push(Written {
+                                    outcome: result.outcome(),
+                                    cost_usd: result.cost_usd,
+                                    id: result.job_id,
+                                    rerun,
+                                });
+                                if self.written.len() >= DURABLE_EVERY {
+                                    // A failure is kept, and told to the next caller.
+                                    let _ = self.checkpoint();
+                                }
+                            }
+                            Err(e) => self.fail(e),
+                        }
+                    }
+                }
+                Msg::Checkpoint(reply) => {
+                    let _ = reply.send(self.checkpoint());
+                }
+                Msg::Close(reply) => {
+                    let _ = reply.send(self.checkpoint());
+                    return;
+                }
+            }
+        }
+        // Every handle gone without a close: keep what is written.
+        let _ = self.checkpoint();
+    }
+
+    fn fail(&mut self, e: Error) {
+        tracing::error!(error = %e, "a result could not be written; the run stops, and its unrecorded results are collected by a rerun");
+        self.written.clear();
+        let mut f = lock(&self.failure);
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        if let Some(e) = lock(&self.failure).clone() {
+            return Err(e);
+        }
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let r = self.make_durable();
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    fn make_durable(&mut self) -> Result<()> {
+        let synced = self.out.sync(&self.written)?;
+        let mut st = lock(&self.state);
+        for w in self.written.drain(..) {
+            st.record_done(&w.id, w.outcome, w.cost_usd, w.rerun)?;
+        }
+        if let Some(len) = synced {
+            st.record_results_synced(len)?;
+        }
+        st.sync()
+    }
+}
