@@ -19,11 +19,15 @@
 //! run: a million jobs cost the same few megabytes as a thousand, plus
 //! what the batches in flight hold.
 
+mod events;
 mod ids;
+mod lines;
+mod replay;
+pub use replay::results_format_of;
 pub mod table;
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,353 +40,20 @@ use crate::error::{Error, Result};
 use crate::job::{Job, SchemaInterner};
 use crate::layout::ResultsFormat;
 use crate::result::JobOutcome;
+use events::put_batch;
+pub use events::{BatchRecord, Event, JobStatus};
 use ids::IdIndex;
+pub use lines::JournalJobs;
+use lines::{JobLine, JobLineRef, JobLineSansContent, JOB_LINE_START};
 use table::JobTable;
 pub use table::{JobBits, JobNo, JobRanges, JobRecord};
 
 /// Version of the journal format.
 pub const STATE_VERSION: u32 = 1;
 
-/// One line of the journal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum Event {
-    /// First line: the run's identity.
-    Run {
-        /// Format version.
-        version: u32,
-        /// The run's id (also in provider batch metadata).
-        run_id: String,
-        /// When the run was first started.
-        created_at: DateTime<Utc>,
-        /// Where results go.
-        results_dir: PathBuf,
-        /// How results are laid out in `results_dir`; absent (files) in
-        /// journals from before the option, and for files.
-        #[serde(default, skip_serializing_if = "ResultsFormat::is_files")]
-        results_format: ResultsFormat,
-    },
-    /// A job of the run (written once).
-    Job {
-        /// The job, defaults merged.
-        job: Job,
-    },
-    /// A batch is about to be created with these jobs.
-    Intent {
-        /// Batch index in the run.
-        batch: usize,
-        /// Provider.
-        provider: ProviderKind,
-        /// Job ids.
-        jobs: Vec<JobId>,
-        /// When.
-        at: DateTime<Utc>,
-        /// Cost reserved for it.
-        reserved_usd: f64,
-    },
-    /// The provider accepted the batch.
-    Submitted {
-        /// Batch index.
-        batch: usize,
-        /// Provider batch id.
-        batch_id: String,
-    },
-    /// A job ended.
-    Done {
-        /// Job id.
-        job: String,
-        /// How.
-        outcome: JobOutcome,
-        /// Cost billed.
-        cost_usd: f64,
-        /// True when the job never ran (cancelled, time or cost limit): a resume runs it again.
-        #[serde(default)]
-        rerun: bool,
-    },
-    /// A batch needs nothing more from the provider.
-    BatchEnded {
-        /// Batch index.
-        batch: usize,
-        /// Final provider status.
-        status: String,
-    },
-    /// A failed job is queued again (`retry_failed`).
-    Reset {
-        /// Job id.
-        job: String,
-    },
-    /// `results.jsonl` (the jsonl layout) was synced at this length, and
-    /// the done lines before this event cover every result line in it:
-    /// lines past it answer jobs not yet journaled done.
-    ResultsSynced {
-        /// The file's length in bytes.
-        len: u64,
-    },
-}
-
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    /// Not yet in a live batch.
-    Pending,
-    /// In batch `n`, not finished.
-    InBatch(u32),
-    /// Finished.
-    Done(JobOutcome),
-}
-
-impl JobStatus {
-    /// `InBatch` for a batch index (a run never has 4 billion batches).
-    pub fn in_batch(index: usize) -> JobStatus {
-        JobStatus::InBatch(u32::try_from(index).unwrap_or(u32::MAX))
-    }
-}
-
-/// A batch as the journal knows it.
-#[derive(Debug, Clone)]
-pub struct BatchRecord {
-    /// Index in the run.
-    pub index: usize,
-    /// Provider.
-    pub provider: ProviderKind,
-    /// Its jobs, while it has not ended (cleared when it ends: a million
-    /// jobs' batches must not all be held).
-    pub jobs: JobRanges,
-    /// Jobs it was created with.
-    pub size: usize,
-    /// When the create call was about to be made.
-    pub intent_at: DateTime<Utc>,
-    /// Cost reserved.
-    pub reserved_usd: f64,
-    /// Provider batch id once known.
-    pub batch_id: Option<String>,
-    /// Final status once ended.
-    pub ended: Option<String>,
-}
-
-/// Puts a batch record at its index. Batches reach the create call in any
-/// order (batch 1 may record its intent before batch 0), so a gap is filled
-/// with an ended placeholder that the missing batch's own intent replaces.
-fn put_batch(batches: &mut Vec<BatchRecord>, rec: BatchRecord) {
-    let index = rec.index;
-    while batches.len() < index {
-        let i = batches.len();
-        batches.push(BatchRecord {
-            index: i,
-            provider: rec.provider,
-            jobs: JobRanges::default(),
-            size: 0,
-            intent_at: rec.intent_at,
-            reserved_usd: 0.0,
-            batch_id: None,
-            ended: Some("missing".into()),
-        });
-    }
-    if index < batches.len() {
-        batches[index] = rec;
-    } else {
-        batches.push(rec);
-    }
-}
-
 /// A job id as a batch in flight holds it: one allocation, shared by the
 /// batch, its progress row and the state's map of live jobs.
 pub type JobId = Arc<str>;
-
-/// Some jobs of a journal, read back in order one at a time, each pass
-/// from the start ([`crate::providers::JobSource`]). Reads are positional on
-/// a handle of its own, so they never move the state's reader or writer;
-/// the journal only grows, so the jobs' lines stay where they are.
-#[derive(Debug)]
-pub struct JournalJobs {
-    path: PathBuf,
-    file: File,
-    ids: Vec<JobId>,
-    offsets: Vec<u64>,
-}
-
-/// Bytes read from the journal at a time.
-const JOURNAL_READ_BYTES: usize = 256 * 1024;
-/// The longest job line read back.
-const MAX_JOB_LINE: usize = 64 << 20;
-
-/// A job line of the journal (`{"t":"job","job":{...}}`), read without
-/// going through [`Event`]: an internally tagged enum buffers every field
-/// (a whole prompt) before deciding the variant.
-#[derive(Deserialize)]
-struct JobLine {
-    t: String,
-    job: Job,
-}
-
-/// A job line read without its content (prompt, messages): they are
-/// skipped, never made into strings. What parsing results needs.
-#[derive(Deserialize)]
-struct JobLineSansContent {
-    t: String,
-    job: JobSansContent,
-}
-
-/// [`Job`] with its content skipped.
-#[derive(Deserialize)]
-struct JobSansContent {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    messages: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    file: Option<PathBuf>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    prompt: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    #[serde(default)]
-    response_schema: Option<crate::job::ResponseSchema>,
-    #[serde(default)]
-    enable_citations: bool,
-    #[serde(default)]
-    fingerprint: Option<String>,
-}
-
-impl From<JobSansContent> for Job {
-    fn from(j: JobSansContent) -> Job {
-        Job {
-            id: j.id,
-            model: j.model,
-            messages: None,
-            file: j.file,
-            prompt: None,
-            temperature: j.temperature,
-            max_tokens: j.max_tokens,
-            response_schema: j.response_schema,
-            enable_citations: j.enable_citations,
-            fingerprint: j.fingerprint,
-        }
-    }
-}
-
-/// A job line as written: the same bytes as [`Event::Job`], without a copy
-/// of the job.
-#[derive(Serialize)]
-struct JobLineRef<'a> {
-    t: &'static str,
-    job: &'a Job,
-}
-
-/// A `done` line of the journal, read directly as [`JobLine`] is.
-#[derive(Deserialize)]
-struct DoneLine {
-    t: String,
-    job: String,
-    outcome: JobOutcome,
-    cost_usd: f64,
-    #[serde(default)]
-    rerun: bool,
-}
-
-/// How every job line starts ([`Event`] writes its tag first).
-const JOB_LINE_START: &[u8] = b"{\"t\":\"job\",";
-/// How every done line starts.
-const DONE_LINE_START: &[u8] = b"{\"t\":\"done\",";
-
-/// Parses one journal line. Job and done lines (nearly all of a journal)
-/// take a direct path instead of [`Event`]'s buffered one; anything they
-/// do not read falls back to it.
-fn parse_event(line: &[u8]) -> serde_json::Result<Event> {
-    if line.starts_with(JOB_LINE_START) {
-        if let Ok(JobLine { t, job }) = serde_json::from_slice::<JobLine>(line) {
-            if t == "job" {
-                return Ok(Event::Job { job });
-            }
-        }
-    } else if line.starts_with(DONE_LINE_START) {
-        if let Ok(d) = serde_json::from_slice::<DoneLine>(line) {
-            if d.t == "done" {
-                return Ok(Event::Done {
-                    job: d.job,
-                    outcome: d.outcome,
-                    cost_usd: d.cost_usd,
-                    rerun: d.rerun,
-                });
-            }
-        }
-    }
-    serde_json::from_slice(line)
-}
-
-impl JournalJobs {
-    /// Reads the line at `offset` into `buf` (which holds the journal's
-    /// bytes from `*start`), refilling it as needed; returns the line.
-    fn line<'b>(&self, offset: u64, buf: &'b mut Vec<u8>, start: &mut u64) -> Result<&'b [u8]> {
-        let read_err = |e| Error::io("read the state file", &self.path, e);
-        let within = offset >= *start && offset < *start + buf.len() as u64;
-        let mut from = if within {
-            (offset - *start) as usize
-        } else {
-            buf.clear();
-            *start = offset;
-            0
-        };
-        loop {
-            if let Some(n) = memchr::memchr(b'\n', &buf[from..]) {
-                return Ok(&buf[from..from + n]);
-            }
-            if buf.len() - from > MAX_JOB_LINE {
-                return Err(state_err(&self.path, "a job line is longer than 64 MB"));
-            }
-            // Keep the partial line; drop what is before it.
-            buf.drain(..from);
-            *start += from as u64;
-            from = 0;
-            let have = buf.len();
-            buf.resize(have + JOURNAL_READ_BYTES, 0);
-            let pos = *start + have as u64;
-            #[cfg(unix)]
-            let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[have..], pos)
-                .map_err(read_err)?;
-            #[cfg(windows)]
-            let n = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf[have..], pos)
-                .map_err(read_err)?;
-            buf.truncate(have + n);
-            if n == 0 {
-                return Err(state_err(&self.path, "a job line is cut short"));
-            }
-        }
-    }
-}
-
-impl crate::providers::JobSource for JournalJobs {
-    fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    fn jobs(&self) -> Result<crate::providers::JobIter<'_>> {
-        let mut buf = Vec::with_capacity(JOURNAL_READ_BYTES);
-        let mut start = 0u64;
-        let mut schemas = SchemaInterner::default();
-        Ok(Box::new(self.offsets.iter().zip(&self.ids).map(
-            move |(&offset, id)| {
-                let line = self.line(offset, &mut buf, &mut start)?;
-                match serde_json::from_slice::<JobLine>(line) {
-                    Ok(JobLine { t, mut job }) if t == "job" && job.id_str() == &**id => {
-                        schemas.share(&mut job);
-                        Ok(std::borrow::Cow::Owned(job))
-                    }
-                    _ => Err(state_err(
-                        &self.path,
-                        format!("job '{id}' could not be read back"),
-                    )),
-                }
-            },
-        )))
-    }
-}
 
 /// The state of a run, rebuilt from its journal, with the journal open for appends.
 #[derive(Debug)]
@@ -552,159 +223,6 @@ impl StateStore {
     /// is running the state (used by `status` and `cancel`).
     pub fn inspect(path: &Path) -> Result<StateStore> {
         Self::open_with(path, false)
-    }
-
-    fn open_with(path: &Path, writable: bool) -> Result<StateStore> {
-        let file = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
-        let mut reader = BufReader::with_capacity(1 << 16, file);
-        let mut line = Vec::new();
-        let mut offset: u64 = 0;
-        let mut good_end: u64 = 0;
-        let mut header: Option<(String, DateTime<Utc>, PathBuf, ResultsFormat)> = None;
-        let mut results_synced = 0u64;
-        let mut table = JobTable::new(path)?;
-        let mut index = IdIndex::default();
-        let mut batches: Vec<BatchRecord> = Vec::new();
-        let mut lineno = 0usize;
-        let mut models = ModelNames::default();
-        let mut spent = 0.0;
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io("read the state file", path, e))?;
-            if n == 0 {
-                break;
-            }
-            lineno += 1;
-            let start = offset;
-            offset += n as u64;
-            if line.last() != Some(&b'\n') {
-                // A torn final write: the process died mid-line. Ignore it.
-                tracing::warn!(state = %path.display(), "ignoring an incomplete last line in the state file");
-                break;
-            }
-            let event: Event = match parse_event(&line) {
-                Ok(e) => e,
-                Err(e) => {
-                    return Err(not_a_state(
-                        path,
-                        format!("line {lineno} is not a state event ({e}); the file was changed by hand or is not a batchata state file — start fresh with reuse off (CLI: --fresh)"),
-                    ))
-                }
-            };
-            good_end = offset;
-            match event {
-                Event::Run {
-                    version,
-                    run_id,
-                    created_at,
-                    results_dir,
-                    results_format,
-                } => {
-                    if version > STATE_VERSION {
-                        return Err(not_a_state(
-                            path,
-                            format!(
-                                "written by a newer batchata (format {version}); upgrade batchata"
-                            ),
-                        ));
-                    }
-                    header = Some((run_id, created_at, results_dir, results_format));
-                }
-                Event::Job { job } => {
-                    let rec = new_record(&mut models, &job, start)?;
-                    put_job(&mut table, Some(&mut index), &rec)?;
-                }
-                Event::Intent {
-                    batch,
-                    provider,
-                    jobs: ids,
-                    at,
-                    reserved_usd,
-                } => {
-                    let nums: JobRanges =
-                        ids.iter().filter_map(|id| index.find_known(id)).collect();
-                    for n in nums.iter() {
-                        table.set_status(n, JobStatus::in_batch(batch), false);
-                    }
-                    let rec = BatchRecord {
-                        index: batch,
-                        provider,
-                        jobs: nums,
-                        size: ids.len(),
-                        intent_at: at,
-                        reserved_usd,
-                        batch_id: None,
-                        ended: None,
-                    };
-                    put_batch(&mut batches, rec);
-                }
-                Event::Submitted { batch, batch_id } => {
-                    if let Some(b) = batches.get_mut(batch) {
-                        b.batch_id = Some(batch_id);
-                    }
-                }
-                Event::Done {
-                    job,
-                    outcome,
-                    cost_usd,
-                    rerun,
-                } => {
-                    if let Some(n) = index.find_known(&job) {
-                        table.set_status(n, JobStatus::Done(outcome), rerun);
-                        spent += cost_usd;
-                    }
-                }
-                Event::BatchEnded { batch, status } => {
-                    if let Some(b) = batches.get_mut(batch) {
-                        b.ended = Some(status);
-                        b.jobs = JobRanges::default();
-                    }
-                }
-                Event::Reset { job } => {
-                    if let Some(n) = index.find_known(&job) {
-                        table.set_status(n, JobStatus::Pending, false);
-                    }
-                }
-                Event::ResultsSynced { len } => results_synced = len,
-            }
-        }
-        let (run_id, created_at, results_dir, results_format) = header.ok_or_else(|| {
-            not_a_state(path, "has no run header; it is empty or not a batchata state file — start fresh with reuse off (CLI: --fresh)")
-        })?;
-        let file = if writable {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io("open the state file for writing", path, e))?;
-            // Drop a torn tail so new lines start clean.
-            file.set_len(good_end)
-                .map_err(|e| Error::io("trim the state file", path, e))?;
-            file.seek(SeekFrom::End(0))
-                .map_err(|e| Error::io("seek in the state file", path, e))?;
-            file
-        } else {
-            File::open(path).map_err(|e| Error::io("open the state file", path, e))?
-        };
-        let reader = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
-        Ok(StateStore {
-            path: path.to_path_buf(),
-            writer: BufWriter::with_capacity(1 << 16, file),
-            reader,
-            offset: good_end,
-            run_id,
-            created_at,
-            results_dir,
-            results_format,
-            results_synced,
-            table,
-            batches,
-            models,
-            index: Some(index),
-            live: HashMap::new(),
-            spent,
-        })
     }
 
     /// The journal's path.
@@ -1149,24 +667,6 @@ fn put_job(table: &mut JobTable, index: Option<&mut IdIndex>, rec: &JobRecord) -
     table.push(rec)
 }
 
-/// The results layout a journal's run recorded, read from its first line
-/// only: a look at a folder never replays a journal of a million jobs.
-pub fn results_format_of(path: &Path) -> Result<ResultsFormat> {
-    let file = File::open(path).map_err(|e| Error::io("open the state file", path, e))?;
-    let mut line = Vec::new();
-    BufReader::new(file)
-        .take(MAX_JOB_LINE as u64)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| Error::io("read the state file", path, e))?;
-    match serde_json::from_slice::<Event>(&line) {
-        Ok(Event::Run { results_format, .. }) => Ok(results_format),
-        _ => Err(not_a_state(
-            path,
-            "has no run header; it is empty or not a batchata state file",
-        )),
-    }
-}
-
 /// Job counts of a state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateCounts {
@@ -1186,7 +686,9 @@ pub struct StateCounts {
 
 #[cfg(test)]
 mod tests {
+    use super::lines::{parse_event, DONE_LINE_START, JOURNAL_READ_BYTES};
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn job_lines_are_written_and_read_as_events_are() {
