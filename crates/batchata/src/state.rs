@@ -130,7 +130,23 @@ fn new_record(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobReco
         approx_bytes: u32::try_from(approx_request_bytes(job)).unwrap_or(u32::MAX),
         model: models.index_of(job.model_name())?,
         has_file: job.file.is_some(),
+        light: light_fingerprint(job),
     })
+}
+
+/// The last 64 bits of a light job's fingerprint ([`JobRecord::light`]):
+/// one whose result needs only its id, model and fingerprint, and whose
+/// fingerprint is the 32 lowercase hex digits it is rebuilt as.
+fn light_fingerprint(job: &Job) -> Option<u64> {
+    if job.file.is_some() || job.response_schema.is_some() || job.enable_citations {
+        return None;
+    }
+    let fp = job.fingerprint.as_deref()?;
+    let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    if fp.len() != 32 || !fp.bytes().all(hex) {
+        return None;
+    }
+    u64::from_str_radix(&fp[16..], 16).ok()
 }
 
 /// Approximate bytes a job adds to a provider request: its text, its file
@@ -433,12 +449,37 @@ impl StateStore {
     /// parsing results needs. Each prompt is dropped as its job is read, so
     /// a batch's prompts are never all in memory at once.
     pub fn load_job_records(&mut self, ids: &[JobId]) -> Result<Vec<Job>> {
-        self.load_jobs_with(ids, |line| {
-            match serde_json::from_slice::<JobLineSansContent>(line) {
-                Ok(JobLineSansContent { t, job }) if t == "job" => Some(job.into()),
-                _ => None,
+        // Light jobs (most of a large run) are made from their records;
+        // the others are read back from the journal, in order.
+        let mut out: Vec<Option<Job>> = Vec::with_capacity(ids.len());
+        let mut heavy: Vec<JobId> = Vec::new();
+        for id in ids {
+            let rec = self.table.record(self.locate(id)?.no)?;
+            match rec.light {
+                Some(low) => out.push(Some(Job {
+                    id: Some(rec.id),
+                    model: Some(self.model_name(rec.model).to_string()),
+                    fingerprint: Some(format!("{:016x}{low:016x}", rec.fingerprint)),
+                    ..Job::default()
+                })),
+                None => {
+                    out.push(None);
+                    heavy.push(id.clone());
+                }
             }
-        })
+        }
+        let mut read = self
+            .load_jobs_with(&heavy, |line| {
+                match serde_json::from_slice::<JobLineSansContent>(line) {
+                    Ok(JobLineSansContent { t, job }) if t == "job" => Some(job.into()),
+                    _ => None,
+                }
+            })?
+            .into_iter();
+        Ok(out
+            .into_iter()
+            .filter_map(|j| j.or_else(|| read.next()))
+            .collect())
     }
 
     fn load_jobs_with(

@@ -124,6 +124,7 @@ mod tests {
             approx_bytes: 0,
             model: 0,
             has_file: false,
+            light: None,
         })
         .unwrap();
     }

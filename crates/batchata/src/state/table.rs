@@ -47,6 +47,11 @@ pub struct JobRecord {
     pub model: u16,
     /// The job sends a file.
     pub has_file: bool,
+    /// For a job whose result needs nothing but its id, model and
+    /// fingerprint (no file, no schema, no citations): the last 64 bits of
+    /// its 128-bit fingerprint, so its record for parsing results is made
+    /// from this one, without reading its journal line back.
+    pub light: Option<u64>,
 }
 
 impl JobRecord {
@@ -56,10 +61,11 @@ impl JobRecord {
         out[8..16].copy_from_slice(&self.fingerprint.to_le_bytes());
         out[16..20].copy_from_slice(&self.approx_bytes.to_le_bytes());
         out[20..22].copy_from_slice(&self.model.to_le_bytes());
-        out[22] = u8::from(self.has_file);
+        out[22] = u8::from(self.has_file) | if self.light.is_some() { 2 } else { 0 };
         let id = self.id.as_bytes();
         out[23] = id.len() as u8;
         out[24..24 + id.len()].copy_from_slice(id);
+        out[88..96].copy_from_slice(&self.light.unwrap_or(0).to_le_bytes());
     }
 
     fn decode(b: &[u8]) -> JobRecord {
@@ -75,6 +81,7 @@ impl JobRecord {
             approx_bytes: u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
             model: u16::from_le_bytes([b[20], b[21]]),
             has_file: b[22] & 1 == 1,
+            light: (b[22] & 2 == 2).then(|| u64_at(88)),
             id: String::from_utf8_lossy(&b[24..24 + id_len]).into_owned(),
         }
     }
@@ -451,6 +458,7 @@ mod tests {
             approx_bytes: 1000,
             model: 2,
             has_file: offset.is_multiple_of(2),
+            light: offset.is_multiple_of(3).then_some(offset * 11),
         }
     }
 
