@@ -43,8 +43,8 @@ use crate::state::StateStore;
 const DURABLE_EVERY: usize = 1024;
 /// Results a batch's task hands over at once.
 pub(super) const HAND_OVER: usize = 128;
-/// Groups waiting for the writer at most (a few MB of results).
-const QUEUE: usize = 16;
+/// Groups waiting for the writer at most (about 500 results).
+const QUEUE: usize = 4;
 /// The jsonl file's write buffer.
 const JSONL_BUFFER: usize = 256 * 1024;
 
