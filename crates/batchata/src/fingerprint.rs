@@ -56,13 +56,13 @@ impl std::io::Write for HashWriter {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// SHA-256 of a file's bytes, read in a stream.
@@ -110,7 +110,7 @@ pub fn of_job(job: &Job) -> Result<String> {
         ))
     })?;
     let digest = h.0.finalize();
-    Ok(hex(&digest)[..FINGERPRINT_HEX].to_string())
+    Ok(hex(&digest[..FINGERPRINT_HEX / 2]))
 }
 
 /// The first 64 bits of a fingerprint, as kept per job in memory (0 when
@@ -170,6 +170,22 @@ mod tests {
         assert_ne!(a, of_job(&job("hello").max_tokens(101)).unwrap());
         assert_ne!(a, of_job(&job("hello").temperature(0.5)).unwrap());
         assert_ne!(a, of_job(&job("hello").model("claude-sonnet-4-5")).unwrap());
+    }
+
+    #[test]
+    fn fingerprints_keep_their_values_across_versions() {
+        // A resume compares the fingerprints a state recorded with those
+        // of the jobs file now: the canonical form and its hex may never
+        // change (the expected values are SHA-256 computed outside Rust).
+        let j = job("hello \"quoted\"\n");
+        assert_eq!(of_job(&j).unwrap(), "155fae27edc045fd464ef926c54ea2ab");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc.txt");
+        std::fs::write(&p, "abc").unwrap();
+        assert_eq!(
+            file_sha256(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
