@@ -115,12 +115,16 @@ impl JobSpool {
 
     /// Reads the jobs back in order, one at a time.
     pub fn iter(&self) -> Result<impl Iterator<Item = Result<Job>>> {
-        Ok(self.iter_lines()?.map(|r| r.map(|(job, _)| job)))
+        Ok(self.iter_lines::<Job>()?.map(|r| r.map(|(job, _)| job)))
     }
 
     /// Reads the jobs back in order with each one's line as spooled (the
-    /// job's JSON, what a state journal wraps without encoding it again).
-    pub fn iter_lines(&self) -> Result<impl Iterator<Item = Result<(Job, Vec<u8>)>>> {
+    /// job's JSON, what a state journal wraps without encoding it again),
+    /// each parsed as `T`: a [`Job`], or a part of one that skips what it
+    /// does not need (a prompt is never made into a string then).
+    pub fn iter_lines<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(T, Vec<u8>)>>> {
         let mut reader = self.reader()?.map(|r| BufReader::with_capacity(1 << 16, r));
         let mut left = self.len;
         Ok(std::iter::from_fn(move || {

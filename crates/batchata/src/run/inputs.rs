@@ -22,7 +22,7 @@ use crate::job::Job;
 use crate::layout::{LastLines, ResultsFormat};
 use crate::result::{JobOutcome, JobResult};
 use crate::spool::JobSpool;
-use crate::state::{JobBits, JobNo, JobStatus, StateStore};
+use crate::state::{JobBits, JobNo, JobSansContent, JobStatus, StateStore};
 
 /// How many ids a refusal lists before it counts the rest.
 const LISTED: usize = 20;
@@ -122,8 +122,8 @@ pub(super) fn check_orphan_results(
     }
     let mut found = Vec::new();
     let mut count = 0usize;
-    for job in jobs.iter()? {
-        let job = job?;
+    for item in jobs.iter_lines::<JobSansContent>()? {
+        let job = Job::from(item?.0);
         if existing.holds(job.id_str())? {
             count += 1;
             if found.len() < LISTED {
@@ -176,8 +176,10 @@ pub(super) fn into_new_state(
     } else {
         Existing::Nothing
     };
-    for item in jobs.iter_lines()? {
+    // Read without the prompts: the state copies each job's line as it is.
+    for item in jobs.iter_lines::<JobSansContent>()? {
         let (job, json) = item?;
+        let job = Job::from(job);
         let n = store.add_job_json(&job, &json)?;
         out.added += 1;
         if params.adopt_results {
@@ -214,8 +216,8 @@ pub(super) fn into_existing_state(
     let mut changed_ids: Vec<String> = Vec::new();
     let mut seen = JobBits::default();
     let mut new_jobs = 0usize;
-    for job in jobs.iter()? {
-        let job = job?;
+    for item in jobs.iter_lines::<JobSansContent>()? {
+        let job = Job::from(item?.0);
         match store.find_record(job.id_str())? {
             Some((n, rec)) => {
                 let fp = crate::fingerprint::short(job.fingerprint.as_deref());
@@ -270,8 +272,9 @@ pub(super) fn into_existing_state(
     drop(seen);
     store.reserve_jobs(new_jobs);
     // Second pass: add the new jobs and the new versions of changed ones.
-    for job in jobs.iter()? {
-        let job = job?;
+    for item in jobs.iter_lines::<JobSansContent>()? {
+        let (job, json) = item?;
+        let job = Job::from(job);
         match store.find(job.id_str())? {
             Some(n) if !changed.contains(n) => continue,
             Some(_) => {
@@ -286,7 +289,7 @@ pub(super) fn into_existing_state(
             }
             None => out.added += 1,
         }
-        store.add_job(&job)?;
+        store.add_job_json(&job, &json)?;
     }
     Ok(out)
 }

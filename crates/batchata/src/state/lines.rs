@@ -46,9 +46,10 @@ pub(super) struct JobLineSansContent {
     pub(super) job: JobSansContent,
 }
 
-/// [`Job`] with its content skipped.
+/// [`Job`] with its content skipped: what a job's record, an id lookup or a
+/// result needs, read without making its prompt into a string.
 #[derive(Deserialize)]
-pub(super) struct JobSansContent {
+pub(crate) struct JobSansContent {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -114,14 +115,16 @@ pub(super) const JOB_LINE_START: &[u8] = b"{\"t\":\"job\",";
 /// How every done line starts.
 pub(super) const DONE_LINE_START: &[u8] = b"{\"t\":\"done\",";
 
-/// Parses one journal line. Job and done lines (nearly all of a journal)
-/// take a direct path instead of [`Event`]'s buffered one; anything they
-/// do not read falls back to it.
+/// Parses one journal line as a replay needs it. Job and done lines
+/// (nearly all of a journal) take a direct path instead of [`Event`]'s
+/// buffered one, and a job comes back without its content (prompt,
+/// messages), which a replay never reads; anything they do not read falls
+/// back to the general path.
 pub(super) fn parse_event(line: &[u8]) -> serde_json::Result<Event> {
     if line.starts_with(JOB_LINE_START) {
-        if let Ok(JobLine { t, job }) = serde_json::from_slice::<JobLine>(line) {
+        if let Ok(JobLineSansContent { t, job }) = serde_json::from_slice(line) {
             if t == "job" {
-                return Ok(Event::Job { job });
+                return Ok(Event::Job { job: job.into() });
             }
         }
     } else if line.starts_with(DONE_LINE_START) {

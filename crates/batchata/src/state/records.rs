@@ -34,12 +34,20 @@ impl ModelNames {
     }
 }
 
-pub(super) fn new_record(models: &mut ModelNames, job: &Job, offset: u64) -> Result<JobRecord> {
+/// The record of `job`, whose journal line starts at `offset` and is
+/// `line_len` bytes long. `job` may be without its content: the line's
+/// length stands for it.
+pub(super) fn new_record(
+    models: &mut ModelNames,
+    job: &Job,
+    offset: u64,
+    line_len: u64,
+) -> Result<JobRecord> {
     Ok(JobRecord {
         id: job.id_str().to_string(),
         offset,
         fingerprint: crate::fingerprint::short(job.fingerprint.as_deref()),
-        approx_bytes: u32::try_from(approx_request_bytes(job)).unwrap_or(u32::MAX),
+        approx_bytes: u32::try_from(approx_request_bytes(job, line_len)).unwrap_or(u32::MAX),
         model: models.index_of(job.model_name())?,
         has_file: job.file.is_some(),
         light: light_fingerprint(job),
@@ -61,23 +69,15 @@ fn light_fingerprint(job: &Job) -> Option<u64> {
     u64::from_str_radix(&fp[16..], 16).ok()
 }
 
-/// Approximate bytes a job adds to a provider request: its text, its file
-/// (base64 grows it by a third) and some envelope.
-fn approx_request_bytes(job: &Job) -> u64 {
-    let mut n = 512u64;
-    if let Some(p) = &job.prompt {
-        n += p.len() as u64;
-    }
-    if let Some(m) = &job.messages {
-        n += m.iter().map(|m| m.content.len() as u64 + 32).sum::<u64>();
-    }
+/// Approximate bytes a job adds to a provider request: its journal line
+/// (its text and schema as JSON, so never less than the request carries of
+/// them), its file (base64 grows it by a third) and some envelope.
+fn approx_request_bytes(job: &Job, line_len: u64) -> u64 {
+    let mut n = 512 + line_len;
     if let Some(f) = &job.file {
         n += std::fs::metadata(f)
             .map(|m| m.len() * 4 / 3 + 4)
             .unwrap_or(0);
-    }
-    if let Some(s) = &job.response_schema {
-        n += s.as_value().to_string().len() as u64;
     }
     n
 }

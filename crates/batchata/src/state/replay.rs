@@ -79,7 +79,7 @@ impl StateStore {
                     header = Some((run_id, created_at, results_dir, results_format));
                 }
                 Event::Job { job } => {
-                    let rec = new_record(&mut models, &job, start)?;
+                    let rec = new_record(&mut models, &job, start, offset - start)?;
                     put_job(&mut table, Some(&mut index), &rec)?;
                 }
                 Event::Intent {
