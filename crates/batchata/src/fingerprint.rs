@@ -12,11 +12,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::job::{Job, Message, ResponseSchema};
+use crate::job::Job;
 
 /// Hex digits of the SHA-256 kept as the fingerprint (128 bits).
 const FINGERPRINT_HEX: usize = 32;
@@ -24,36 +23,6 @@ const FINGERPRINT_HEX: usize = 32;
 const ID_HEX: usize = 16;
 /// What generated ids start with.
 const ID_PREFIX: &str = "job-";
-
-/// The canonical request a fingerprint covers (field order is fixed; JSON
-/// object keys inside messages and schemas are sorted by serde_json).
-#[derive(Serialize)]
-struct Canonical<'a> {
-    v: u32,
-    model: &'a str,
-    messages: Option<&'a [Message]>,
-    prompt: Option<&'a str>,
-    file_name: Option<String>,
-    file_sha256: Option<String>,
-    temperature: Option<f64>,
-    max_tokens: u32,
-    response_schema: Option<&'a ResponseSchema>,
-    enable_citations: bool,
-}
-
-/// Feeds what is written to a hash.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -82,6 +51,29 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 
 /// The fingerprint of a merged job (defaults applied, model resolved).
 pub fn of_job(job: &Job) -> Result<String> {
+    let mut canonical = Vec::with_capacity(512);
+    write_canonical(&mut canonical, job).map_err(|e| {
+        Error::Validation(format!(
+            "job '{}': cannot fingerprint the request: {e}",
+            job.id_str()
+        ))
+    })?;
+    let digest = Sha256::digest(&canonical);
+    Ok(hex(&digest[..FINGERPRINT_HEX / 2]))
+}
+
+/// The canonical request a fingerprint covers, as JSON with a fixed field
+/// order (object keys inside schemas are sorted by serde_json): `v`,
+/// `model`, `messages`, `prompt`, `file_name`, `file_sha256`,
+/// `temperature`, `max_tokens`, `response_schema`, `enable_citations`,
+/// absent ones as `null`. Written by hand as serde would write it (tested).
+fn write_canonical(out: &mut Vec<u8>, job: &Job) -> Result<()> {
+    use crate::json_out::{key, write_str, write_value};
+    let json = |e: serde_json::Error| Error::Validation(e.to_string());
+    let opt_str = |out: &mut Vec<u8>, s: Option<&str>| match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
     let (file_name, file_sha256) = match &job.file {
         Some(p) => (
             p.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -89,28 +81,37 @@ pub fn of_job(job: &Job) -> Result<String> {
         ),
         None => (None, None),
     };
-    let canonical = Canonical {
-        v: 1,
-        model: job.model_name(),
-        messages: job.messages.as_deref(),
-        prompt: job.prompt.as_deref(),
-        file_name,
-        file_sha256,
-        temperature: job.temperature,
-        max_tokens: job.max_tokens_or_default(),
-        response_schema: job.response_schema.as_ref(),
-        enable_citations: job.enable_citations,
-    };
-    // Hashed as it is written: the canonical form is never held.
-    let mut h = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut h, &canonical).map_err(|e| {
-        Error::Validation(format!(
-            "job '{}': cannot fingerprint the request: {e}",
-            job.id_str()
-        ))
-    })?;
-    let digest = h.0.finalize();
-    Ok(hex(&digest[..FINGERPRINT_HEX / 2]))
+    let first = &mut true;
+    out.push(b'{');
+    key(out, first, "v");
+    out.push(b'1');
+    key(out, first, "model");
+    write_str(out, job.model_name());
+    key(out, first, "messages");
+    match &job.messages {
+        Some(messages) => crate::job::write_messages(out, messages),
+        None => out.extend_from_slice(b"null"),
+    }
+    key(out, first, "prompt");
+    opt_str(out, job.prompt.as_deref());
+    key(out, first, "file_name");
+    opt_str(out, file_name.as_deref());
+    key(out, first, "file_sha256");
+    opt_str(out, file_sha256.as_deref());
+    key(out, first, "temperature");
+    write_value(out, &job.temperature).map_err(json)?;
+    key(out, first, "max_tokens");
+    write_value(out, &job.max_tokens_or_default()).map_err(json)?;
+    key(out, first, "response_schema");
+    write_value(out, &job.response_schema).map_err(json)?;
+    key(out, first, "enable_citations");
+    out.extend_from_slice(if job.enable_citations {
+        b"true"
+    } else {
+        b"false"
+    });
+    out.push(b'}');
+    Ok(())
 }
 
 /// The first 64 bits of a fingerprint, as kept per job in memory (0 when
@@ -186,6 +187,72 @@ mod tests {
             file_sha256(&p).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn the_hand_written_canonical_form_is_serde_s() {
+        #[derive(serde::Serialize)]
+        struct Canonical<'a> {
+            v: u32,
+            model: &'a str,
+            messages: Option<&'a [crate::job::Message]>,
+            prompt: Option<&'a str>,
+            file_name: Option<String>,
+            file_sha256: Option<String>,
+            temperature: Option<f64>,
+            max_tokens: u32,
+            response_schema: Option<&'a crate::job::ResponseSchema>,
+            enable_citations: bool,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a \"b\".txt");
+        std::fs::write(&p, "abc").unwrap();
+        let schema = crate::job::ResponseSchema::from_value(serde_json::json!({
+            "type": "object", "properties": {"z": {"type": "string"}, "a": {"type": "number"}}
+        }))
+        .unwrap();
+        let jobs = [
+            job("hello \"quoted\"\n"),
+            Job::messages(vec![
+                crate::job::Message::system("s\t"),
+                crate::job::Message::user("u é"),
+            ])
+            .model("m")
+            .temperature(0.25),
+            Job {
+                enable_citations: true,
+                response_schema: Some(schema),
+                ..Job::file(&p, "summarise").model("m")
+            },
+        ];
+        for j in jobs {
+            let (file_name, file_sha256) = match &j.file {
+                Some(p) => (
+                    p.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    Some(file_sha256(p).unwrap()),
+                ),
+                None => (None, None),
+            };
+            let serde = serde_json::to_vec(&Canonical {
+                v: 1,
+                model: j.model_name(),
+                messages: j.messages.as_deref(),
+                prompt: j.prompt.as_deref(),
+                file_name,
+                file_sha256,
+                temperature: j.temperature,
+                max_tokens: j.max_tokens_or_default(),
+                response_schema: j.response_schema.as_ref(),
+                enable_citations: j.enable_citations,
+            })
+            .unwrap();
+            let mut ours = Vec::new();
+            write_canonical(&mut ours, &j).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
     }
 
     #[test]

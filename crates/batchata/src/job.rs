@@ -358,6 +358,70 @@ impl Job {
         self.max_tokens.unwrap_or(crate::batch::DEFAULT_MAX_TOKENS)
     }
 
+    /// Appends the job's JSON, the bytes `serde_json::to_writer` writes for
+    /// it (tested), with its strings escaped faster: the form a spool and a
+    /// state journal keep a job in.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        use crate::json_out::{key, write_str, write_value};
+        // Every field named, so a new one cannot be left out unnoticed.
+        let Job {
+            id,
+            model,
+            messages,
+            file,
+            prompt,
+            temperature,
+            max_tokens,
+            response_schema,
+            enable_citations,
+            fingerprint,
+        } = self;
+        let first = &mut true;
+        out.push(b'{');
+        if let Some(id) = id {
+            key(out, first, "id");
+            write_str(out, id);
+        }
+        if let Some(model) = model {
+            key(out, first, "model");
+            write_str(out, model);
+        }
+        if let Some(messages) = messages {
+            key(out, first, "messages");
+            write_messages(out, messages);
+        }
+        if let Some(file) = file {
+            key(out, first, "file");
+            write_value(out, file)?;
+        }
+        if let Some(prompt) = prompt {
+            key(out, first, "prompt");
+            write_str(out, prompt);
+        }
+        if let Some(t) = temperature {
+            key(out, first, "temperature");
+            write_value(out, t)?;
+        }
+        if let Some(n) = max_tokens {
+            key(out, first, "max_tokens");
+            write_value(out, n)?;
+        }
+        if let Some(schema) = response_schema {
+            key(out, first, "response_schema");
+            write_value(out, schema)?;
+        }
+        if *enable_citations {
+            key(out, first, "enable_citations");
+            out.extend_from_slice(b"true");
+        }
+        if let Some(f) = fingerprint {
+            key(out, first, "fingerprint");
+            write_str(out, f);
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
     /// Checks the job's shape: exactly one of messages / file+prompt / prompt,
     /// well-formed messages, a valid id and a usable schema.
     pub fn check_shape(&self) -> Result<()> {
@@ -467,4 +531,62 @@ pub fn check_id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Appends messages as the JSON array serde writes for them.
+pub(crate) fn write_messages(out: &mut Vec<u8>, messages: &[Message]) {
+    use crate::json_out::write_str;
+    out.push(b'[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        write_str(out, m.role.as_str());
+        out.extend_from_slice(b",\"content\":");
+        write_str(out, &m.content);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_s_hand_written_json_is_serde_s_byte_for_byte() {
+        let schema = ResponseSchema::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {"a": {"type": "string"}}
+        }))
+        .unwrap();
+        let jobs = [
+            Job::default(),
+            Job::prompt("say \"hi\"\n\tand \u{1} é \u{1F600}").id("j1"),
+            Job::messages(vec![
+                Message::system("be brief"),
+                Message::user("q \\ \r"),
+                Message::assistant("a"),
+            ])
+            .model("m")
+            .temperature(0.7)
+            .max_tokens(5),
+            Job {
+                fingerprint: Some("0123456789abcdef0123456789abcdef".into()),
+                enable_citations: true,
+                response_schema: Some(schema),
+                temperature: Some(f64::NAN),
+                ..Job::file("dir/a \"b\".pdf", "summarise").id("f")
+            },
+        ];
+        for job in jobs {
+            let mut ours = Vec::new();
+            job.write_json(&mut ours).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&job).unwrap()
+            );
+        }
+    }
 }

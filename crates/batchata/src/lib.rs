@@ -96,6 +96,7 @@ mod digest;
 mod files;
 mod fingerprint;
 mod fsutil;
+mod json_out;
 mod layout;
 mod preflight;
 mod spool;

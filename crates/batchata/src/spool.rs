@@ -24,6 +24,8 @@ pub struct JobSpool {
     /// Set when a copy of the spool could not be made: every later use
     /// reports it instead of running with jobs missing.
     broken: Option<Arc<str>>,
+    /// The line being written (kept to reuse its allocation).
+    line: Vec<u8>,
 }
 
 fn spool_io(action: &str, e: std::io::Error) -> Error {
@@ -55,6 +57,7 @@ impl JobSpool {
             file: None,
             len: 0,
             broken: None,
+            line: Vec::new(),
         }
     }
 
@@ -87,10 +90,12 @@ impl JobSpool {
         }
         if let Some(m) = self.file.as_mut() {
             let w = m.get_mut().unwrap_or_else(|p| p.into_inner());
-            serde_json::to_writer(&mut *w, job).map_err(|e| {
+            self.line.clear();
+            job.write_json(&mut self.line).map_err(|e| {
                 Error::Internal(format!("job '{}': cannot spool: {e}", job.id_str()))
             })?;
-            w.write_all(b"\n")
+            self.line.push(b'\n');
+            w.write_all(&self.line)
                 .map_err(|e| spool_io("write the job spool in", e))?;
         }
         self.len += 1;
@@ -179,6 +184,7 @@ impl Clone for JobSpool {
             file: None,
             len: self.len,
             broken: Some(Arc::from(e.to_string())),
+            line: Vec::new(),
         })
     }
 }
@@ -240,6 +246,7 @@ mod tests {
             file: None,
             len: 5,
             broken: Some(Arc::from("no space left on device")),
+            line: Vec::new(),
         };
         let e = s.iter().err().unwrap().to_string();
         assert!(
