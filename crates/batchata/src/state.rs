@@ -27,7 +27,6 @@ mod replay;
 pub use replay::results_format_of;
 pub mod table;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -85,7 +84,7 @@ pub struct StateStore {
     index: Option<IdIndex>,
     /// The jobs of batches being submitted or in flight, by id: what
     /// results and the engine name them by.
-    live: HashMap<JobId, LiveJob>,
+    live: ahash::AHashMap<JobId, LiveJob>,
     /// Cost billed by every job ended so far.
     spent: f64,
 }
@@ -146,7 +145,7 @@ impl StateStore {
             models: ModelNames::default(),
             // A new state takes its jobs from a batch whose ids are unique.
             index: None,
-            live: HashMap::new(),
+            live: ahash::AHashMap::new(),
             spent: 0.0,
         };
         store.append(&Event::Run {

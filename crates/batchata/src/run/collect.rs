@@ -9,7 +9,6 @@
 //! stops the run with its results still at the provider, collected by a
 //! rerun — never marked failed.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -364,7 +363,7 @@ pub(super) async fn poll_and_collect(
     // Parsing results needs each job's model, schema and file name, not its
     // prompt: the content is dropped as the jobs are read back.
     let jobs: Vec<Job> = lock(&sh.state).load_job_records(ids)?;
-    let mut seen: HashSet<String> = HashSet::with_capacity(ids.len());
+    let mut seen: ahash::AHashSet<String> = ahash::AHashSet::with_capacity(ids.len());
     let mut actual = 0.0;
     let mut last_err = None;
     let mut finisher = Finisher::new(sh, index);

@@ -2,7 +2,6 @@
 //! order, ids resolved to job numbers through the digest index, a torn
 //! last line dropped.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -168,7 +167,7 @@ impl StateStore {
             batches,
             models,
             index: Some(index),
-            live: HashMap::new(),
+            live: ahash::AHashMap::new(),
             spent,
         })
     }

@@ -12,7 +12,7 @@ pub(crate) mod response;
 
 pub use response::{CANCELED_BY_PROVIDER_MESSAGE, EXPIRED_MESSAGE, NO_RESULT_MESSAGE};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -362,8 +362,8 @@ impl Provider for AnthropicProvider {
             batch_id,
             cancel_requested: batch.cancel_initiated_at.is_some(),
         };
-        let jobs: HashMap<&str, &Job> = ctx.jobs.iter().map(|j| (j.id_str(), j)).collect();
-        let mut pending: HashSet<&str> = jobs.keys().copied().collect();
+        let jobs: ahash::AHashMap<&str, &Job> = ctx.jobs.iter().map(|j| (j.id_str(), j)).collect();
+        let mut pending: ahash::AHashSet<&str> = jobs.keys().copied().collect();
         let raw = ctx.raw_dir.map(RawFiles::new);
         let resp = self
             .http

@@ -3,7 +3,7 @@
 //! (never by position), with raw copies written on the way. Every job ends
 //! with exactly one result.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use futures::StreamExt;
 
@@ -59,7 +59,7 @@ pub(super) enum Form {
 /// Turns results into `JobResult`s for the sink, one per job, by key.
 pub(super) struct Collector<'a, 's> {
     pub(super) index: HashMap<&'a str, &'a Job>,
-    pub(super) seen: HashSet<&'a str>,
+    pub(super) seen: ahash::AHashSet<&'a str>,
     pub(super) models: ResultModels<'a>,
     pub(super) batch_id: &'a str,
     pub(super) raw: Option<RawResults>,

@@ -29,7 +29,6 @@ mod upload;
 
 pub use response::EXPIRED_MESSAGE;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -343,7 +342,7 @@ impl Provider for GeminiProvider {
         drop(batch);
         let mut collector = Collector {
             index: ctx.jobs.iter().map(|j| (j.id_str(), j)).collect(),
-            seen: HashSet::with_capacity(ctx.jobs.len()),
+            seen: ahash::AHashSet::with_capacity(ctx.jobs.len()),
             models: ResultModels::new(self.base.catalog(), batch_id),
             batch_id,
             raw: ctx

@@ -53,7 +53,7 @@ impl OpenAiProvider {
 /// Turns result lines into `JobResult`s for the sink, one per job.
 pub(super) struct Collector<'a, 's> {
     pub(super) jobs: &'a [Job],
-    pub(super) index: HashMap<&'a str, usize>,
+    pub(super) index: ahash::AHashMap<&'a str, usize>,
     pub(super) seen: Vec<bool>,
     pub(super) models: ResultModels<'a>,
     pub(super) batch_id: &'a str,

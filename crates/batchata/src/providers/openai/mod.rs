@@ -23,7 +23,7 @@ mod upload;
 
 pub use response::EXPIRED_MESSAGE;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -270,7 +270,7 @@ impl Provider for OpenAiProvider {
                 batch.status
             )));
         }
-        let index: HashMap<&str, usize> = ctx
+        let index: ahash::AHashMap<&str, usize> = ctx
             .jobs
             .iter()
             .enumerate()
