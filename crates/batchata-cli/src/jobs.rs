@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use batchata::job::{Message, Role};
 use batchata::{Batch, Job, ResponseSchema};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 const FIELDS: &[&str] = &[
@@ -126,6 +128,17 @@ impl LineParser {
     /// Parses one line into a job, or lists every problem the line has
     /// (each unknown field, each field of the wrong type, ...).
     pub fn parse_all(&mut self, line: &str) -> Result<Job, Vec<String>> {
+        // Most lines are well formed: read them straight into their fields,
+        // and only a line that path does not take goes the way that finds
+        // and names each of its problems.
+        match self.parse_fast(line) {
+            Some(job) => Ok(job),
+            None => self.parse_general(line),
+        }
+    }
+
+    /// Parses one line, finding and naming each of its problems.
+    fn parse_general(&mut self, line: &str) -> Result<Job, Vec<String>> {
         let value: Value = serde_json::from_str(line).map_err(|e| {
             vec![format!("not valid JSON ({e}); each line must be one JSON object such as {{\"prompt\": \"...\", \"model\": \"...\"}}")]
         })?;
@@ -183,6 +196,93 @@ impl LineParser {
             }
             _ => Err(problems),
         }
+    }
+}
+
+/// A jobs-file line as a well-formed one is: [`FIELDS`] only, each of its
+/// type. A line that does not read as one takes the general path, whose
+/// checks this one implies (and which names the problems).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastLine {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    /// Objects only (serde would take a struct from a list too).
+    #[serde(default)]
+    messages: Option<Vec<Map<String, Value>>>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    response_schema: Option<Value>,
+    #[serde(default)]
+    enable_citations: bool,
+}
+
+/// A message with [`MESSAGE_FIELDS`] only, a known role and a string content.
+fn fast_message(mut m: Map<String, Value>) -> Option<Message> {
+    let role = match m.get("role")?.as_str()? {
+        "system" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        _ => return None,
+    };
+    let Value::String(content) = m.remove("content")? else {
+        return None;
+    };
+    (m.len() == 1).then_some(Message { role, content })
+}
+
+impl LineParser {
+    /// The job of a well-formed line, or `None` for the general path.
+    fn parse_fast(&mut self, line: &str) -> Option<Job> {
+        // An object only (serde would take a struct from a list too).
+        if !line.trim_start().starts_with('{') {
+            return None;
+        }
+        let FastLine {
+            id,
+            model,
+            messages,
+            file,
+            prompt,
+            temperature,
+            max_tokens,
+            response_schema,
+            enable_citations,
+        } = serde_json::from_str(line).ok()?;
+        let response_schema = match response_schema {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(self.schema_file(&p).ok()?),
+            Some(v @ Value::Object(_)) => Some(v),
+            Some(_) => return None,
+        };
+        let response_schema = match response_schema {
+            Some(v) => Some(ResponseSchema::from_value(v).ok()?),
+            None => None,
+        };
+        Some(Job {
+            id,
+            model,
+            messages: match messages {
+                Some(m) => Some(m.into_iter().map(fast_message).collect::<Option<_>>()?),
+                None => None,
+            },
+            file: file.map(|f| resolve(&self.base, &f)),
+            prompt,
+            temperature,
+            max_tokens,
+            response_schema,
+            enable_citations,
+            fingerprint: None,
+        })
     }
 }
 
@@ -427,6 +527,48 @@ mod tests {
 
     fn parse(line: &str) -> Result<Job, String> {
         LineParser::new(".").parse(line)
+    }
+
+    #[test]
+    fn the_fast_path_reads_a_good_line_as_the_general_one_does_and_leaves_the_rest_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.json"), r#"{"type": "object"}"#).unwrap();
+        let good = [
+            r#"{"prompt": "say \"hi\"\n"}"#,
+            r#"{"id": "a", "model": "claude-haiku-4-5", "prompt": "p", "temperature": 0.7, "max_tokens": 256}"#,
+            r#"{"id": null, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u é"}]}"#,
+            r#"{"file": "doc.pdf", "prompt": "summarise", "enable_citations": true}"#,
+            r#"{"prompt": "p", "response_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}"#,
+            r#"{"prompt": "p", "response_schema": "s.json"}"#,
+            r#"{"prompt": "p", "response_schema": null, "messages": null}"#,
+        ];
+        for line in good {
+            let mut p = LineParser::new(dir.path());
+            let fast = p
+                .parse_fast(line)
+                .unwrap_or_else(|| panic!("fast path refused {line}"));
+            assert_eq!(Ok(fast), p.parse_general(line), "{line}");
+        }
+        let bad = [
+            r#"{"prompt": "p", "max_tokens": "many"}"#,
+            r#"{"prompt": "p", "modle": "x"}"#,
+            r#"{"messages": [{"role": "user", "text": "u"}]}"#,
+            r#"{"messages": [{"role": "robot", "content": "u"}]}"#,
+            r#"{"prompt": "p", "response_schema": 3}"#,
+            r#"{"prompt": "p", "response_schema": "missing.json"}"#,
+            r#"{"prompt": "p", "enable_citations": null}"#,
+            r#"{"prompt": "p", "prompt": "twice"}"#,
+            r#"["prompt"]"#,
+            r#"{"messages": [["user", "u"]]}"#,
+            r#"{"messages": [{"role": "user", "content": "u", "name": "x"}]}"#,
+            r#"{"messages": [{"role": "user", "content": ["u"]}]}"#,
+        ];
+        for line in bad {
+            assert!(
+                LineParser::new(dir.path()).parse_fast(line).is_none(),
+                "{line}"
+            );
+        }
     }
 
     #[test]
