@@ -12,21 +12,19 @@ pub(crate) mod response;
 
 pub use response::{CANCELED_BY_PROVIDER_MESSAGE, EXPIRED_MESSAGE, NO_RESULT_MESSAGE};
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::common::{is_wire_id, submission_error};
 use crate::providers::http::{
-    Attempts, AuthStyle, BodySender, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES,
+    Attempts, AuthStyle, BodySpool, HttpClient, HttpClientConfig, SpooledBody, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
 };
 use crate::providers::raw::RawFiles;
@@ -119,64 +117,21 @@ impl AnthropicProvider {
         self
     }
 
-    /// Builds one attempt's create body into `tx`, a piece at a time, from
-    /// the jobs as they are read. A body whose size differs from the
-    /// measured `expected` (a file changed in between) ends the attempt
-    /// with an error.
-    async fn produce_body(
-        &self,
-        jobs: &dyn JobSource,
-        uses: &FileUses,
-        expected: u64,
-        mut tx: BodySender,
-    ) -> Result<()> {
-        let changed = |job: &Job| {
-            Error::Validation(format!(
-                "job '{}': the request changed while the batch was being sent (was its file modified?); submit the batch again",
-                job.id_str()
-            ))
-        };
-        let mut w = request::BodyWriter::streaming_with(uses.clone());
-        let mut last_id = String::new();
-        for job in jobs.jobs()? {
-            let job = job?;
-            let model = self.model(&job)?;
-            w.push(&job, &model)?;
-            if w.len() as u64 + 2 > expected {
-                return Err(changed(&job));
-            }
-            if w.buffered() >= request::CHUNK_BYTES
-                && tx.send(Ok(Bytes::from(w.take()))).await.is_err()
-            {
-                // The attempt ended (an error reply, a dropped connection).
-                return Ok(());
-            }
-            last_id.clear();
-            last_id.push_str(job.id_str());
-        }
-        if w.len() as u64 + 2 != expected {
-            return Err(changed(&Job::prompt("").id(last_id)));
-        }
-        let _ = tx.send(Ok(Bytes::from(w.finish()))).await;
-        Ok(())
-    }
-
-    /// One pass over the jobs: the batch passes the checks every provider
-    /// makes ([`ProviderBase::check_batch`], a job at a time), each job is
-    /// checked, the files used more than once are counted, and the body is measured (and
-    /// checked against the size limit) a piece at a time, each piece
-    /// dropped. Returns the body's exact length and the file uses.
-    fn check_and_measure(&self, jobs: &dyn JobSource, index: usize) -> Result<(u64, FileUses)> {
+    /// The create body, built in one pass over the jobs into a temporary
+    /// file: the batch passes the checks every provider makes
+    /// ([`ProviderBase::check_batch`], a job at a time), each job is
+    /// checked, and the body is checked against the size limit as it grows,
+    /// a piece at a time, each piece written out and dropped.
+    fn build_body(&self, jobs: &dyn JobSource, index: usize) -> Result<SpooledBody> {
         let total = jobs.len();
         let mut checks = self.base.batch_checks(index, total)?;
-        let mut uses = FileUses::Counted(HashMap::new());
+        let mut body = BodySpool::new()?;
         let mut w = request::BodyWriter::streaming_with(FileUses::Unknown);
         for (i, job) in jobs.jobs()?.enumerate() {
             let job = job?;
             checks.job(&job)?;
             let model = self.model(&job)?;
             self.validate_job(&job, &model)?;
-            uses.count(&job);
             w.push(&job, &model)?;
             request::check_within(&w, i + 1, total, self.base.limits().max_bytes).map_err(|e| {
                 match e {
@@ -187,35 +142,11 @@ impl AnthropicProvider {
                 }
             })?;
             if w.buffered() >= request::CHUNK_BYTES {
-                w.take();
+                body.write(&w.take())?;
             }
         }
-        // `finish` closes the body with `]}`.
-        Ok((w.len() as u64 + 2, uses))
-    }
-
-    /// Writes the raw request file (debug only), the body built once more a
-    /// piece at a time.
-    fn write_raw_request(
-        &self,
-        jobs: &dyn JobSource,
-        uses: &FileUses,
-        raw: &RawFiles,
-        path: &std::path::Path,
-    ) -> Result<()> {
-        let raw_err = |e: std::io::Error| Error::io("write the raw request file", path, e);
-        let mut file = raw.create(path)?;
-        let mut w = request::BodyWriter::streaming_with(uses.clone());
-        for job in jobs.jobs()? {
-            let job = job?;
-            let model = self.model(&job)?;
-            w.push(&job, &model)?;
-            if w.buffered() >= request::CHUNK_BYTES {
-                file.write_all(&w.take()).map_err(raw_err)?;
-            }
-        }
-        file.write_all(&w.finish()).map_err(raw_err)?;
-        file.flush().map_err(raw_err)
+        body.write(&w.finish())?;
+        body.finish()
     }
 
     fn model(&self, job: &Job) -> Result<Arc<ModelInfo>> {
@@ -291,24 +222,24 @@ impl Provider for AnthropicProvider {
         jobs: &dyn JobSource,
         req: BatchRequest<'_>,
     ) -> Result<CreatedBatch> {
-        // The body is measured (and checked against the size limit) first,
-        // then built again for each attempt and streamed a piece at a time,
-        // from the jobs as they are read: a 10,000-job body is tens of
-        // megabytes, and neither it nor the batch's prompts are held whole.
-        let (len, uses) = self.check_and_measure(jobs, req.batch_index)?;
+        // The body is built once, from the jobs as they are read, into a
+        // temporary file, and each attempt streams it from there: a
+        // 10,000-job body is tens of megabytes, and neither it nor the
+        // batch's prompts are held whole.
+        let body = self.build_body(jobs, req.batch_index)?;
         let url = self.http.url("/v1/messages/batches");
         let resp = self
             .http
             .send_streamed(
                 "create batch",
                 Attempts::Create,
-                |c, body| {
+                |c, stream| {
                     c.post(&url)
                         .header("content-type", "application/json")
-                        .header("content-length", len)
-                        .body(body)
+                        .header("content-length", body.len())
+                        .body(stream)
                 },
-                |tx| self.produce_body(jobs, &uses, len, tx),
+                |tx| body.send(tx, request::CHUNK_BYTES),
             )
             .await
             .map_err(submission_error)?;
@@ -320,7 +251,12 @@ impl Provider for AnthropicProvider {
         if let Some(dir) = req.raw_dir {
             let raw = RawFiles::new(dir);
             let path = raw.request_path("anthropic", &batch.id, "json");
-            if let Err(e) = self.write_raw_request(jobs, &uses, &raw, &path) {
+            let written = raw.create(&path).and_then(|mut f| {
+                body.copy_to(&mut f)?;
+                f.flush()
+                    .map_err(|e| Error::io("write the raw request file", &path, e))
+            });
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "could not write the raw request file");
             }
         }
