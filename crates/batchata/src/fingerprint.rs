@@ -114,6 +114,14 @@ fn write_canonical(out: &mut Vec<u8>, job: &Job) -> Result<()> {
     Ok(())
 }
 
+/// The fingerprint whose first and last 64 bits are `high` and `low`.
+pub fn of_halves(high: u64, low: u64) -> String {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&high.to_be_bytes());
+    b[8..].copy_from_slice(&low.to_be_bytes());
+    hex(&b)
+}
+
 /// The first 64 bits of a fingerprint, as kept per job in memory (0 when
 /// there is none, as in a state written before fingerprints).
 pub fn short(fingerprint: Option<&str>) -> u64 {
@@ -180,6 +188,10 @@ mod tests {
         // change (the expected values are SHA-256 computed outside Rust).
         let j = job("hello \"quoted\"\n");
         assert_eq!(of_job(&j).unwrap(), "155fae27edc045fd464ef926c54ea2ab");
+        assert_eq!(
+            of_halves(0x155fae27edc045fd, 0x0464ef926c54ea2a),
+            "155fae27edc045fd0464ef926c54ea2a"
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("abc.txt");
         std::fs::write(&p, "abc").unwrap();

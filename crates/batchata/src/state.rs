@@ -45,7 +45,7 @@ pub use events::{BatchRecord, Event, JobStatus};
 use ids::IdIndex;
 pub(crate) use lines::JobSansContent;
 pub use lines::JournalJobs;
-use lines::{JobLine, JobLineRef, JobLineSansContent, JOB_LINE_START};
+use lines::{JobLine, JobLineRef, JobLineSansContent, DONE_LINE_START, JOB_LINE_START};
 use records::{new_record, ModelNames};
 use table::JobTable;
 pub use table::{JobBits, JobNo, JobRanges, JobRecord};
@@ -87,6 +87,8 @@ pub struct StateStore {
     live: ahash::AHashMap<JobId, LiveJob>,
     /// Cost billed by every job ended so far.
     spent: f64,
+    /// The done line being written (kept to reuse its allocation).
+    line: Vec<u8>,
 }
 
 /// What the engine reads of a job in flight, kept while it is: no record
@@ -147,6 +149,7 @@ impl StateStore {
             index: None,
             live: ahash::AHashMap::new(),
             spent: 0.0,
+            line: Vec::new(),
         };
         store.append(&Event::Run {
             version: STATE_VERSION,
@@ -178,6 +181,40 @@ impl StateStore {
     /// Appends one event (buffered; call [`StateStore::sync`] to make it durable).
     pub fn append(&mut self, event: &Event) -> Result<u64> {
         self.append_line(event)
+    }
+
+    /// Appends a done line, the bytes [`Event::Done`] serializes to
+    /// (tested), written by hand: one per job.
+    fn append_done(
+        &mut self,
+        job: &str,
+        outcome: JobOutcome,
+        cost_usd: f64,
+        rerun: bool,
+    ) -> Result<()> {
+        use crate::json_out::{write_str, write_value};
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(DONE_LINE_START);
+        line.extend_from_slice(b"\"job\":");
+        write_str(line, job);
+        line.extend_from_slice(b",\"outcome\":");
+        write_value(line, &outcome)
+            .and_then(|()| {
+                line.extend_from_slice(b",\"cost_usd\":");
+                write_value(line, &cost_usd)
+            })
+            .map_err(|e| state_err(&self.path, format!("cannot encode event: {e}")))?;
+        line.extend_from_slice(if rerun {
+            b",\"rerun\":true}\n"
+        } else {
+            b",\"rerun\":false}\n"
+        });
+        self.writer
+            .write_all(line)
+            .map_err(|e| Error::io("write the state file", &self.path, e))?;
+        self.offset += line.len() as u64;
+        Ok(())
     }
 
     fn append_line(&mut self, event: &impl Serialize) -> Result<u64> {
@@ -295,10 +332,9 @@ impl StateStore {
     /// Takes jobs into a batch: from here until each ends (or is reset),
     /// the engine and the results name it by id. Returns their ids in order.
     pub fn claim(&mut self, jobs: impl IntoIterator<Item = JobNo>) -> Result<Vec<JobId>> {
-        let jobs = jobs.into_iter();
-        let mut ids = Vec::with_capacity(jobs.size_hint().0);
-        for no in jobs {
-            let rec = self.table.record(no)?;
+        let nos: Vec<JobNo> = jobs.into_iter().collect();
+        let mut ids = Vec::with_capacity(nos.len());
+        for (rec, no) in self.table.records(&nos)?.into_iter().zip(nos) {
             let id: JobId = Arc::from(rec.id);
             self.live.insert(
                 id.clone(),
@@ -384,13 +420,16 @@ impl StateStore {
         // the others are read back from the journal, in order.
         let mut out: Vec<Option<Job>> = Vec::with_capacity(ids.len());
         let mut heavy: Vec<JobId> = Vec::new();
-        for id in ids {
-            let rec = self.table.record(self.locate(id)?.no)?;
+        let nos = ids
+            .iter()
+            .map(|id| self.locate(id).map(|j| j.no))
+            .collect::<Result<Vec<JobNo>>>()?;
+        for (rec, id) in self.table.records(&nos)?.into_iter().zip(ids) {
             match rec.light {
                 Some(low) => out.push(Some(Job {
                     id: Some(rec.id),
                     model: Some(self.model_name(rec.model).to_string()),
-                    fingerprint: Some(format!("{:016x}{low:016x}", rec.fingerprint)),
+                    fingerprint: Some(crate::fingerprint::of_halves(rec.fingerprint, low)),
                     ..Job::default()
                 })),
                 None => {
@@ -515,12 +554,7 @@ impl StateStore {
             Some(j) => Some(j.no),
             None => self.find(job_id)?,
         };
-        self.append(&Event::Done {
-            job: job_id.to_string(),
-            outcome,
-            cost_usd,
-            rerun,
-        })?;
+        self.append_done(job_id, outcome, cost_usd, rerun)?;
         self.spent += cost_usd;
         if let Some(n) = no {
             self.table.set_status(n, JobStatus::Done(outcome), rerun);
@@ -538,12 +572,7 @@ impl StateStore {
     ) -> Result<()> {
         let id = self.table.record(n)?.id;
         self.live.remove(id.as_str());
-        self.append(&Event::Done {
-            job: id,
-            outcome,
-            cost_usd,
-            rerun,
-        })?;
+        self.append_done(&id, outcome, cost_usd, rerun)?;
         self.spent += cost_usd;
         self.table.set_status(n, JobStatus::Done(outcome), rerun);
         Ok(())
@@ -658,7 +687,7 @@ pub struct StateCounts {
 
 #[cfg(test)]
 mod tests {
-    use super::lines::{parse_event, DONE_LINE_START, JOURNAL_READ_BYTES};
+    use super::lines::{parse_event, JOURNAL_READ_BYTES};
     use super::*;
     use std::fs::OpenOptions;
 
@@ -709,6 +738,28 @@ mod tests {
                 ),
                 other => panic!("{other:?}"),
             }
+        }
+        // The hand-written done line is serde's, byte for byte.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::create(&dir.path().join("s.jsonl"), "r", dir.path()).unwrap();
+        for (id, outcome, cost_usd, rerun) in [
+            ("j\"1", JobOutcome::Completed, 0.00016, false),
+            ("j2", JobOutcome::Cancelled, 0.0, true),
+            ("j3", JobOutcome::Failed, 1e-9, false),
+        ] {
+            let start = s.offset;
+            s.append_done(id, outcome, cost_usd, rerun).unwrap();
+            s.sync().unwrap();
+            let all = std::fs::read(&s.path).unwrap();
+            let mut want = serde_json::to_vec(&Event::Done {
+                job: id.into(),
+                outcome,
+                cost_usd,
+                rerun,
+            })
+            .unwrap();
+            want.push(b'\n');
+            assert_eq!(&all[start as usize..], &want[..]);
         }
         let done = br#"{"t":"done","job":"j1","outcome":"completed","cost_usd":0.0}"#;
         assert!(matches!(

@@ -169,6 +169,7 @@ impl StateStore {
             index: Some(index),
             live: ahash::AHashMap::new(),
             spent,
+            line: Vec::new(),
         })
     }
 }

@@ -232,6 +232,37 @@ impl JobTable {
         Ok(JobRecord::decode(&b))
     }
 
+    /// The records of jobs `nos`, in that order: each run of consecutive
+    /// numbers is read at once (a batch's jobs are mostly one run), not a
+    /// read per record.
+    pub(crate) fn records(&self, nos: &[JobNo]) -> Result<Vec<JobRecord>> {
+        const RUN: usize = 1024;
+        let mut out = Vec::with_capacity(nos.len());
+        let mut buf = Vec::new();
+        let mut k = 0;
+        while k < nos.len() {
+            let first = self.check(nos[k])?;
+            let mut len = 1;
+            while len < RUN
+                && k + len < nos.len()
+                && nos[k + len] as usize == first + len
+                && first + len < self.flushed
+            {
+                len += 1;
+            }
+            if len == 1 || first >= self.flushed {
+                out.push(self.record(nos[k])?);
+            } else {
+                buf.resize(len * RECORD_BYTES, 0);
+                read_exact_at(&self.file, &mut buf, (first * RECORD_BYTES) as u64)
+                    .map_err(|e| scratch_err(&self.journal, e))?;
+                out.extend(buf.chunks_exact(RECORD_BYTES).map(JobRecord::decode));
+            }
+            k += len;
+        }
+        Ok(out)
+    }
+
     /// Replaces job `n`'s record (a changed job added again).
     pub(crate) fn set_record(&mut self, n: JobNo, rec: &JobRecord) -> Result<()> {
         let i = self.check(n)?;
@@ -488,6 +519,25 @@ mod tests {
         assert!(t.record(10_000).is_err());
         let long = "x".repeat(65);
         assert!(t.push(&rec(&long, 1)).is_err());
+    }
+
+    #[test]
+    fn records_read_in_runs_are_those_read_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = JobTable::new(&dir.path().join("state.jsonl")).unwrap();
+        let n = (TAIL_RECORDS * 2 + 100) as u64;
+        for i in 0..n {
+            t.push(&rec(&format!("job-{i}"), i)).unwrap();
+        }
+        // Runs longer than a read, across the flushed part and the tail,
+        // out of order, repeated and single.
+        let mut nos: Vec<JobNo> = (5..3_000).collect();
+        nos.extend([2, 2, 9, (n - 1) as JobNo, 0]);
+        nos.extend((n as JobNo - 150)..(n as JobNo));
+        let got = t.records(&nos).unwrap();
+        let want: Vec<_> = nos.iter().map(|&k| t.record(k).unwrap()).collect();
+        assert_eq!(got, want);
+        assert!(t.records(&[1, n as JobNo]).is_err());
     }
 
     #[test]
