@@ -10,15 +10,23 @@ use serde::Serialize;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of the eight bytes of `w` is a control character, `"` or
-/// `\` (exact: a byte of 0x80 or above never counts).
-fn word_needs_escape(w: u64) -> bool {
+/// The high bit of each of the eight bytes of `w` that is a control
+/// character, `"` or `\` (exactly: a byte of 0x80 or above never counts,
+/// and a zero mask means no byte does).
+fn word_mask(w: u64) -> u64 {
     let below_space = w.wrapping_sub(ONES * 0x20) & !w;
     let q = w ^ (ONES * u64::from(b'"'));
     let quote = q.wrapping_sub(ONES) & !q;
     let b = w ^ (ONES * u64::from(b'\\'));
     let backslash = b.wrapping_sub(ONES) & !b;
-    (below_space | quote | backslash) & HIGHS != 0
+    (below_space | quote | backslash) & HIGHS
+}
+
+/// The eight bytes at `at` as a word.
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes.get(at..at + 8)?);
+    Some(u64::from_le_bytes(w))
 }
 
 /// The escape serde_json writes for `b`, if it needs one.
@@ -45,10 +53,15 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            if !word_needs_escape(u64::from_le_bytes(w)) {
+        // Sixteen bytes at a time while none needs escaping.
+        if let (Some(a), Some(b)) = (word(bytes, i), word(bytes, i + 8)) {
+            if word_mask(a) | word_mask(b) == 0 {
+                i += 16;
+                continue;
+            }
+        }
+        if let Some(a) = word(bytes, i) {
+            if word_mask(a) == 0 {
                 i += 8;
                 continue;
             }

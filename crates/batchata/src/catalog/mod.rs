@@ -7,7 +7,6 @@
 //! variable, or [`crate::Batch::models_file`]) without waiting for a release.
 //! An entry in the user's file replaces the built-in entry of the same name.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -188,7 +187,8 @@ struct CatalogFile {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     models: Vec<Arc<ModelInfo>>,
-    by_name: HashMap<String, usize>,
+    /// Looked up several times per job: hashed with ahash.
+    by_name: ahash::AHashMap<String, usize>,
 }
 
 impl Catalog {
@@ -217,7 +217,7 @@ impl Catalog {
             serde_json::from_str(text).map_err(|e| Error::Parse(format!("model catalog: {e}")))?;
         let mut catalog = Catalog {
             models: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: ahash::AHashMap::new(),
         };
         for m in file.models {
             catalog.insert(m);
