@@ -362,9 +362,10 @@ async fn errored_canceled_and_expired_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_create_body_is_streamed_and_built_again_for_a_retry() {
+async fn a_large_create_body_is_streamed_and_sent_again_whole_for_a_retry() {
     // ~700 KB of prompts: the body goes out in several pieces, and the first
-    // attempt is refused, so it is produced twice.
+    // attempt is refused, so it is sent twice (from the file it was built
+    // into once).
     let h = Emulator::start(EmulatorConfig::new().fail_first(
         Endpoint::AnthropicCreate,
         1,

@@ -327,7 +327,10 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
                 match fault {
                     FaultKind::DropConnection => return cut(conn.as_ref()),
                     FaultKind::DropAfter => drop_after = true,
-                    _ => break 'answer fault_error(&state.config, provider, fault).into_response(),
+                    _ => {
+                        drain(req).await;
+                        break 'answer fault_error(&state.config, provider, fault).into_response();
+                    }
                 }
             }
             let rejection = *lock(&state.key_rejection);
@@ -338,6 +341,7 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
                 _ => check_auth(&state.config, rejection, provider, req.headers()),
             };
             if let Err(err) = auth {
+                drain(req).await;
                 break 'answer err.into_response();
             }
         }
@@ -359,6 +363,16 @@ async fn front_door(State(state): State<Arc<AppState>>, req: Request, next: Next
         resp.headers_mut().insert(HeaderName::from_static(name), v);
     }
     resp
+}
+
+/// Reads a request's body to its end and drops it, as the providers' front
+/// doors do before they refuse a call: the error answers a request received
+/// whole, and a client still sending a large body gets the answer, not a
+/// broken pipe.
+async fn drain(req: Request) {
+    use futures::StreamExt;
+    let mut body = req.into_body().into_data_stream();
+    while let Some(Ok(_)) = body.next().await {}
 }
 
 /// Cuts the connection so that not a byte of the returned response is sent.
