@@ -199,6 +199,23 @@ impl LineParser {
     }
 }
 
+/// The lines of a file, counted in a quick first pass (it leaves the file
+/// in the page cache for the real one); `None` when it cannot be read,
+/// which the real pass then reports.
+fn count_lines(path: &Path) -> Option<usize> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut lines = 0;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+            Err(_) => return None,
+        }
+    }
+}
+
 /// A jobs-file line as a well-formed one is: [`FIELDS`] only, each of its
 /// type. A line that does not read as one takes the general path, whose
 /// checks this one implies (and which names the problems).
@@ -409,6 +426,10 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // The batch sizes its table of ids once for the whole file.
+        if let Some(lines) = count_lines(path) {
+            batch.reserve_jobs(lines);
+        }
         (Box::new(file), base, path)
     };
     let mut parser = LineParser::new(base);

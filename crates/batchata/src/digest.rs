@@ -55,6 +55,15 @@ impl<V: Copy + Default> DigestMap<V> {
         }
     }
 
+    /// Room for `additional` more keys without growing: a table grown a
+    /// step at a time holds its old and its new slots at once at each step.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let slots = (self.len + additional).saturating_mul(100) / MAX_LOAD_PCT + 1;
+        if slots > self.keys.len() {
+            self.resize(slots);
+        }
+    }
+
     /// The slot holding `d`, or the empty slot where it would go.
     fn find_slot(&self, d: u64) -> usize {
         let n = self.keys.len();
@@ -129,6 +138,24 @@ mod tests {
         let (v, new) = m.entry(digest("job-5"));
         assert!(!new);
         assert_eq!(*v, 5);
+    }
+
+    #[test]
+    fn a_reserved_table_takes_what_was_announced_without_growing() {
+        let mut m: DigestMap<u32> = DigestMap::default();
+        *m.entry(digest("first")).0 = 7;
+        m.reserve(50_000);
+        let slots = m.keys.len();
+        for i in 0..50_000u32 {
+            *m.entry(digest(&format!("id-{i}"))).0 = i;
+        }
+        assert_eq!(m.keys.len(), slots, "no growth");
+        assert_eq!(m.get(digest("first")), Some(7));
+        assert_eq!(m.get(digest("id-49999")), Some(49_999));
+        // More than announced still fits: the table grows as before.
+        *m.entry(digest("one more")).0 = 1;
+        m.reserve(0);
+        assert_eq!(m.len(), 50_002);
     }
 
     #[test]
