@@ -45,7 +45,10 @@ pub use events::{BatchRecord, Event, JobStatus};
 use ids::IdIndex;
 pub(crate) use lines::JobSansContent;
 pub use lines::JournalJobs;
-use lines::{JobLine, JobLineRef, JobLineSansContent, DONE_LINE_START, JOB_LINE_START};
+use lines::{
+    JobLine, JobLineRef, JobLineSansContent, DONE_LINE_START, JOB_LINE_START, JOURNAL_READ_BYTES,
+    MAX_JOB_LINE,
+};
 use records::{new_record, ModelNames};
 use table::JobTable;
 pub use table::{JobBits, JobNo, JobRanges, JobRecord};
@@ -478,14 +481,21 @@ impl StateStore {
         let mut buf = Vec::new();
         let mut schemas = SchemaInterner::default();
         let offsets: Vec<u64> = self.records_of(ids)?.iter().map(|r| r.offset).collect();
+        // One buffered reader for all: a batch's job lines mostly follow
+        // each other in the journal, and it seeks only where they do not.
+        let mut r = BufReader::with_capacity(JOURNAL_READ_BYTES, &self.reader);
+        let mut at: Option<u64> = None;
         for (id, offset) in ids.iter().zip(offsets) {
-            self.reader
-                .seek(SeekFrom::Start(offset))
-                .map_err(|e| Error::io("seek in the state file", &self.path, e))?;
+            if at != Some(offset) {
+                r.seek(SeekFrom::Start(offset))
+                    .map_err(|e| Error::io("seek in the state file", &self.path, e))?;
+            }
             buf.clear();
-            let mut r = BufReader::new((&mut self.reader).take(64 << 20));
-            r.read_until(b'\n', &mut buf)
+            let n = (&mut r)
+                .take(MAX_JOB_LINE as u64)
+                .read_until(b'\n', &mut buf)
                 .map_err(|e| Error::io("read the state file", &self.path, e))?;
+            at = Some(offset + n as u64);
             match parse(&buf) {
                 Some(mut job) if job.id_str() == &**id => {
                     schemas.share(&mut job);
@@ -701,7 +711,7 @@ pub struct StateCounts {
 
 #[cfg(test)]
 mod tests {
-    use super::lines::{parse_event, JOURNAL_READ_BYTES};
+    use super::lines::parse_event;
     use super::*;
     use std::fs::OpenOptions;
 
