@@ -8,6 +8,7 @@
 //! accepts), and results are matched back by that id, never by position.
 
 pub mod anthropic;
+pub(crate) mod body;
 mod common;
 pub mod gemini;
 pub(crate) mod http;

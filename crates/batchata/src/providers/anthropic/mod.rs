@@ -22,10 +22,10 @@ use futures::StreamExt;
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::providers::body::{BodySpool, SpooledBody};
 use crate::providers::common::{is_wire_id, submission_error};
 use crate::providers::http::{
-    Attempts, AuthStyle, BodySpool, HttpClient, HttpClientConfig, SpooledBody, DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
+    Attempts, AuthStyle, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
