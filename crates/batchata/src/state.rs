@@ -46,8 +46,7 @@ use ids::IdIndex;
 pub(crate) use lines::JobSansContent;
 pub use lines::JournalJobs;
 use lines::{
-    JobLine, JobLineRef, JobLineSansContent, DONE_LINE_START, JOB_LINE_START, JOURNAL_READ_BYTES,
-    MAX_JOB_LINE,
+    JobLine, JobLineSansContent, DONE_LINE_START, JOB_LINE_START, JOURNAL_READ_BYTES, MAX_JOB_LINE,
 };
 use records::{new_record, ModelNames};
 use table::JobTable;
@@ -245,10 +244,14 @@ impl StateStore {
     /// Records a job (once, at the start of a run; again with a changed
     /// request, which replaces the old one and makes the job pending).
     pub fn add_job(&mut self, job: &Job) -> Result<JobNo> {
-        let offset = self.append_line(&JobLineRef { t: "job", job })?;
-        let line_len = self.offset - offset;
-        let rec = new_record(&mut self.models, job, offset, line_len)?;
-        put_job(&mut self.table, self.index.as_mut(), &rec)
+        let mut json = Vec::new();
+        job.write_json(&mut json).map_err(|e| {
+            state_err(
+                &self.path,
+                format!("job '{}': cannot encode: {e}", job.id_str()),
+            )
+        })?;
+        self.add_job_json(job, &json)
     }
 
     /// Records a job from its JSON as [`crate::spool::JobSpool`] holds it:
@@ -722,7 +725,7 @@ mod tests {
             .model("m")
             .max_tokens(5);
         let event = serde_json::to_vec(&Event::Job { job: job.clone() }).unwrap();
-        let direct = serde_json::to_vec(&JobLineRef {
+        let direct = serde_json::to_vec(&super::lines::JobLineRef {
             t: "job",
             job: &job,
         })
@@ -879,6 +882,45 @@ mod tests {
         assert_eq!(back.job_count(), 1, "one id, added twice: one job");
         back.claim([0]).unwrap();
         assert_eq!(back.load_jobs(&["j1".into()]).unwrap(), vec![job]);
+    }
+
+    #[test]
+    fn jobs_in_flight_coming_and_going_in_batches_keep_the_map_at_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s =
+            StateStore::create(&dir.path().join("state.jsonl"), "run-1", dir.path()).unwrap();
+        let (batch, in_flight, batches) = (1_000u32, 10u32, 60u32);
+        for i in 0..batch * batches {
+            s.add_job(&Job::prompt(format!("p{i}")).id(format!("j{i}")))
+                .unwrap();
+        }
+        let mut claimed = std::collections::VecDeque::new();
+        for b in 0..in_flight {
+            claimed.push_back(s.claim(b * batch..(b + 1) * batch).unwrap());
+        }
+        let full = s.live.capacity();
+        for b in in_flight..batches {
+            // The oldest batch ends, the next one takes its place.
+            for id in claimed.pop_front().unwrap() {
+                s.record_done(&id, JobOutcome::Completed, 0.0, false)
+                    .unwrap();
+            }
+            claimed.push_back(s.claim(b * batch..(b + 1) * batch).unwrap());
+            assert!(
+                s.live.capacity() <= full,
+                "batch {b}: {} slots for {} jobs (it started at {full})",
+                s.live.capacity(),
+                s.live.len()
+            );
+        }
+        // Every job in flight is still found, by number and model.
+        for ids in &claimed {
+            for id in ids {
+                assert!(s.find(id).unwrap().is_some());
+                assert_eq!(s.model_of(id).unwrap(), "");
+            }
+        }
+        assert_eq!(s.live.len(), (batch * in_flight) as usize);
     }
 
     #[test]

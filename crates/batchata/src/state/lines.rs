@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{state_err, Event, JobId};
 use crate::error::{Error, Result};
@@ -92,8 +92,9 @@ impl From<JobSansContent> for Job {
 }
 
 /// A job line as written: the same bytes as [`Event::Job`], without a copy
-/// of the job.
-#[derive(Serialize)]
+/// of the job (what the tests compare the journal's job lines with).
+#[cfg(test)]
+#[derive(serde::Serialize)]
 pub(super) struct JobLineRef<'a> {
     pub(super) t: &'static str,
     pub(super) job: &'a Job,
