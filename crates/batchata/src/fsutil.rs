@@ -33,8 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// after this returns, a power loss cannot lose them. On Linux one
 /// `syncfs` covers every file of the folder's file system at once, so a
 /// batch of result files costs one call instead of one fsync each;
-/// elsewhere each file and then the folder are fsynced.
-pub fn sync_written(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
+/// elsewhere each file and then the folder are fsynced (`files` is only
+/// walked there, so a caller can hand over a lazy iterator).
+pub fn sync_written(dir: &Path, files: impl IntoIterator<Item = std::path::PathBuf>) -> Result<()> {
     let d = std::fs::File::open(dir).map_err(|e| Error::io("open folder", dir, e))?;
     #[cfg(target_os = "linux")]
     {
@@ -44,9 +45,9 @@ pub fn sync_written(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
     #[cfg(not(target_os = "linux"))]
     {
         for f in files {
-            std::fs::File::open(f)
+            std::fs::File::open(&f)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io("sync", f, e))?;
+                .map_err(|e| Error::io("sync", &f, e))?;
         }
         // Folders cannot be opened for syncing on every OS; where they can,
         // this makes the new names durable.

@@ -597,15 +597,33 @@ async fn file_paths_are_stored_absolute() {
 // 10. A result that cannot be written is never journaled done; a rerun collects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_result_stops_the_run_and_a_rerun_collects_it_unpaid() {
+    unwritable_results_are_collected_by_a_rerun(3, &["q001"]).await;
+}
+
+// The same with groups large enough to be split between the writer and its
+// helper thread: q040 falls in the writer's half of the first group of 128
+// results, q100 in the helper's. Neither side's failure is lost, alone or
+// together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_results_on_either_writing_thread_stop_the_run_and_a_rerun_collects_them() {
+    for blocked in [&["q040"][..], &["q100"], &["q040", "q100"]] {
+        unwritable_results_are_collected_by_a_rerun(300, blocked).await;
+    }
+}
+
+async fn unwritable_results_are_collected_by_a_rerun(n: usize, blocked: &[&str]) {
     let h = Emulator::start(EmulatorConfig::new()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ps = prompts(3, "unwritable");
-    // A folder where one result file must go.
-    std::fs::create_dir_all(dir.path().join("results").join("q001.json")).unwrap();
-    let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
-        .start()
-        .await
-        .unwrap();
+    let ps = prompts(n, "unwritable");
+    // Folders where result files must go.
+    for id in blocked {
+        std::fs::create_dir_all(dir.path().join("results").join(format!("{id}.json"))).unwrap();
+    }
+    // One provider batch: its results come in groups of 128.
+    let batch = |dir: &Path| {
+        with_prompts(new_batch(dir, &h, "claude-haiku-4-5"), &ps, true).items_per_batch(n)
+    };
+    let run = batch(dir.path()).start().await.unwrap();
     // Every waiter gets the error itself: our trouble, not the provider's.
     let other = run.clone();
     let (a, b) = tokio::join!(run.wait(), other.wait());
@@ -615,15 +633,24 @@ async fn an_unwritable_result_stops_the_run_and_a_rerun_collects_it_unpaid() {
     }
     let st = StateReport::load(&dir.path().join("state.jsonl")).unwrap();
     assert_eq!(st.counts.failed, 0);
-    assert!(st.counts.completed < 3);
-    std::fs::remove_dir(dir.path().join("results").join("q001.json")).unwrap();
-    let run = with_prompts(new_batch(dir.path(), &h, "claude-haiku-4-5"), &ps, true)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(run.status().completed, 3);
+    assert!(st.counts.completed < n);
+    for id in blocked {
+        let p = dir.path().join("results").join(format!("{id}.json"));
+        assert!(p.is_dir(), "{id}: left as it was");
+        std::fs::remove_dir(p).unwrap();
+    }
+    // Every job the state holds done has its result on disk.
+    let on_disk = results(dir.path()).len();
+    assert!(
+        on_disk >= st.counts.completed,
+        "{on_disk} files, {} done",
+        st.counts.completed
+    );
+    let run = batch(dir.path()).run().await.unwrap();
+    assert_eq!(run.status().completed, n);
     assert_eq!(h.stats().batches_created, 1, "collected, not paid again");
     let rs = results(dir.path());
+    assert_eq!(rs.len(), n);
     for (i, r) in rs.iter().enumerate() {
         assert!(answers_its_own_prompt(r, &ps[i]));
     }
