@@ -560,7 +560,12 @@ impl Batch {
             )));
         }
         let mut job = self.prepare(job)?;
-        let fingerprint = crate::fingerprint::of_job(&job)?;
+        // Preflight has just read the job's file: its hash is known.
+        let file_hash = job
+            .file
+            .as_deref()
+            .and_then(|p| self.file_checks.file_sha256(p));
+        let fingerprint = crate::fingerprint::of_job_with(&job, file_hash)?;
         let expected = std::mem::take(&mut self.ids.expected);
         let id = match &job.id {
             Some(id) => {
@@ -619,7 +624,7 @@ impl Batch {
         }
         if let Some(f) = &job.file {
             // Stored absolute, so a rerun from another folder finds it.
-            if let Ok(abs) = std::fs::canonicalize(f) {
+            if let Some(abs) = self.file_checks.absolute(f) {
                 job.file = Some(abs);
             }
         }

@@ -49,10 +49,25 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-/// The fingerprint of a merged job (defaults applied, model resolved).
+/// SHA-256 of bytes already in memory, as [`file_sha256`] gives it for a
+/// file holding them.
+pub fn bytes_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The fingerprint of a merged job (defaults applied, model resolved),
+/// reading its file.
+#[cfg(test)]
 pub fn of_job(job: &Job) -> Result<String> {
+    of_job_with(job, None)
+}
+
+/// The fingerprint of a merged job (defaults applied, model resolved),
+/// given the SHA-256 of its file when it is already known (preflight read
+/// the file moments ago); `None` reads the file.
+pub fn of_job_with(job: &Job, file_sha256: Option<&str>) -> Result<String> {
     let mut canonical = Vec::with_capacity(512);
-    write_canonical(&mut canonical, job).map_err(|e| {
+    write_canonical(&mut canonical, job, file_sha256).map_err(|e| {
         Error::Validation(format!(
             "job '{}': cannot fingerprint the request: {e}",
             job.id_str()
@@ -67,7 +82,7 @@ pub fn of_job(job: &Job) -> Result<String> {
 /// `model`, `messages`, `prompt`, `file_name`, `file_sha256`,
 /// `temperature`, `max_tokens`, `response_schema`, `enable_citations`,
 /// absent ones as `null`. Written by hand as serde would write it (tested).
-fn write_canonical(out: &mut Vec<u8>, job: &Job) -> Result<()> {
+fn write_canonical(out: &mut Vec<u8>, job: &Job, known_sha256: Option<&str>) -> Result<()> {
     use crate::json_out::{key, write_str, write_value};
     let json = |e: serde_json::Error| Error::Validation(e.to_string());
     let opt_str = |out: &mut Vec<u8>, s: Option<&str>| match s {
@@ -77,7 +92,10 @@ fn write_canonical(out: &mut Vec<u8>, job: &Job) -> Result<()> {
     let (file_name, file_sha256) = match &job.file {
         Some(p) => (
             p.file_name().map(|n| n.to_string_lossy().into_owned()),
-            Some(file_sha256(p)?),
+            Some(match known_sha256 {
+                Some(h) => h.to_owned(),
+                None => file_sha256(p)?,
+            }),
         ),
         None => (None, None),
     };
@@ -259,7 +277,7 @@ mod tests {
             })
             .unwrap();
             let mut ours = Vec::new();
-            write_canonical(&mut ours, &j).unwrap();
+            write_canonical(&mut ours, &j, None).unwrap();
             assert_eq!(
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(serde).unwrap()
@@ -276,6 +294,12 @@ mod tests {
         let before = of_job(&j).unwrap();
         std::fs::write(&p, "two").unwrap();
         assert_ne!(before, of_job(&j).unwrap());
+        // A hash of the bytes in memory is the file's hash.
+        assert_eq!(bytes_sha256(b"two"), file_sha256(&p).unwrap());
+        assert_eq!(
+            of_job_with(&j, Some(&bytes_sha256(b"two"))).unwrap(),
+            of_job(&j).unwrap()
+        );
     }
 
     #[test]

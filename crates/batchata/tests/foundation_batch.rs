@@ -734,6 +734,37 @@ fn user_ids_must_be_unique_and_generated_ids_avoid_them() {
     b.add_job(Job::prompt("x").id("keep")).unwrap();
 }
 
+// Preflight reads a job's file once per change, and the fingerprint takes
+// its hash from that read: jobs on one unchanged file share it, and a file
+// changed between two jobs gives the second another id, by relative and
+// absolute path alike.
+#[test]
+fn a_file_changed_between_two_jobs_gives_them_different_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = write(dir.path(), "doc.txt", b"The sky is blue.");
+    let cwd = std::env::current_dir().unwrap();
+    let depth = cwd.components().count() - 1;
+    let relative: PathBuf = std::iter::repeat_n("..", depth)
+        .collect::<PathBuf>()
+        .join(doc.strip_prefix("/").unwrap());
+    let mut b = with_model(HAIKU);
+    let first = b.add_job(Job::file(&doc, "Colour?")).unwrap();
+    assert_eq!(
+        b.add_job(Job::file(&relative, "Colour?")).unwrap(),
+        format!("{first}-2")
+    );
+    std::fs::write(&doc, "The sky is grey today.").unwrap();
+    let changed = b.add_job(Job::file(&relative, "Colour?")).unwrap();
+    assert!(!changed.starts_with(&first), "{first} / {changed}");
+    assert_eq!(
+        b.add_job(Job::file(&doc, "Colour?")).unwrap(),
+        format!("{changed}-2")
+    );
+    // The same as a batch that never saw the first version.
+    let mut fresh = with_model(HAIKU);
+    assert_eq!(fresh.add_job(Job::file(&doc, "Colour?")).unwrap(), changed);
+}
+
 #[test]
 fn a_million_generated_ids_are_unique() {
     let mut b = with_model(HAIKU);

@@ -48,6 +48,9 @@ pub(super) struct Facts {
     pub(super) dims: Option<(usize, usize)>,
     /// Token counts per tokenizer.
     pub(super) tokens: Vec<(String, Count)>,
+    /// SHA-256 of the bytes, for the job's fingerprint; `None` when the
+    /// file was too big to be read whole.
+    pub(super) sha256: Option<String>,
 }
 
 impl FileChecks {
@@ -94,6 +97,10 @@ impl FileChecks {
             Some(c) if c.stamp == stamp => c.facts.clone(),
             _ => {
                 let facts = inspect(path, stamp.len);
+                if self.files.len() >= super::FILES_KEPT {
+                    // Bounded: a job on a file forgotten here reads it again.
+                    self.files.clear();
+                }
                 self.files.insert(
                     path.to_path_buf(),
                     Checked {
@@ -204,6 +211,7 @@ fn inspect(path: &Path, len: u64) -> std::result::Result<Facts, String> {
         pdf: None,
         dims: None,
         tokens: Vec::new(),
+        sha256: (!too_big).then(|| crate::fingerprint::bytes_sha256(&bytes)),
     };
     match kind {
         FileKind::Pdf if !too_big => {

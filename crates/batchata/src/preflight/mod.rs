@@ -42,10 +42,17 @@ pub const MAX_LISTED: usize = 50;
 
 const MIB: u64 = 1 << 20;
 
+/// Files whose facts are kept at most: enough for jobs that ask many
+/// questions of a few thousand documents, bounded for a million jobs with a
+/// file each.
+const FILES_KEPT: usize = 4096;
+
 /// What preflight learnt about the files it checked, so each is read once.
 #[derive(Debug, Clone, Default)]
 pub struct FileChecks {
     files: HashMap<PathBuf, Checked>,
+    /// Paths as jobs gave them, and where they lead.
+    absolute: HashMap<PathBuf, PathBuf>,
     /// The last schema measured: its JSON length and its strict-mode problems.
     schema: Option<(ResponseSchema, u64, Vec<String>)>,
 }
@@ -122,6 +129,32 @@ impl FileChecks {
             }
         }
         problems
+    }
+
+    /// `path` made absolute, links resolved (`None` when it does not
+    /// resolve). Jobs on one file resolve it once.
+    pub(crate) fn absolute(&mut self, path: &std::path::Path) -> Option<PathBuf> {
+        // Keyed by the path from the process's folder as it is now, which
+        // an application may change between jobs.
+        let key = std::path::absolute(path).ok()?;
+        if let Some(abs) = self.absolute.get(&key) {
+            return Some(abs.clone());
+        }
+        let abs = std::fs::canonicalize(&key).ok()?;
+        if self.absolute.len() >= FILES_KEPT {
+            self.absolute.clear();
+        }
+        self.absolute.insert(key, abs.clone());
+        Some(abs)
+    }
+
+    /// The SHA-256 of `path` as the last check of it read it, if that check
+    /// is still kept and the file could be read whole.
+    pub(crate) fn file_sha256(&self, path: &std::path::Path) -> Option<&str> {
+        match &self.files.get(path)?.facts {
+            Ok(f) => f.sha256.as_deref(),
+            Err(_) => None,
+        }
     }
 
     /// A schema's JSON length and its problems for OpenAI's strict mode,
