@@ -10,8 +10,10 @@
 #[cfg(feature = "emulator")]
 mod emulate;
 mod jobs;
+mod models;
 mod report;
 mod run;
+mod status;
 mod terminal;
 
 use std::collections::HashMap;
@@ -333,13 +335,13 @@ fn main() -> ExitCode {
                 refresh,
                 emulator_url,
             } => {
-                let state = report::state_path(dir.as_deref(), state.as_deref());
+                let state = status::state_path(dir.as_deref(), state.as_deref());
                 let live = if refresh {
                     refresh_counts(&state, emulator_url.as_deref()).await?
                 } else {
                     Default::default()
                 };
-                report::status(&state, json, &live)
+                status::status(&state, json, &live)
             }
             Command::Results {
                 dir,
@@ -356,10 +358,10 @@ fn main() -> ExitCode {
                 state,
                 emulator_url,
             } => {
-                let state = report::state_path(dir.as_deref(), state.as_deref());
+                let state = status::state_path(dir.as_deref(), state.as_deref());
                 cancel(&state, emulator_url.as_deref()).await
             }
-            Command::Models { json, wide } => report::models(json, wide),
+            Command::Models { json, wide } => models::models(json, wide),
             #[cfg(feature = "emulator")]
             Command::Emulate(args) => emulate::emulate(args).await,
             Command::Completions { shell } => completions(shell),
@@ -497,9 +499,9 @@ fn settings_for(emulator_url: Option<&str>) -> Result<ProviderSettings, Failure>
 async fn refresh_counts(
     state: &Path,
     emulator_url: Option<&str>,
-) -> Result<HashMap<usize, Result<report::Live, String>>, Failure> {
+) -> Result<HashMap<usize, Result<status::Live, String>>, Failure> {
     init_logs(Verbosity::Error);
-    let r = report::load_state(state)?;
+    let r = status::load_state(state)?;
     let settings = settings_for(emulator_url)?;
     let catalog = Arc::new(Catalog::load_default().map_err(classify)?);
     let mut clients: HashMap<ProviderKind, Result<Arc<dyn Provider>, String>> = HashMap::new();
@@ -517,7 +519,7 @@ async fn refresh_counts(
             Ok(c) => c
                 .get_batch_status(id)
                 .await
-                .map(|st| report::Live {
+                .map(|st| status::Live {
                     status: st.provider_status,
                     counts: st.counts,
                 })
