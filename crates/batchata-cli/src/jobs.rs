@@ -401,12 +401,24 @@ pub const MAX_LISTED: usize = batchata::error::MAX_LISTED;
 /// The byte-order mark a UTF-8 file may start with.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Lines read between two calls of [`load`]'s `on_read`.
+const REPORT_EVERY: usize = 4096;
+
 /// Reads every line of `path` into `batch` and returns how many jobs it
 /// holds. Blank lines and lines starting with `//` are skipped, and a UTF-8
 /// byte-order mark at the start is ignored. Every line is checked, and when
 /// any is bad, every problem is reported (each with its line and field) and
 /// nothing is submitted.
-pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
+///
+/// `on_read(lines read, lines in the file)` is told how far the reading has
+/// got: once the lines are counted, every [`REPORT_EVERY`] lines and at the
+/// end. The file's line count is known unless it is standard input.
+pub fn load(
+    path: &Path,
+    batch: &mut Batch,
+    on_read: &mut dyn FnMut(usize, Option<usize>),
+) -> Result<usize, JobsError> {
+    let mut total = None;
     // `-` is standard input: its relative paths resolve against the
     // current folder, and messages name it `<stdin>`.
     let (file, base, path): (Box<dyn std::io::Read>, &Path, &Path) = if path == Path::new("-") {
@@ -427,11 +439,13 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         // The batch sizes its table of ids once for the whole file.
-        if let Some(lines) = count_lines(path) {
+        total = count_lines(path);
+        if let Some(lines) = total {
             batch.reserve_jobs(lines);
         }
         (Box::new(file), base, path)
     };
+    on_read(0, total);
     let mut parser = LineParser::new(base);
     let mut problems = Problems::new(path);
     let mut n = 0;
@@ -447,7 +461,11 @@ pub fn load(path: &Path, batch: &mut Batch) -> Result<usize, JobsError> {
             ))
         })?;
         if read == 0 {
+            on_read(lineno - 1, total);
             break;
+        }
+        if lineno % REPORT_EVERY == 0 {
+            on_read(lineno, total);
         }
         let start = offset;
         offset += read as u64;
@@ -590,6 +608,37 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn reading_reports_its_progress_in_lines_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.jsonl");
+        let n = 2 * REPORT_EVERY + 100;
+        let mut text = String::from("// a comment line counts as a line\n");
+        for i in 1..n {
+            text.push_str(&format!(
+                "{{\"prompt\": \"q{i}\", \"model\": \"claude-haiku-4-5\"}}\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut batch = Batch::new(dir.path().join("out"));
+        let mut seen = Vec::new();
+        let jobs = load(&path, &mut batch, &mut |read, total| {
+            seen.push((read, total))
+        })
+        .unwrap();
+        assert_eq!(jobs, n - 1);
+        let total = Some(n);
+        assert_eq!(
+            seen,
+            vec![
+                (0, total),
+                (REPORT_EVERY, total),
+                (2 * REPORT_EVERY, total),
+                (n, total)
+            ]
+        );
     }
 
     #[test]

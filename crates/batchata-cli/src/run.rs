@@ -229,9 +229,31 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     batch
         .check()
         .map_err(|e| Failure::input(crate::cli_words(&e.to_string())))?;
-    let n = jobs::load(&args.jobs, &mut batch).map_err(Failure::input)?;
+    // Logs and a view redrawn in place do not mix: -v prints plain lines.
+    let mode = match (args.quiet, args.verbose) {
+        (true, _) => DisplayMode::Quiet,
+        (_, 0) => DisplayMode::detect(),
+        _ => DisplayMode::Plain,
+    };
+    // A million-line jobs file takes seconds to read, and the run's state
+    // more to open: on a terminal a bar says so until the run's own view
+    // starts.
+    let opening = OpeningBar::new(mode == DisplayMode::Live);
+    let n = jobs::load(&args.jobs, &mut batch, &mut |read, total| {
+        opening.lines(read, total)
+    })
+    .map_err(|e| {
+        opening.clear();
+        Failure::input(e)
+    })?;
+    opening.next(if args.dry_run {
+        "planning the batches"
+    } else {
+        "opening the run's state"
+    });
 
     if args.dry_run {
+        opening.clear();
         if args.json {
             let plan = batch.plan().map_err(classify)?;
             println!("{}", dry_run_json(&plan));
@@ -245,7 +267,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     // An in-process emulator lives as long as the run.
     let mut _emulator = None;
     let settings = if args.emulator {
-        let (h, s) = built_in_emulator(args.quiet, args.poll_interval).await?;
+        let say = |line: &str| {
+            if !args.quiet {
+                opening.say(line)
+            }
+        };
+        let (h, s) = built_in_emulator(&say, args.poll_interval).await?;
         _emulator = Some(h);
         s
     } else if let Some(url) = &args.emulator_url {
@@ -259,12 +286,6 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
         }
     };
 
-    // Logs and a view redrawn in place do not mix: -v prints plain lines.
-    let mode = match (args.quiet, args.verbose) {
-        (true, _) => DisplayMode::Quiet,
-        (_, 0) => DisplayMode::detect(),
-        _ => DisplayMode::Plain,
-    };
     // The full log goes to a file in the results folder; with a live view
     // on screen, warnings are folded into its status line instead of
     // printed (-v prints them all, with plain progress lines).
@@ -285,7 +306,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Failure> {
     // Listening before the run starts: a Ctrl+C at any moment is ours.
     let signals = Interrupts::listen()
         .map_err(|e| Failure::other(format!("cannot listen for Ctrl+C: {e}")))?;
-    let run = batch.start().await.map_err(classify)?;
+    let run = batch.start().await;
+    opening.clear();
+    let run = run.map_err(classify)?;
     // The run holds the state now; a stop request left from before is not for it.
     let stop = stop_file(&state);
     let _ = std::fs::remove_file(&stop);
@@ -393,6 +416,67 @@ impl Interrupts {
 /// First Ctrl+C: submit nothing new, cancel the active batches, collect
 /// what they finished. Second: exit at once — every step is already on disk,
 /// and a rerun re-attaches to the batches still at the provider.
+/// What is drawn while the jobs file is read and the run opens, before the
+/// run's own view: on a terminal only (hidden otherwise).
+struct OpeningBar {
+    bar: indicatif::ProgressBar,
+}
+
+impl OpeningBar {
+    fn new(shown: bool) -> OpeningBar {
+        if !shown {
+            return OpeningBar {
+                bar: indicatif::ProgressBar::hidden(),
+            };
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        Self::style(&bar, "{msg} [{elapsed}]");
+        bar.set_message("counting the lines of the jobs file");
+        // Redrawn while nothing moves, so the time keeps counting.
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        OpeningBar { bar }
+    }
+
+    fn style(bar: &indicatif::ProgressBar, template: &str) {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+    }
+
+    /// `read` lines of the jobs file read, of `total`.
+    fn lines(&self, read: usize, total: Option<usize>) {
+        if read == 0 {
+            self.bar.set_message("reading the jobs file");
+            match total {
+                Some(t) => {
+                    self.bar.set_length(t as u64);
+                    Self::style(
+                        &self.bar,
+                        "{msg}: {human_pos}/{human_len} lines [{elapsed}]",
+                    );
+                }
+                None => Self::style(&self.bar, "{msg}: {human_pos} lines [{elapsed}]"),
+            }
+        }
+        self.bar.set_position(read as u64);
+    }
+
+    /// The jobs are read; `what` comes next.
+    fn next(&self, what: &'static str) {
+        Self::style(&self.bar, "{msg} [{elapsed}]");
+        self.bar.set_message(what);
+    }
+
+    /// Prints a line on stderr, above the bar while it is drawn.
+    fn say(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 async fn on_interrupt(mut signals: Interrupts, run: BatchRun, display: Arc<LiveDisplay>) {
     if !signals.next().await {
         return;
@@ -433,18 +517,16 @@ async fn on_stop_file(stop: PathBuf, run: BatchRun, display: Arc<LiveDisplay>) {
 /// handle is kept, and returns the settings that point at it.
 #[cfg(feature = "emulator")]
 async fn built_in_emulator(
-    quiet: bool,
+    say: &(dyn Fn(&str) + Sync),
     poll_interval: Option<Duration>,
 ) -> Result<(batchata_emulator::EmulatorHandle, ProviderSettings), Failure> {
     let h = batchata_emulator::Emulator::start(batchata_emulator::EmulatorConfig::new())
         .await
         .map_err(|e| Failure::other(format!("cannot start the built-in emulator: {e}")))?;
-    if !quiet {
-        eprintln!(
-            "Using the built-in emulator at {} (no API key needed; answers are synthetic).",
-            h.base_url()
-        );
-    }
+    say(&format!(
+        "Using the built-in emulator at {} (no API key needed; answers are synthetic).",
+        h.base_url()
+    ));
     let s = emulated(&h.base_url(), poll_interval.unwrap_or(EMULATOR_POLL));
     Ok((h, s))
 }
@@ -453,7 +535,7 @@ async fn built_in_emulator(
 /// works instead.
 #[cfg(not(feature = "emulator"))]
 async fn built_in_emulator(
-    _quiet: bool,
+    _say: &(dyn Fn(&str) + Sync),
     _poll_interval: Option<Duration>,
 ) -> Result<((), ProviderSettings), Failure> {
     Err(Failure::input(
