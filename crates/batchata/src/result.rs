@@ -208,12 +208,88 @@ impl JobResult {
 
     /// Serialises to pretty JSON.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| {
+        let mut out = Vec::with_capacity(1024);
+        self.write_pretty(&mut out)?;
+        String::from_utf8(out).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Appends the result as pretty JSON: the bytes of
+    /// `serde_json::to_writer_pretty`. A result without a structured answer,
+    /// citations, validation errors or warnings (most of a large run's) is
+    /// written by hand, its long strings escaped sixteen bytes at a time
+    /// ([`crate::json_out`]); any other goes through serde.
+    pub(crate) fn write_pretty(&self, out: &mut Vec<u8>) -> Result<()> {
+        let cannot = |e: serde_json::Error| {
             Error::Parse(format!(
                 "job '{}': cannot serialise result: {e}",
                 self.job_id
             ))
-        })
+        };
+        let JobResult {
+            job_id,
+            raw_response,
+            parsed_response,
+            citations,
+            citation_mappings,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            error,
+            batch_id,
+            validation_errors,
+            warnings,
+            fingerprint,
+            outcome,
+        } = self;
+        let plain = parsed_response.is_none()
+            && citations.is_none()
+            && citation_mappings.is_none()
+            && validation_errors.is_empty()
+            && warnings.is_empty();
+        if !plain {
+            return serde_json::to_writer_pretty(out, self).map_err(cannot);
+        }
+        use crate::json_out::{write_str, write_value};
+        let mut first = true;
+        let mut field = |o: &mut Vec<u8>, name: &str| {
+            o.extend_from_slice(if first { b"{\n  \"" } else { b",\n  \"" });
+            first = false;
+            o.extend_from_slice(name.as_bytes());
+            o.extend_from_slice(b"\": ");
+        };
+        let opt_str = |o: &mut Vec<u8>, s: &Option<String>| match s {
+            Some(s) => write_str(o, s),
+            None => o.extend_from_slice(b"null"),
+        };
+        let o = out;
+        field(o, "job_id");
+        write_str(o, job_id);
+        field(o, "raw_response");
+        opt_str(o, raw_response);
+        for name in ["parsed_response", "citations", "citation_mappings"] {
+            field(o, name);
+            o.extend_from_slice(b"null");
+        }
+        field(o, "input_tokens");
+        write_value(o, input_tokens).map_err(cannot)?;
+        field(o, "output_tokens");
+        write_value(o, output_tokens).map_err(cannot)?;
+        field(o, "cost_usd");
+        write_value(o, cost_usd).map_err(cannot)?;
+        field(o, "error");
+        opt_str(o, error);
+        field(o, "batch_id");
+        opt_str(o, batch_id);
+        if fingerprint.is_some() {
+            field(o, "fingerprint");
+            opt_str(o, fingerprint);
+        }
+        if let Some(outcome) = outcome {
+            field(o, "outcome");
+            write_value(o, outcome).map_err(cannot)?;
+        }
+        o.extend_from_slice(b"\n}");
+        Ok(())
     }
 
     /// Reads a result from JSON text.
@@ -232,5 +308,63 @@ impl JobResult {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
         Self::from_json(&text).map_err(|e| Error::Parse(format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape a result takes, written by hand or through serde, is
+    /// byte for byte what serde_json's pretty writer gives.
+    #[test]
+    fn results_are_written_as_serde_writes_them() {
+        let texts = [
+            String::new(),
+            "plain answer".to_string(),
+            "quotes \" and \\ backslashes, tabs\t and\nnew lines\r\n".to_string(),
+            "control \u{1} \u{1f} and é ü 中文 🚀".repeat(7),
+            "x".repeat(10_000),
+        ];
+        let costs = [0.0, 1e-7, 0.1 + 0.2, 123_456.789, 2.5e20, f64::NAN];
+        let mut n = 0;
+        for (i, text) in texts.iter().enumerate() {
+            for (k, cost) in costs.iter().enumerate() {
+                let mut r = JobResult {
+                    job_id: format!("job \"{i}-{k}\""),
+                    raw_response: (k % 3 != 0).then(|| text.clone()),
+                    input_tokens: (i * 1000 + k) as u64,
+                    output_tokens: u64::MAX - k as u64,
+                    cost_usd: *cost,
+                    error: (k % 2 == 1).then(|| format!("failed: {text}")),
+                    batch_id: (k != 4).then(|| "msgbatch_01".to_string()),
+                    fingerprint: (k % 2 == 0).then(|| "0123456789abcdef".repeat(2)),
+                    outcome: [
+                        None,
+                        Some(JobOutcome::Completed),
+                        Some(JobOutcome::Failed),
+                        Some(JobOutcome::Cancelled),
+                    ][k % 4],
+                    ..JobResult::default()
+                };
+                // And the shapes serde writes itself.
+                match (i + k) % 5 {
+                    1 => r.parsed_response = Some(serde_json::json!({"a": [1, text]})),
+                    2 => r.warnings = vec![text.clone()],
+                    3 => r.validation_errors = vec!["v".into()],
+                    _ => {}
+                }
+                let mut ours = b"prefix kept: ".to_vec();
+                r.write_pretty(&mut ours).unwrap();
+                let mut serde = b"prefix kept: ".to_vec();
+                serde_json::to_writer_pretty(&mut serde, &r).unwrap();
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(serde).unwrap()
+                );
+                n += 1;
+            }
+        }
+        assert_eq!(n, 30);
     }
 }

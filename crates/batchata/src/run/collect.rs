@@ -98,7 +98,10 @@ impl<'a> Finisher<'a> {
         self.group.push((result, rerun));
         self.sent += 1;
         if self.group.len() >= HAND_OVER {
-            sh.writer.write(std::mem::take(&mut self.group))?;
+            sh.writer.write(std::mem::replace(
+                &mut self.group,
+                Vec::with_capacity(HAND_OVER),
+            ))?;
         }
         Ok(())
     }

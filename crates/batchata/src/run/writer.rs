@@ -194,11 +194,11 @@ fn unserialisable(r: &JobResult, e: serde_json::Error) -> Error {
     Error::Parse(format!("job '{}': cannot serialise result: {e}", r.job_id))
 }
 
-/// Writes `r` as `{job_id}.json` in `dir`, the bytes of
-/// [`JobResult::save_to_json`], with `json` as the scratch buffer.
+/// Writes `r` as `{job_id}.json` in `dir`, as [`JobResult::save_to_json`]
+/// does, with `json` as the scratch buffer.
 fn write_file(dir: &Path, json: &mut Vec<u8>, r: &JobResult) -> Result<()> {
     json.clear();
-    serde_json::to_writer_pretty(&mut *json, r).map_err(|e| unserialisable(r, e))?;
+    r.write_pretty(json)?;
     crate::fsutil::write_atomic(&dir.join(file_name(&r.job_id)), json)
 }
 
