@@ -103,7 +103,7 @@ impl SpooledBody {
     }
 
     /// Copies the body into `w` (a debug file).
-    pub fn copy_to(&self, w: &mut impl std::io::Write) -> Result<()> {
+    pub fn copy_to(&self, w: &mut (impl std::io::Write + ?Sized)) -> Result<()> {
         for chunk in self.pieces(1 << 20)? {
             w.write_all(&chunk?).map_err(spool_err)?;
         }

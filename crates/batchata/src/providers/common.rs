@@ -141,14 +141,18 @@ impl ProviderBase {
     /// The error for an input file that passes the byte limit at job `at`
     /// (0-based) of `jobs`.
     pub(crate) fn input_too_large(&self, jobs: &[Job], at: usize) -> Error {
+        self.input_too_large_at(jobs.get(at).map_or("", Job::id_str), at, jobs.len())
+    }
+
+    /// [`ProviderBase::input_too_large`] for jobs read one at a time: the
+    /// job `id`, `at` (0-based) of `total`.
+    pub(crate) fn input_too_large_at(&self, id: &str, at: usize, total: usize) -> Error {
         let max = self.limits.max_bytes;
         Error::BatchSubmission(format!(
-            "the batch's input file would be larger than {}'s limit of {max} bytes ({} MB): it passed the limit at job '{}' ({} of {} jobs); lower items_per_batch, or send smaller files",
+            "the batch's input file would be larger than {}'s limit of {max} bytes ({} MB): it passed the limit at job '{id}' ({} of {total} jobs); lower items_per_batch, or send smaller files",
             brand(self.kind),
             max / 1_000_000,
-            jobs.get(at).map_or("", Job::id_str),
             at + 1,
-            jobs.len()
         ))
     }
 }

@@ -123,15 +123,6 @@ impl OpenAiProvider {
     }
 
     /// The one model of a batch's jobs (one per batch: [`ProviderBase::check_batch`]).
-    fn batch_model(&self, jobs: &[Job], index: usize) -> Result<Arc<ModelInfo>> {
-        let first = jobs.first().ok_or_else(|| {
-            Error::BatchSubmission(format!(
-                "batch {index} has no jobs; a batch needs at least one"
-            ))
-        })?;
-        self.base.model(first)
-    }
-
     async fn retrieve(&self, batch_id: &str) -> Result<BatchObject> {
         check_wire_id("batch", batch_id)?;
         self.http
@@ -182,20 +173,27 @@ impl Provider for OpenAiProvider {
     }
 
     async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch> {
-        let jobs = request.jobs;
-        let index = request.batch_index;
-        self.base.check_batch(&request)?;
-        let model = self.batch_model(jobs, index)?;
+        self.create_batch_from(&JobSlice(request.jobs), request)
+            .await
+    }
 
-        // First pass: size (and the raw request file, named once the id is known).
+    async fn create_batch_from(
+        &self,
+        jobs: &dyn JobSource,
+        request: BatchRequest<'_>,
+    ) -> Result<CreatedBatch> {
+        let index = request.batch_index;
+        // The input file is built once, from the jobs as they are read,
+        // into a temporary file; each upload attempt streams it from there.
+        let body = self.build_input(jobs, index)?;
+        // The raw request file, named once the id is known.
         let mut raw = request
             .raw_dir
             .map(|dir| PendingRequest::start(dir, "openai"))
             .transpose()?;
-        let len = match raw.as_mut() {
-            Some(raw) => raw.write(|w| self.measure(jobs, &model, Some(w)))?,
-            None => self.measure(jobs, &model, None)?,
-        };
+        if let Some(raw) = raw.as_mut() {
+            raw.write(|w| body.copy_to(w))?;
+        }
 
         let key = (request.run_id.to_string(), index);
         let unclaimed = self
@@ -206,8 +204,8 @@ impl Provider for OpenAiProvider {
         let file_id = match unclaimed {
             Some(f) => f,
             None => {
-                let f = self.upload(jobs, &model, len).await?;
-                tracing::debug!(file = %f, bytes = len, jobs = jobs.len(), "batch input uploaded");
+                let f = self.upload(&body).await?;
+                tracing::debug!(file = %f, bytes = body.len(), jobs = jobs.len(), "batch input uploaded");
                 f
             }
         };
