@@ -765,6 +765,27 @@ fn a_file_changed_between_two_jobs_gives_them_different_ids() {
     assert_eq!(fresh.add_job(Job::file(&doc, "Colour?")).unwrap(), changed);
 }
 
+/// A link moved to another file between two jobs: each job sends the file
+/// the link led to when it was added, the one its id was made from.
+#[cfg(unix)]
+#[test]
+fn a_link_moved_between_two_jobs_sends_each_the_file_it_led_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let blue = write(dir.path(), "blue.txt", b"The sky is blue.");
+    let grey = write(dir.path(), "grey.txt", b"The sky is grey today.");
+    let link = dir.path().join("doc.txt");
+    std::os::unix::fs::symlink(&blue, &link).unwrap();
+    let mut b = with_model(HAIKU);
+    let first = b.add_job(Job::file(&link, "Colour?")).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&grey, &link).unwrap();
+    let second = b.add_job(Job::file(&link, "Colour?")).unwrap();
+    assert!(!second.starts_with(&first), "{first} / {second}");
+    let files: Vec<PathBuf> = b.jobs().into_iter().filter_map(|j| j.file).collect();
+    let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap();
+    assert_eq!(files, vec![canonical(&blue), canonical(&grey)]);
+}
+
 #[test]
 fn a_million_generated_ids_are_unique() {
     let mut b = with_model(HAIKU);

@@ -25,7 +25,7 @@ mod context;
 mod file;
 mod limits;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::catalog::{ModelInfo, ProviderKind};
@@ -51,8 +51,8 @@ const FILES_KEPT: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct FileChecks {
     files: HashMap<PathBuf, Checked>,
-    /// Paths as jobs gave them, and where they lead.
-    absolute: HashMap<PathBuf, PathBuf>,
+    /// Absolute paths found to lead to themselves (no link, no `..`).
+    absolute: HashSet<PathBuf>,
     /// The last schema measured: its JSON length and its strict-mode problems.
     schema: Option<(ResponseSchema, u64, Vec<String>)>,
 }
@@ -132,19 +132,24 @@ impl FileChecks {
     }
 
     /// `path` made absolute, links resolved (`None` when it does not
-    /// resolve). Jobs on one file resolve it once.
+    /// resolve). Jobs on one file resolve it once, when nothing on the way
+    /// to it is a link or `..`: a link can be moved to another file between
+    /// two jobs, and each job must send the file it was checked and
+    /// fingerprinted with, so a path through one is resolved every time.
     pub(crate) fn absolute(&mut self, path: &std::path::Path) -> Option<PathBuf> {
         // Keyed by the path from the process's folder as it is now, which
         // an application may change between jobs.
         let key = std::path::absolute(path).ok()?;
-        if let Some(abs) = self.absolute.get(&key) {
-            return Some(abs.clone());
+        if self.absolute.contains(&key) {
+            return Some(key);
         }
         let abs = std::fs::canonicalize(&key).ok()?;
-        if self.absolute.len() >= FILES_KEPT {
-            self.absolute.clear();
+        if abs == key {
+            if self.absolute.len() >= FILES_KEPT {
+                self.absolute.clear();
+            }
+            self.absolute.insert(key);
         }
-        self.absolute.insert(key, abs.clone());
         Some(abs)
     }
 
