@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::validate::parse_chat;
@@ -86,26 +87,30 @@ fn build_outputs(plan: &OutputPlan) -> (Vec<u8>, Vec<u8>, Value) {
                     ),
                 ),
                 Outcome::Ok => {
-                    let parsed: Result<Value, _> =
-                        serde_json::from_slice(&plan.data.file[line.start..line.end]);
-                    let body = parsed
-                        .ok()
-                        .and_then(|v| v.get("body").cloned())
-                        .unwrap_or(Value::Null);
-                    match parse_chat(&body, true, body.to_string().len()) {
+                    let body =
+                        serde_json::from_slice::<Value>(&plan.data.file[line.start..line.end])
+                            .ok()
+                            .and_then(|mut v| v.get_mut("body").map(Value::take))
+                            .unwrap_or(Value::Null);
+                    match parse_chat(&body, true, json_len(&body)) {
                         Ok(conv) => {
                             let (completion, usage) = chat_completion(&conv, h, plan.created);
                             input_tokens += usage.0;
                             output_tokens += usage.1;
-                            (
-                                &mut out,
-                                json!({
-                                    "id": id,
-                                    "custom_id": &*line.custom_id,
-                                    "response": {"status_code": 200, "request_id": request_id, "body": completion},
-                                    "error": null,
-                                }),
-                            )
+                            let answered = OutputLine {
+                                custom_id: &line.custom_id,
+                                error: (),
+                                id: &id,
+                                response: Answered {
+                                    body: completion,
+                                    request_id: &request_id,
+                                    status_code: 200,
+                                },
+                            };
+                            if serde_json::to_writer(&mut out, &answered).is_ok() {
+                                out.push(b'\n');
+                            }
+                            continue;
                         }
                         Err(e) => (
                             &mut err,
@@ -132,39 +137,135 @@ fn build_outputs(plan: &OutputPlan) -> (Vec<u8>, Vec<u8>, Value) {
     (out, err, usage)
 }
 
+/// The length of `v` written as compact JSON, without writing it.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+// An answered line of the output file, written straight from these
+// structs rather than through a `Value` built per line (a third of the
+// time of rendering 10,000 lines). Fields are in sorted order, as a
+// `Value` object writes its keys; `()` is written as null.
+
+#[derive(Serialize)]
+struct OutputLine<'a> {
+    custom_id: &'a str,
+    error: (),
+    id: &'a str,
+    response: Answered<'a>,
+}
+
+#[derive(Serialize)]
+struct Answered<'a> {
+    body: Completion<'a>,
+    request_id: &'a str,
+    status_code: u16,
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    choices: [Choice; 1],
+    created: i64,
+    id: String,
+    model: &'a str,
+    object: &'static str,
+    service_tier: &'static str,
+    system_fingerprint: (),
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Choice {
+    finish_reason: &'static str,
+    index: u32,
+    logprobs: (),
+    message: AssistantMessage,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage {
+    annotations: [(); 0],
+    content: String,
+    refusal: (),
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    completion_tokens: u64,
+    completion_tokens_details: CompletionDetails,
+    prompt_tokens: u64,
+    prompt_tokens_details: PromptDetails,
+    total_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    accepted_prediction_tokens: u64,
+    audio_tokens: u64,
+    reasoning_tokens: u64,
+    rejected_prediction_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    audio_tokens: u64,
+    cached_tokens: u64,
+}
+
 /// A chat completion body and its `(prompt, completion)` token counts.
-fn chat_completion(conv: &Conversation, h: u64, created: i64) -> (Value, (u64, u64)) {
+fn chat_completion(conv: &Conversation, h: u64, created: i64) -> (Completion<'_>, (u64, u64)) {
     let reply = answers::answer(conv);
     let finish_reason = match reply.stop {
         Stop::MaxTokens => "length",
         _ => "stop",
     };
-    let body = json!({
-        "id": format!("chatcmpl-{}", base62(h, 29)),
-        "object": "chat.completion",
-        "created": created,
-        "model": conv.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": reply.joined_text(), "refusal": null, "annotations": []},
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
-        "usage": {
-            "prompt_tokens": reply.input_tokens,
-            "completion_tokens": reply.output_tokens,
-            "total_tokens": reply.input_tokens + reply.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
+    let body = Completion {
+        choices: [Choice {
+            finish_reason,
+            index: 0,
+            logprobs: (),
+            message: AssistantMessage {
+                annotations: [],
+                content: reply.joined_text(),
+                refusal: (),
+                role: "assistant",
             },
+        }],
+        created,
+        id: format!("chatcmpl-{}", base62(h, 29)),
+        model: &conv.model,
+        object: "chat.completion",
+        service_tier: "default",
+        system_fingerprint: (),
+        usage: Usage {
+            completion_tokens: reply.output_tokens,
+            completion_tokens_details: CompletionDetails {
+                accepted_prediction_tokens: 0,
+                audio_tokens: 0,
+                reasoning_tokens: 0,
+                rejected_prediction_tokens: 0,
+            },
+            prompt_tokens: reply.input_tokens,
+            prompt_tokens_details: PromptDetails {
+                audio_tokens: 0,
+                cached_tokens: 0,
+            },
+            total_tokens: reply.input_tokens + reply.output_tokens,
         },
-        "service_tier": "default",
-        "system_fingerprint": null,
-    });
+    };
     (body, (reply.input_tokens, reply.output_tokens))
 }
 
