@@ -333,6 +333,36 @@ async fn a_batch_over_the_inline_limit_goes_through_an_uploaded_file() {
 }
 
 #[tokio::test]
+async fn an_input_file_over_the_byte_limit_is_refused_before_anything_is_sent() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let fresh = provider(&emu);
+    // Room for about 40 of these 200-byte prompts' lines, and too much
+    // to send inline: the limit is met while the file is built.
+    let p = provider(&emu)
+        .with_inline_limit(1)
+        .with_limits(batchata::providers::BatchLimits {
+            max_bytes: 40 * 300,
+            ..fresh.limits()
+        });
+    let jobs: Vec<Job> = (0..100)
+        .map(|i| job(&format!("j-{i:03}"), &format!("{i}: {}", "x".repeat(200))))
+        .collect();
+    let e = p.create_batch(request(&jobs, None)).await.unwrap_err();
+    assert!(matches!(e, batchata::Error::BatchSubmission(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("of 100 jobs") && msg.contains("lower items_per_batch"),
+        "{msg}"
+    );
+    assert_eq!(emu.stats().total_calls, 0, "nothing is sent");
+    // Under the limit, the same provider sends it through a file.
+    let created = p.create_batch(request(&jobs[..10], None)).await.unwrap();
+    assert_eq!(emu.stats().calls_to("gemini.files.upload"), 1);
+    let st = wait_terminal(&p, &created.batch_id).await;
+    assert_eq!(st.state, BatchState::Complete);
+}
+
+#[tokio::test]
 async fn cancelled_and_expired_batches_say_why_each_job_has_no_answer() {
     let emu = emulator(
         EmulatorConfig::default()

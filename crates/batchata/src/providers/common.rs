@@ -5,7 +5,7 @@
 //! The [`Provider`](super::Provider) trait's `kind`, `limits`,
 //! `polling_interval` and `estimate_cost` are default methods reading
 //! [`ProviderBase`], and the three clients make the same pre-checks through
-//! [`ProviderBase::check_batch`], so the same problem is the same error
+//! [`ProviderBase::batch_checks`], so the same problem is the same error
 //! kind, in the same words, whichever provider meets it:
 //!
 //! * a batch the provider cannot take as planned (empty, too many requests,
@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{default_limits, BatchLimits, BatchRequest, ProviderConfig};
+use super::{default_limits, BatchLimits, ProviderConfig};
 use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -102,21 +102,9 @@ impl ProviderBase {
     /// The checks every batch passes before its requests are built: it has
     /// jobs, no more than the provider takes, each with an id and no id
     /// twice (results are matched by id), and one model where the provider
-    /// runs one model per batch.
-    pub(crate) fn check_batch(&self, req: &BatchRequest<'_>) -> Result<()> {
-        let mut checks = self.batch_checks(req.batch_index, req.jobs.len())?;
-        for job in req.jobs {
-            checks.id(job)?;
-        }
-        for job in req.jobs {
-            checks.model(job)?;
-        }
-        Ok(())
-    }
-
-    /// [`ProviderBase::check_batch`] for a batch of `len` jobs that are read
-    /// one at a time ([`super::JobSource`]): the count is checked here, each
-    /// job with [`BatchChecks::job`] as it comes.
+    /// runs one model per batch. The jobs are read one at a time
+    /// ([`super::JobSource`]): the count is checked here, each job with
+    /// [`BatchChecks::job`] as it comes.
     pub(crate) fn batch_checks(&self, index: usize, len: usize) -> Result<BatchChecks<'_>> {
         let name = brand(self.kind);
         if len == 0 {
@@ -138,14 +126,8 @@ impl ProviderBase {
         })
     }
 
-    /// The error for an input file that passes the byte limit at job `at`
-    /// (0-based) of `jobs`.
-    pub(crate) fn input_too_large(&self, jobs: &[Job], at: usize) -> Error {
-        self.input_too_large_at(jobs.get(at).map_or("", Job::id_str), at, jobs.len())
-    }
-
-    /// [`ProviderBase::input_too_large`] for jobs read one at a time: the
-    /// job `id`, `at` (0-based) of `total`.
+    /// The error for an input file that passes the byte limit at job `id`,
+    /// `at` (0-based) of `total`.
     pub(crate) fn input_too_large_at(&self, id: &str, at: usize, total: usize) -> Error {
         let max = self.limits.max_bytes;
         Error::BatchSubmission(format!(
@@ -157,8 +139,8 @@ impl ProviderBase {
     }
 }
 
-/// The per-job part of [`ProviderBase::check_batch`], made as the jobs
-/// come ([`ProviderBase::batch_checks`]).
+/// The per-job part of [`ProviderBase::batch_checks`], made as the jobs
+/// come.
 pub(crate) struct BatchChecks<'a> {
     base: &'a ProviderBase,
     index: usize,
@@ -310,13 +292,11 @@ mod tests {
         b
     }
 
+    /// The checks as a provider makes them, a job at a time.
     fn check(kind: ProviderKind, jobs: &[Job]) -> Result<()> {
-        base(kind).check_batch(&BatchRequest {
-            jobs,
-            run_id: "r",
-            batch_index: 4,
-            raw_dir: None,
-        })
+        let base = base(kind);
+        let mut checks = base.batch_checks(4, jobs.len())?;
+        jobs.iter().try_for_each(|j| checks.job(j))
     }
 
     #[test]
@@ -359,7 +339,7 @@ mod tests {
                 None => check(kind, &mixed).unwrap(),
             }
 
-            let e = base(kind).input_too_large(&three, 1);
+            let e = base(kind).input_too_large_at("b", 1, 3);
             assert!(matches!(e, Error::BatchSubmission(_)), "{kind}: {e:?}");
             assert!(e.to_string().contains("job 'b' (2 of 3 jobs)"), "{e}");
         }

@@ -119,7 +119,7 @@ impl AnthropicProvider {
 
     /// The create body, built in one pass over the jobs into a temporary
     /// file: the batch passes the checks every provider makes
-    /// ([`ProviderBase::check_batch`], a job at a time), each job is
+    /// ([`ProviderBase::batch_checks`], a job at a time), each job is
     /// checked, and the body is checked against the size limit as it grows,
     /// a piece at a time, each piece written out and dropped.
     fn build_body(&self, jobs: &dyn JobSource, index: usize) -> Result<SpooledBody> {

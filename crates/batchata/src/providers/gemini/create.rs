@@ -1,91 +1,149 @@
-//! Sending a Gemini batch: every request is built once to measure the
-//! create body and the input file (limits checked before anything is
-//! sent), then built again into the body as it is streamed. Small batches
-//! go inline in the create call; larger ones are uploaded first
-//! (`upload.rs`) and created from the file.
+//! Sending a Gemini batch: every request is built once, from the jobs as
+//! they are read, into temporary files ([`BodySpool`]): the input file's
+//! lines always, and beside them the inline create body while it stays
+//! under the inline limit. Each job is checked, and the file against the
+//! byte limit, as they grow, before anything is sent; each attempt then
+//! streams the bytes built. Small batches go inline in the create call;
+//! larger ones are uploaded first (`upload.rs`) and created from the file.
+//! Neither the bodies nor the batch's prompts are held whole.
 
-use std::io::Write;
 use std::sync::Arc;
-
-use bytes::Bytes;
-use futures::SinkExt;
 
 use super::request::{self, RequestWriter, INLINE_BODY_SUFFIX};
 use super::response::Operation;
 use super::{GeminiProvider, CHUNK_BYTES};
 use crate::catalog::ModelInfo;
-use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::error::Result;
+use crate::providers::body::{BodySpool, SpooledBody};
 use crate::providers::common::submission_error;
-use crate::providers::http::{Attempts, BodySender};
-use crate::providers::Provider;
+use crate::providers::http::Attempts;
+use crate::providers::{JobSource, Provider};
+
+/// A batch's requests, built.
+pub(super) struct Built {
+    /// The batch's one model.
+    pub(super) model: Arc<ModelInfo>,
+    /// The create body with the requests inline, when it is under the
+    /// inline limit.
+    pub(super) inline: Option<SpooledBody>,
+    /// The input file (also the raw request file).
+    pub(super) file: SpooledBody,
+}
+
+/// A body being built into a [`BodySpool`] through a buffer.
+struct Spooling {
+    spool: BodySpool,
+    chunk: Vec<u8>,
+    len: u64,
+}
+
+impl Spooling {
+    fn new(start: &[u8]) -> Result<Self> {
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES * 2);
+        chunk.extend_from_slice(start);
+        Ok(Spooling {
+            spool: BodySpool::new()?,
+            len: start.len() as u64,
+            chunk,
+        })
+    }
+
+    /// Appends what `write` writes; returns the body's length.
+    fn add(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<u64> {
+        let before = self.chunk.len();
+        write(&mut self.chunk)?;
+        self.len += (self.chunk.len() - before) as u64;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.spool.write(&self.chunk)?;
+            self.chunk.clear();
+        }
+        Ok(self.len)
+    }
+
+    fn finish(mut self, end: &[u8]) -> Result<SpooledBody> {
+        self.chunk.extend_from_slice(end);
+        self.spool.write(&self.chunk)?;
+        self.spool.finish()
+    }
+}
 
 impl GeminiProvider {
-    /// Builds every request once: checks each job, and returns the sizes of
-    /// the inline create body and of the input file (writing the file's
-    /// lines to `raw` when asked).
-    pub(super) fn measure(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        prefix_len: usize,
-        mut raw: Option<&mut dyn Write>,
-    ) -> Result<(u64, u64)> {
-        let mut w = RequestWriter::new(model.clone());
-        let mut buf = Vec::new();
-        let mut inline = (prefix_len + INLINE_BODY_SUFFIX.len()) as u64;
-        let mut file: u64 = 0;
-        for (i, job) in jobs.iter().enumerate() {
-            self.validate_job(job, model)?;
-            buf.clear();
-            w.write_inline_entry(job, &mut buf)?;
-            inline += buf.len() as u64 + u64::from(i > 0);
-            buf.clear();
-            w.write_file_line(job, &mut buf)?;
-            file += buf.len() as u64;
-            if file > self.base.limits().max_bytes {
-                return Err(self.base.input_too_large(jobs, i));
+    /// Builds the batch in one pass over the jobs: the checks every
+    /// provider makes (a job at a time), each job's own, the input file's
+    /// byte limit, and the inline body while it may still be sent inline.
+    pub(super) fn build(&self, jobs: &dyn JobSource, index: usize, prefix: &[u8]) -> Result<Built> {
+        let total = jobs.len();
+        let mut checks = self.base.batch_checks(index, total)?;
+        let mut file = Spooling::new(&[])?;
+        let mut inline = Some(Spooling::new(prefix)?);
+        let mut writer: Option<(RequestWriter, Arc<ModelInfo>)> = None;
+        for (i, job) in jobs.jobs()?.enumerate() {
+            let job = job?;
+            checks.job(&job)?;
+            // One model a batch (checked above): the first job's.
+            let (w, model) = match &mut writer {
+                Some(w) => w,
+                None => {
+                    let model = self.base.model(&job)?;
+                    writer.insert((RequestWriter::new(model.clone()), model))
+                }
+            };
+            self.validate_job(&job, model)?;
+            if file.add(|b| w.write_file_line(&job, b))? > self.base.limits().max_bytes {
+                return Err(self.base.input_too_large_at(job.id_str(), i, total));
             }
-            if let Some(out) = raw.as_mut() {
-                out.write_all(&buf).map_err(|e| Error::Io {
-                    context: format!(
-                        "could not write job '{}' to the raw request file (raw_files/requests)",
-                        job.id_str()
-                    ),
-                    source: e.into(),
+            if let Some(body) = inline.as_mut() {
+                let len = body.add(|b| {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    w.write_inline_entry(&job, b)
                 })?;
+                if len + INLINE_BODY_SUFFIX.len() as u64 >= self.inline_limit {
+                    // Too large to send inline: only the file is built on.
+                    inline = None;
+                }
             }
         }
-        Ok((inline, file))
+        let Some((_, model)) = writer else {
+            // batch_checks refuses an empty batch.
+            return Err(crate::error::Error::BatchSubmission(format!(
+                "batch {index} has no jobs; a batch needs at least one"
+            )));
+        };
+        Ok(Built {
+            model,
+            inline: inline.map(|b| b.finish(INLINE_BODY_SUFFIX)).transpose()?,
+            file: file.finish(&[])?,
+        })
     }
 
     /// Creates the batch with its requests in the body.
     pub(super) async fn create_inline(
         &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        prefix: &[u8],
-        len: u64,
+        body: &SpooledBody,
+        model: &ModelInfo,
     ) -> Result<Operation> {
         const WHAT: &str = "create batch";
         let url = self.url(&format!("models/{}:batchGenerateContent", model.name));
+        let len = body.len();
         let resp = self
             .http
             .send_streamed(
                 WHAT,
                 Attempts::Create,
-                |c, body| {
+                |c, stream| {
                     c.post(&url)
                         .header("content-type", "application/json")
                         .header("content-length", len)
-                        .body(body)
+                        .body(stream)
                 },
-                |tx| produce(jobs, model, Some(prefix), len, tx),
+                |tx| body.send(tx, CHUNK_BYTES),
             )
             .await
             .map_err(submission_error)?;
         self.http.decode(WHAT, resp).await.map_err(|e| {
-            Error::OutcomeUnknown(format!(
+            crate::error::Error::OutcomeUnknown(format!(
                 "{WHAT}: Gemini accepted the batch but its reply could not be read ({e})"
             ))
         })
@@ -113,64 +171,4 @@ impl GeminiProvider {
             .await
             .map_err(submission_error)
     }
-}
-
-/// Builds one attempt's body into `tx` a piece at a time: the inline create
-/// body when `prefix` is given, else the input file. A body whose size
-/// differs from the measured `expected` (a file changed in between) ends the
-/// attempt with an error.
-pub(super) async fn produce(
-    jobs: &[Job],
-    model: &Arc<ModelInfo>,
-    prefix: Option<&[u8]>,
-    expected: u64,
-    mut tx: BodySender,
-) -> Result<()> {
-    let changed = |job: &Job| {
-        Error::Validation(format!(
-            "job '{}': the request changed while the batch was being sent (was its file modified?); submit the batch again",
-            job.id_str()
-        ))
-    };
-    let mut w = RequestWriter::new(model.clone());
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
-    if let Some(p) = prefix {
-        chunk.extend_from_slice(p);
-    }
-    let mut sent: u64 = 0;
-    for (i, job) in jobs.iter().enumerate() {
-        match prefix {
-            Some(_) => {
-                if i > 0 {
-                    chunk.push(b',');
-                }
-                w.write_inline_entry(job, &mut chunk)?;
-            }
-            None => w.write_file_line(job, &mut chunk)?,
-        }
-        if sent + chunk.len() as u64 > expected {
-            return Err(changed(job));
-        }
-        if chunk.len() >= CHUNK_BYTES {
-            sent += chunk.len() as u64;
-            let bytes = Bytes::from(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK_BYTES * 2),
-            ));
-            if tx.send(Ok(bytes)).await.is_err() {
-                // The attempt ended (an error reply, a dropped connection).
-                return Ok(());
-            }
-        }
-    }
-    if prefix.is_some() {
-        chunk.extend_from_slice(INLINE_BODY_SUFFIX);
-    }
-    if sent + chunk.len() as u64 != expected {
-        if let Some(job) = jobs.last() {
-            return Err(changed(job));
-        }
-    }
-    let _ = tx.send(Ok(Bytes::from(chunk))).await;
-    Ok(())
 }

@@ -216,16 +216,6 @@ impl GeminiProvider {
         Ok(())
     }
 
-    /// The one model of a batch's jobs (one per batch: [`ProviderBase::check_batch`]).
-    fn batch_model(&self, jobs: &[Job], index: usize) -> Result<Arc<ModelInfo>> {
-        let first = jobs.first().ok_or_else(|| {
-            Error::BatchSubmission(format!(
-                "batch {index} has no jobs; a batch needs at least one"
-            ))
-        })?;
-        self.base.model(first)
-    }
-
     async fn retrieve(&self, batch_id: &str) -> Result<Operation> {
         let url = self.url(&batch_name(batch_id)?);
         let resp = self.http.send("get batch", |c| c.get(&url)).await?;
@@ -265,35 +255,39 @@ impl Provider for GeminiProvider {
     }
 
     async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
-        let jobs = req.jobs;
-        let index = req.batch_index;
-        self.base.check_batch(&req)?;
-        let model = self.batch_model(jobs, index)?;
-        let display = display_name(req.run_id, index);
-        let prefix = request::inline_body_prefix(&display);
+        self.create_batch_from(&JobSlice(req.jobs), req).await
+    }
 
-        // First pass: sizes (and the raw request file, named once the id is known).
+    async fn create_batch_from(
+        &self,
+        jobs: &dyn JobSource,
+        req: BatchRequest<'_>,
+    ) -> Result<CreatedBatch> {
+        let display = display_name(req.run_id, req.batch_index);
+        let prefix = request::inline_body_prefix(&display);
+        // Built once, into temporary files; each attempt streams them.
+        let built = self.build(jobs, req.batch_index, &prefix)?;
+        // The raw request file (the input file's lines), named once the id
+        // is known.
         let mut raw = req
             .raw_dir
             .map(|dir| PendingRequest::start(dir, "gemini"))
             .transpose()?;
-        let (inline_len, file_len) = match raw.as_mut() {
-            Some(raw) => raw.write(|w| self.measure(jobs, &model, prefix.len(), Some(w)))?,
-            None => self.measure(jobs, &model, prefix.len(), None)?,
-        };
-
-        let op = if inline_len < self.inline_limit {
-            self.create_inline(jobs, &model, &prefix, inline_len)
-                .await?
-        } else {
-            tracing::debug!(
-                bytes = file_len,
-                jobs = jobs.len(),
-                "batch too large to send inline; uploading it as a file"
-            );
-            let file = self.upload(jobs, &model, &display, file_len).await?;
-            tracing::debug!(%file, bytes = file_len, "batch input uploaded");
-            self.create_from_file(&model, &display, &file).await?
+        if let Some(raw) = raw.as_mut() {
+            raw.write(|w| built.file.copy_to(w))?;
+        }
+        let op = match &built.inline {
+            Some(body) => self.create_inline(body, &built.model).await?,
+            None => {
+                tracing::debug!(
+                    bytes = built.file.len(),
+                    jobs = jobs.len(),
+                    "batch too large to send inline; uploading it as a file"
+                );
+                let file = self.upload(&built.file, &display).await?;
+                tracing::debug!(%file, bytes = built.file.len(), "batch input uploaded");
+                self.create_from_file(&built.model, &display, &file).await?
+            }
         };
         let batch_id = batch_name(&op.name)?;
         if let Some(raw) = raw {

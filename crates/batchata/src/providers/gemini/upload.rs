@@ -1,35 +1,26 @@
 //! The Files API's resumable upload of a batch's input file: a session is
-//! started, the JSONL body is streamed to the upload URL Google returns
+//! started, the JSONL body (built once, `create.rs`) is streamed from its
+//! temporary file to the upload URL Google returns
 //! (moved onto the configured host), and a transfer that fails after its
 //! retries starts over once in a new session.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
-use super::create::produce;
 use super::request::JSONL_MIME;
 use super::response::UploadedFile;
-use super::GeminiProvider;
-use crate::catalog::ModelInfo;
+use super::{GeminiProvider, CHUNK_BYTES};
 use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::providers::body::SpooledBody;
 use crate::providers::http::Attempts;
 
 impl GeminiProvider {
     /// Uploads the input file with the resumable protocol; returns its name.
     /// A transfer that fails after its retries starts over once, in a new
     /// upload session.
-    pub(super) async fn upload(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        display: &str,
-        len: u64,
-    ) -> Result<String> {
+    pub(super) async fn upload(&self, body: &SpooledBody, display: &str) -> Result<String> {
         let mut attempt = 0;
         loop {
-            match self.upload_once(jobs, model, display, len).await {
+            match self.upload_once(body, display).await {
                 Err(e) if attempt == 0 && e.is_retryable() => {
                     tracing::warn!(error = %e, "upload of the batch input file failed; starting a new upload");
                     attempt += 1;
@@ -39,13 +30,8 @@ impl GeminiProvider {
         }
     }
 
-    async fn upload_once(
-        &self,
-        jobs: &[Job],
-        model: &Arc<ModelInfo>,
-        display: &str,
-        len: u64,
-    ) -> Result<String> {
+    async fn upload_once(&self, body: &SpooledBody, display: &str) -> Result<String> {
+        let len = body.len();
         let start_url = self.http.url(&format!("/upload/{}/files", self.version));
         let meta = serde_json::to_vec(&serde_json::json!({
             "file": {"displayName": format!("{display}-input"), "mimeType": JSONL_MIME}
@@ -83,14 +69,14 @@ impl GeminiProvider {
             .send_streamed(
                 WHAT,
                 Attempts::Repeatable,
-                |c, body| {
+                |c, stream| {
                     c.post(&upload_url)
                         .header("X-Goog-Upload-Command", "upload, finalize")
                         .header("X-Goog-Upload-Offset", "0")
                         .header("content-length", len)
-                        .body(body)
+                        .body(stream)
                 },
-                |tx| produce(jobs, model, None, len, tx),
+                |tx| body.send(tx, CHUNK_BYTES),
             )
             .await?;
         let status = resp

@@ -122,7 +122,7 @@ impl OpenAiProvider {
         self
     }
 
-    /// The one model of a batch's jobs (one per batch: [`ProviderBase::check_batch`]).
+    /// The one model of a batch's jobs (one per batch: [`ProviderBase::batch_checks`]).
     async fn retrieve(&self, batch_id: &str) -> Result<BatchObject> {
         check_wire_id("batch", batch_id)?;
         self.http
