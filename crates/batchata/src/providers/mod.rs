@@ -377,28 +377,23 @@ pub trait Provider: Send + Sync {
 
     /// Builds the wire requests and creates the batch. A batch that fails
     /// the checks every provider makes (see [`ProviderBase`]) is refused
-    /// before anything is sent.
-    async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch>;
+    /// before anything is sent. This is
+    /// [`Provider::create_batch_from`] over jobs in memory.
+    async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch> {
+        self.create_batch_from(&JobSlice(request.jobs), request)
+            .await
+    }
 
     /// [`Provider::create_batch`] with the jobs read from `jobs` as they are
     /// needed (`request.jobs` is not used). The run creates batches this
-    /// way. By default the jobs are read into memory first; a provider that
-    /// streams its request body reads them one at a time instead.
+    /// way: each provider builds its body (or input file) once, from the
+    /// jobs as they are read, into a temporary file that each attempt
+    /// streams, so neither the body nor the batch's prompts are held whole.
     async fn create_batch_from(
         &self,
         jobs: &dyn JobSource,
         request: BatchRequest<'_>,
-    ) -> Result<CreatedBatch> {
-        let jobs: Vec<Job> = jobs
-            .jobs()?
-            .map(|j| j.map(Cow::into_owned))
-            .collect::<Result<_>>()?;
-        self.create_batch(BatchRequest {
-            jobs: &jobs,
-            ..request
-        })
-        .await
-    }
+    ) -> Result<CreatedBatch>;
 
     /// The batch's current status.
     async fn get_batch_status(&self, batch_id: &str) -> Result<BatchStatus>;

@@ -29,8 +29,8 @@ use crate::providers::http::{
 };
 use crate::providers::raw::RawFiles;
 use crate::providers::{
-    BatchLimits, BatchProbe, BatchRequest, BatchStatus, CreatedBatch, JobSlice, JobSource,
-    Provider, ProviderBase, ProviderConfig, ResultSink, ResultsContext,
+    BatchLimits, BatchProbe, BatchRequest, BatchStatus, CreatedBatch, JobSource, Provider,
+    ProviderBase, ProviderConfig, ResultSink, ResultsContext,
 };
 use crate::result::JobResult;
 
@@ -211,10 +211,6 @@ impl Provider for AnthropicProvider {
             request::check_alternation(job.id_str(), msgs)?;
         }
         Ok(())
-    }
-
-    async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
-        self.create_batch_from(&JobSlice(req.jobs), req).await
     }
 
     async fn create_batch_from(

@@ -254,10 +254,6 @@ impl Provider for GeminiProvider {
         Ok(())
     }
 
-    async fn create_batch(&self, req: BatchRequest<'_>) -> Result<CreatedBatch> {
-        self.create_batch_from(&JobSlice(req.jobs), req).await
-    }
-
     async fn create_batch_from(
         &self,
         jobs: &dyn JobSource,

@@ -172,11 +172,6 @@ impl Provider for OpenAiProvider {
         Ok(())
     }
 
-    async fn create_batch(&self, request: BatchRequest<'_>) -> Result<CreatedBatch> {
-        self.create_batch_from(&JobSlice(request.jobs), request)
-            .await
-    }
-
     async fn create_batch_from(
         &self,
         jobs: &dyn JobSource,
