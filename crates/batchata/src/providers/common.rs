@@ -139,6 +139,30 @@ impl ProviderBase {
     }
 }
 
+/// Reads a batch's jobs to build its requests, a job at a time: the checks
+/// every provider makes ([`ProviderBase::batch_checks`]), the job's model,
+/// and the provider's own checks of the job
+/// ([`Provider::validate_job`](super::Provider::validate_job)); then `build`
+/// gets the job's position, the job and its model. A check that fails ends
+/// the reading, before anything is sent.
+pub(crate) fn build_checked<P: super::Provider + ?Sized>(
+    provider: &P,
+    jobs: &dyn super::JobSource,
+    index: usize,
+    mut build: impl FnMut(usize, &Job, &Arc<ModelInfo>) -> Result<()>,
+) -> Result<()> {
+    let base = provider.base();
+    let mut checks = base.batch_checks(index, jobs.len())?;
+    for (i, job) in jobs.jobs()?.enumerate() {
+        let job = job?;
+        checks.job(&job)?;
+        let model = base.model(&job)?;
+        provider.validate_job(&job, &model)?;
+        build(i, &job, &model)?;
+    }
+    Ok(())
+}
+
 /// The per-job part of [`ProviderBase::batch_checks`], made as the jobs
 /// come.
 pub(crate) struct BatchChecks<'a> {

@@ -23,7 +23,7 @@ use crate::catalog::{Catalog, ModelInfo, ProviderKind};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::providers::body::{BodySpool, SpooledBody};
-use crate::providers::common::{is_wire_id, submission_error};
+use crate::providers::common::{build_checked, is_wire_id, submission_error};
 use crate::providers::http::{
     Attempts, AuthStyle, HttpClient, HttpClientConfig, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
@@ -124,15 +124,10 @@ impl AnthropicProvider {
     /// a piece at a time, each piece written out and dropped.
     fn build_body(&self, jobs: &dyn JobSource, index: usize) -> Result<SpooledBody> {
         let total = jobs.len();
-        let mut checks = self.base.batch_checks(index, total)?;
         let mut body = BodySpool::new()?;
         let mut w = request::BodyWriter::streaming_with(FileUses::Unknown);
-        for (i, job) in jobs.jobs()?.enumerate() {
-            let job = job?;
-            checks.job(&job)?;
-            let model = self.model(&job)?;
-            self.validate_job(&job, &model)?;
-            w.push(&job, &model)?;
+        build_checked(self, jobs, index, |i, job, model| {
+            w.push(job, model)?;
             request::check_within(&w, i + 1, total, self.base.limits().max_bytes).map_err(|e| {
                 match e {
                     Error::BatchSubmission(m) => {
@@ -144,7 +139,8 @@ impl AnthropicProvider {
             if w.buffered() >= request::CHUNK_BYTES {
                 body.write(&w.take())?;
             }
-        }
+            Ok(())
+        })?;
         body.write(&w.finish())?;
         body.finish()
     }

@@ -15,9 +15,9 @@ use super::{GeminiProvider, CHUNK_BYTES};
 use crate::catalog::ModelInfo;
 use crate::error::Result;
 use crate::providers::body::{BodySpool, SpooledBody};
-use crate::providers::common::submission_error;
+use crate::providers::common::{build_checked, submission_error};
 use crate::providers::http::Attempts;
-use crate::providers::{JobSource, Provider};
+use crate::providers::JobSource;
 
 /// A batch's requests, built.
 pub(super) struct Built {
@@ -73,23 +73,14 @@ impl GeminiProvider {
     /// byte limit, and the inline body while it may still be sent inline.
     pub(super) fn build(&self, jobs: &dyn JobSource, index: usize, prefix: &[u8]) -> Result<Built> {
         let total = jobs.len();
-        let mut checks = self.base.batch_checks(index, total)?;
         let mut file = Spooling::new(&[])?;
         let mut inline = Some(Spooling::new(prefix)?);
+        // One model a batch (checked): the first job's.
         let mut writer: Option<(RequestWriter, Arc<ModelInfo>)> = None;
-        for (i, job) in jobs.jobs()?.enumerate() {
-            let job = job?;
-            checks.job(&job)?;
-            // One model a batch (checked above): the first job's.
-            let (w, model) = match &mut writer {
-                Some(w) => w,
-                None => {
-                    let model = self.base.model(&job)?;
-                    writer.insert((RequestWriter::new(model.clone()), model))
-                }
-            };
-            self.validate_job(&job, model)?;
-            if file.add(|b| w.write_file_line(&job, b))? > self.base.limits().max_bytes {
+        build_checked(self, jobs, index, |i, job, model| {
+            let (w, _) =
+                writer.get_or_insert_with(|| (RequestWriter::new(model.clone()), model.clone()));
+            if file.add(|b| w.write_file_line(job, b))? > self.base.limits().max_bytes {
                 return Err(self.base.input_too_large_at(job.id_str(), i, total));
             }
             if let Some(body) = inline.as_mut() {
@@ -97,14 +88,15 @@ impl GeminiProvider {
                     if i > 0 {
                         b.push(b',');
                     }
-                    w.write_inline_entry(&job, b)
+                    w.write_inline_entry(job, b)
                 })?;
                 if len + INLINE_BODY_SUFFIX.len() as u64 >= self.inline_limit {
                     // Too large to send inline: only the file is built on.
                     inline = None;
                 }
             }
-        }
+            Ok(())
+        })?;
         let Some((_, model)) = writer else {
             // batch_checks refuses an empty batch.
             return Err(crate::error::Error::BatchSubmission(format!(

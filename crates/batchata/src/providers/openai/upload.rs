@@ -4,18 +4,16 @@
 //! upload to the Files API, at each attempt. Neither the file nor the
 //! batch's prompts are held whole.
 
-use std::sync::Arc;
-
 use reqwest::multipart::{Form, Part};
 
 use super::request::LineBuilder;
 use super::response::FileObject;
 use super::{OpenAiProvider, CHUNK_BYTES};
-use crate::catalog::ModelInfo;
 use crate::error::Result;
 use crate::providers::body::{BodySpool, SpooledBody};
+use crate::providers::common::build_checked;
 use crate::providers::http::Attempts;
-use crate::providers::{JobSource, Provider};
+use crate::providers::JobSource;
 
 impl OpenAiProvider {
     /// Builds the input file in one pass over the jobs: the batch passes
@@ -24,25 +22,15 @@ impl OpenAiProvider {
     /// grows.
     pub(super) fn build_input(&self, jobs: &dyn JobSource, index: usize) -> Result<SpooledBody> {
         let total = jobs.len();
-        let mut checks = self.base.batch_checks(index, total)?;
         let mut body = BodySpool::new()?;
-        let mut builder: Option<(LineBuilder, Arc<ModelInfo>)> = None;
+        // One model a batch (checked): the first job's.
+        let mut builder: Option<LineBuilder> = None;
         let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
         let mut len: u64 = 0;
-        for (i, job) in jobs.jobs()?.enumerate() {
-            let job = job?;
-            checks.job(&job)?;
-            // One model a batch (checked above): the first job's.
-            let (builder, model) = match &mut builder {
-                Some(b) => b,
-                None => {
-                    let model = self.base.model(&job)?;
-                    builder.insert((LineBuilder::new(model.clone()), model))
-                }
-            };
-            self.validate_job(&job, model)?;
+        build_checked(self, jobs, index, |i, job, model| {
+            let builder = builder.get_or_insert_with(|| LineBuilder::new(model.clone()));
             let before = chunk.len();
-            builder.write_line(&job, &mut chunk)?;
+            builder.write_line(job, &mut chunk)?;
             len += (chunk.len() - before) as u64;
             if len > self.base.limits().max_bytes {
                 return Err(self.base.input_too_large_at(job.id_str(), i, total));
@@ -51,7 +39,8 @@ impl OpenAiProvider {
                 body.write(&chunk)?;
                 chunk.clear();
             }
-        }
+            Ok(())
+        })?;
         body.write(&chunk)?;
         body.finish()
     }
