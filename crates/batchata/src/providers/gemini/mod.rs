@@ -2,14 +2,15 @@
 //! layer.
 //!
 //! `request.rs` builds the requests, `response.rs` parses what comes back,
-//! `create.rs` measures and sends the create body, `upload.rs` uploads the
+//! `create.rs` builds and sends the create body, `upload.rs` uploads the
 //! input file, `collect.rs` turns results into one result per job; this
 //! file is the client itself and its [`Provider`] methods. A batch runs one model
 //! (`models/{model}:batchGenerateContent`). Its requests go inline in the
 //! create body while that body stays under 20 MB, and otherwise as a JSONL
 //! file sent with the Files API's resumable upload first. Either way the
-//! body is measured first (limits checked before anything is sent), then
-//! built again and streamed a piece at a time, so it is never held whole.
+//! body is built once, from the jobs as they are read, into a temporary
+//! file (limits checked as it grows, before anything is sent), and each
+//! attempt streams it a piece at a time, so it is never held whole.
 //!
 //! Every request carries its job id as its key, and results — inline in the
 //! finished batch, or in a results file streamed line by line — are matched

@@ -16,8 +16,8 @@
 //! matched back by that key, never by position.
 //!
 //! Requests are written one at a time into a caller's buffer, so a batch is
-//! never held whole: the client writes them once to measure (and for the raw
-//! request file), and again, byte for byte, while the body streams out.
+//! never held whole: the client writes each once, into the temporary files
+//! its attempts stream from (`create.rs`).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
