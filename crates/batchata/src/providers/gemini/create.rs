@@ -76,10 +76,9 @@ impl GeminiProvider {
         let mut file = Spooling::new(&[])?;
         let mut inline = Some(Spooling::new(prefix)?);
         // One model a batch (checked): the first job's.
-        let mut writer: Option<(RequestWriter, Arc<ModelInfo>)> = None;
+        let mut writer: Option<RequestWriter> = None;
         build_checked(self, jobs, index, |i, job, model| {
-            let (w, _) =
-                writer.get_or_insert_with(|| (RequestWriter::new(model.clone()), model.clone()));
+            let w = writer.get_or_insert_with(|| RequestWriter::new(model.clone()));
             if file.add(|b| w.write_file_line(job, b))? > self.base.limits().max_bytes {
                 return Err(self.base.input_too_large_at(job.id_str(), i, total));
             }
@@ -97,12 +96,11 @@ impl GeminiProvider {
             }
             Ok(())
         })?;
-        let Some((_, model)) = writer else {
-            // batch_checks refuses an empty batch.
-            return Err(crate::error::Error::BatchSubmission(format!(
-                "batch {index} has no jobs; a batch needs at least one"
-            )));
-        };
+        // batch_checks refuses an empty batch, so a writer exists unless
+        // the jobs could not all be read back.
+        let model = writer.map(|w| w.model().clone()).ok_or_else(|| {
+            crate::error::Error::Internal(format!("batch {index}: none of its jobs was read back"))
+        })?;
         Ok(Built {
             model,
             inline: inline.map(|b| b.finish(INLINE_BODY_SUFFIX)).transpose()?,

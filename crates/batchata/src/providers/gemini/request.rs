@@ -205,6 +205,11 @@ pub struct RequestWriter {
 }
 
 impl RequestWriter {
+    /// The model the writer writes requests for.
+    pub fn model(&self) -> &Arc<ModelInfo> {
+        &self.model
+    }
+
     /// A writer for jobs of `model`.
     pub fn new(model: Arc<ModelInfo>) -> Self {
         RequestWriter {
