@@ -217,3 +217,48 @@ impl JobLineReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mixed_batch_reads_back_in_the_order_asked_without_prompts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::create(&dir.path().join("s.jsonl"), "run-1", dir.path()).unwrap();
+        // Light jobs (made from their records) between heavy ones (read from
+        // the journal): files, and one with citations.
+        let fp = |i: usize| format!("{i:032x}");
+        for i in 0..9 {
+            let job = match i % 3 {
+                0 => Job::prompt(format!("p{i}")),
+                1 => Job::file(format!("doc{i}.pdf"), format!("p{i}")),
+                _ => Job::prompt(format!("p{i}")),
+            };
+            let mut job = job.id(format!("j{i}")).model("claude-haiku-4-5");
+            job.enable_citations = i == 5;
+            job.fingerprint = Some(fp(i));
+            s.add_job(&job).unwrap();
+        }
+        let ids = s.claim(0..9).unwrap();
+        // Asked back to front, so the reader seeks between heavy lines.
+        let asked: Vec<JobId> = ids.iter().rev().cloned().collect();
+        let jobs = s.load_job_records(&asked).unwrap();
+        assert_eq!(jobs.len(), 9);
+        for (job, id) in jobs.iter().zip(&asked) {
+            let i: usize = id[1..].parse().unwrap();
+            assert_eq!(job.id_str(), &**id);
+            assert_eq!(job.model_name(), "claude-haiku-4-5");
+            assert_eq!(job.fingerprint.as_deref(), Some(fp(i).as_str()), "{id}");
+            assert_eq!(job.prompt, None, "{id}: the prompt is not read back");
+            assert_eq!(
+                job.file.as_deref(),
+                (i % 3 == 1)
+                    .then(|| std::path::PathBuf::from(format!("doc{i}.pdf")))
+                    .as_deref(),
+                "{id}"
+            );
+            assert_eq!(job.enable_citations, i == 5, "{id}");
+        }
+    }
+}
